@@ -1,0 +1,5 @@
+import sys
+
+from ptacl.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command-line entry points. Each module here with a `main(argv=None)` is a `ptacl` subcommand."""

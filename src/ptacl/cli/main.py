@@ -1,0 +1,65 @@
+"""`ptacl <command> ...`: dispatch to the module `ptacl.cli.<command>`.
+
+Subcommands are discovered, not registered: every module in this package that defines
+`main(argv=None)` is one, and the first line of its docstring is its help. Modules are imported
+only when run, so `ptacl synth` never pays for importing torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+import ptacl
+import ptacl.cli
+
+_NOT_COMMANDS = {"main", "common"}
+
+
+def _commands() -> dict[str, str]:
+    """Command name -> one-line help, read from the module sources without importing them."""
+    found: dict[str, str] = {}
+    for info in pkgutil.iter_modules(ptacl.cli.__path__):
+        if info.name.startswith("_") or info.name in _NOT_COMMANDS:
+            continue
+        source = Path(ptacl.cli.__path__[0], f"{info.name}.py")
+        if not source.exists():
+            continue
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        if not any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body):
+            continue
+        doc = ast.get_docstring(tree) or ""
+        found[info.name.replace("_", "-")] = doc.strip().splitlines()[0] if doc else ""
+    return dict(sorted(found.items()))
+
+
+def _usage() -> str:
+    width = max((len(n) for n in _commands()), default=8)
+    lines = [f"usage: ptacl <command> [options]   (ptacl {ptacl.__version__})", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in _commands().items()]
+    lines += ["", "`ptacl <command> --help` describes a command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    if argv[0] in {"-V", "--version"}:
+        print(ptacl.__version__)
+        return 0
+    name = argv[0]
+    if name not in _commands():
+        print(f"ptacl: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"ptacl.cli.{name.replace('-', '_')}")
+    result = module.main(argv[1:])
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

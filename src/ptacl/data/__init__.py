@@ -1,0 +1,1 @@
+"""Prepared store, datasets and augmentations. Training reads only the store."""

@@ -31,6 +31,7 @@ def test_round_trip(tmp_path):
     assert list(store.indices("train", ecg=True, cmr=True)) == [0]
     assert list(store.indices(cmr=True)) == [0, 2, 3]
     assert store.manifest["paired"] == 2
+    assert list(store.subjects["ecg_length"]) == [5000, 5000, 0, 5000]
 
 
 def test_never_overwrites_without_permission(tmp_path):

@@ -3,8 +3,9 @@
 Layout of a store folder (all arrays row-aligned with `subjects.csv`, row i = subject i)::
 
     manifest.json    format version, sizes, lead order, phenotype columns, split counts, sources
-    subjects.csv     eid, split (train/val/test), has_ecg, has_cmr, paired
-    ecg.npy          float16 (N, 12, 5000)   preprocessed ECG (z-scored per lead); zeros if no ECG
+    subjects.csv     eid, split (train/val/test), has_ecg, has_cmr, paired, ecg_length
+    ecg.npy          float16 (N, 12, 5000)   preprocessed ECG (z-scored per lead); zero-padded
+                                             after `ecg_length` samples (0 if no ECG)
     cmr.npy          uint8   (N, 50, 84, 84) min-max normalised cine x 255; zeros if no CMR
     r_peaks.npy      int32   (N, P)          R-peak sample indices into ecg.npy, padded with -1
     phenotypes.npy   float32 (N, 10)         PHENOTYPES columns; NaN where unknown
@@ -47,7 +48,7 @@ class Store:
     """A prepared store opened for reading (arrays memory-mapped)."""
 
     root: Path
-    subjects: pd.DataFrame  # eid, split, has_ecg, has_cmr, paired
+    subjects: pd.DataFrame  # eid, split, has_ecg, has_cmr, paired, ecg_length
     ecg: np.ndarray  # (N, 12, S) float16
     cmr: np.ndarray  # (N, F, H, W) uint8
     r_peaks: np.ndarray  # (N, P) int32, -1 padded
@@ -115,13 +116,15 @@ def write_store(
     has_ecg: Sequence[bool],
     has_cmr: Sequence[bool],
     qc: pd.DataFrame,
+    ecg_lengths: Sequence[int] | None = None,
     extra_manifest: dict | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a complete store atomically: into a temporary sibling folder, renamed at the end.
 
     An interrupted run therefore leaves no half store, and an existing store is replaced only
-    with `overwrite=True`. `ecg` (N, 12, S) and `cmr` (N, F, H, W) may be float arrays (converted:
+    with `overwrite=True`. `ecg_lengths` gives the valid samples of each ECG row (recordings
+    shorter than 10 s are zero-padded; default: full length where `has_ecg`). `ecg` (N, 12, S) and `cmr` (N, F, H, W) may be float arrays (converted:
     ECG to float16, CMR in [0, 1] to uint8) or already in the store's dtypes.
     """
     out = Path(out)
@@ -156,6 +159,11 @@ def write_store(
                 "has_ecg": has_ecg,
                 "has_cmr": has_cmr,
                 "paired": has_ecg & has_cmr,
+                "ecg_length": (
+                    np.where(has_ecg, np.shape(ecg)[-1], 0)
+                    if ecg_lengths is None
+                    else np.asarray(ecg_lengths, dtype=int)
+                ),
             }
         )
         subjects.to_csv(tmp / "subjects.csv", index=False)

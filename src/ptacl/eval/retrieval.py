@@ -1,0 +1,400 @@
+"""Similar-patient retrieval (the paper's Table 1): ECG queries against a CMR database.
+
+Definitions used throughout (every choice the paper leaves open is stated here):
+
+- Queries are the ECG embeddings (N, D); the database is the CMR embeddings (N, D) of the same
+  subjects in the same order. Candidates are ranked by cosine similarity, highest first.
+  With `exclude_self` the query's own subject is not a candidate.
+- Per phenotype, subjects whose value is NaN are left out entirely: they are neither queries
+  nor candidates for that phenotype (they still count for the other phenotypes).
+- SD is the standard deviation of the phenotype over the N subjects with a value, ddof = 1.
+  A candidate j matches query i when `y_i - match_sd*SD <= y_j <= y_i + match_sd*SD`.
+- P@k: fraction of the k best-ranked candidates that match, averaged over queries. When a
+  query has fewer than k candidates, P@k is undefined (NaN), never padded.
+- Rank of the first match: 1-based position of the best-ranked matching candidate among that
+  phenotype's candidates. MnR and MdR are its mean and median over queries. A query with no
+  matching candidate at all has no rank: it is left out of MnR and MdR (it still counts as 0
+  in P@k) and is counted in the column `no_match`, so nothing is hidden.
+- Ties in similarity are broken by database position (lower index first), i.e. the ranking is
+  a stable sort on descending similarity. Similarities are computed in `dtype` (float32 by
+  default); near-ties within float32 rounding may therefore order differently from a float64
+  reference. Zero embeddings have similarity 0 to everything.
+
+Memory stays bounded: queries are processed in chunks of `chunk_size` rows, each chunk holding
+one (chunk, N) similarity block. Within a chunk a top-K (K = `top`) is taken once; P@k and the
+first match come from it. Rows whose first match lies beyond the top-K (or whose top-K has too
+few candidates with a value) are finished exactly on the full similarity row: the rank of the
+first match is 1 + the number of candidates ranked ahead of the best-ranked match, counted
+without sorting. Nothing N×N is ever materialised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import gammaln
+
+#: Memory budget (in similarity entries) of one query chunk when `chunk_size` is None: 2**26
+#: float32 entries = 256 MiB.
+DEFAULT_CHUNK_ENTRIES = 2**26
+
+
+@dataclass(frozen=True)
+class RetrievalScores:
+    """Per-query results for one phenotype, indexed by subject position (length N).
+
+    precision:  (N, len(ks)) float64, P@k of each query; NaN where the subject is not a query
+                for this phenotype or has fewer than k candidates.
+    first_rank: (N,) float64, 1-based rank of the first match; NaN where not a query or no match.
+    is_query:   (N,) bool, the subject has a value for this phenotype.
+    """
+
+    precision: np.ndarray
+    first_rank: np.ndarray
+    is_query: np.ndarray
+
+
+@dataclass(frozen=True)
+class RandomRetrievalScores(RetrievalScores):
+    """`RetrievalScores` of a random ranking plus one sampled rank per query (for MdR)."""
+
+    sampled_rank: np.ndarray | None = None
+
+
+def metric_columns(ks: Sequence[int]) -> list[str]:
+    """Column names of a retrieval table: P@k..., MnR, MdR."""
+    return [f"P@{k}" for k in ks] + ["MnR", "MdR"]
+
+
+def _as_tensor(x: np.ndarray | torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
+    t = torch.as_tensor(x)
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N, D), got shape {tuple(t.shape)}")
+    return t.to(dtype)
+
+
+def _check_inputs(
+    ecg_emb: torch.Tensor,
+    cmr_emb: torch.Tensor,
+    phenotypes: pd.DataFrame,
+    ks: Sequence[int],
+    ecg_eids: Sequence[str] | None,
+    cmr_eids: Sequence[str] | None,
+) -> tuple[int, ...]:
+    n = ecg_emb.shape[0]
+    if cmr_emb.shape[0] != n:
+        raise ValueError(
+            f"ECG embeddings have {n} rows but CMR embeddings {cmr_emb.shape[0]}: "
+            "retrieval needs the same subjects in the same order"
+        )
+    if ecg_emb.shape[1] != cmr_emb.shape[1]:
+        raise ValueError(
+            f"ECG embeddings have width {ecg_emb.shape[1]}, CMR {cmr_emb.shape[1]}: "
+            "they must live in one space to be compared"
+        )
+    if len(phenotypes) != n:
+        raise ValueError(f"phenotypes have {len(phenotypes)} rows for {n} subjects")
+    for name, eids in (("ECG", ecg_eids), ("CMR", cmr_eids)):
+        if eids is not None and len(eids) != n:
+            raise ValueError(f"{len(eids)} {name} eids for {n} embeddings")
+    if ecg_eids is not None and cmr_eids is not None:
+        a, b = np.asarray(ecg_eids, dtype=str), np.asarray(cmr_eids, dtype=str)
+        bad = np.flatnonzero(a != b)
+        if len(bad):
+            i = bad[0]
+            raise ValueError(
+                f"ECG and CMR eids differ at {len(bad)} positions (first: row {i}, "
+                f"ECG {a[i]!r} vs CMR {b[i]!r}); align both to the same subject order"
+            )
+    ks = tuple(int(k) for k in ks)
+    if not ks or any(k < 1 for k in ks) or list(ks) != sorted(set(ks)):
+        raise ValueError(f"ks must be distinct positive integers in increasing order, got {ks}")
+    return ks
+
+
+def _match_windows(y: np.ndarray, match_sd: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-subject [lo, hi] match window of one phenotype column y (N,), NaN kept NaN."""
+    valid = ~np.isnan(y)
+    sd = float(np.std(y[valid], ddof=1)) if valid.sum() > 1 else float("nan")
+    half = match_sd * sd
+    return y - half, y + half, sd
+
+
+def _stable_topk(sim: torch.Tensor, k: int) -> np.ndarray:
+    """Indices (b, k) of the k highest entries per row, ties by lower index (stable)."""
+    vals, idx = torch.topk(sim, k, dim=1, largest=True, sorted=True)
+    vals, idx = vals.cpu().numpy(), idx.cpu().numpy()
+    # torch.topk orders equal values arbitrarily: re-sort by (-value, index) within the top-k.
+    order = np.lexsort((idx, -vals), axis=-1)
+    idx = np.take_along_axis(idx, order, axis=1)
+    # A tie straddling the k-th place means topk may have picked the wrong equal entries.
+    kth = torch.from_numpy(vals[:, -1:]).to(sim.device, sim.dtype)
+    straddle = np.flatnonzero(((sim >= kth).sum(dim=1) > k).cpu().numpy())
+    for r in straddle:
+        row = sim[r].cpu().numpy()
+        idx[r] = np.argsort(-row, kind="stable")[:k]
+    return idx
+
+
+def retrieval_scores(
+    ecg_emb: np.ndarray | torch.Tensor,
+    cmr_emb: np.ndarray | torch.Tensor,
+    phenotypes: pd.DataFrame,
+    ks: Sequence[int] = (1, 3, 5, 10, 15),
+    match_sd: float = 0.5,
+    exclude_self: bool = True,
+    chunk_size: int | None = None,
+    *,
+    ecg_eids: Sequence[str] | None = None,
+    cmr_eids: Sequence[str] | None = None,
+    top: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, RetrievalScores]:
+    """Per-query retrieval results, one `RetrievalScores` per phenotype column.
+
+    ecg_emb: (N, D) queries; cmr_emb: (N, D) database, row i the same subject as ecg_emb[i];
+    phenotypes: N rows, one column per phenotype (NaN = unknown). Optional eids are checked to
+    agree row by row. `top` is the per-chunk top-K (default max(64, 4*max(ks))); it changes
+    speed only, never the result. See the module docstring for every definition.
+    """
+    ecg = _as_tensor(ecg_emb, "ecg_emb", dtype)
+    cmr = _as_tensor(cmr_emb, "cmr_emb", dtype)
+    ks = _check_inputs(ecg, cmr, phenotypes, ks, ecg_eids, cmr_eids)
+    n = ecg.shape[0]
+    cmr = cmr.to(ecg.device)
+    ecg = torch.nn.functional.normalize(ecg, dim=1)
+    cmr = torch.nn.functional.normalize(cmr, dim=1)
+
+    y = phenotypes.to_numpy(dtype=np.float64)  # (N, P)
+    n_pheno = y.shape[1]
+    valid = ~np.isnan(y)
+    windows = [_match_windows(y[:, p], match_sd)[:2] for p in range(n_pheno)]
+    lo = np.stack([w[0] for w in windows], axis=1)  # (N, P)
+    hi = np.stack([w[1] for w in windows], axis=1)
+    n_cand = valid.sum(axis=0) - int(exclude_self)  # (P,) candidates of every query
+
+    n_db = n - int(exclude_self)  # database entries a query can see at all
+    k_top = min(top if top is not None else max(64, 4 * max(ks)), n_db)
+    if chunk_size is None:
+        chunk_size = max(1, DEFAULT_CHUNK_ENTRIES // max(n, 1))
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+
+    precision = np.full((n_pheno, n, len(ks)), np.nan)
+    first_rank = np.full((n_pheno, n), np.nan)
+    kmax = max(ks)
+
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        rows = np.arange(start, stop)
+        sim = ecg[start:stop] @ cmr.T  # (b, N)
+        if exclude_self:
+            sim[torch.arange(len(rows)), torch.from_numpy(rows).to(sim.device)] = -torch.inf
+        idx = _stable_topk(sim, k_top) if k_top > 0 else np.zeros((len(rows), 0), dtype=np.int64)
+
+        for p in range(n_pheno):
+            q = valid[rows, p]  # queries of this chunk for phenotype p
+            if not q.any():
+                continue
+            qi = np.flatnonzero(q)
+            cand = idx[qi]  # (b_q, K)
+            cand_ok = valid[cand, p]
+            yc = y[cand, p]
+            is_match = cand_ok & (yc >= lo[rows[qi], p, None]) & (yc <= hi[rows[qi], p, None])
+            seen = np.cumsum(cand_ok, axis=1)  # candidates with a value, up to each place
+            has_all = seen[:, -1] >= min(kmax, n_cand[p]) if k_top else np.zeros(len(qi), bool)
+
+            for j, k in enumerate(ks):
+                if k > n_cand[p]:
+                    continue
+                hits = (is_match & (seen <= k)).sum(axis=1)
+                precision[p, rows[qi], j] = np.where(has_all, hits / k, np.nan)
+
+            found = is_match.any(axis=1)
+            if k_top:
+                first = np.argmax(is_match, axis=1)
+                rank = seen[np.arange(len(qi)), first].astype(np.float64)
+                first_rank[p, rows[qi[found]]] = rank[found]
+
+            # Exact finish for rows the top-K could not settle: a first match may lie beyond
+            # it, or it holds fewer than max(ks) candidates with a value.
+            unsettled = ~has_all if k_top >= n_db else ~found | ~has_all
+            for r in np.flatnonzero(unsettled):
+                local = qi[r]
+                row_sim = sim[local].cpu().numpy().astype(np.float64)
+                ok = valid[:, p].copy()
+                if exclude_self:
+                    ok[rows[local]] = False
+                m = ok & (y[:, p] >= lo[rows[local], p]) & (y[:, p] <= hi[rows[local], p])
+                if not has_all[r]:
+                    order = np.argsort(np.where(ok, -row_sim, np.inf), kind="stable")
+                    order = order[: min(kmax, ok.sum())]
+                    for j, k in enumerate(ks):
+                        if k <= n_cand[p]:
+                            precision[p, rows[local], j] = m[order[:k]].sum() / k
+                if not found[r]:
+                    first_rank[p, rows[local]] = _first_match_rank(row_sim, ok, m)
+
+    out = {}
+    for p, column in enumerate(phenotypes.columns):
+        out[str(column)] = RetrievalScores(
+            precision=precision[p], first_rank=first_rank[p], is_query=valid[:, p].copy()
+        )
+    return out
+
+
+def _first_match_rank(sim: np.ndarray, candidate: np.ndarray, match: np.ndarray) -> float:
+    """Rank of the best-ranked match in a stable descending sort, without sorting (NaN: none)."""
+    if not match.any():
+        return float("nan")
+    best = sim[match].max()
+    first_best = np.flatnonzero(match & (sim == best))[0]
+    ahead = candidate & ((sim > best) | ((sim == best) & (np.arange(len(sim)) < first_best)))
+    return float(ahead.sum() + 1)
+
+
+def summarize_retrieval(
+    scores: dict[str, RetrievalScores],
+    ks: Sequence[int],
+    subjects: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Table of P@k, MnR, MdR, queries and queries without any match, one row per phenotype.
+
+    `subjects` (optional) selects query subjects by position, with repetition allowed: the
+    bootstrap passes resampled positions here.
+    """
+    rows = {}
+    for name, s in scores.items():
+        prec, rank, is_q = s.precision, s.first_rank, s.is_query
+        if subjects is not None:
+            prec, rank, is_q = prec[subjects], rank[subjects], is_q[subjects]
+        row: dict[str, float] = {}
+        for j, k in enumerate(ks):
+            col = prec[is_q, j]
+            row[f"P@{k}"] = float(col.mean()) if len(col) and not np.isnan(col).any() else np.nan
+        ranked = rank[is_q & ~np.isnan(rank)]
+        row["MnR"] = float(ranked.mean()) if len(ranked) else np.nan
+        row["MdR"] = float(np.median(ranked)) if len(ranked) else np.nan
+        row["queries"] = int(is_q.sum())
+        row["no_match"] = int((is_q & np.isnan(rank)).sum())
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "phenotype"
+    return table
+
+
+def retrieval_metrics(
+    ecg_emb: np.ndarray | torch.Tensor,
+    cmr_emb: np.ndarray | torch.Tensor,
+    phenotypes: pd.DataFrame,
+    ks: Sequence[int] = (1, 3, 5, 10, 15),
+    match_sd: float = 0.5,
+    exclude_self: bool = True,
+    chunk_size: int | None = None,
+    **kwargs,
+) -> pd.DataFrame:
+    """One row per phenotype: P@k for each k, MnR, MdR, `queries`, `no_match`.
+
+    ecg_emb, cmr_emb: (N, D), row i both of subject i; phenotypes: (N, P) DataFrame.
+    Keyword arguments (ecg_eids, cmr_eids, top, dtype) go to `retrieval_scores`; the module
+    docstring defines matches, SD (ddof 1), ties, NaN handling and queries without a match.
+    """
+    scores = retrieval_scores(
+        ecg_emb, cmr_emb, phenotypes, ks, match_sd, exclude_self, chunk_size, **kwargs
+    )
+    return summarize_retrieval(scores, ks)
+
+
+def random_retrieval_scores(
+    phenotypes: pd.DataFrame,
+    ks: Sequence[int] = (1, 3, 5, 10, 15),
+    match_sd: float = 0.5,
+    exclude_self: bool = True,
+    seed: int = 0,
+) -> dict[str, RetrievalScores]:
+    """Per-query results of a uniformly random ranking, with the same definitions.
+
+    For a query with c candidates of which m match, a random ranking gives P@k = m/c in
+    expectation and a first-match rank of mean (c+1)/(m+1). Precision and `first_rank` hold
+    those exact expectations, so MnR and P@k of the baseline carry no simulation noise; MdR
+    (a median of ranks, not of expectations) is taken from one seeded draw of each query's rank
+    from its exact distribution P(R > r) = C(c-m, r) / C(c, r), stored in `sampled_rank`.
+    """
+    ks = tuple(int(k) for k in ks)
+    y_all = phenotypes.to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for p, column in enumerate(phenotypes.columns):
+        y = y_all[:, p]
+        valid = ~np.isnan(y)
+        lo, hi, _ = _match_windows(y, match_sd)
+        sorted_y = np.sort(y[valid])
+        m = np.searchsorted(sorted_y, hi, "right") - np.searchsorted(sorted_y, lo, "left")
+        m = m - int(exclude_self)  # the query itself always lies in its own window
+        c = int(valid.sum()) - int(exclude_self)
+        n = len(y)
+        precision = np.full((n, len(ks)), np.nan)
+        for j, k in enumerate(ks):
+            if k <= c:
+                precision[valid, j] = m[valid] / c
+        has = valid & (m > 0)
+        expected = np.full(n, np.nan)
+        expected[has] = (c + 1) / (m[has] + 1)
+        sampled = np.full(n, np.nan)
+        sampled[has] = _sample_first_rank(c, m[has], rng)
+        out[str(column)] = RandomRetrievalScores(
+            precision=precision, first_rank=expected, is_query=valid, sampled_rank=sampled
+        )
+    return out
+
+
+def _sample_first_rank(c: int, m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw the first-match rank for c candidates with m >= 1 matches, by inverse CDF."""
+    u = rng.random(len(m))
+
+    def log_survival(r: np.ndarray) -> np.ndarray:  # log P(R > r) = log C(c-m, r) - log C(c, r)
+        with np.errstate(invalid="ignore"):
+            out = gammaln(c - m + 1) - gammaln(c - m - r + 1) + gammaln(c - r + 1) - gammaln(c + 1)
+        return np.where(r > c - m, -np.inf, out)
+
+    lo = np.ones(len(m), dtype=np.int64)
+    hi = (c - m + 1).astype(np.int64)  # P(R > c-m+1) = 0 <= u always
+    log_u = np.log(u)
+    while (lo < hi).any():
+        mid = (lo + hi) // 2
+        done = log_survival(mid) <= log_u
+        hi = np.where(done, mid, hi)
+        lo = np.where(done, lo, mid + 1)
+    return lo.astype(np.float64)
+
+
+def summarize_random(
+    scores: dict[str, RetrievalScores], ks: Sequence[int], subjects: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Like `summarize_retrieval`, with MdR from the sampled ranks of a random ranking."""
+    table = summarize_retrieval(scores, ks, subjects)
+    for name, s in scores.items():
+        sampled = getattr(s, "sampled_rank", None)
+        if sampled is None:
+            continue
+        ranks = sampled if subjects is None else sampled[subjects]
+        ranks = ranks[~np.isnan(ranks)]
+        table.loc[name, "MdR"] = float(np.median(ranks)) if len(ranks) else np.nan
+    return table
+
+
+def random_retrieval_baseline(
+    phenotypes: pd.DataFrame,
+    ks: Sequence[int] = (1, 3, 5, 10, 15),
+    match_sd: float = 0.5,
+    exclude_self: bool = True,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The retrieval table of a uniformly random ranking (see `random_retrieval_scores`)."""
+    return summarize_random(
+        random_retrieval_scores(phenotypes, ks, match_sd, exclude_self, seed), ks
+    )

@@ -1,0 +1,161 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ptacl.eval.retrieval import (
+    _sample_first_rank,
+    random_retrieval_baseline,
+    random_retrieval_scores,
+    retrieval_metrics,
+    retrieval_scores,
+)
+
+
+def _hand_case():
+    # Database = unit vectors, so every similarity is exact and the order is easy to read:
+    # query 0 ranks 1, 2, 3; query 1 ranks 3, 2, 0; query 2 ranks 0, 1, 3; query 3 ranks 2, 1, 0.
+    cmr = np.eye(4)
+    ecg = np.array([[0, 3, 2, 1], [1, 0, 2, 3], [3, 2, 0, 1], [1, 2, 3, 0]], dtype=float)
+    pheno = pd.DataFrame({"a": [0.0, 10.0, 1.0, 0.5], "b": [1.0, np.nan, 1.4, 3.0]})
+    return ecg, cmr, pheno
+
+
+def test_hand_made_case_gives_known_metrics():
+    ecg, cmr, pheno = _hand_case()
+    table = retrieval_metrics(ecg, cmr, pheno, ks=(1, 3, 5))
+    # a: SD = 4.77, window ±2.38: 0, 1, 0.5 match each other, 10 matches nobody.
+    # first-match ranks 2, none, 1, 1; P@1 0,0,1,1; P@3 2/3,0,2/3,2/3.
+    a = table.loc["a"]
+    assert a["P@1"] == pytest.approx(0.5)
+    assert a["P@3"] == pytest.approx(0.5)
+    assert math.isnan(a["P@5"])  # only 3 candidates
+    assert a["MnR"] == pytest.approx(4 / 3)
+    assert a["MdR"] == 1.0
+    assert (a["queries"], a["no_match"]) == (4, 1)
+    # b: subject 1 has no value and disappears; SD = 1.058, only 1.0 and 1.4 match.
+    b = table.loc["b"]
+    assert b["P@1"] == pytest.approx(2 / 3)
+    assert math.isnan(b["P@3"])  # 2 candidates left
+    assert (b["MnR"], b["MdR"], b["queries"], b["no_match"]) == (1.0, 1.0, 3, 1)
+
+
+def test_self_is_a_candidate_when_not_excluded():
+    emb = np.random.default_rng(0).normal(size=(20, 5))
+    pheno = pd.DataFrame({"x": np.random.default_rng(1).normal(size=20)})
+    table = retrieval_metrics(emb, emb, pheno, ks=(1,), exclude_self=False)
+    assert table.loc["x", "P@1"] == 1.0
+    assert table.loc["x", "MnR"] == 1.0
+
+
+def test_ties_are_broken_by_database_position():
+    cmr = np.array([[1.0, 0], [0, 1.0], [0, 1.0], [1.0, 0]])  # rows 1 and 2 identical
+    ecg = np.array([[1.0, 0], [1.0, 0], [0, 1.0], [0, 1.0]])
+    # Query 3 sees rows 1 and 2 tied at similarity 1 (row 3 itself excluded): row 1 first.
+    pheno = pd.DataFrame({"x": [0.0, 5.0, 0.0, 0.0]})  # row 1 no match, row 2 match for q3
+    scores = retrieval_scores(ecg, cmr, pheno, ks=(1,))["x"]
+    assert scores.first_rank[3] == 2.0
+    assert scores.precision[3, 0] == 0.0
+    pheno = pd.DataFrame({"x": [0.0, 0.0, 5.0, 0.0]})  # now the earlier tied row matches
+    assert retrieval_scores(ecg, cmr, pheno, ks=(1,))["x"].first_rank[3] == 1.0
+
+
+def _brute_force(ecg, cmr, pheno, ks, match_sd, exclude_self):
+    ecg = ecg / np.linalg.norm(ecg, axis=1, keepdims=True)
+    cmr = cmr / np.linalg.norm(cmr, axis=1, keepdims=True)
+    sim = ecg @ cmr.T
+    out = {}
+    for col in pheno.columns:
+        y = pheno[col].to_numpy(float)
+        ok = ~np.isnan(y)
+        half = match_sd * np.std(y[ok], ddof=1)
+        n = len(y)
+        prec = np.full((n, len(ks)), np.nan)
+        rank = np.full(n, np.nan)
+        for i in np.flatnonzero(ok):
+            cands = [j for j in np.argsort(-sim[i], kind="stable") if ok[j]]
+            if exclude_self:
+                cands = [j for j in cands if j != i]
+            match = [(y[i] - half <= y[j] <= y[i] + half) for j in cands]
+            for c, k in enumerate(ks):
+                if k <= len(cands):
+                    prec[i, c] = sum(match[:k]) / k
+            if any(match):
+                rank[i] = match.index(True) + 1
+        out[col] = (prec, rank)
+    return out
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 1000])
+@pytest.mark.parametrize("top", [None, 3])
+def test_chunked_path_equals_brute_force(chunk_size, top):
+    rng = np.random.default_rng(chunk_size)
+    n = 150
+    ecg, cmr = rng.normal(size=(n, 6)), rng.normal(size=(n, 6))
+    pheno = pd.DataFrame(
+        {
+            "normal": rng.normal(size=n),
+            "skewed": np.exp(2 * rng.normal(size=n)),  # extremes with few or no matches
+            "holes": np.where(rng.random(n) < 0.6, np.nan, rng.normal(size=n)),
+        }
+    )
+    ks = (1, 3, 5, 10, 15)
+    # float64 so that BLAS blocking (which differs by chunk size) cannot swap near-ties.
+    got = retrieval_scores(ecg, cmr, pheno, ks, chunk_size=chunk_size, top=top, dtype=torch.float64)
+    ref = _brute_force(ecg, cmr, pheno, ks, 0.5, True)
+    for col in pheno.columns:
+        np.testing.assert_array_equal(got[col].precision, ref[col][0])
+        np.testing.assert_array_equal(got[col].first_rank, ref[col][1])
+    assert np.isnan(got["skewed"].first_rank[pheno["skewed"].argmax()])
+
+
+def test_random_embeddings_give_chance_precision():
+    rng = np.random.default_rng(0)
+    n = 3000
+    pheno = pd.DataFrame({"y": rng.normal(size=n)})
+    table = retrieval_metrics(rng.normal(size=(n, 32)), rng.normal(size=(n, 32)), pheno)
+    chance = 2 * 0.5 * (1 + math.erf(0.5 / math.sqrt(2) / math.sqrt(2))) - 1  # 0.2763
+    se = math.sqrt(chance * (1 - chance) / n)
+    assert abs(table.loc["y", "P@1"] - chance) < 4 * se
+    assert abs(table.loc["y", "P@15"] - chance) < 4 * se
+    base = random_retrieval_baseline(pheno)
+    assert abs(base.loc["y", "P@1"] - chance) < 0.01  # exact expectation, sample SD only
+    # Random embeddings rank at random: their MnR agrees with the baseline's expectation.
+    assert table.loc["y", "MnR"] == pytest.approx(base.loc["y", "MnR"], rel=0.15)
+
+
+def test_sampled_first_rank_follows_the_exact_distribution():
+    c, m, draws = 10, 3, 40000
+    got = _sample_first_rank(c, np.full(draws, m), np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    perms = np.argsort(rng.random((draws, c)), axis=1) < m  # first m positions are matches
+    ref = np.argmax(perms, axis=1) + 1
+    for r in range(1, c - m + 2):
+        assert np.mean(got == r) == pytest.approx(np.mean(ref == r), abs=0.012)
+    assert got.mean() == pytest.approx((c + 1) / (m + 1), abs=0.03)
+
+
+def test_random_baseline_counts_matches_exactly():
+    _, _, pheno = _hand_case()
+    s = random_retrieval_scores(pheno, ks=(1, 3))["a"]
+    # matches per query (self excluded): 2, 0, 2, 2 of 3 candidates.
+    np.testing.assert_allclose(s.precision[:, 0], [2 / 3, 0, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(s.first_rank, [4 / 3, np.nan, 4 / 3, 4 / 3])
+
+
+def test_mismatched_inputs_raise_clear_errors():
+    ecg, cmr, pheno = _hand_case()
+    with pytest.raises(ValueError, match="same subjects"):
+        retrieval_metrics(ecg, cmr[:3], pheno)
+    with pytest.raises(ValueError, match="phenotypes have 3 rows"):
+        retrieval_metrics(ecg, cmr, pheno.iloc[:3])
+    with pytest.raises(ValueError, match="width"):
+        retrieval_metrics(ecg, cmr[:, :3], pheno)
+    with pytest.raises(ValueError, match="eids differ at 1 positions"):
+        retrieval_metrics(
+            ecg, cmr, pheno, ecg_eids=["1", "2", "3", "4"], cmr_eids=["1", "2", "4", "4"]
+        )
+    with pytest.raises(ValueError, match="ks"):
+        retrieval_metrics(ecg, cmr, pheno, ks=(3, 1))

@@ -1,0 +1,128 @@
+"""`read_cmr`: one short-axis cine slice from NIfTI (UK Biobank / ukbb_cardiac) or `.npy`.
+
+Layouts accepted:
+- 4-D NIfTI `sa.nii.gz` (X, Y, slices, T). With `seg_sa.nii.gz` beside it (labels 1 LV blood
+  pool, 2 LV myocardium, 3 RV blood pool) the slice is the middle one of those holding LV blood
+  pool in any frame, and that slice's labels are returned too; without it, the middle slice.
+- 3-D NIfTI (X, Y, T): one slice over time (a `seg_` sibling is used the same way).
+- A folder holding `sa.nii.gz` (or `sa.nii`).
+- `.npy` (F, H, W): already a slice; spacing and frame interval are unknown and set to NaN.
+
+Orientation: `frames[t] = volume[:, :, slice, t].T`, i.e. rows follow the NIfTI y axis and
+columns the x axis; the seg goes through the same transposition, so the two stay aligned.
+`spacing` is (row, column) = (pixdim[2], pixdim[1]) in mm and `frame_interval` is pixdim[4] in
+seconds (converted from ms or µs when the header's time unit says so).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ptacl.io.errors import InputError
+from ptacl.io.records import CmrRecord
+
+#: Fewest frames accepted: fewer cannot be resampled to a cardiac cycle with any fidelity.
+MIN_FRAMES = 10
+_TIME_TO_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+_NIFTI = (".nii.gz", ".nii")
+
+
+def read_cmr(path: str | Path) -> CmrRecord:
+    """Read one cine slice: frames (F, H, W) float32 (see module docstring for layouts)."""
+    path = Path(path)
+    if path.is_dir():
+        inside = [path / f"sa{ext}" for ext in _NIFTI if (path / f"sa{ext}").is_file()]
+        if not inside:
+            raise InputError(path, "folder holds no sa.nii.gz")
+        path = inside[0]
+    if not path.exists():
+        raise InputError(path, "file not found")
+    name = path.name.lower()
+    if name.endswith(_NIFTI):
+        return _read_nifti(path)
+    if name.endswith(".npy"):
+        return _read_npy(path)
+    raise InputError(path, "unknown CMR format; expected .nii.gz, .nii or .npy")
+
+
+def _load_nifti(path: Path) -> tuple[np.ndarray, object]:
+    import nibabel as nib
+
+    try:
+        img = nib.load(path)
+        data = np.asanyarray(img.dataobj)
+    except Exception as err:  # nibabel/gzip/zlib raise many types for damaged files
+        raise InputError(path, f"unreadable NIfTI ({type(err).__name__}: {err})") from None
+    # Trailing singleton dimensions (X, Y, Z, T, 1) carry nothing.
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    return data, img.header
+
+
+def _read_nifti(path: Path) -> CmrRecord:
+    data, header = _load_nifti(path)
+    if data.ndim not in (3, 4):
+        raise InputError(
+            path, f"expected a 4-D (X, Y, slices, T) or 3-D (X, Y, T) image, got shape {data.shape}"
+        )
+    if data.ndim == 3:
+        data = data[:, :, None, :]  # (X, Y, 1, T)
+    if data.shape[-1] < MIN_FRAMES:
+        raise InputError(path, f"{data.shape[-1]} frames, need at least {MIN_FRAMES}")
+    if not np.issubdtype(data.dtype, np.number):
+        raise InputError(path, f"non-numeric image data ({data.dtype})")
+    seg_path = _seg_beside(path)
+    seg = None
+    if seg_path is not None:
+        seg, _ = _load_nifti(seg_path)
+        if seg.ndim == 3:
+            seg = seg[:, :, None, :]
+        if seg.shape != data.shape:
+            raise InputError(seg_path, f"seg shape {seg.shape} differs from image {data.shape}")
+        lv = np.flatnonzero((seg == 1).any(axis=(0, 1, 3)))
+        if len(lv) == 0:
+            raise InputError(seg_path, "seg holds no LV blood pool (label 1) on any slice")
+        z = int(lv[len(lv) // 2])
+    else:
+        z = data.shape[2] // 2
+    frames = np.ascontiguousarray(data[:, :, z, :].transpose(2, 1, 0), dtype=np.float32)
+    if not np.all(np.isfinite(frames)):
+        raise InputError(path, "NaN or infinite intensities")
+    if seg is not None:
+        seg = np.ascontiguousarray(seg[:, :, z, :].transpose(2, 1, 0)).astype(np.uint8)
+    zooms = header.get_zooms()
+    spacing = (float(zooms[1]), float(zooms[0]))
+    time_unit = header.get_xyzt_units()[1]
+    interval = float(zooms[-1]) * _TIME_TO_S.get(time_unit, 1.0) if len(zooms) >= 3 else np.nan
+    return CmrRecord(
+        frames=frames,
+        spacing=spacing,
+        frame_interval=interval,
+        seg=seg,
+        source=path,
+        slice_index=z if data.shape[2] > 1 else None,
+    )
+
+
+def _seg_beside(path: Path) -> Path | None:
+    candidate = path.with_name(f"seg_{path.name}")
+    return candidate if candidate.is_file() else None
+
+
+def _read_npy(path: Path) -> CmrRecord:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(path, f"unreadable array file ({err})") from None
+    if data.ndim != 3 or not np.issubdtype(data.dtype, np.number):
+        raise InputError(path, f"expected a numeric (F, H, W) array, got {data.dtype} {data.shape}")
+    if data.shape[0] < MIN_FRAMES:
+        raise InputError(path, f"{data.shape[0]} frames, need at least {MIN_FRAMES}")
+    frames = np.ascontiguousarray(data, dtype=np.float32)
+    if not np.all(np.isfinite(frames)):
+        raise InputError(path, "NaN or infinite intensities")
+    return CmrRecord(
+        frames=frames, spacing=(np.nan, np.nan), frame_interval=np.nan, seg=None, source=path
+    )

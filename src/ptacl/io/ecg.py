@@ -1,0 +1,61 @@
+"""`read_ecg`: one entry point for every ECG format, chosen by file extension (or content)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ptacl.io.ecg_array import read_ecg_array
+from ptacl.io.ecg_dicom import read_dicom_ecg
+from ptacl.io.ecg_wfdb import read_wfdb
+from ptacl.io.ecg_xml import read_cardiosoft_xml
+from ptacl.io.errors import InputError
+from ptacl.io.records import EcgRecord
+
+FORMATS = {
+    ".xml": "UK Biobank CardioSoft XML",
+    ".dcm": "DICOM 12-lead waveform",
+    ".hea": "WFDB record (also .dat or the record name without extension)",
+    ".npy": "array (12, S) in mV, fs required",
+    ".npz": "arrays 'signal' [, 'leads', 'fs'] in mV",
+}
+
+
+def read_ecg(path: str | Path, fs: float | None = None) -> EcgRecord:
+    """Read a 12-lead ECG: (12, S) float32 mV in standard lead order, with its rate in Hz.
+
+    Formats: see `FORMATS`. `fs` is required for arrays and, for other formats, must match
+    the rate the file states. Raises InputError (message starting with the path) for a
+    missing, unreadable or incomplete file and for NaN or infinite samples.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    wfdb_base = suffix in {"", ".hea", ".dat"} and path.with_suffix(".hea").is_file()
+    if not path.exists() and not wfdb_base:
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a folder, expected an ECG file")
+    if suffix == ".xml":
+        record = read_cardiosoft_xml(path)
+    elif suffix in {".npy", ".npz"}:
+        record = read_ecg_array(path, fs)
+    elif wfdb_base:
+        record = read_wfdb(path)
+    elif suffix == ".dcm" or _is_dicom(path):
+        record = read_dicom_ecg(path)
+    else:
+        raise InputError(path, f"unknown ECG format {suffix!r}; known: {FORMATS}")
+    if fs is not None and suffix not in {".npy", ".npz"} and not np.isclose(fs, record.fs):
+        raise InputError(path, f"fs={fs} given but the file says {record.fs} Hz")
+    bad = ~np.isfinite(record.signal)
+    if bad.any():
+        leads = [record.leads[k] for k in np.flatnonzero(bad.any(axis=1))]
+        raise InputError(path, f"{int(bad.sum())} NaN or infinite samples in leads {leads}")
+    return record
+
+
+def _is_dicom(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(132)
+    return head[128:132] == b"DICM"

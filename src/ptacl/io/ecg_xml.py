@@ -1,0 +1,98 @@
+"""UK Biobank resting ECG (field 20205): GE CardioSoft XML.
+
+A file holds two sets of `WaveformData` elements: the 600-sample median beat under
+`RestingECGMeasurements/MedianSamples` and the 10-s rhythm strip under `StripData`. The model
+wants the strip, so only `StripData` is read. Samples are integers in units of `Resolution`
+(µV per LSB in UK Biobank files), read from the file rather than assumed.
+
+Parsing goes through defusedxml: a document that declares entities (the "billion laughs"
+expansion bomb) or fetches external resources is refused before anything is expanded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree.ElementTree import Element, ParseError
+
+import numpy as np
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import parse
+
+from ptacl.data.store import LEADS
+from ptacl.io.errors import InputError
+from ptacl.io.leads import arrange_leads
+from ptacl.io.records import EcgRecord
+
+#: Real files are ~300 kB; anything this large is not a resting ECG and is refused unread.
+MAX_BYTES = 64 * 2**20
+
+#: Resolution units -> millivolts per unit.
+_TO_MV = {"uvperlsb": 1e-3, "µvperlsb": 1e-3, "nvperlsb": 1e-6, "mvperlsb": 1.0}
+
+
+def read_cardiosoft_xml(path: Path) -> EcgRecord:
+    """Read the rhythm strip of a CardioSoft XML file (see module docstring)."""
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise InputError(path, f"{size} bytes is too large for a resting-ECG XML file")
+    try:
+        # The parser honours the encoding the header declares (ISO-8859-1 in UK Biobank files).
+        root = parse(str(path)).getroot()
+    except DefusedXmlException as err:
+        raise InputError(path, f"refused unsafe XML ({type(err).__name__}: {err})") from None
+    except ParseError as err:
+        raise InputError(path, f"malformed or truncated XML ({err})") from None
+    if root.tag != "CardiologyXML":
+        raise InputError(path, f"root element <{root.tag}>, expected <CardiologyXML>")
+    strip = root.find("StripData")
+    if strip is None:
+        raise InputError(path, "no <StripData> (10-s rhythm strip) element")
+    fs = _number(strip, "SampleRate", path)
+    resolution = _number(strip, "Resolution", path)
+    units = (strip.find("Resolution").get("units") or "uVperLsb").replace(" ", "").lower()
+    if units not in _TO_MV:
+        raise InputError(path, f"unknown Resolution units {units!r}")
+    names, rows = [], []
+    for wave in strip.findall("WaveformData"):
+        lead = wave.get("lead")
+        if lead is None:
+            raise InputError(path, "a <StripData><WaveformData> element has no lead attribute")
+        names.append(lead)
+        rows.append(_samples(wave, path))
+    if not rows:
+        raise InputError(path, "<StripData> holds no <WaveformData>")
+    lengths = {len(r) for r in rows}
+    if len(lengths) != 1:
+        raise InputError(path, f"strip leads have different lengths {sorted(lengths)}")
+    expected = strip.findtext("ChannelSampleCountTotal")
+    if expected is not None and expected.strip().isdigit() and int(expected) != len(rows[0]):
+        raise InputError(
+            path,
+            f"strip leads hold {len(rows[0])} samples, ChannelSampleCountTotal says {expected}",
+        )
+    data = np.stack(rows).astype(np.float64) * (resolution * _TO_MV[units])
+    signal, derived = arrange_leads(data, names, path)
+    return EcgRecord(signal=signal, fs=fs, leads=LEADS, source=path, derived=derived)
+
+
+def _number(parent: Element, tag: str, path: Path) -> float:
+    text = parent.findtext(tag)
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise InputError(path, f"<StripData><{tag}> missing or not a number: {text!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise InputError(path, f"<StripData><{tag}> must be positive, got {value}")
+    return value
+
+
+def _samples(wave: Element, path: Path) -> np.ndarray:
+    # Comma-separated integers, often wrapped with newlines and tabs.
+    tokens = "".join((wave.text or "").split()).strip(",").split(",")
+    try:
+        return np.array([int(t) for t in tokens], dtype=np.int32)
+    except ValueError:
+        bad = next(t for t in tokens if not t.lstrip("+-").isdigit())
+        raise InputError(
+            path, f"lead {wave.get('lead')}: sample {bad[:20]!r} is not an integer"
+        ) from None

@@ -1,0 +1,53 @@
+"""What the readers return: one record per ECG or CMR file, in fixed units and layouts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EcgRecord:
+    """A 12-lead resting ECG.
+
+    signal: (12, S) float32 millivolts, leads in `ptacl.data.store.LEADS` order
+    fs: sampling rate in Hz
+    leads: lead names, one per row of `signal`
+    source: the file read
+    derived: leads computed from I and II because the file lacked them
+    """
+
+    signal: np.ndarray
+    fs: float
+    leads: tuple[str, ...]
+    source: Path
+    derived: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.signal.shape[-1] / self.fs
+
+
+@dataclass(frozen=True)
+class CmrRecord:
+    """One short-axis cine slice over the cardiac cycle.
+
+    frames: (F, H, W) float32 intensities; rows run along the NIfTI y axis and columns along x,
+        so `frames[t] = volume[:, :, slice, t].T` (what `plt.imshow(frames[t])` shows)
+    spacing: (row, column) pixel spacing in mm (NaN when the file does not say)
+    frame_interval: seconds between frames (NaN when the file does not say)
+    seg: (F, H, W) uint8 labels on the same grid (1 LV blood pool, 2 LV myocardium,
+        3 RV blood pool) or None
+    source: the file read
+    slice_index: the slice taken from a multi-slice volume (None for single-slice input)
+    """
+
+    frames: np.ndarray
+    spacing: tuple[float, float]
+    frame_interval: float
+    seg: np.ndarray | None
+    source: Path
+    slice_index: int | None = None

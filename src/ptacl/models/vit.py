@@ -1,0 +1,292 @@
+"""Vision transformers for the two modalities: a 12-lead ECG ViT and a cine-CMR ViT.
+
+Both encoders share one interface, which every stage (MAE, contrastive, probe, fine-tune) uses
+without reaching inside:
+
+    out = encoder.forward_tokens(x, mask_ratio=0.0)   # tokens (B, L_vis, D), mask, ids_restore
+    tokens = encoder.forward_features(x)              # (B, L, D), all tokens, after the norm
+    pooled = encoder.pool(tokens)                     # (B, D), mean over tokens
+    encoder.grid                                      # token layout, index = row * grid[1] + col
+    encoder.blocks                                    # nn.ModuleList, freeze the first k
+
+ECG: (B, 12, 2500) -> 12 leads × 50 time patches of 50 samples, token index = lead * 50 + t.
+CMR: (B, 1, 26, 84, 84) -> 13 temporal × 49 spatial patches of 2×12×12, index = t * 49 + s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ptacl.models.masking import random_masking
+
+AttentionKind = Literal["sdpa", "plain"]
+
+
+@dataclass(frozen=True)
+class EcgEncoderConfig:
+    leads: int = 12
+    samples: int = 2500  # input crop length; a multiple of `patch`
+    patch: int = 50  # samples per token (kernel = stride of the per-lead Conv1d)
+    width: int = 512
+    depth: int = 6
+    heads: int = 8
+    mlp_ratio: float = 4.0
+    attention: AttentionKind = "sdpa"
+
+
+@dataclass(frozen=True)
+class CmrEncoderConfig:
+    frames: int = 26
+    size: int = 84
+    patch: tuple[int, int, int] = (2, 12, 12)  # (frames, height, width) per token
+    width: int = 512
+    depth: int = 4
+    heads: int = 8
+    mlp_ratio: float = 4.0
+    attention: AttentionKind = "sdpa"
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; `kind="plain"` is the softmax(QKᵀ/√d)V reference."""
+
+    def __init__(self, width: int, heads: int, *, kind: AttentionKind = "sdpa") -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}")
+        self.heads = heads
+        self.kind = kind
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
+        if self.kind == "sdpa":
+            out = F.scaled_dot_product_attention(q, k, v)  # (B, h, L, d)
+        else:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, L, L)
+            out = scores.softmax(dim=-1) @ v  # (B, h, L, d)
+        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(
+        self, width: int, heads: int, *, mlp_ratio: float = 4.0, attention: AttentionKind = "sdpa"
+    ) -> None:
+        super().__init__()
+        hidden = int(width * mlp_ratio)
+        self.norm1 = nn.LayerNorm(width)
+        self.attn = Attention(width, heads, kind=attention)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def init_weights(module: nn.Module) -> None:
+    """MAE's initialisation: Xavier-uniform linear layers, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class TokenEncoder(nn.Module):
+    """Shared body of both encoders: patch embedding + position, blocks, final norm.
+
+    Subclasses define `embed` (input -> (B, L, D) tokens with positions added) and the patch
+    geometry (`patchify`, `unpatchify`, `patch_dim`) that an MAE needs for its targets.
+    """
+
+    grid: tuple[int, int]
+    width: int
+
+    def __init__(self, *, width: int, depth: int, heads: int, mlp_ratio: float, attention) -> None:
+        super().__init__()
+        self.width = width
+        self.blocks = nn.ModuleList(
+            Block(width, heads, mlp_ratio=mlp_ratio, attention=attention) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(width)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def patch_dim(self) -> int:
+        raise NotImplementedError
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_tokens(
+        self, x: torch.Tensor, mask_ratio: float = 0.0, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Encode the visible tokens of `x`.
+
+        Returns tokens (B, L_vis, D) after the final norm; mask (B, L), 1 = removed, in token
+        order; ids_restore (B, L). Without masking L_vis = L, mask is all 0 and ids_restore the
+        identity, so callers need no special case.
+        """
+        tokens = self.embed(x)  # (B, L, D)
+        if mask_ratio > 0:
+            tokens, mask, ids_restore = random_masking(tokens, mask_ratio, generator)
+        else:
+            batch, length, _ = tokens.shape
+            mask = tokens.new_zeros(batch, length)
+            ids_restore = torch.arange(length, device=tokens.device).expand(batch, length)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return {"tokens": self.norm(tokens), "mask": mask, "ids_restore": ids_restore}
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """All tokens (B, L, D), in token order."""
+        return self.forward_tokens(x)["tokens"]
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Mean over tokens: (B, L, D) -> (B, D)."""
+        return tokens.mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.forward_features(x))
+
+
+class EcgEncoder(TokenEncoder):
+    """ECG ViT: one Conv1d(kernel = stride = patch) shared by all leads, lead + time positions.
+
+    Sharing the patch embedding across leads makes a lead's token depend only on its own
+    signal; which lead it came from is told by the lead embedding alone.
+    """
+
+    def __init__(self, config: EcgEncoderConfig = EcgEncoderConfig()) -> None:
+        if config.samples % config.patch:
+            raise ValueError(f"samples {config.samples} is not a multiple of patch {config.patch}")
+        super().__init__(
+            width=config.width,
+            depth=config.depth,
+            heads=config.heads,
+            mlp_ratio=config.mlp_ratio,
+            attention=config.attention,
+        )
+        self.config = config
+        self.grid = (config.leads, config.samples // config.patch)
+        self.patch_embed = nn.Conv1d(1, config.width, config.patch, stride=config.patch)
+        self.lead_embed = nn.Parameter(torch.zeros(config.leads, config.width))
+        self.time_embed = nn.Parameter(torch.zeros(self.grid[1], config.width))
+        nn.init.trunc_normal_(self.lead_embed, std=0.02)
+        nn.init.trunc_normal_(self.time_embed, std=0.02)
+        self.apply(init_weights)
+        nn.init.xavier_uniform_(self.patch_embed.weight.view(config.width, -1))
+        nn.init.zeros_(self.patch_embed.bias)
+
+    @property
+    def patch_dim(self) -> int:
+        return self.config.patch
+
+    def _check(self, x: torch.Tensor) -> None:
+        expected = (self.config.leads, self.config.samples)
+        if x.ndim != 3 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"ECG input must be (B, {expected[0]}, {expected[1]}), got {tuple(x.shape)}"
+            )
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        leads = x.shape[1]
+        tokens = self.patch_embed(rearrange(x, "b c s -> (b c) 1 s"))  # (B*C, D, T)
+        tokens = rearrange(tokens, "(b c) d t -> b c t d", c=leads)
+        position = self.lead_embed[:, None, :] + self.time_embed[None, :, :]  # (C, T, D)
+        return rearrange(tokens + position, "b c t d -> b (c t) d")  # (B, L, D)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, S) -> (B, L, patch) in token order."""
+        self._check(x)
+        return rearrange(x, "b c (t p) -> b (c t) p", p=self.config.patch)
+
+    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
+        """(B, L, patch) -> (B, C, S)."""
+        return rearrange(patches, "b (c t) p -> b c (t p)", c=self.grid[0])
+
+
+class CmrEncoder(TokenEncoder):
+    """Cine-CMR ViT: Conv3d(kernel = stride = (2, 12, 12)) tubelets, learnable positions."""
+
+    def __init__(self, config: CmrEncoderConfig = CmrEncoderConfig()) -> None:
+        pf, ph, pw = config.patch
+        if config.frames % pf or config.size % ph or config.size % pw:
+            raise ValueError(
+                f"CMR input {config.frames}×{config.size}×{config.size} is not a multiple of "
+                f"patch {config.patch}"
+            )
+        super().__init__(
+            width=config.width,
+            depth=config.depth,
+            heads=config.heads,
+            mlp_ratio=config.mlp_ratio,
+            attention=config.attention,
+        )
+        self.config = config
+        self.grid = (config.frames // pf, (config.size // ph) * (config.size // pw))
+        self.patch_embed = nn.Conv3d(1, config.width, config.patch, stride=config.patch)
+        self.pos_embed = nn.Parameter(torch.zeros(self.num_tokens, config.width))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.apply(init_weights)
+        nn.init.xavier_uniform_(self.patch_embed.weight.view(config.width, -1))
+        nn.init.zeros_(self.patch_embed.bias)
+
+    @property
+    def patch_dim(self) -> int:
+        return math.prod(self.config.patch)
+
+    def _check(self, x: torch.Tensor) -> None:
+        c = self.config
+        expected = (1, c.frames, c.size, c.size)
+        if x.ndim != 5 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"CMR input must be (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+            )
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        tokens = self.patch_embed(x)  # (B, D, F/pf, H/ph, W/pw)
+        return rearrange(tokens, "b d f h w -> b (f h w) d") + self.pos_embed  # (B, L, D)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, F, H, W) -> (B, L, pf*ph*pw) in token order."""
+        self._check(x)
+        pf, ph, pw = self.config.patch
+        return rearrange(x, "b 1 (f pf) (h ph) (w pw) -> b (f h w) (pf ph pw)", pf=pf, ph=ph, pw=pw)
+
+    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
+        """(B, L, pf*ph*pw) -> (B, 1, F, H, W)."""
+        pf, ph, pw = self.config.patch
+        side = self.config.size // ph
+        return rearrange(
+            patches,
+            "b (f h w) (pf ph pw) -> b 1 (f pf) (h ph) (w pw)",
+            h=side,
+            w=side,
+            pf=pf,
+            ph=ph,
+            pw=pw,
+        )

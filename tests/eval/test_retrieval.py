@@ -50,16 +50,17 @@ def test_self_is_a_candidate_when_not_excluded():
     assert table.loc["x", "MnR"] == 1.0
 
 
-def test_ties_are_broken_by_database_position():
+@pytest.mark.parametrize("top", [None, 1])  # top=1: the tie straddles the top-K boundary
+def test_ties_are_broken_by_database_position(top):
     cmr = np.array([[1.0, 0], [0, 1.0], [0, 1.0], [1.0, 0]])  # rows 1 and 2 identical
     ecg = np.array([[1.0, 0], [1.0, 0], [0, 1.0], [0, 1.0]])
     # Query 3 sees rows 1 and 2 tied at similarity 1 (row 3 itself excluded): row 1 first.
     pheno = pd.DataFrame({"x": [0.0, 5.0, 0.0, 0.0]})  # row 1 no match, row 2 match for q3
-    scores = retrieval_scores(ecg, cmr, pheno, ks=(1,))["x"]
+    scores = retrieval_scores(ecg, cmr, pheno, ks=(1,), top=top)["x"]
     assert scores.first_rank[3] == 2.0
     assert scores.precision[3, 0] == 0.0
     pheno = pd.DataFrame({"x": [0.0, 0.0, 5.0, 0.0]})  # now the earlier tied row matches
-    assert retrieval_scores(ecg, cmr, pheno, ks=(1,))["x"].first_rank[3] == 1.0
+    assert retrieval_scores(ecg, cmr, pheno, ks=(1,), top=top)["x"].first_rank[3] == 1.0
 
 
 def _brute_force(ecg, cmr, pheno, ks, match_sd, exclude_self):

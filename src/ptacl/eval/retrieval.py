@@ -126,17 +126,17 @@ def _match_windows(y: np.ndarray, match_sd: float) -> tuple[np.ndarray, np.ndarr
 
 def _stable_topk(sim: torch.Tensor, k: int) -> np.ndarray:
     """Indices (b, k) of the k highest entries per row, ties by lower index (stable)."""
-    vals, idx = torch.topk(sim, k, dim=1, largest=True, sorted=True)
+    extra = int(k < sim.shape[1])  # one more entry shows whether a tie straddles the k-th place
+    vals, idx = torch.topk(sim, k + extra, dim=1, largest=True, sorted=True)
     vals, idx = vals.cpu().numpy(), idx.cpu().numpy()
+    straddle = np.flatnonzero(vals[:, k - 1] == vals[:, k]) if extra else []
+    vals, idx = vals[:, :k], idx[:, :k]
     # torch.topk orders equal values arbitrarily: re-sort by (-value, index) within the top-k.
     order = np.lexsort((idx, -vals), axis=-1)
     idx = np.take_along_axis(idx, order, axis=1)
-    # A tie straddling the k-th place means topk may have picked the wrong equal entries.
-    kth = torch.from_numpy(vals[:, -1:]).to(sim.device, sim.dtype)
-    straddle = np.flatnonzero(((sim >= kth).sum(dim=1) > k).cpu().numpy())
+    # With a tie at the k-th place, topk may have kept the later of equal entries.
     for r in straddle:
-        row = sim[r].cpu().numpy()
-        idx[r] = np.argsort(-row, kind="stable")[:k]
+        idx[r] = np.argsort(-sim[r].cpu().numpy(), kind="stable")[:k]
     return idx
 
 

@@ -1,0 +1,122 @@
+"""Linear probing (the paper's Table 2, LP rows): a linear map from frozen embeddings to phenotypes.
+
+Targets are regressed in their own units (not standardised): R² does not depend on the target
+scale, and predictions in mL, g or % read directly on the scatter plots. Each phenotype is
+fitted on the training subjects that have a value for it and scored on the test subjects that
+have one (NaN = unknown, never imputed).
+
+- `method="ols"` (the paper): ordinary least squares with an intercept on the raw embeddings
+  (scikit-learn `LinearRegression`; OLS predictions do not change under any affine rescaling
+  of the features, so none is applied).
+- `method="ridge"`: features standardised with training statistics, then `RidgeCV` choosing
+  the penalty from `RIDGE_ALPHAS` by efficient leave-one-out error on the training split.
+
+R² = 1 - Σ(y - ŷ)² / Σ(y - ȳ)², ȳ the test mean (as scikit-learn's `r2_score`): 0 for predicting
+the test mean, negative for worse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LinearRegression, RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+RIDGE_ALPHAS = tuple(np.logspace(-3, 4, 15))
+
+
+def _targets(y: pd.DataFrame | np.ndarray, n: int, name: str) -> tuple[np.ndarray, list[str]]:
+    if isinstance(y, pd.DataFrame):
+        columns, values = [str(c) for c in y.columns], y.to_numpy(dtype=np.float64)
+    else:
+        values = np.asarray(y, dtype=np.float64)
+        values = values[:, None] if values.ndim == 1 else values
+        columns = [f"y{i}" for i in range(values.shape[1])]
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} rows but its embeddings {n}")
+    return values, columns
+
+
+def _embeddings(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N, D), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return x
+
+
+def probe_predictions(
+    train_emb: np.ndarray,
+    train_y: pd.DataFrame | np.ndarray,
+    test_emb: np.ndarray,
+    method: Literal["ols", "ridge"] = "ols",
+) -> np.ndarray:
+    """Fit one linear model per phenotype on (train_emb (N, D), train_y (N, P)); predict the test.
+
+    Returns (N_test, P) predictions in the targets' units; a phenotype with fewer than two
+    training values gets NaN predictions.
+    """
+    x_train, x_test = _embeddings(train_emb, "train_emb"), _embeddings(test_emb, "test_emb")
+    if x_train.shape[1] != x_test.shape[1]:
+        raise ValueError(f"train embeddings have width {x_train.shape[1]}, test {x_test.shape[1]}")
+    y, _ = _targets(train_y, len(x_train), "train_y")
+    if method not in ("ols", "ridge"):
+        raise ValueError(f"method must be 'ols' or 'ridge', got {method!r}")
+    out = np.full((len(x_test), y.shape[1]), np.nan)
+    for p in range(y.shape[1]):
+        ok = ~np.isnan(y[:, p])
+        if ok.sum() < 2:
+            continue
+        model = (
+            LinearRegression()
+            if method == "ols"
+            else make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
+        )
+        model.fit(x_train[ok], y[ok, p])
+        out[:, p] = model.predict(x_test)
+    return out
+
+
+def r2_per_phenotype(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    columns: Sequence[str],
+    subjects: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """R² and the number of scored subjects, one row per phenotype (rows with NaN left out).
+
+    y_true, y_pred: (N, P). `subjects` (optional) picks rows by position, repetition allowed:
+    the bootstrap passes resampled positions here.
+    """
+    if subjects is not None:
+        y_true, y_pred = y_true[subjects], y_pred[subjects]
+    rows = {}
+    for p, name in enumerate(columns):
+        ok = ~np.isnan(y_true[:, p]) & ~np.isnan(y_pred[:, p])
+        t, e = y_true[ok, p], y_pred[ok, p]
+        total = float(np.sum((t - t.mean()) ** 2)) if len(t) >= 2 else 0.0
+        r2 = 1.0 - float(np.sum((t - e) ** 2)) / total if total > 0 else np.nan
+        rows[name] = {"R2": r2, "n": int(ok.sum())}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "phenotype"
+    return table
+
+
+def linear_probe(
+    train_emb: np.ndarray,
+    train_y: pd.DataFrame | np.ndarray,
+    test_emb: np.ndarray,
+    test_y: pd.DataFrame | np.ndarray,
+    method: Literal["ols", "ridge"] = "ols",
+) -> pd.DataFrame:
+    """Test R² per phenotype of a linear probe (columns `R2`, `n`); see the module docstring."""
+    y_test, columns = _targets(test_y, len(np.asarray(test_emb)), "test_y")
+    pred = probe_predictions(train_emb, train_y, test_emb, method)
+    if pred.shape[1] != y_test.shape[1]:
+        raise ValueError(f"train_y has {pred.shape[1]} phenotypes, test_y {y_test.shape[1]}")
+    return r2_per_phenotype(y_test, pred, columns)

@@ -1,0 +1,18 @@
+"""Apply a trained ECG encoder to new recordings: export a bundle, load it, predict, retrieve.
+
+ptacl export --model RUN --out BUNDLE --data STORE
+ptacl.load(BUNDLE).predict("1000037_20205_2_0.xml")
+"""
+
+from ptacl.inference.bundle import Bundle, BundleError, encoder_fingerprint, read_bundle
+from ptacl.inference.predictor import Predictor, eid_from_path, load
+
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "Predictor",
+    "eid_from_path",
+    "encoder_fingerprint",
+    "load",
+    "read_bundle",
+]

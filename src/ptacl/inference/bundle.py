@@ -1,0 +1,248 @@
+"""The inference bundle: a self-contained folder that turns a 12-lead ECG into the 10 phenotypes.
+
+Layout of a bundle folder::
+
+    manifest.json        format name and version, sha256 and size of every file below
+    config.json          model kind, ECG encoder constructor arguments, the head, embedding space
+    preprocessing.json   sampling rate, samples, crop, how crops are combined, leads, DWT settings
+    phenotypes.json      the head's outputs in order: columns, names, units
+    weights.safetensors  `encoder.*` the ECG encoder's state dict, `projection.*` the ECG
+                         projection head of an aligned run (absent otherwise), `head.*` the linear
+                         probe (`weight` (P, D), `bias` (P,)) or the fine-tuned head
+
+Only safetensors is ever parsed as tensors: a bundle is user input, and a pickle (what
+`torch.save` writes) can run code when loaded. The weights file is read once into memory, its
+hash checked and the same bytes parsed, so what is verified is what is loaded. The manifest's
+hashes catch a corrupted or edited file; they are not a signature — someone who can rewrite the
+folder can rewrite the manifest too — so the guarantee against code execution is the
+safetensors-only loading, not the hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import ptacl
+
+BUNDLE_FORMAT = "ptacl-bundle"
+BUNDLE_VERSION = 1
+WEIGHTS = "weights.safetensors"
+JSON_FILES = ("config.json", "preprocessing.json", "phenotypes.json")
+#: Parts of the weights file, by key prefix.
+PARTS = ("encoder", "projection", "head")
+#: The safetensors header is JSON of a few kB per hundred tensors; anything far larger is not one.
+_MAX_HEADER = 100 * 2**20
+
+
+class BundleError(ValueError):
+    """A bundle that is missing, tampered with, unsafe or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle read into memory; build its modules with `ptacl.inference.modules`."""
+
+    root: Path
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+    preprocessing: dict[str, Any]
+    phenotypes: dict[str, Any]
+    tensors: dict[str, dict[str, torch.Tensor]]  # part -> state dict without the prefix
+
+    @property
+    def columns(self) -> list[str]:
+        """Output column names with units, e.g. 'LVEDV (mL)', in the head's order."""
+        return list(self.phenotypes["columns"])
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def encoder_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over an encoder's tensors (names, dtypes, shapes, values), independent of file format.
+
+    Two embedding sets are comparable only if made by the same encoder; storing this id beside
+    them (the bundle's `config.json` has it) lets `ptacl retrieve` check that instead of trusting.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def write_bundle(
+    out: str | Path,
+    *,
+    config: Mapping[str, Any],
+    preprocessing: Mapping[str, Any],
+    phenotypes: Mapping[str, Any],
+    tensors: Mapping[str, Mapping[str, torch.Tensor]],
+    overwrite: bool = False,
+) -> Path:
+    """Write a bundle atomically (a temporary sibling folder renamed at the end).
+
+    `tensors` maps a part of `PARTS` to its state dict; keys are stored as `part.name`.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    unknown = set(tensors) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown weight parts {sorted(unknown)}; expected some of {PARTS}")
+    flat: dict[str, torch.Tensor] = {}
+    for part, state in tensors.items():
+        for name, tensor in state.items():
+            # safetensors refuses shared or strided storage; a fresh contiguous copy is exact.
+            flat[f"{part}.{name}"] = tensor.detach().to("cpu").contiguous().clone()
+
+    from safetensors.torch import save as save_safetensors
+
+    documents = {
+        "config.json": dict(config),
+        "preprocessing.json": dict(preprocessing),
+        "phenotypes.json": dict(phenotypes),
+    }
+    contents = {name: json.dumps(doc, indent=2).encode() for name, doc in documents.items()}
+    contents[WEIGHTS] = save_safetensors(flat, metadata={"format": BUNDLE_FORMAT})
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "ptacl_version": ptacl.__version__,
+        "files": {
+            name: {"sha256": sha256_bytes(data), "bytes": len(data)}
+            for name, data in sorted(contents.items())
+        },
+    }
+    contents["manifest.json"] = json.dumps(manifest, indent=2).encode()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name, data in contents.items():
+            (tmp / name).write_bytes(data)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _not_safetensors_reason(path: Path, data: bytes) -> str | None:
+    """Why `data` is not a safetensors file, or None. Looks at bytes only; never unpickles."""
+    if data[:4] == b"PK\x03\x04":
+        return "it is a zip archive (what torch.save writes), which holds a pickle"
+    if data[:1] == b"\x80":
+        return f"it is a Python pickle (protocol {data[1] if len(data) > 1 else '?'})"
+    if len(data) < 10:
+        return f"it has {len(data)} bytes, too short for a safetensors header"
+    size = int.from_bytes(data[:8], "little")
+    if size > min(len(data) - 8, _MAX_HEADER) or data[8:9] != b"{":
+        return "it does not start with a safetensors header"
+    return None
+
+
+def _read_verified(root: Path, name: str, expected: Mapping[str, Any]) -> bytes:
+    path = root / name
+    if not path.is_file():
+        raise BundleError(f"{path}: missing from the bundle")
+    data = path.read_bytes()
+    if name == WEIGHTS:
+        # Named before the hash check so a pickle is reported as a pickle, not as an edit.
+        reason = _not_safetensors_reason(path, data)
+        if reason:
+            raise BundleError(f"{path}: refused, not a safetensors file: {reason}")
+    digest = sha256_bytes(data)
+    if digest != expected.get("sha256"):
+        raise BundleError(
+            f"{path}: sha256 {digest} does not match the manifest's {expected.get('sha256')}; "
+            "the file was changed after export"
+        )
+    return data
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """Read and verify a bundle: manifest, hashes, safetensors-only weights, known parts.
+
+    Shapes are checked against the config when the modules are built
+    (`ptacl.inference.modules.build_modules`), since only the model code knows them.
+    """
+    root = Path(path)
+    manifest_path = root / "manifest.json"
+    if not root.is_dir():
+        raise BundleError(f"{root}: not a folder; a bundle is the folder `ptacl export` writes")
+    if not manifest_path.is_file():
+        raise BundleError(f"{root}: not a bundle (no manifest.json); make one with `ptacl export`")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{manifest_path}: not valid JSON: {e}") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{manifest_path}: not a {BUNDLE_FORMAT} manifest")
+    if manifest.get("version") != BUNDLE_VERSION:
+        raise BundleError(
+            f"{manifest_path}: bundle format version {manifest.get('version')}, this ptacl "
+            f"({ptacl.__version__}) reads version {BUNDLE_VERSION}"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise BundleError(f"{manifest_path}: has no 'files' table")
+    for name in (*JSON_FILES, WEIGHTS):
+        if name not in files:
+            raise BundleError(f"{manifest_path}: does not list {name}")
+
+    documents: dict[str, dict[str, Any]] = {}
+    for name in JSON_FILES:
+        data = _read_verified(root, name, files[name])
+        try:
+            documents[name] = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BundleError(f"{root / name}: not valid JSON: {e}") from e
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    data = _read_verified(root, WEIGHTS, files[WEIGHTS])
+    try:
+        flat = load_safetensors(data)
+    except SafetensorError as e:
+        raise BundleError(f"{root / WEIGHTS}: refused, not a valid safetensors file: {e}") from e
+    tensors: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in flat.items():
+        part, _, name = key.partition(".")
+        if part not in PARTS or not name:
+            raise BundleError(f"{root / WEIGHTS}: unexpected tensor {key!r}; parts are {PARTS}")
+        tensors.setdefault(part, {})[name] = tensor
+    for part in ("encoder", "head"):
+        if part not in tensors:
+            raise BundleError(f"{root / WEIGHTS}: holds no {part} tensors")
+
+    phenotypes = documents["phenotypes.json"]
+    if not isinstance(phenotypes.get("columns"), list) or not phenotypes["columns"]:
+        raise BundleError(f"{root / 'phenotypes.json'}: has no 'columns' list")
+    return Bundle(
+        root=root,
+        manifest=manifest,
+        config=documents["config.json"],
+        preprocessing=documents["preprocessing.json"],
+        phenotypes=phenotypes,
+        tensors=tensors,
+    )

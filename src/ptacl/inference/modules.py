@@ -1,0 +1,144 @@
+"""Build a bundle's modules from config.json and load its tensors, checking every shape.
+
+Module classes come from a fixed table keyed by `kind`, never from a name in the file, so a
+bundle can choose among our models but cannot make us import anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ptacl.inference.bundle import WEIGHTS, Bundle, BundleError
+
+
+def _ecg_encoder(kwargs: Mapping[str, Any]) -> nn.Module:
+    from ptacl.config import from_dict
+    from ptacl.models.vit import EcgEncoder, EcgEncoderConfig
+
+    return EcgEncoder(from_dict(EcgEncoderConfig, kwargs, where="encoder.kwargs"))
+
+
+class LinearProbe(nn.Module):
+    """phenotypes = (embedding - mean) @ weight.T + bias, computed in float64.
+
+    Centring on the training mean keeps `bias` at the phenotypes' mean instead of the difference
+    of two large numbers, and float64 keeps OLS coefficients of a nearly collinear embedding
+    from cancelling catastrophically (float32 lost whole mL in such a case).
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("mean", torch.zeros(in_features, dtype=torch.float64))
+        self.register_buffer("weight", torch.zeros(out_features, in_features, dtype=torch.float64))
+        self.register_buffer("bias", torch.zeros(out_features, dtype=torch.float64))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        """embedding (B, D) -> (B, P) float64."""
+        return (embedding.double() - self.mean) @ self.weight.T + self.bias
+
+
+def _linear_head(kwargs: Mapping[str, Any]) -> nn.Module:
+    return LinearProbe(int(kwargs["in_features"]), int(kwargs["out_features"]))
+
+
+ENCODERS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"ecg_encoder": _ecg_encoder}
+HEADS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"linear": _linear_head}
+PROJECTIONS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {}
+
+
+def _build(
+    table: Mapping[str, Callable[[Mapping[str, Any]], nn.Module]],
+    spec: Any,
+    where: str,
+) -> nn.Module:
+    if not isinstance(spec, Mapping) or "kind" not in spec:
+        raise BundleError(f"{where}: needs a mapping with 'kind' and 'kwargs'")
+    kind, kwargs = spec["kind"], spec.get("kwargs", {})
+    if kind not in table:
+        raise BundleError(f"{where}: unknown kind {kind!r}; this ptacl knows {sorted(table)}")
+    try:
+        return table[kind](kwargs)
+    except (TypeError, ValueError, KeyError) as e:
+        raise BundleError(f"{where}: cannot build {kind} from {kwargs}: {e}") from e
+
+
+def load_checked(module: nn.Module, state: Mapping[str, torch.Tensor], where: str) -> None:
+    """Load `state` into `module` after checking names, shapes and dtypes; BundleError otherwise."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k} {tuple(state[k].shape)} in the file, {tuple(expected[k].shape)} from config.json"
+        for k in sorted(set(state) & set(expected))
+        if state[k].shape != expected[k].shape
+    ]
+    not_float = [k for k in sorted(state) if not state[k].is_floating_point()]
+    not_float = [k for k in not_float if k in expected and expected[k].is_floating_point()]
+    problems = []
+    if missing:
+        problems.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if unexpected:
+        problems.append(f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+    if wrong:
+        problems.append("wrong shape: " + "; ".join(wrong[:5]))
+    if not_float:
+        problems.append(f"not floating point: {not_float[:5]}")
+    if problems:
+        raise BundleError(f"{where}: tensors do not match config.json: {', '.join(problems)}")
+    module.load_state_dict(state, strict=True)
+
+
+class BundleModel(nn.Module):
+    """ECG encoder, optional projection head and phenotype head, as the bundle describes them.
+
+    `forward(ecg)` takes crops (N, 12, crop) and returns per-crop outputs; the caller averages
+    them per recording (see `ptacl.inference.crops`).
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, head_input: str, projection=None):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.projection = projection
+        if head_input not in ("pooled", "tokens"):
+            raise ValueError(f"head_input must be 'pooled' or 'tokens', got {head_input!r}")
+        self.head_input = head_input
+
+    def forward(self, ecg: torch.Tensor) -> dict[str, torch.Tensor]:
+        """ecg (N, 12, crop) -> embedding (N, D), shared (N, d) if projected, phenotypes (N, P)."""
+        tokens = self.encoder.forward_features(ecg)  # (N, L, D)
+        embedding = self.encoder.pool(tokens)  # (N, D)
+        out = {"embedding": embedding}
+        if self.projection is not None:
+            out["shared"] = self.projection(embedding)  # (N, d)
+        out["phenotypes"] = self.head(embedding if self.head_input == "pooled" else tokens)
+        return out
+
+
+def build_model(bundle: Bundle) -> BundleModel:
+    """The verified bundle's modules with its tensors loaded (eval mode, CPU)."""
+    cfg = bundle.config
+    where = str(bundle.root / "config.json")
+    file = str(bundle.root / WEIGHTS)
+    encoder = _build(ENCODERS, cfg.get("encoder"), f"{where} [encoder]")
+    load_checked(encoder, bundle.tensors["encoder"], f"{file} [encoder]")
+    projection = None
+    if cfg.get("projection") is not None:
+        if "projection" not in bundle.tensors:
+            raise BundleError(f"{file}: config.json names a projection but it holds none")
+        projection = _build(PROJECTIONS, cfg["projection"], f"{where} [projection]")
+        load_checked(projection, bundle.tensors["projection"], f"{file} [projection]")
+    elif "projection" in bundle.tensors:
+        raise BundleError(f"{file}: holds projection tensors that config.json does not describe")
+    head_spec = cfg.get("head")
+    head = _build(HEADS, head_spec, f"{where} [head]")
+    load_checked(head, bundle.tensors["head"], f"{file} [head]")
+    model = BundleModel(
+        encoder, head, head_input=head_spec.get("input", "pooled"), projection=projection
+    )
+    return model.eval()

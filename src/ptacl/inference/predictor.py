@@ -1,0 +1,243 @@
+"""Apply a bundle to ECG files or arrays: phenotypes, embeddings, one row per recording.
+
+    predictor = ptacl.load("bundle/")
+    predictor.predict("1000037_20205_2_0.xml")        # {'LVEDV (mL)': 151.2, ...}
+    predictor.predict(signal, fs=500)                 # signal (12, S) in mV, LEADS order
+    predictor.predict(["a.xml", "b.dcm"])             # DataFrame, one row per file
+
+Every input goes through the project's own reader and preprocessing (`ptacl.io.read_ecg`,
+`ptacl.ecg.preprocess_ecg`), the same code that built the training store, then through the
+crops of `ptacl.inference.crops`; outputs are averaged over the crops.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ptacl.data.store import LEADS
+from ptacl.inference.bundle import Bundle, BundleError, read_bundle
+from ptacl.inference.crops import run_over_crops
+from ptacl.inference.modules import build_model
+
+#: UK Biobank names files `<eid>_<field>_<instance>_<array>.<ext>`.
+_UKB_NAME = re.compile(r"^(\d+)_\d+_\d+_\d+$")
+
+Source = str | Path | np.ndarray
+
+
+def eid_from_path(path: str | Path) -> str:
+    """'1000037_20205_2_0.xml' -> '1000037'; any other name -> its stem."""
+    stem = Path(path).name.split(".")[0]
+    match = _UKB_NAME.match(stem)
+    return match.group(1) if match else stem
+
+
+class Predictor:
+    """A loaded bundle, ready to embed ECGs and predict their phenotypes."""
+
+    def __init__(
+        self,
+        bundle: Bundle | str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+    ) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
+        spec = self.bundle.preprocessing
+        where = self.bundle.root / "preprocessing.json"
+        try:
+            self.fs = float(spec["fs"])
+            self.samples = int(spec["samples"])
+            self.crop = int(spec["crop"])
+            leads = tuple(spec["leads"])
+            self.dwt = {k: spec["dwt"][k] for k in ("wavelet", "level", "drop_details")}
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"{where}: needs fs, samples, crop, leads and dwt ({e})") from e
+        if leads != LEADS:
+            raise BundleError(f"{where}: leads {leads}, this ptacl reads {LEADS}")
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.model = build_model(self.bundle).to(self.device)
+        self.columns = self.bundle.columns
+        self._check_outputs()
+
+    def _check_outputs(self) -> None:
+        """One forward pass on zeros: a config that builds but cannot run fails here, at load."""
+        with torch.no_grad():
+            out = self.model(torch.zeros(1, len(LEADS), self.crop, device=self.device))
+        if out["phenotypes"].shape != (1, len(self.columns)):
+            raise BundleError(
+                f"{self.bundle.root / 'phenotypes.json'}: {len(self.columns)} columns for a head "
+                f"with output shape {tuple(out['phenotypes'].shape[1:])}"
+            )
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def prepare(self, source: Source, fs: float | None = None) -> np.ndarray:
+        """A file or a (12, S) millivolt array -> (12, S500) preprocessed as in the store.
+
+        The recording must pass the store's own checks (`ptacl.io.validate_ecg`: long enough,
+        no flat lead, recognisable beats); a model says nothing trustworthy about anything else.
+        """
+        from ptacl.ecg import preprocess_ecg
+        from ptacl.io.validate import validate_ecg
+
+        if isinstance(source, np.ndarray | torch.Tensor):
+            signal = np.asarray(source, dtype=np.float32)
+            if fs is None:
+                raise ValueError(
+                    "an array needs its sampling rate: predict(signal, fs=...) "
+                    f"(the model works at {self.fs:g} Hz and resamples)"
+                )
+            if signal.ndim != 2 or signal.shape[0] != len(LEADS):
+                raise ValueError(
+                    f"expected a (12, S) array in lead order {LEADS}, got shape {signal.shape}"
+                )
+            rate = float(fs)
+            name = "array"
+        else:
+            from ptacl.io import read_ecg
+
+            record = read_ecg(Path(source), fs=fs)
+            signal, rate, name = record.signal, float(record.fs), str(source)
+        validate_ecg(signal, rate, name)
+        ecg = preprocess_ecg(signal, rate, max_samples=self.samples, **self.dwt)
+        return np.asarray(ecg, dtype=np.float32)
+
+    # -- model ----------------------------------------------------------------------------------
+
+    def _run(self, ecgs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Preprocessed (12, S) recordings -> per-recording outputs averaged over their crops."""
+        lengths = [e.shape[-1] for e in ecgs]
+        return run_over_crops(
+            self.model, ecgs, lengths, self.crop, batch_size=self.batch_size, device=self.device
+        )
+
+    def embed(
+        self,
+        source: Source | Sequence[str | Path],
+        fs: float | None = None,
+        *,
+        space: str = "encoder",
+    ) -> np.ndarray:
+        """Mean-pooled ECG embedding (D,) of one input, or (N, D) of a list of files.
+
+        space="encoder": the encoder's pooled tokens (what the linear probe reads);
+        space="shared": after the ECG projection head of an aligned run, the space where ECG and
+        CMR embeddings are compared (`ptacl retrieve`).
+        """
+        key = {"encoder": "embedding", "shared": "shared"}.get(space)
+        if key is None:
+            raise ValueError(f"space must be 'encoder' or 'shared', got {space!r}")
+        if key == "shared" and self.model.projection is None:
+            raise ValueError(
+                f"{self.bundle.root}: this bundle has no projection head (not an aligned run), "
+                "so it has no shared ECG-CMR space"
+            )
+        if _is_many(source):
+            return self._run([self.prepare(s, fs) for s in source])[key]
+        return self._run([self.prepare(source, fs)])[key][0]
+
+    def predict(
+        self, source: Source | Sequence[str | Path], fs: float | None = None
+    ) -> dict[str, float] | pd.DataFrame:
+        """Phenotypes of one input as {column: value}; of a list of files, `predict_files`'s table.
+
+        A single input that cannot be read raises (`ptacl.io.InputError`); in a list, it gets an
+        error row and the rest still run.
+        """
+        if _is_many(source):
+            return self.predict_files(list(source), fs=fs)
+        values = self._run([self.prepare(source, fs)])["phenotypes"][0]
+        return {c: float(v) for c, v in zip(self.columns, values)}
+
+    def predict_files(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        fs: float | None = None,
+        embeddings: bool = False,
+        progress: bool | None = None,
+    ) -> pd.DataFrame:
+        """One row per file: file, eid, status ('ok' or 'error'), error, duration_s, phenotypes
+        (columns with units), and with `embeddings` the columns emb_0 .. emb_{D-1}.
+
+        `progress`: a tqdm bar on stderr (None: only for several files on a terminal).
+        """
+        from tqdm.auto import tqdm
+
+        rows: list[dict[str, Any]] = []
+        pending: list[tuple[int, np.ndarray]] = []
+        width = None
+
+        def flush() -> None:
+            nonlocal width
+            if not pending:
+                return
+            out = self._run([ecg for _, ecg in pending])
+            width = out["embedding"].shape[1]
+            for (row, _), values, emb in zip(pending, out["phenotypes"], out["embedding"]):
+                rows[row].update({c: float(v) for c, v in zip(self.columns, values)})
+                if embeddings:
+                    rows[row].update({f"emb_{j}": float(x) for j, x in enumerate(emb)})
+            pending.clear()
+
+        bar = tqdm(
+            paths,
+            desc="predict",
+            unit="file",
+            disable=(len(paths) < 2) if progress is None else not progress,
+        )
+        for path in bar:
+            row: dict[str, Any] = {
+                "file": str(path),
+                "eid": eid_from_path(path),
+                "status": "ok",
+                "error": "",
+            }
+            rows.append(row)
+            try:
+                ecg = self.prepare(path, fs)
+            except Exception as e:  # one bad file must not stop the others; its row says why
+                row.update(status="error", error=_describe(e, path))
+                continue
+            row["duration_s"] = ecg.shape[-1] / self.fs
+            pending.append((len(rows) - 1, ecg))
+            if len(pending) * 2 >= self.batch_size:
+                flush()
+        flush()
+        table = pd.DataFrame(rows, columns=["file", "eid", "status", "error", "duration_s"])
+        values = pd.DataFrame(rows, columns=self.columns)
+        parts = [table, values]
+        if embeddings:
+            names = [f"emb_{j}" for j in range(width or self.embedding_dim)]
+            parts.append(pd.DataFrame(rows, columns=names))
+        return pd.concat(parts, axis=1)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.bundle.config["embedding"]["dim"])
+
+
+def _is_many(source: object) -> bool:
+    return isinstance(source, list | tuple)
+
+
+def _describe(error: Exception, path: str | Path) -> str:
+    """The error's message, with the file named first as every reader's message is."""
+    text = str(error) or type(error).__name__
+    if not text.startswith(str(path)):
+        text = f"{path}: {type(error).__name__}: {text}"
+    return text
+
+
+def load(bundle: str | Path, *, device: str = "cpu") -> Predictor:
+    """Read, verify and load a bundle written by `ptacl export`."""
+    return Predictor(bundle, device=device)

@@ -1,0 +1,188 @@
+"""The bundle format: round trip, and refusal of tampered, pickled or inconsistent bundles."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import beats_ecg, tiny_encoder
+
+from ptacl.data.store import ECG_FS
+from ptacl.inference import BundleError, Predictor, encoder_fingerprint, read_bundle
+from ptacl.inference.bundle import WEIGHTS, sha256_bytes
+from ptacl.inference.crops import crop_starts
+
+
+@pytest.fixture
+def bundle(tiny_bundle: Path, tmp_path: Path) -> Path:
+    """A private copy each test may damage."""
+    return Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+
+
+def rehash(bundle: Path, name: str) -> None:
+    """Update the manifest after editing `name`, as a careless (not malicious) tool would not."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    data = (bundle / name).read_bytes()
+    manifest["files"][name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_round_trip_keeps_every_tensor(tiny_bundle: Path) -> None:
+    encoder = tiny_encoder()
+    loaded = read_bundle(tiny_bundle)
+    assert set(loaded.tensors) == {"encoder", "head"}
+    for name, tensor in encoder.state_dict().items():
+        torch.testing.assert_close(loaded.tensors["encoder"][name], tensor, rtol=0, atol=0)
+    assert loaded.config["embedding"]["encoder_id"] == encoder_fingerprint(encoder.state_dict())
+    model = Predictor(loaded).model.encoder
+    x = torch.from_numpy(np.stack([beats_ecg(70, 1.0)[:, :2500]]))
+    torch.testing.assert_close(model(x), encoder(x), rtol=0, atol=0)
+
+
+def test_tampered_weights_are_refused(bundle: Path) -> None:
+    data = bytearray((bundle / WEIGHTS).read_bytes())
+    data[-3] ^= 0x01  # one bit of one tensor value
+    (bundle / WEIGHTS).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=rf"{WEIGHTS}: sha256 .* does not match the manifest"):
+        read_bundle(bundle)
+
+
+def test_tampered_json_is_refused(bundle: Path) -> None:
+    path = bundle / "phenotypes.json"
+    path.write_text(path.read_text().replace("LVEDV", "LVESV", 1))
+    with pytest.raises(BundleError, match=r"phenotypes\.json: sha256"):
+        read_bundle(bundle)
+
+
+class _Payload:
+    """Unpickling this would run code: it must never be unpickled."""
+
+    def __reduce__(self):
+        return (Path("/tmp/ptacl-pickle-ran").touch, ())
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle"])
+def test_pickled_weights_are_refused_without_unpickling(bundle: Path, writer: str) -> None:
+    marker = Path("/tmp/ptacl-pickle-ran")
+    marker.unlink(missing_ok=True)
+    state = {"encoder.x": torch.zeros(2), "payload": _Payload()}
+    with open(bundle / WEIGHTS, "wb") as f:
+        if writer == "torch.save":
+            torch.save(state, f)
+        else:
+            pickle.dump(state, f)
+    rehash(bundle, WEIGHTS)  # even with a matching hash
+    reason = "zip archive" if writer == "torch.save" else "Python pickle"
+    with pytest.raises(
+        BundleError, match=rf"{WEIGHTS}: refused, not a safetensors file: .*{reason}"
+    ):
+        read_bundle(bundle)
+    assert not marker.exists()
+
+
+def test_garbage_weights_are_refused(bundle: Path) -> None:
+    (bundle / WEIGHTS).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    rehash(bundle, WEIGHTS)
+    with pytest.raises(BundleError, match=f"{WEIGHTS}: refused"):
+        read_bundle(bundle)
+
+
+def test_shapes_must_match_the_config(bundle: Path) -> None:
+    config = json.loads((bundle / "config.json").read_text())
+    config["encoder"]["kwargs"]["width"] = 32
+    (bundle / "config.json").write_text(json.dumps(config))
+    rehash(bundle, "config.json")
+    bundle_read = read_bundle(bundle)
+    with pytest.raises(BundleError, match=rf"{WEIGHTS} \[encoder\]: .* wrong shape: .*\(16,\)"):
+        Predictor(bundle_read)
+
+
+def test_unknown_kind_and_keys_are_refused(bundle: Path) -> None:
+    config = json.loads((bundle / "config.json").read_text())
+    config["encoder"]["kind"] = "os.system"
+    (bundle / "config.json").write_text(json.dumps(config))
+    rehash(bundle, "config.json")
+    with pytest.raises(BundleError, match=r"unknown kind 'os\.system'"):
+        Predictor(bundle)
+    config["encoder"]["kind"] = "ecg_encoder"
+    config["encoder"]["kwargs"]["widht"] = 16
+    (bundle / "config.json").write_text(json.dumps(config))
+    rehash(bundle, "config.json")
+    with pytest.raises(BundleError, match="widht"):
+        Predictor(bundle)
+
+
+def test_missing_file_and_not_a_bundle(bundle: Path, tmp_path: Path) -> None:
+    (bundle / "preprocessing.json").unlink()
+    with pytest.raises(BundleError, match=r"preprocessing.json: missing"):
+        read_bundle(bundle)
+    with pytest.raises(BundleError, match="not a bundle"):
+        read_bundle(tmp_path)
+    with pytest.raises(BundleError, match="not a folder"):
+        read_bundle(tmp_path / "nowhere")
+
+
+def test_newer_format_version_is_refused(bundle: Path) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["version"] = 99
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="format version 99"):
+        read_bundle(bundle)
+
+
+def test_export_refuses_to_overwrite(tiny_bundle: Path, tiny_store: Path) -> None:
+    from ptacl.inference.export import export_with_probe
+
+    with pytest.raises(FileExistsError, match="already exists"):
+        export_with_probe(tiny_bundle, encoder=tiny_encoder(), store=tiny_store, source={})
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [
+        (5000, [0, 2500]),
+        (2500, [0]),
+        (3000, [0, 500]),
+        (4999, [0, 2499]),
+        (7600, [0, 1700, 3400, 5100]),
+    ],
+)
+def test_crop_starts(length: int, expected: list[int]) -> None:
+    assert crop_starts(length, 2500) == expected
+
+
+def test_crop_starts_too_short() -> None:
+    with pytest.raises(ValueError, match="shorter than"):
+        crop_starts(2499, 2500)
+
+
+def test_fit_ols_recovers_a_linear_relation_and_refuses_too_few_rows() -> None:
+    from ptacl.inference.export import fit_ols
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 5)).astype(np.float32)
+    true = rng.standard_normal((2, 5))
+    y = x @ true.T + np.array([100.0, -3.0])
+    y[:10, 1] = np.nan
+    mean, weight, bias, used = fit_ols(x, y)
+    np.testing.assert_allclose(weight, true, atol=1e-5)
+    np.testing.assert_allclose(
+        (x - mean) @ weight.T + bias,
+        np.where(np.isnan(y), x @ true.T + [100.0, -3.0], y),
+        atol=1e-4,
+    )
+    assert used.tolist() == [200, 190]
+    with pytest.raises(ValueError, match="6 training subjects"):
+        fit_ols(x[:6], y[:6])
+
+
+def test_predict_is_deterministic(tiny_bundle: Path) -> None:
+    signal = beats_ecg(80, 0.9)
+    a = Predictor(tiny_bundle).predict(signal, fs=ECG_FS)
+    b = Predictor(tiny_bundle).predict(signal, fs=ECG_FS)
+    assert a == b

@@ -1,0 +1,140 @@
+"""export -> predict on real and synthetic ECGs: finite phenotypes in plausible ranges."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import beats_ecg, write_cardiosoft_xml
+
+import ptacl
+from ptacl.data.store import ECG_FS
+from ptacl.inference import Predictor, eid_from_path
+from ptacl.io import InputError
+from ptacl.phenotypes import PHENOTYPES
+
+#: Wide adult ranges; a value outside means units, order or scale went wrong somewhere.
+PLAUSIBLE = {
+    "LVEDV (mL)": (50, 350),
+    "LVESV (mL)": (10, 250),
+    "LVSV (mL)": (20, 200),
+    "LVEF (%)": (20, 85),
+    "LVCO (L/min)": (1.5, 15),
+    "LVM (g)": (40, 300),
+    "RVEDV (mL)": (50, 400),
+    "RVESV (mL)": (10, 300),
+    "RVSV (mL)": (20, 200),
+    "RVEF (%)": (20, 85),
+}
+
+
+def assert_plausible(values: dict[str, float]) -> None:
+    assert list(values) == list(PHENOTYPES)
+    for column, value in values.items():
+        low, high = PLAUSIBLE[column]
+        assert np.isfinite(value), column
+        assert low <= value <= high, f"{column} = {value}"
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_bundle: Path) -> Predictor:
+    return ptacl.load(tiny_bundle)
+
+
+def test_pydicom_real_ecg(predictor: Predictor) -> None:
+    from pydicom import examples
+
+    # A real Mortara recording at 1,000 Hz: resampled to 500 Hz by the shared preprocessing.
+    values = predictor.predict(examples.get_path("waveform"))
+    assert_plausible(values)
+
+
+def test_synthetic_xml(predictor: Predictor, tmp_path: Path) -> None:
+    path = write_cardiosoft_xml(tmp_path / "1000037_20205_2_0.xml", beats_ecg(72, 1.0))
+    assert_plausible(predictor.predict(path))
+    assert eid_from_path(path) == "1000037"
+
+
+def test_array_needs_fs_and_matches_its_file(predictor: Predictor, tmp_path: Path) -> None:
+    # The XML stores integers of 5 µV: give the array the same samples.
+    signal = np.rint(beats_ecg(64, 1.1) / 0.005) * 0.005
+    with pytest.raises(ValueError, match="sampling rate"):
+        predictor.predict(signal)
+    from_array = predictor.predict(signal, fs=ECG_FS)
+    from_file = predictor.predict(write_cardiosoft_xml(tmp_path / "same.xml", signal))
+    np.testing.assert_allclose(list(from_array.values()), list(from_file.values()), rtol=1e-5)
+
+
+def test_probe_learns_the_store_relation(tiny_bundle: Path) -> None:
+    """Heart rate drives LVCO in the tiny cohort: predictions must follow it, not be constant."""
+    predictor = Predictor(tiny_bundle)
+    slow = predictor.predict(beats_ecg(52, 1.0), fs=ECG_FS)["LVCO (L/min)"]
+    fast = predictor.predict(beats_ecg(92, 1.0), fs=ECG_FS)["LVCO (L/min)"]
+    assert fast > slow
+
+
+def test_unreadable_file_gets_its_error_row(predictor: Predictor, tmp_path: Path) -> None:
+    good = write_cardiosoft_xml(tmp_path / "1000001_20205_2_0.xml", beats_ecg(70, 1.0))
+    broken = tmp_path / "1000002_20205_2_0.xml"
+    broken.write_text("<CardiologyXML><StripData>", encoding="utf-8")
+    flat = write_cardiosoft_xml(tmp_path / "flat.xml", np.zeros((12, 5000), np.float32))
+    missing = tmp_path / "missing.dcm"
+    table = predictor.predict([good, broken, flat, missing])
+    assert list(table["file"]) == [str(p) for p in (good, broken, flat, missing)]
+    assert list(table["status"]) == ["ok", "error", "error", "error"]
+    assert table["error"][0] == ""
+    assert table["error"][1].startswith(str(broken)) and "XML" in table["error"][1]
+    assert "flat" in table["error"][2]
+    assert "not found" in table["error"][3]
+    assert table.loc[1:, list(PHENOTYPES)].isna().all().all()
+    assert_plausible(table.loc[0, list(PHENOTYPES)].to_dict())
+    assert table["eid"][1] == "1000002"
+
+
+def test_single_unreadable_file_raises(predictor: Predictor, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        predictor.predict(tmp_path / "nothing.xml")
+
+
+def test_batching_does_not_change_results(tiny_bundle: Path, tmp_path: Path) -> None:
+    paths = [
+        write_cardiosoft_xml(tmp_path / f"{i}.xml", beats_ecg(55 + 7 * i, 1.0)) for i in range(5)
+    ]
+    one = Predictor(tiny_bundle, batch_size=1).predict_files(paths, embeddings=True)
+    many = Predictor(tiny_bundle, batch_size=64).predict_files(paths, embeddings=True)
+    numbers = [c for c in one.columns if c not in ("file", "eid", "status", "error")]
+    np.testing.assert_allclose(
+        one[numbers].to_numpy(float), many[numbers].to_numpy(float), rtol=1e-4, atol=1e-5
+    )
+    assert sum(c.startswith("emb_") for c in one.columns) == 16
+
+
+def test_short_recording_uses_evenly_spread_crops(predictor: Predictor) -> None:
+    values = predictor.predict(beats_ecg(70, 1.0, seconds=7.0), fs=ECG_FS)
+    assert_plausible(values)
+    with pytest.raises(InputError, match="too short"):
+        predictor.predict(beats_ecg(70, 1.0, seconds=4.0), fs=ECG_FS)
+
+
+def test_embed(predictor: Predictor, tmp_path: Path) -> None:
+    signal = beats_ecg(70, 1.0)
+    one = predictor.embed(signal, fs=ECG_FS)
+    assert one.shape == (16,) and np.isfinite(one).all()
+    path = write_cardiosoft_xml(tmp_path / "a.xml", signal)
+    assert predictor.embed([path, path]).shape == (2, 16)
+    with pytest.raises(ValueError, match="no projection head"):
+        predictor.embed(signal, fs=ECG_FS, space="shared")
+
+
+def test_bundle_documents_itself(tiny_bundle: Path) -> None:
+    config = json.loads((tiny_bundle / "config.json").read_text())
+    prep = json.loads((tiny_bundle / "preprocessing.json").read_text())
+    phen = json.loads((tiny_bundle / "phenotypes.json").read_text())
+    assert phen["columns"] == list(PHENOTYPES)
+    assert prep["fs"] == 500 and prep["crop"] == 2500 and prep["dwt"]["level"] == 8
+    assert config["head"]["fitted_on"]["subjects"]["LVEF (%)"] == 59  # one NaN left out
+    assert config["head"]["fitted_on"]["subjects"]["LVEDV (mL)"] == 60
+    assert len(config["embedding"]["encoder_id"]) == 64
+    assert set(config["head"]["validation_r2"]) == set(PHENOTYPES)

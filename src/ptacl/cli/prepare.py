@@ -1,0 +1,65 @@
+"""Build a prepared store from raw ECG, CMR and phenotype files (every subject in qc.csv).
+
+    ptacl prepare --ecg DIR --cmr DIR --phenotypes CSV --out STORE [--val 0.1 --test 0.2]
+                  [--seed S] [--workers K] [--overwrite]
+
+Exit status 0 when at least one subject is usable (bad subjects are reported in qc.csv, not
+fatal), 1 when none is, 2 for unusable arguments (missing folder, existing store, bad table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ptacl.data.prepare import STATUSES, prepare_store
+from ptacl.io import InputError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ptacl prepare", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    p.add_argument("--ecg", help="folder of ECG files named by eid ({eid}_20205_2_0.xml, ...)")
+    p.add_argument("--cmr", help="folder of {eid}/sa.nii.gz (seg_sa.nii.gz beside it is used)")
+    p.add_argument("--phenotypes", help="CSV with an eid column and ukbb_cardiac columns")
+    p.add_argument("--out", required=True, help="store folder to write")
+    p.add_argument("--val", type=float, default=0.1, help="validation fraction (default 0.1)")
+    p.add_argument("--test", type=float, default=0.2, help="test fraction (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.ecg is None and args.cmr is None:
+        print("ptacl prepare: give --ecg and/or --cmr", file=sys.stderr)
+        return 2
+    try:
+        result = prepare_store(
+            args.ecg,
+            args.cmr,
+            args.phenotypes,
+            args.out,
+            val=args.val,
+            test=args.test,
+            seed=args.seed,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except (FileExistsError, FileNotFoundError, InputError, ValueError) as err:
+        print(f"ptacl prepare: {err}", file=sys.stderr)
+        return 2
+    counts = ", ".join(f"{result.counts[s]} {s}" for s in STATUSES)
+    print(f"subjects: {counts}")
+    if result.store is None:
+        print(f"no usable subject; every file and reason is in {result.qc}", file=sys.stderr)
+        return 1
+    splits = ", ".join(f"{n} {s}" for s, n in result.splits.items())
+    print(f"store: {result.store} ({splits})")
+    print(f"qc: {result.qc}")
+    return 0

@@ -1,0 +1,387 @@
+"""Raw files -> prepared store: discovery, matching by eid, per-subject processing, qc, split.
+
+    result = prepare_store(ecg_dir, cmr_dir, phenotypes_csv, out, val=0.1, test=0.2, seed=0)
+
+Discovery. ECG files are named by eid: UK Biobank's `{eid}_20205_{instance}_{array}.xml` (the
+lowest instance of an eid is used; the others are listed in qc.csv as superseded) or any
+`{eid}.xml/.dcm/.hea/.npy/.npz` (searched recursively; WFDB records by their `.hea`). Other
+UK Biobank fields (e.g. 6025, stress ECGs) are skipped. CMR: `{eid}/sa.nii.gz` (or `.nii`,
+`.npy`; the reader takes `seg_sa.nii.gz` beside it), or a file `{eid}.nii.gz/.nii/.npy`. Two
+files that claim the same eid for one modality (other than UK Biobank instances) are ambiguous:
+that modality of the subject is rejected, naming both files.
+
+Per subject, in worker processes: read, validate (`ptacl.io.validate_ecg`, which also detects
+the R peaks, once), preprocess (ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
+failure rejects that modality only. Rows are written as they arrive into memory-mapped arrays
+in a scratch folder, so memory stays bounded for any cohort size; `write_store` then writes
+the store atomically.
+
+qc.csv has one row per file seen (and one per phenotype row without images): eid, the
+subject's status (paired / ecg_only / cmr_only / rejected / no_images), modality, file, and
+the reason the file was not used (empty when it was).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ptacl.cmr import preprocess_cmr
+from ptacl.data.store import CMR_FRAMES, CMR_SIZE, ECG_FS, ECG_SAMPLES, LEADS, write_store
+from ptacl.ecg import preprocess_ecg
+from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes, validate_ecg
+from ptacl.phenotypes import PHENOTYPES
+
+ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz")
+CMR_SUFFIXES = (".nii.gz", ".nii", ".npy")
+#: UK Biobank bulk-file name: eid, field, instance, array.
+UKB_NAME = re.compile(r"^(?P<eid>\d+)_(?P<field>\d+)_(?P<instance>\d+)_(?P<array>\d+)$")
+UKB_ECG_FIELD = "20205"
+STATUSES = ("paired", "ecg_only", "cmr_only", "rejected", "no_images")
+QC_COLUMNS = ("eid", "status", "modality", "file", "reason")
+
+
+@dataclass
+class Candidates:
+    """Files found for one modality: eid -> the file to use, plus files not used and why."""
+
+    chosen: dict[str, Path] = field(default_factory=dict)
+    unused: list[tuple[str, Path, str]] = field(default_factory=list)  # (eid, file, reason)
+    rejected: set[str] = field(default_factory=set)  # eids whose files are ambiguous
+
+
+def _name_of(path: Path, suffixes: tuple[str, ...]) -> tuple[str, str] | None:
+    """(stem, suffix) when the file has one of `suffixes` (case-insensitive), else None."""
+    lower = path.name.lower()
+    for suffix in suffixes:
+        if lower.endswith(suffix) and len(lower) > len(suffix):
+            return path.name[: -len(suffix)], suffix
+    return None
+
+
+def _resolve(found: dict[str, list[tuple[Path, tuple[int, int] | None]]]) -> Candidates:
+    """Pick one file per eid: the lowest UK Biobank instance, else reject ambiguous eids."""
+    out = Candidates()
+    for eid, files in found.items():
+        files = sorted(files, key=lambda f: (f[1] is None, f[1] or (0, 0), str(f[0])))
+        if len(files) == 1:
+            out.chosen[eid] = files[0][0]
+        elif all(instance is not None for _, instance in files):
+            out.chosen[eid] = files[0][0]
+            first = "{}_{}".format(*files[0][1])
+            for path, _ in files[1:]:
+                out.unused.append(
+                    (eid, path, f"superseded: instance {first} of eid {eid} is used (the lowest)")
+                )
+        else:
+            out.rejected.add(eid)
+            for path, _ in files:
+                others = ", ".join(str(p) for p, _ in files if p != path)
+                out.unused.append((eid, path, f"duplicate eid {eid}: also claimed by {others}"))
+    return out
+
+
+def discover_ecg(root: Path) -> Candidates:
+    """ECG files under `root`, matched to eids by name (see the module docstring)."""
+    found: dict[str, list[tuple[Path, tuple[int, int] | None]]] = {}
+    for path in sorted(root.rglob("*")):
+        named = _name_of(path, ECG_SUFFIXES)
+        if named is None or path.name.startswith(".") or not path.is_file():
+            continue
+        ukb = UKB_NAME.match(named[0])
+        if ukb is not None:
+            if ukb["field"] != UKB_ECG_FIELD:
+                continue  # another UK Biobank field (e.g. 6025, stress ECG): out of scope
+            eid, instance = ukb["eid"], (int(ukb["instance"]), int(ukb["array"]))
+        else:
+            eid, instance = named[0], None
+        found.setdefault(eid, []).append((path, instance))
+    return _resolve(found)
+
+
+def discover_cmr(root: Path) -> Candidates:
+    """`{eid}/sa.nii.gz` folders (or `{eid}.nii.gz`-style files) directly under `root`."""
+    found: dict[str, list[tuple[Path, tuple[int, int] | None]]] = {}
+    for path in sorted(root.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            inside = [path / f"sa{s}" for s in CMR_SUFFIXES if (path / f"sa{s}").is_file()]
+            # a folder without sa.* is still a subject seen: the reader names what is missing
+            found.setdefault(path.name, []).append((inside[0] if inside else path, None))
+        else:
+            named = _name_of(path, CMR_SUFFIXES)
+            if named is not None and not named[0].startswith("seg_"):
+                found.setdefault(named[0], []).append((path, None))
+    return _resolve(found)
+
+
+@dataclass(frozen=True)
+class SubjectResult:
+    """What a worker returns for one subject; errors are (file, reason)."""
+
+    eid: str
+    ecg: np.ndarray | None = None  # (12, ECG_SAMPLES) float16, zero-padded after ecg_length
+    ecg_length: int = 0
+    r_peaks: np.ndarray | None = None  # int64 indices into ecg
+    cmr: np.ndarray | None = None  # (50, 84, 84) uint8
+    ecg_error: tuple[str, str] | None = None
+    cmr_error: tuple[str, str] | None = None
+
+
+def _error(err: Exception, path: Path) -> tuple[str, str]:
+    if isinstance(err, InputError):
+        return str(err.source), err.reason
+    # anything else is still this file's fault as far as the cohort goes: report, don't abort
+    return str(path), f"{type(err).__name__}: {err}"
+
+
+def process_ecg(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
+    """One ECG file -> ((12, 5000) float16 zero-padded, valid length, R peaks at 500 Hz)."""
+    record = read_ecg(path)
+    peaks = validate_ecg(record.signal, record.fs, record.source)  # at the file's rate
+    signal = preprocess_ecg(record.signal, record.fs, max_samples=ECG_SAMPLES)  # (12, S500)
+    length = signal.shape[-1]
+    peaks = np.rint(np.asarray(peaks) * (ECG_FS / record.fs)).astype(np.int64)
+    peaks = np.unique(peaks[(peaks >= 0) & (peaks < length)])
+    ecg = np.zeros((len(LEADS), ECG_SAMPLES), dtype=np.float16)
+    ecg[:, :length] = signal
+    return ecg, length, peaks
+
+
+def process_cmr(path: Path) -> np.ndarray:
+    """One cine (with its seg beside it, when there is one) -> (50, 84, 84) uint8."""
+    cine, _ = preprocess_cmr(read_cmr(path), frames=CMR_FRAMES, size=CMR_SIZE)
+    return np.clip(np.rint(cine * 255.0), 0, 255).astype(np.uint8)
+
+
+def process_subject(eid: str, ecg_path: Path | None, cmr_path: Path | None) -> SubjectResult:
+    """Read, validate and preprocess one subject's files (runs in a worker process)."""
+    out: dict = {"eid": eid}
+    if ecg_path is not None:
+        try:
+            out["ecg"], out["ecg_length"], out["r_peaks"] = process_ecg(ecg_path)
+        except Exception as err:
+            out["ecg_error"] = _error(err, ecg_path)
+    if cmr_path is not None:
+        try:
+            out["cmr"] = process_cmr(cmr_path)
+        except Exception as err:
+            out["cmr_error"] = _error(err, cmr_path)
+    return SubjectResult(**out)
+
+
+def _in_order(
+    jobs: list[tuple[str, Path | None, Path | None]], workers: int
+) -> Iterator[SubjectResult]:
+    """Results in job order; at most a few jobs per worker in flight, so memory stays bounded."""
+    if workers <= 1:
+        for job in jobs:
+            yield process_subject(*job)
+        return
+    pending: deque[Future] = deque()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        try:
+            for job in jobs:
+                pending.append(pool.submit(process_subject, *job))
+                if len(pending) >= 4 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _eid_key(eid: str) -> tuple[int, str]:
+    """Numeric eids in numeric order (shorter first), any other names after, by text."""
+    return (len(eid), eid) if eid.isdigit() else (1 << 30, eid)
+
+
+def assign_splits(
+    eids: list[str], groups: list[str], *, val: float, test: float, seed: int
+) -> list[str]:
+    """Split subjects by a seeded permutation of the sorted eids within each group.
+
+    Each group (paired, ecg_only, cmr_only) gets round(val * n) validation and round(test * n)
+    test subjects, so pairs, which stage 2 and evaluation need, are split in proportion. The
+    result depends only on the set of (eid, group) and the seed, not on file or worker order.
+    """
+    if val < 0 or test < 0 or val + test >= 1:
+        raise ValueError(f"val={val} and test={test} must be >= 0 with val + test < 1")
+    split = dict.fromkeys(eids, "train")
+    for g, group in enumerate(sorted(set(groups))):
+        members = sorted((e for e, gr in zip(eids, groups) if gr == group), key=_eid_key)
+        order = np.random.default_rng([seed, g]).permutation(len(members))
+        n_test, n_val = round(test * len(members)), round(val * len(members))
+        for rank, k in enumerate(order):
+            if rank < n_test:
+                split[members[k]] = "test"
+            elif rank < n_test + n_val:
+                split[members[k]] = "val"
+    return [split[e] for e in eids]
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """The store written (None when no subject was usable), its qc.csv, counts by status."""
+
+    store: Path | None
+    qc: Path
+    counts: dict[str, int]
+    splits: dict[str, int]
+
+
+def prepare_store(
+    ecg_dir: str | Path | None,
+    cmr_dir: str | Path | None,
+    phenotypes: str | Path | None,
+    out: str | Path,
+    *,
+    val: float = 0.1,
+    test: float = 0.2,
+    seed: int = 0,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PrepareResult:
+    """Build a store from raw files (see the module docstring); bad subjects go to qc.csv.
+
+    Raises FileExistsError if `out` exists without `overwrite`, FileNotFoundError for a missing
+    input folder and InputError for an unusable phenotype table: those stop the whole run.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    if ecg_dir is None and cmr_dir is None:
+        raise ValueError("give at least one of an ECG folder and a CMR folder")
+    assign_splits([], [], val=val, test=test, seed=seed)  # check the fractions before working
+    for name, folder in (("ECG", ecg_dir), ("CMR", cmr_dir)):
+        if folder is not None and not Path(folder).is_dir():
+            raise FileNotFoundError(f"{folder}: {name} folder not found")
+    ecg_found = discover_ecg(Path(ecg_dir)) if ecg_dir is not None else Candidates()
+    cmr_found = discover_cmr(Path(cmr_dir)) if cmr_dir is not None else Candidates()
+    table = (
+        read_phenotypes(phenotypes)
+        if phenotypes is not None
+        else pd.DataFrame(columns=list(PHENOTYPES), index=pd.Index([], name="eid"))
+    )
+    seen = set(ecg_found.chosen) | set(cmr_found.chosen) | ecg_found.rejected | cmr_found.rejected
+    jobs = [
+        (eid, ecg_found.chosen.get(eid), cmr_found.chosen.get(eid))
+        for eid in sorted(seen, key=_eid_key)
+    ]
+
+    qc: list[tuple[str, str, str, str]] = []  # (eid, modality, file, reason); status added last
+    qc += [(e, "ecg", str(p), r) for e, p, r in ecg_found.unused]
+    qc += [(e, "cmr", str(p), r) for e, p, r in cmr_found.unused]
+    status: dict[str, str] = {}
+    rows: list[tuple[str, int, np.ndarray | None]] = []  # usable: (eid, ecg_length, peaks)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.scratch-", dir=out.parent))
+    try:
+        n = max(len(jobs), 1)
+        ecg = np.lib.format.open_memmap(
+            scratch / "ecg.npy", mode="w+", dtype=np.float16, shape=(n, len(LEADS), ECG_SAMPLES)
+        )
+        cmr = np.lib.format.open_memmap(
+            scratch / "cmr.npy",
+            mode="w+",
+            dtype=np.uint8,
+            shape=(n, CMR_FRAMES, CMR_SIZE, CMR_SIZE),
+        )
+        has_ecg: list[bool] = []
+        has_cmr: list[bool] = []
+        bar = tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not progress)
+        for job, result in zip(jobs, _in_order(jobs, workers)):
+            bar.update()
+            eid, ecg_path, cmr_path = job
+            for modality, path, error in (
+                ("ecg", ecg_path, result.ecg_error),
+                ("cmr", cmr_path, result.cmr_error),
+            ):
+                if error is not None:
+                    qc.append((eid, modality, *error))
+                elif path is not None:
+                    qc.append((eid, modality, str(path), ""))
+            ok_ecg, ok_cmr = result.ecg is not None, result.cmr is not None
+            status[eid] = {
+                (True, True): "paired",
+                (True, False): "ecg_only",
+                (False, True): "cmr_only",
+                (False, False): "rejected",
+            }[(ok_ecg, ok_cmr)]
+            if not (ok_ecg or ok_cmr):
+                continue
+            row = len(rows)
+            if ok_ecg:
+                ecg[row] = result.ecg
+            if ok_cmr:
+                cmr[row] = result.cmr
+            rows.append((eid, result.ecg_length, result.r_peaks))
+            has_ecg.append(ok_ecg)
+            has_cmr.append(ok_cmr)
+        bar.close()
+
+        for eid in sorted(set(table.index) - seen, key=_eid_key):
+            status[eid] = "no_images"
+            qc.append((eid, "phenotypes", str(phenotypes), "phenotype row with no ECG or CMR file"))
+        qc_table = pd.DataFrame(qc, columns=["eid", "modality", "file", "reason"])
+        qc_table.insert(1, "status", qc_table["eid"].map(status))
+        order = sorted(status, key=_eid_key)
+        qc_table = qc_table.sort_values(
+            "eid", key=lambda s: s.map({e: k for k, e in enumerate(order)}), kind="stable"
+        )[list(QC_COLUMNS)]
+        counts = {s: sum(v == s for v in status.values()) for s in STATUSES}
+
+        if not rows:
+            qc_path = out.with_name(f"{out.name}.qc.csv")
+            qc_table.to_csv(qc_path, index=False)
+            return PrepareResult(None, qc_path, counts, dict.fromkeys(("train", "val", "test"), 0))
+        eids = [eid for eid, _, _ in rows]
+        splits = assign_splits(eids, [status[e] for e in eids], val=val, test=test, seed=seed)
+        phen = table.reindex(eids)[list(PHENOTYPES)].to_numpy(dtype=np.float32)
+        n_rows = len(rows)
+        ecg.flush()
+        cmr.flush()
+        write_store(
+            out,
+            eids=eids,
+            splits=splits,
+            ecg=ecg[:n_rows],
+            cmr=cmr[:n_rows],
+            r_peaks=[p if p is not None else np.zeros(0, np.int64) for _, _, p in rows],
+            phenotypes=phen,
+            has_ecg=has_ecg,
+            has_cmr=has_cmr,
+            ecg_lengths=[length for _, length, _ in rows],
+            qc=qc_table,
+            extra_manifest={
+                "sources": {
+                    "ecg": None if ecg_dir is None else str(ecg_dir),
+                    "cmr": None if cmr_dir is None else str(cmr_dir),
+                    "phenotypes": None if phenotypes is None else str(phenotypes),
+                },
+                "split_seed": seed,
+                "split_fractions": {"val": val, "test": test},
+                "qc_counts": counts,
+                "with_phenotypes": int(np.isfinite(phen).any(axis=1).sum()),
+            },
+            overwrite=overwrite,
+        )
+        del ecg, cmr  # close the memory maps before the scratch folder goes
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return PrepareResult(
+        out, out / "qc.csv", counts, {s: splits.count(s) for s in ("train", "val", "test")}
+    )

@@ -1,0 +1,141 @@
+"""Raw cohorts written by hand, in the real layouts of /work/shared/FORMATS.md: CardioSoft XML
+ECGs, `{eid}/sa.nii.gz` (+ `seg_sa.nii.gz`) cines and a ukbb_cardiac phenotype table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ptacl.data.store import LEADS
+
+
+def synthetic_ecg_uv(seed: int, seconds: float = 10.0, fs: int = 500) -> np.ndarray:
+    """(12, S) µV: P-QRS-T beats at 60-80 bpm, limb leads consistent with I and II."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * fs)) / fs
+    rr = 60 / rng.uniform(60, 80)
+    beats = np.arange(0.4, seconds, rr)
+
+    def wave(centre, amp, width):
+        return amp * np.exp(-0.5 * ((t[None] - beats[:, None] - centre) / width) ** 2).sum(0)
+
+    beat = (
+        wave(-0.16, 120, 0.02)
+        + wave(-0.02, -100, 0.008)
+        + wave(0.0, 1000, 0.01)
+        + wave(0.025, -250, 0.01)
+        + wave(0.28, 300, 0.045)
+    )
+    lead_i, lead_ii = 0.6 * beat, 1.0 * beat + 40 * np.sin(2 * np.pi * 0.2 * t)
+    limb = [lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2]
+    limb += [lead_i - lead_ii / 2, lead_ii - lead_i / 2]
+    chest = [s * beat for s in (-0.5, 0.4, 0.8, 1.3, 1.1, 0.9)]
+    return np.stack(limb + chest) + rng.normal(0, 8, (12, len(t)))
+
+
+def cardiosoft_xml(strip_uv: np.ndarray, resolution: float = 5.0) -> bytes:
+    """A CardioSoft XML with a median beat and the 10-s strip, as FORMATS.md describes."""
+
+    def block(counts, indent):
+        out = []
+        for lead, row in zip(LEADS, counts):
+            lines = [",".join(str(int(v)) for v in row[i : i + 40]) for i in range(0, len(row), 40)]
+            body = ",\n\t\t\t".join(lines)
+            out.append(
+                f'{indent}<WaveformData lead="{lead}">\n\t\t\t{body}\n{indent}</WaveformData>'
+            )
+        return "\n".join(out)
+
+    counts = np.rint(strip_uv / resolution).astype(int)
+    median = np.full((12, 600), 777)  # unmistakable if read instead of the strip
+    text = f"""<?xml version="1.0" encoding="ISO-8859-1"?>
+<CardiologyXML>
+\t<ObservationType>RestECG</ObservationType>
+\t<PatientInfo><Name>Zoë Ångström</Name></PatientInfo>
+\t<RestingECGMeasurements>
+\t\t<MedianSamples>
+\t\t\t<NumberOfLeads>12</NumberOfLeads>
+\t\t\t<SampleRate units="Hz">500</SampleRate>
+\t\t\t<ChannelSampleCountTotal>600</ChannelSampleCountTotal>
+\t\t\t<Resolution units="uVperLsb">5</Resolution>
+{block(median, chr(9) * 3)}
+\t\t</MedianSamples>
+\t</RestingECGMeasurements>
+\t<StripData>
+\t\t<NumberOfLeads>12</NumberOfLeads>
+\t\t<SampleRate units="Hz">500</SampleRate>
+\t\t<ChannelSampleCountTotal>{counts.shape[1]}</ChannelSampleCountTotal>
+\t\t<Resolution units="uVperLsb">{resolution:g}</Resolution>
+{block(counts, chr(9) * 2)}
+\t</StripData>
+</CardiologyXML>
+"""
+    return text.encode("iso-8859-1")
+
+
+def synthetic_cine(seed: int, frames: int = 50, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """(X, Y, 3, T) int16 sa volume with a beating LV, and its seg (labels 1, 2, 3)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    cy, cx = size / 2 + rng.uniform(-6, 6, 2)
+    phase = np.arange(frames) / frames
+    radius = 12 - 4 * np.sin(np.pi * phase)  # largest at frame 0 (end-diastole)
+    dist = np.hypot(yy - cy, xx - cx)[None]  # (1, Y, X)
+    lv = dist < radius[:, None, None]
+    myo = (dist >= radius[:, None, None]) & (dist < radius[:, None, None] + 5)
+    rv = (np.hypot(yy - cy, xx - cx - 22)[None] < 9 - 2 * np.sin(np.pi * phase)[:, None, None]) & ~(
+        lv | myo
+    )
+    image = 200 + 600 * lv + 300 * myo + 500 * rv + rng.normal(0, 20, (frames, size, size))
+    seg = (1 * lv + 2 * myo + 3 * rv).astype(np.uint8)  # (T, Y, X)
+    vol = np.repeat(image.transpose(2, 1, 0)[:, :, None], 3, axis=2)  # (X, Y, 3, T)
+    lab = np.repeat(seg.transpose(2, 1, 0)[:, :, None], 3, axis=2)
+    return vol.astype(np.int16), lab
+
+
+def write_nifti(path: Path, data: np.ndarray) -> Path:
+    import nibabel as nib
+
+    img = nib.Nifti1Image(data, np.diag([1.8, 1.8, 8.0, 1.0]))
+    img.header.set_zooms((1.8, 1.8, 8.0, 0.02)[: data.ndim])
+    img.header.set_xyzt_units("mm", "sec")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, path)
+    return path
+
+
+def write_subject(
+    root: Path,
+    eid: str,
+    *,
+    ecg: bool = True,
+    cmr: bool = True,
+    seg: bool = True,
+    name: str | None = None,
+) -> None:
+    """One subject's files under root/ecg and root/cmr."""
+    seed = int(eid) if eid.isdigit() else 0
+    if ecg:
+        path = root / "ecg" / (name or f"{eid}_20205_2_0.xml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(cardiosoft_xml(synthetic_ecg_uv(seed)))
+    if cmr:
+        vol, lab = synthetic_cine(seed)
+        write_nifti(root / "cmr" / eid / "sa.nii.gz", vol)
+        if seg:
+            write_nifti(root / "cmr" / eid / "seg_sa.nii.gz", lab)
+
+
+def write_phenotypes(path: Path, eids: list[str]) -> Path:
+    """A ukbb_cardiac table with an eid column; values (row k) = 10 * k + column index."""
+    from ptacl.phenotypes import PHENOTYPES
+
+    table = pd.DataFrame(
+        [[10.0 * k + j for j in range(len(PHENOTYPES))] for k in range(len(eids))],
+        columns=list(PHENOTYPES),
+    )
+    table.insert(0, "eid", eids)
+    table.to_csv(path, index=False)
+    return path

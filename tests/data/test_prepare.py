@@ -1,0 +1,255 @@
+import gzip
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from raw_cohort import cardiosoft_xml, synthetic_ecg_uv, write_phenotypes, write_subject
+
+import ptacl.data.prepare as prepare_module
+from ptacl.cli.prepare import main
+from ptacl.cmr import preprocess_cmr
+from ptacl.data.augment_cmr import frame_indices
+from ptacl.data.datasets import CmrDataset, EcgDataset, PairedDataset
+from ptacl.data.prepare import assign_splits, prepare_store
+from ptacl.data.store import Store
+from ptacl.ecg import preprocess_ecg
+from ptacl.io import read_cmr, read_ecg, validate_ecg
+from ptacl.phenotypes import PHENOTYPES
+
+
+@pytest.fixture
+def cohort(tmp_path):
+    """1001-1003 paired (1003 without seg), 1004 ECG only, 1005 CMR only; phenotypes for
+    1001, 1002, 1004 and 1009 (which has no images)."""
+    for eid in ("1001", "1002"):
+        write_subject(tmp_path, eid)
+    write_subject(tmp_path, "1003", seg=False)
+    write_subject(tmp_path, "1004", cmr=False)
+    write_subject(tmp_path, "1005", ecg=False)
+    write_phenotypes(tmp_path / "phenotypes.csv", ["1001", "1002", "1004", "1009"])
+    return tmp_path
+
+
+def _prepare(root, out="store", **kwargs):
+    kwargs.setdefault("progress", False)
+    return prepare_store(root / "ecg", root / "cmr", root / "phenotypes.csv", root / out, **kwargs)
+
+
+def _qc(result):
+    return pd.read_csv(result.qc, dtype=str, keep_default_na=False)
+
+
+def _qc_of(store):
+    return pd.read_csv(store.root / "qc.csv", dtype=str, keep_default_na=False)
+
+
+def test_round_trip_files_to_dataset_give_the_same_values(cohort):
+    result = _prepare(cohort)
+    assert result.counts == {
+        "paired": 3,
+        "ecg_only": 1,
+        "cmr_only": 1,
+        "rejected": 0,
+        "no_images": 1,
+    }
+    store = Store.open(result.store)
+    assert list(store.subjects["eid"]) == ["1001", "1002", "1003", "1004", "1005"]
+    assert list(store.subjects["paired"]) == [True, True, True, False, False]
+
+    # ECG: what the readers and preprocessing give, through the store (float16) to the item
+    path = cohort / "ecg" / "1002_20205_2_0.xml"
+    record = read_ecg(path)
+    expected = preprocess_ecg(record.signal, record.fs)
+    peaks = validate_ecg(record.signal, record.fs, path)
+    item = EcgDataset(store, None, train=False, augment=None)[1]
+    assert item["eid"] == "1002"
+    np.testing.assert_allclose(item["ecg"].numpy(), expected[:, :2500], atol=2e-3, rtol=1e-3)
+    inside = peaks[peaks < 2500]
+    assert item["r_peaks"][: len(inside)].tolist() == inside.tolist()
+    assert (item["r_peaks"][len(inside) :] == -1).all()
+
+    # CMR: frames 0, 2, ..., of the preprocessed cine, within the uint8 quantisation
+    cine, info = preprocess_cmr(read_cmr(cohort / "cmr" / "1001" / "sa.nii.gz"))
+    assert info["centre_from"] == "seg"
+    item = CmrDataset(store, None, train=False, augment=None)[0]
+    np.testing.assert_allclose(
+        item["cmr"][0].numpy(), cine[frame_indices(26)], atol=0.5 / 255 + 1e-6
+    )
+
+    # phenotypes: row k of the CSV holds 10 k + column; NaN for a subject without a row
+    paired = PairedDataset(store, None, train=False, ecg_augment=None, cmr_augment=None)
+    items = {paired[k]["eid"]: paired[k] for k in range(len(paired))}
+    np.testing.assert_array_equal(items["1002"]["phenotypes"].numpy(), 10 + np.arange(10))
+    assert torch.isnan(items["1003"]["phenotypes"]).all()
+    assert store.manifest["with_phenotypes"] == 3 and store.manifest["phenotypes"] == list(
+        PHENOTYPES
+    )
+
+
+def test_qc_lists_every_subject_and_phenotype_rows_without_images(cohort):
+    qc = _qc(_prepare(cohort))
+    assert list(qc.columns) == ["eid", "status", "modality", "file", "reason"]
+    assert set(qc["eid"]) == {"1001", "1002", "1003", "1004", "1005", "1009"}
+    row = qc[qc["eid"] == "1009"].iloc[0]
+    assert (row["status"], row["modality"]) == ("no_images", "phenotypes")
+    assert row["file"].endswith("phenotypes.csv") and "no ECG or CMR" in row["reason"]
+    assert (qc.loc[qc["eid"] != "1009", "reason"] == "").all()
+
+
+def _flat_xml(path):
+    path.write_bytes(cardiosoft_xml(np.zeros((12, 5000))))
+
+
+@pytest.mark.parametrize(
+    ("damage", "modality", "file", "reason"),
+    [
+        (
+            lambda r: _flat_xml(r / "ecg" / "1002_20205_2_0.xml"),
+            "ecg",
+            "1002_20205_2_0.xml",
+            "flat",
+        ),
+        (
+            lambda r: (r / "ecg" / "1002_20205_2_0.xml").write_bytes(
+                (r / "ecg" / "1002_20205_2_0.xml").read_bytes()[:3000]
+            ),
+            "ecg",
+            "1002_20205_2_0.xml",
+            "XML",
+        ),
+        (
+            lambda r: (r / "cmr" / "1002" / "sa.nii.gz").write_bytes(
+                (r / "cmr" / "1002" / "sa.nii.gz").read_bytes()[:2000]
+            ),
+            "cmr",
+            "sa.nii.gz",
+            "NIfTI",
+        ),
+        (lambda r: os.remove(r / "cmr" / "1002" / "sa.nii.gz"), "cmr", "1002", "no sa.nii.gz"),
+    ],
+    ids=["flat-ecg", "truncated-xml", "truncated-nifti", "folder-without-sa"],
+)
+def test_a_bad_file_rejects_its_modality_and_names_file_and_reason(
+    cohort, damage, modality, file, reason
+):
+    damage(cohort)
+    result = _prepare(cohort)
+    qc = _qc(result)
+    row = qc[(qc["eid"] == "1002") & (qc["modality"] == modality)].iloc[0]
+    assert row["status"] == ("cmr_only" if modality == "ecg" else "ecg_only")
+    assert row["file"].endswith(file) and reason in row["reason"]
+    store = Store.open(result.store)
+    k = list(store.subjects["eid"]).index("1002")
+    assert store.subjects["has_ecg"][k] == (modality != "ecg")
+    assert store.subjects["has_cmr"][k] == (modality != "cmr")
+
+
+def test_a_subject_with_no_usable_file_is_rejected_not_stored(cohort):
+    _flat_xml(cohort / "ecg" / "1004_20205_2_0.xml")
+    result = _prepare(cohort)
+    assert result.counts["rejected"] == 1
+    assert "1004" not in list(Store.open(result.store).subjects["eid"])
+    assert _qc(result).set_index("eid").loc["1004", "status"] == "rejected"
+
+
+def test_several_instances_use_the_lowest_and_record_the_choice(cohort):
+    later = cohort / "ecg" / "1001_20205_3_0.xml"
+    (cohort / "ecg" / "1001_20205_2_0.xml").rename(later)
+    write_subject(cohort, "1001", cmr=False, name="1001_20205_2_1.xml")
+    write_subject(cohort, "1001", cmr=False, name="1001_6025_2_0.xml")  # stress ECG: ignored
+    qc = _qc(_prepare(cohort))
+    rows = qc[(qc["eid"] == "1001") & (qc["modality"] == "ecg")].set_index("file")
+    assert rows.loc[str(cohort / "ecg" / "1001_20205_2_1.xml"), "reason"] == ""
+    assert "superseded: instance 2_1" in rows.loc[str(later), "reason"]
+    assert len(rows) == 2 and set(rows["status"]) == {"paired"}
+
+
+def test_duplicate_eids_reject_the_modality_naming_both_files(cohort):
+    other = cohort / "ecg" / "1001.npz"
+    np.savez(other, signal=synthetic_ecg_uv(1) / 1000, fs=500)
+    qc = _qc(_prepare(cohort))
+    rows = qc[(qc["eid"] == "1001") & (qc["modality"] == "ecg")].set_index("file")
+    assert len(rows) == 2 and set(rows["status"]) == {"cmr_only"}
+    for path in rows.index:
+        assert "duplicate eid 1001" in rows.loc[path, "reason"]
+    assert str(other) in rows.loc[str(cohort / "ecg" / "1001_20205_2_0.xml"), "reason"]
+
+
+def test_workers_give_the_same_store(cohort):
+    one = Store.open(_prepare(cohort, "one").store)
+    two = Store.open(_prepare(cohort, "two", workers=2).store)
+    pd.testing.assert_frame_equal(one.subjects, two.subjects)
+    for name in ("ecg", "cmr", "r_peaks", "phenotypes"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+    pd.testing.assert_frame_equal(_qc_of(one), _qc_of(two))  # inputs are the same files
+
+
+def test_splits_are_reproducible_for_a_seed_and_stratified():
+    eids = [str(5000 + k) for k in range(200)]
+    groups = ["paired"] * 150 + ["ecg_only"] * 50
+    a = assign_splits(eids, groups, val=0.1, test=0.2, seed=3)
+    assert a == assign_splits(eids[::-1], groups[::-1], val=0.1, test=0.2, seed=3)[::-1]
+    assert a != assign_splits(eids, groups, val=0.1, test=0.2, seed=4)
+    assert a[:150].count("test") == 30 and a[:150].count("val") == 15
+    assert a[150:].count("test") == 10 and a[150:].count("val") == 5
+    with pytest.raises(ValueError, match="val"):
+        assign_splits(eids, groups, val=0.5, test=0.5, seed=0)
+
+
+def test_an_interrupted_run_leaves_no_half_store(cohort, monkeypatch):
+    calls = []
+    real = prepare_module.process_subject
+
+    def interrupted(*job):
+        calls.append(job)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*job)
+
+    monkeypatch.setattr(prepare_module, "process_subject", interrupted)
+    before = set(os.listdir(cohort))
+    with pytest.raises(KeyboardInterrupt):
+        _prepare(cohort)
+    assert set(os.listdir(cohort)) == before  # no store, no scratch or temporary folder
+
+
+def test_cli_never_overwrites_without_permission(cohort, capsys):
+    argv = [
+        "--ecg",
+        str(cohort / "ecg"),
+        "--cmr",
+        str(cohort / "cmr"),
+        "--phenotypes",
+        str(cohort / "phenotypes.csv"),
+        "--out",
+        str(cohort / "store"),
+        "--quiet",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "3 paired, 1 ecg_only, 1 cmr_only, 0 rejected, 1 no_images" in out
+    assert str(cohort / "store" / "qc.csv") in out
+    stamp = (cohort / "store" / "manifest.json").stat().st_mtime_ns
+    assert main(argv) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (cohort / "store" / "manifest.json").stat().st_mtime_ns == stamp
+    assert main([*argv, "--overwrite", "--seed", "1"]) == 0
+    assert Store.open(cohort / "store").manifest["split_seed"] == 1
+
+
+def test_cli_fails_only_when_no_subject_is_usable(tmp_path, capsys):
+    (tmp_path / "ecg").mkdir()
+    _flat_xml(tmp_path / "ecg" / "1_20205_2_0.xml")
+    (tmp_path / "ecg" / "2_20205_2_0.xml").write_bytes(gzip.compress(b"not xml"))
+    assert main(["--ecg", str(tmp_path / "ecg"), "--out", str(tmp_path / "s"), "--quiet"]) == 1
+    assert not (tmp_path / "s").exists()
+    qc = pd.read_csv(tmp_path / "s.qc.csv")
+    assert list(qc["status"]) == ["rejected", "rejected"] and qc["reason"].str.len().min() > 0
+    assert "s.qc.csv" in capsys.readouterr().err
+
+
+def test_cli_names_a_missing_folder(tmp_path, capsys):
+    assert main(["--ecg", str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 2
+    assert "nope: ECG folder not found" in capsys.readouterr().err

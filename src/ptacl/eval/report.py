@@ -1,0 +1,270 @@
+"""`report.md` and figures from an evaluation's `metrics.json` content.
+
+Tables are laid out like the paper's: Table 1 (retrieval) one block per phenotype with the
+model's and a random ranking's P@1..P@15, MnR and MdR; Table 2 (regression) one row per
+method with R² per phenotype. Every model number carries its bootstrap 95 % CI in brackets.
+matplotlib is imported here only, so `import ptacl.eval` stays light.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ptacl.phenotypes import split_name
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _cell(point: float | None, ci: Sequence[float] | None, digits: int = 3) -> str:
+    text = _fmt(point, digits)
+    if ci is not None and text != "–" and not any(_fmt(c) == "–" for c in ci):
+        text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
+    return text
+
+
+def _count(value: float | None) -> str:
+    return "" if value is None else str(int(value))
+
+
+def _short(column: str) -> str:
+    return split_name(column)[0]
+
+
+def retrieval_table(retrieval: Mapping[str, Any]) -> str:
+    """Markdown Table 1 from the `retrieval` section of metrics.json."""
+    ks = retrieval["ks"]
+    columns = [f"P@{k}" for k in ks] + ["MnR", "MdR"]
+    lines = [
+        "| phenotype | ranking | " + " | ".join(columns) + " | queries | no match |",
+        "|---|---|" + "---|" * len(columns) + "---|---|",
+    ]
+    for name, row in retrieval["model"].items():
+        ci = retrieval.get("model_ci", {}).get(name, {})
+        digits = {c: (2 if c in ("MnR", "MdR") else 3) for c in columns}
+        cells = [_cell(row.get(c), ci.get(c), digits[c]) for c in columns]
+        lines.append(
+            f"| {_short(name)} | model | "
+            + " | ".join(cells)
+            + f" | {_count(row.get('queries'))} | {_count(row.get('no_match'))} |"
+        )
+        base = retrieval.get("random", {}).get(name)
+        if base is not None:
+            cells = [_fmt(base.get(c), digits[c]) for c in columns]
+            lines.append("| | random | " + " | ".join(cells) + " | | |")
+    return "\n".join(lines)
+
+
+def regression_table(regression: Mapping[str, Mapping[str, Any]]) -> str:
+    """Markdown Table 2: one row per method (e.g. 'LP (ols)', 'FN+AP'), R² per phenotype.
+
+    `regression` maps a method label to {phenotype: {"R2": float, "ci": [lo, hi], "n": int}}.
+    """
+    phenotypes = list(next(iter(regression.values())).keys()) if regression else []
+    lines = [
+        "| method | " + " | ".join(_short(p) for p in phenotypes) + " |",
+        "|---|" + "---|" * len(phenotypes),
+    ]
+    for method, table in regression.items():
+        cells = [_cell(table[p].get("R2"), table[p].get("ci")) for p in phenotypes]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(count: int) -> tuple[Any, Any, np.ndarray]:
+    plt = _pyplot()
+    cols = min(5, max(count, 1))
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.6 * rows), dpi=110, squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return plt, fig, axes.flat
+
+
+def plot_precision_curves(retrieval: Mapping[str, Any], path: Path) -> Path:
+    """P@k against k for each phenotype: the model (with its CI band) and a random ranking."""
+    ks = retrieval["ks"]
+    names = list(retrieval["model"])
+    plt, fig, axes = _grid(len(names))
+    for ax, name in zip(axes, names):
+        model = [retrieval["model"][name].get(f"P@{k}", np.nan) for k in ks]
+        ax.plot(ks, model, "o-", label="model")
+        ci = retrieval.get("model_ci", {}).get(name)
+        if ci:
+            lo = [ci.get(f"P@{k}", [np.nan, np.nan])[0] for k in ks]
+            hi = [ci.get(f"P@{k}", [np.nan, np.nan])[1] for k in ks]
+            ax.fill_between(ks, lo, hi, alpha=0.25)
+        base = retrieval.get("random", {}).get(name)
+        if base:
+            ax.plot(ks, [base.get(f"P@{k}", np.nan) for k in ks], "s--", color="grey",
+                    label="random")  # fmt: skip
+        ax.set_title(_short(name), fontsize=9)
+        ax.set_xlabel("k")
+        ax.set_ylabel("P@k")
+        ax.set_ylim(0, 1)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(plt, fig, path)
+
+
+def plot_predictions(
+    y_true: np.ndarray, y_pred: np.ndarray, columns: Sequence[str], path: Path, title: str = ""
+) -> Path:
+    """Predicted against true value per phenotype (test subjects), with the identity line."""
+    plt, fig, axes = _grid(len(columns))
+    for p, (ax, name) in enumerate(zip(axes, columns)):
+        ok = ~np.isnan(y_true[:, p]) & ~np.isnan(y_pred[:, p])
+        t, e = y_true[ok, p], y_pred[ok, p]
+        ax.scatter(t, e, s=4, alpha=0.5)
+        if ok.any():
+            lo, hi = float(min(t.min(), e.min())), float(max(t.max(), e.max()))
+            ax.plot([lo, hi], [lo, hi], "k--", linewidth=0.8)
+        label, unit = split_name(name)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel(f"true ({unit})" if unit else "true")
+        ax.set_ylabel("predicted")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(plt, fig, path)
+
+
+def plot_alignment_matrix(matrix: np.ndarray, path: Path, title: str) -> Path:
+    """The T × T ECG–CMR local cosine similarity (the paper's Figure 2), rows ECG steps."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=120)
+    image = ax.imshow(matrix, cmap="viridis", origin="upper")
+    ax.set_xlabel("CMR time step t")
+    ax.set_ylabel("ECG time step k")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label="cosine similarity")
+    fig.tight_layout()
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> Path:
+    """Write `out_dir/report.md` from metrics.json content and figure paths (relative links)."""
+    out_dir = Path(out_dir)
+    info = metrics.get("info", {})
+    lines = [f"# Evaluation of `{info.get('model', '?')}`", ""]
+    for key in ("model", "kind", "data", "split", "subjects", "date", "ptacl", "command"):
+        if key in info:
+            lines.append(f"- {key}: `{info[key]}`")
+    boot = metrics.get("bootstrap", {})
+    if boot:
+        lines.append(
+            f"- 95 % CIs in brackets: percentile bootstrap, {boot.get('n_boot')} replicates, "
+            f"seed {boot.get('seed')}; test subjects resampled (for retrieval: the queries, "
+            "against the full database)"
+        )
+    lines.append("")
+    retrieval = metrics.get("retrieval")
+    lines.append("## Table 1 — similar-patient retrieval (ECG query → CMR database)")
+    lines.append("")
+    if retrieval:
+        lines += [
+            f"A retrieved subject matches when its phenotype lies within ±{retrieval['match_sd']}"
+            " SD (SD over the evaluated subjects, ddof 1) of the query's; the query's own subject"
+            f" is {'excluded' if retrieval.get('exclude_self', True) else 'included'}. MnR/MdR:"
+            " mean/median rank of the first match, over queries that have one (`no match` counts"
+            " the others). Random: exact expectation of a random ranking (MdR from one seeded"
+            " draw).",
+            "",
+            f"Embeddings compared: {retrieval.get('space', 'mean-pooled encoder tokens')}.",
+            "",
+            retrieval_table(retrieval),
+            "",
+        ]
+    else:
+        lines += [f"Not computed: {metrics.get('retrieval_skipped', 'no retrieval')}.", ""]
+    lines += ["## Table 2 — phenotype regression from the ECG (R², test split)", ""]
+    regression = metrics.get("regression", {})
+    if regression:
+        lines += [regression_table(regression), ""]
+        for method, note in metrics.get("regression_notes", {}).items():
+            lines.append(f"- {method}: {note}")
+        lines.append("")
+    else:
+        lines += ["Not computed.", ""]
+    if figures:
+        lines += ["## Figures", ""]
+        for caption, path in figures.items():
+            rel = Path(path).relative_to(out_dir) if Path(path).is_absolute() else Path(path)
+            lines += [f"### {caption}", "", f"![{caption}]({rel.as_posix()})", ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _records(table: Any) -> dict[str, dict[str, Any]]:
+    """DataFrame -> {row: {column: value}} with NaN as None (valid JSON)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, row in table.iterrows():
+        out[str(name)] = {
+            str(c): (None if isinstance(v, float) and math.isnan(v) else _plain(v))
+            for c, v in row.items()
+        }
+    return out
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _intervals(lo: Any, hi: Any) -> dict[str, dict[str, list[float | None]]]:
+    lo_r, hi_r = _records(lo), _records(hi)
+    return {n: {c: [lo_r[n][c], hi_r[n][c]] for c in lo_r[n]} for n in lo_r}
+
+
+def retrieval_section(
+    point: Any,
+    lo: Any,
+    hi: Any,
+    random: Any,
+    *,
+    ks: Sequence[int],
+    match_sd: float,
+    exclude_self: bool,
+    space: str,
+) -> dict[str, Any]:
+    """The `retrieval` section of metrics.json from the tables of `ptacl.eval`."""
+    return {
+        "ks": list(ks),
+        "match_sd": match_sd,
+        "exclude_self": exclude_self,
+        "space": space,
+        "model": _records(point),
+        "model_ci": _intervals(lo, hi),
+        "random": _records(random),
+    }
+
+
+def regression_section(point: Any, lo: Any, hi: Any) -> dict[str, dict[str, Any]]:
+    """{phenotype: {"R2", "n", "ci": [lo, hi]}} for one method of Table 2."""
+    records, ci = _records(point), _intervals(lo, hi)
+    return {name: {**row, "ci": ci[name]["R2"]} for name, row in records.items()}

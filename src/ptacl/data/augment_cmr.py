@@ -198,7 +198,7 @@ class GaussianNoise(RandomTransform):
     def __call__(self, cine: np.ndarray) -> np.ndarray:
         if not self.fires():
             return cine
-        noise = self.rng.normal(0.0, self.sigma, cine.shape).astype(np.float32)
+        noise = self.rng.standard_normal(cine.shape, dtype=np.float32) * np.float32(self.sigma)
         return np.clip(cine + noise, 0.0, 1.0)
 
 

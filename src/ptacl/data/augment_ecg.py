@@ -100,7 +100,7 @@ class Jitter(RandomTransform):
     def __call__(self, ecg: np.ndarray) -> np.ndarray:
         if not self.fires():
             return ecg
-        noise = self.rng.normal(0.0, self.sigma, ecg.shape).astype(np.float32)
+        noise = self.rng.standard_normal(ecg.shape, dtype=np.float32) * np.float32(self.sigma)
         return ecg + noise
 
 

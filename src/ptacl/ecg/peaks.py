@@ -47,7 +47,10 @@ def detect_r_peaks(
     top = np.percentile(energy, 99)
     if top <= 0:
         return np.zeros(0, dtype=np.int64)
-    beats, _ = find_peaks(energy, height=THRESHOLD * top, distance=max(int(min_rr * fs), 1))
+    # Zero ends let a beat whose energy is still rising at the edge count as a peak.
+    padded = np.concatenate([[0.0], energy, [0.0]])
+    beats, _ = find_peaks(padded, height=THRESHOLD * top, distance=max(int(min_rr * fs), 1))
+    beats = np.clip(beats - 1, 0, len(energy) - 1)
     if len(beats) == 0:
         return np.zeros(0, dtype=np.int64)
     return _to_apex(x, fs, beats)
@@ -94,8 +97,9 @@ def _to_apex(x: np.ndarray, fs: float, beats: np.ndarray) -> np.ndarray:
     )  # (C, n)
     ref = clean[int(np.argmax(np.median(height, axis=1)))]
     peaks = np.array([a + int(np.argmax(ref[a:e])) for a, e in windows], dtype=np.int64)
-    # Two energy peaks can settle on the same apex; keep one.
-    return np.unique(peaks)
+    # An apex on the first or last sample is the tail of a beat cut off by the recording's
+    # edge, not a peak; two energy peaks can settle on the same apex: keep one.
+    return np.unique(peaks[(peaks > 0) & (peaks < s - 1)])
 
 
 def _neurokit(x: np.ndarray, fs: float) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Training stages (Lightning) and the infrastructure they share (`ptacl.training.common`)."""

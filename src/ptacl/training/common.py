@@ -1,0 +1,429 @@
+"""Training infrastructure shared by every stage (MAE, contrastive alignment, fine-tuning).
+
+A stage's CLI does, in order:
+
+    parser = argparse.ArgumentParser(...); add_run_arguments(parser)
+    args = parser.parse_intermixed_args(argv)
+    cfg = resolve_config(StageConfig, args)          # YAML <- --devices/--num-nodes <- key=value
+    resume_from = prepare_run_dir(args.out, cfg, args.resume)
+    lightning.seed_everything(cfg.trainer.seed, workers=True)
+    module = StageModule(to_dict(cfg))               # plain dict: checkpoints load weights_only
+    trainer = build_trainer(cfg.trainer, args.out)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
+
+and inside the module, `configure_optimizers` returns
+`lightning_optimizers(*build_optimizer_and_schedule(self, cfg.optim, total_steps=...,
+global_batch=global_batch_size(self.trainer, cfg.data.batch_size)))`.
+
+Run folder: config.yaml (resolved), checkpoints/{last,best}.ckpt, metrics.csv, hparams.yaml,
+tensorboard/, figures/ (stage-specific). Encoders are found in checkpoints by key prefix: a stage
+module keeps them in attributes named `ecg_encoder` / `cmr_encoder`; an MAE run keeps its one
+encoder under `mae.encoder` (see `load_encoder_weights`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ptacl.config import load_config, save_config, to_dict
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    base_lr: float = 1.5e-4  # per 256 samples of global batch (He et al. 2022)
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 1000
+    min_lr_ratio: float = 0.0  # the cosine ends at base lr × this
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    store: str = ""  # the prepared store (`--data`)
+    batch_size: int = 64  # per device
+    num_workers: int = 4
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    max_steps: int = 50_000
+    val_every_n_steps: int = 1000
+    val_batches: int = 0  # 0: the whole validation split
+    checkpoint_every_n_steps: int = 1000  # last.ckpt; also written when training ends
+    log_every_n_steps: int = 50
+    sanity_val_steps: int = 2
+    grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    accumulate_grad_batches: int = 1
+    accelerator: str = "auto"
+    precision: str = "auto"  # auto: bf16-mixed on a GPU, 32-true on the CPU
+    devices: int = 1
+    num_nodes: int = 1
+    seed: int = 0
+    progress_bar: bool = True
+
+
+class RunDirError(RuntimeError):
+    """A run folder that cannot be used as asked (not empty without --resume, nothing to resume)."""
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+
+def scaled_lr(base_lr: float, global_batch: int) -> float:
+    """The linear scaling rule: lr = base_lr × global batch / 256."""
+    return base_lr * global_batch / 256
+
+
+def warmup_cosine(
+    step: int, *, warmup_steps: int, total_steps: int, min_ratio: float = 0.0
+) -> float:
+    """Learning-rate multiplier at optimizer step `step`: linear from 0 to 1 over the warm-up,
+    then half a cosine down to `min_ratio` at `total_steps` (held there afterwards)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _decays(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Weights of linear and convolution layers decay; biases, norms and embeddings do not."""
+    decay, seen = [], set()
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            if layer.weight.requires_grad:
+                decay.append(layer.weight)
+                seen.add(id(layer.weight))
+    rest = [p for p in module.parameters() if p.requires_grad and id(p) not in seen]
+    return decay, rest
+
+
+def build_optimizer_and_schedule(
+    model: nn.Module, config: OptimConfig, *, total_steps: int, global_batch: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over the trainable parameters, with a per-step warm-up + cosine schedule and the
+    peak learning rate scaled with the global batch (`scaled_lr`)."""
+    if total_steps <= 0:
+        raise ValueError(f"total_steps must be positive, got {total_steps} (set trainer.max_steps)")
+    decay, no_decay = _decays(model)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    lr = scaled_lr(config.base_lr, global_batch)
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(config.betas))
+
+    def multiplier(step: int) -> float:  # a plain function: LambdaLR then saves no closure
+        return warmup_cosine(
+            step,
+            warmup_steps=config.warmup_steps,
+            total_steps=total_steps,
+            min_ratio=config.min_lr_ratio,
+        )
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+
+
+def lightning_optimizers(optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
+    """What `configure_optimizers` returns for a schedule stepped after every optimizer step."""
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def global_batch_size(trainer: L.Trainer, batch_size: int) -> int:
+    """Samples per optimizer step over all processes."""
+    return batch_size * trainer.world_size * trainer.accumulate_grad_batches
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def build_dataloader(dataset: Dataset, config: DataConfig, *, train: bool) -> DataLoader:
+    """Shuffled, full batches for training; ordered, every item for validation. Under DDP
+    Lightning swaps in a DistributedSampler itself."""
+    if train and len(dataset) < config.batch_size:
+        raise ValueError(
+            f"{config.store}: {len(dataset)} training items, fewer than data.batch_size "
+            f"{config.batch_size}; lower the batch size"
+        )
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=train,
+        drop_last=train,
+        num_workers=config.num_workers,
+        persistent_workers=config.num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def _on_cpu(accelerator: str) -> bool:
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
+def resolve_precision(config: TrainerConfig) -> str:
+    if config.precision != "auto":
+        return config.precision
+    return "32-true" if _on_cpu(config.accelerator) else "bf16-mixed"
+
+
+class LastCheckpoint(Callback):
+    """checkpoints/last.ckpt every `every_n_steps` optimizer steps and when training ends, so
+    `--resume` continues from the latest state (ModelCheckpoint alone skips the final step)."""
+
+    def __init__(self, path: Path, every_n_steps: int) -> None:
+        self.path = Path(path)
+        self.every_n_steps = every_n_steps
+        self._saved_step = -1
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.global_step != self._saved_step:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+
+class ResyncSchedule(Callback):
+    """After a restore, set each LambdaLR's learning rate from its restored step, so a run
+    resumed with a new trainer.max_steps follows the longer schedule from the first resumed
+    step instead of keeping the old schedule's last value for one step."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for config in trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+                step = scheduler.last_epoch
+                for group, base, fn in zip(
+                    scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas
+                ):
+                    group["lr"] = base * fn(step)
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv; on --resume we append to it."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = list(csv.DictReader(file).fieldnames or [])
+
+
+class AppendingCSVLogger(CSVLogger):
+    """CSVLogger writing metrics.csv straight into the run folder, appending across resumes."""
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+def build_trainer(
+    config: TrainerConfig,
+    run_dir: str | Path,
+    *,
+    monitor: str = "val/loss",
+    callbacks: Sequence[Callback] = (),
+) -> L.Trainer:
+    """A Trainer for one stage: precision by device, DDP when several processes, gradient
+    clipping, last.ckpt + best.ckpt (lowest `monitor`), CSV + TensorBoard logs, deterministic
+    and seeded on the CPU."""
+    run_dir = Path(run_dir)
+    checkpoints = run_dir / "checkpoints"
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    on_cpu = _on_cpu(config.accelerator)
+    processes = config.devices * config.num_nodes
+    best = ModelCheckpoint(
+        dirpath=checkpoints,
+        filename="best",
+        monitor=monitor,
+        mode="min",
+        save_top_k=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    return L.Trainer(
+        default_root_dir=run_dir,
+        max_steps=config.max_steps,
+        val_check_interval=min(config.val_every_n_steps, config.max_steps),
+        check_val_every_n_epoch=None,  # validate by steps, across epoch boundaries
+        limit_val_batches=config.val_batches or None,
+        num_sanity_val_steps=config.sanity_val_steps,
+        log_every_n_steps=config.log_every_n_steps,
+        gradient_clip_val=config.grad_clip or None,
+        accumulate_grad_batches=config.accumulate_grad_batches,
+        accelerator=config.accelerator,
+        precision=resolve_precision(config),
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy="ddp" if processes > 1 else "auto",
+        deterministic=True if on_cpu else None,
+        benchmark=False if on_cpu else None,
+        enable_progress_bar=config.progress_bar,
+        callbacks=[
+            best,
+            LastCheckpoint(checkpoints / "last.ckpt", config.checkpoint_every_n_steps),
+            ResyncSchedule(),
+            LearningRateMonitor(logging_interval="step"),
+            *callbacks,
+        ],
+        logger=[
+            AppendingCSVLogger(run_dir, name="", version=""),
+            TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False),
+        ],
+    )
+
+
+# ----------------------------------------------------------------------------- run folder
+
+
+def _rank() -> int:
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
+def prepare_run_dir(out: str | Path, config: Any, resume: bool) -> Path | None:
+    """Make the run folder and write the resolved `config.yaml`; return the checkpoint to
+    resume from (None for a fresh run).
+
+    A non-empty folder is refused unless `resume` (a run must never mix with, or overwrite,
+    another); `resume` needs checkpoints/last.ckpt. Only process 0 writes: Lightning's DDP
+    launcher re-runs the command once per process.
+    """
+    out = Path(out)
+    last = out / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.is_file():
+            raise RunDirError(f"{out}: nothing to resume, {last} does not exist")
+    elif _rank() == 0 and out.exists() and any(out.iterdir()):
+        raise RunDirError(
+            f"{out}: the run folder is not empty; pass --resume to continue that run, "
+            "or choose another --out"
+        )
+    if _rank() == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+    return last if resume else None
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved config.yaml of a run, as a plain dict."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: not a run folder (no config.yaml)")
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def load_encoder_weights(
+    run_dir: str | Path, modality: str, which: str = "best"
+) -> dict[str, torch.Tensor]:
+    """The `modality` encoder's state dict from a run's checkpoint (`which`: best or last;
+    best falls back to last when no validation has run). Loaded with weights_only=True."""
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
+    if which == "best" and not ckpt.is_file():
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise RunDirError(f"{run_dir}: no checkpoint ({ckpt.name}) in {ckpt.parent}")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    prefixes = [f"{modality}_encoder."]
+    if read_run_config(run_dir).get("modality") == modality:
+        prefixes.append("mae.encoder.")
+    for prefix in prefixes:
+        weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if weights:
+            return weights
+    raise RunDirError(
+        f"{ckpt}: holds no {modality} encoder (no keys under {' or '.join(prefixes)})"
+    )
+
+
+def load_encoder(run_dir: str | Path, modality: str, which: str = "best") -> nn.Module:
+    """The run's `modality` encoder, built from its config.yaml and loaded with its weights."""
+    from ptacl.models import build_encoder
+
+    section = read_run_config(run_dir).get(f"{modality}_encoder") or read_run_config(run_dir).get(
+        "encoder"
+    )
+    if section is None:
+        raise RunDirError(f"{run_dir}/config.yaml: no `{modality}_encoder` or `encoder` section")
+    encoder = build_encoder(modality, section)
+    encoder.load_state_dict(load_encoder_weights(run_dir, modality, which))
+    return encoder
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """--out, --config, --devices, --num-nodes, --resume and trailing key=value overrides.
+    Parse with `parser.parse_intermixed_args` so overrides may follow the options."""
+    parser.add_argument("--out", type=Path, required=True, help="run folder (created)")
+    parser.add_argument("--config", type=Path, help="YAML config (default: built-in defaults)")
+    parser.add_argument("--devices", type=int, help="processes per node (sets trainer.devices)")
+    parser.add_argument("--num-nodes", type=int, help="nodes (sets trainer.num_nodes)")
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/last.ckpt")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. optim.base_lr=1e-4")
+
+
+def resolve_config(cls: type[T], args: argparse.Namespace, extra: Sequence[str] = ()) -> T:
+    """Defaults <- --config YAML <- --devices/--num-nodes <- `extra` <- key=value overrides."""
+    overrides = list(extra)
+    if args.devices is not None:
+        overrides.append(f"trainer.devices={args.devices}")
+    if args.num_nodes is not None:
+        overrides.append(f"trainer.num_nodes={args.num_nodes}")
+    return load_config(cls, args.config, [*overrides, *args.overrides])
+
+
+__all__ = [
+    "DataConfig",
+    "LastCheckpoint",
+    "OptimConfig",
+    "ResyncSchedule",
+    "RunDirError",
+    "TrainerConfig",
+    "add_run_arguments",
+    "build_dataloader",
+    "build_optimizer_and_schedule",
+    "build_trainer",
+    "global_batch_size",
+    "lightning_optimizers",
+    "load_encoder",
+    "load_encoder_weights",
+    "prepare_run_dir",
+    "read_run_config",
+    "resolve_config",
+    "resolve_precision",
+    "scaled_lr",
+    "to_dict",
+    "warmup_cosine",
+]

@@ -1,0 +1,148 @@
+import argparse
+import math
+
+import lightning as L
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from ptacl.config import ConfigError
+from ptacl.models import EcgEncoder, EcgEncoderConfig
+from ptacl.training.common import (
+    OptimConfig,
+    RunDirError,
+    TrainerConfig,
+    add_run_arguments,
+    build_optimizer_and_schedule,
+    build_trainer,
+    load_encoder,
+    load_encoder_weights,
+    prepare_run_dir,
+    resolve_config,
+    resolve_precision,
+    scaled_lr,
+    warmup_cosine,
+)
+from ptacl.training.mae import EcgMaeRunConfig
+
+
+def test_learning_rate_scales_linearly_with_the_global_batch():
+    assert scaled_lr(1.5e-4, 256) == pytest.approx(1.5e-4)
+    assert scaled_lr(1.5e-4, 1024) == pytest.approx(6e-4)
+
+
+def test_warmup_then_cosine_by_hand():
+    kw = {"warmup_steps": 4, "total_steps": 14, "min_ratio": 0.1}
+    assert [warmup_cosine(s, **kw) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert warmup_cosine(4, **kw) == pytest.approx(1.0)
+    assert warmup_cosine(9, **kw) == pytest.approx(0.1 + 0.9 * 0.5)  # half way down
+    assert warmup_cosine(14, **kw) == pytest.approx(0.1)
+    assert warmup_cosine(100, **kw) == pytest.approx(0.1)  # held at the floor
+
+
+def test_optimizer_decays_only_layer_weights_and_steps_the_schedule():
+    model = EcgEncoder(EcgEncoderConfig(samples=100, width=8, depth=1, heads=2))
+    cfg = OptimConfig(base_lr=1e-3, weight_decay=0.05, warmup_steps=2)
+    optimizer, scheduler = build_optimizer_and_schedule(model, cfg, total_steps=6, global_batch=512)
+    decay, no_decay = optimizer.param_groups
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    decayed = {id(p) for p in decay["params"]}
+    assert id(model.patch_embed.weight) in decayed and id(model.blocks[0].mlp[0].weight) in decayed
+    for p in (model.lead_embed, model.time_embed, model.norm.weight, model.patch_embed.bias):
+        assert id(p) not in decayed
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    peak = 2e-3  # 1e-3 × 512 / 256
+    seen = []
+    for _ in range(6):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    expected = [peak * warmup_cosine(s, warmup_steps=2, total_steps=6) for s in range(6)]
+    assert seen == pytest.approx(expected)
+    assert seen[1] == pytest.approx(peak)
+    assert seen[3] == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi / 4)))  # 1 of 4 down
+
+
+def test_precision_by_device():
+    assert resolve_precision(TrainerConfig(accelerator="cpu")) == "32-true"
+    assert resolve_precision(TrainerConfig(accelerator="gpu")) == "bf16-mixed"
+    assert resolve_precision(TrainerConfig(precision="16-mixed")) == "16-mixed"
+
+
+def test_trainer_on_cpu_is_deterministic_and_writes_into_the_run(tmp_path):
+    trainer = build_trainer(TrainerConfig(accelerator="cpu", max_steps=5, devices=1), tmp_path)
+    assert trainer.precision == "32-true"
+    assert torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    assert trainer.max_steps == 5 and trainer.val_check_interval == 5  # capped at max_steps
+    assert trainer.gradient_clip_val == 1.0
+    paths = {type(c).__name__: c for c in trainer.callbacks}
+    assert paths["ModelCheckpoint"].dirpath == str(tmp_path / "checkpoints")
+    assert paths["LastCheckpoint"].path == tmp_path / "checkpoints" / "last.ckpt"
+
+
+def test_run_dir_is_never_reused_without_resume(tmp_path):
+    cfg = EcgMaeRunConfig()
+    assert prepare_run_dir(tmp_path / "run", cfg, resume=False) is None
+    written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert written["encoder"]["width"] == 512 and written["mae"]["mask_ratio"] == 0.75
+    with pytest.raises(RunDirError, match="not empty; pass --resume"):
+        prepare_run_dir(tmp_path / "run", cfg, resume=False)
+    with pytest.raises(RunDirError, match="nothing to resume"):
+        prepare_run_dir(tmp_path / "run", cfg, resume=True)
+    (tmp_path / "run" / "checkpoints").mkdir()
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert prepare_run_dir(tmp_path / "run", cfg, resume=True).name == "last.ckpt"
+
+
+def test_command_line_overrides_in_order(tmp_path):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("modality")
+    add_run_arguments(parser)
+    yaml_path = tmp_path / "c.yaml"
+    yaml_path.write_text("trainer: {max_steps: 7, devices: 2}\noptim: {base_lr: 1.0}\n")
+    args = parser.parse_intermixed_args(
+        ["ecg", "--out", "r", "--config", str(yaml_path), "optim.base_lr=0.5", "--num-nodes", "3"]
+    )
+    cfg = resolve_config(EcgMaeRunConfig, args)
+    assert (cfg.trainer.max_steps, cfg.trainer.devices, cfg.trainer.num_nodes) == (7, 2, 3)
+    assert cfg.optim.base_lr == 0.5
+    args = parser.parse_intermixed_args(["ecg", "--out", "r", "--devices", "4", "optim.nope=1"])
+    with pytest.raises(ConfigError, match="nope"):
+        resolve_config(EcgMaeRunConfig, args)
+
+
+class _Holder(L.LightningModule):
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.ecg_encoder = encoder
+
+
+def test_load_encoder_weights_only_from_a_checkpoint(tmp_path):
+    cfg = EcgMaeRunConfig(encoder=EcgEncoderConfig(samples=100, width=8, depth=1, heads=2))
+    prepare_run_dir(tmp_path, cfg, resume=False)
+    torch.manual_seed(0)
+    encoder = EcgEncoder(cfg.encoder)
+    # what a Lightning checkpoint holds under "state_dict": an MAE run's keys, then another stage's
+    (tmp_path / "checkpoints").mkdir()
+    mae_state = {f"mae.encoder.{k}": v for k, v in encoder.state_dict().items()}
+    torch.save({"state_dict": mae_state}, tmp_path / "checkpoints" / "last.ckpt")
+    weights = load_encoder_weights(tmp_path, "ecg")  # best.ckpt missing: falls back to last
+    assert weights.keys() == encoder.state_dict().keys()
+    loaded = load_encoder(tmp_path, "ecg")
+    x = torch.randn(2, 12, 100)
+    assert torch.equal(loaded.forward_features(x), encoder.forward_features(x))
+    with pytest.raises(RunDirError, match="no cmr encoder"):
+        load_encoder_weights(tmp_path, "cmr")
+    torch.save(
+        {"state_dict": _Holder(encoder).state_dict()}, tmp_path / "checkpoints" / "best.ckpt"
+    )
+    assert load_encoder_weights(tmp_path, "ecg").keys() == encoder.state_dict().keys()
+    # a checkpoint that would need unpickling arbitrary objects is refused
+    torch.save(
+        {"state_dict": mae_state, "x": argparse.Namespace(a=1)},
+        tmp_path / "checkpoints" / "best.ckpt",
+    )
+    with pytest.raises(Exception, match=r"[Ww]eights only"):
+        load_encoder_weights(tmp_path, "ecg")

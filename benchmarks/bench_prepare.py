@@ -51,7 +51,7 @@ def run_one(cohort: Path, out: Path, workers: int) -> dict:
 def synthesise(out: Path, subjects: int) -> Path:
     from ptacl.cli.synth import main as synth
 
-    if synth(["--out", str(out), "--subjects", str(subjects), "--seed", "0"]) != 0:
+    if synth(["--out", str(out), "--subjects", str(subjects), "--seed", "0", "--quiet"]) != 0:
         raise SystemExit("ptacl synth failed")
     return out
 

@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = ", ".join(f"{result.counts[s]} {s}" for s in STATUSES)
     print(f"subjects: {counts}")
     if result.store is None:
+        if not any(result.counts[s] for s in STATUSES if s != "no_images"):
+            print(f"no ECG or CMR file found in {args.ecg} / {args.cmr}", file=sys.stderr)
         print(f"no usable subject; every file and reason is in {result.qc}", file=sys.stderr)
         return 1
     splits = ", ".join(f"{n} {s}" for s, n in result.splits.items())

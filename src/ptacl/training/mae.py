@@ -43,8 +43,8 @@ class EcgMaeRunConfig:
     encoder: EcgEncoderConfig = field(default_factory=EcgEncoderConfig)
     mae: MaeConfig = field(default_factory=lambda: MaeConfig(mask_ratio=0.75))
     augment: EcgAugmentConfig = field(default_factory=EcgAugmentConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=128))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(warmup_steps=2000))
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
@@ -54,8 +54,8 @@ class CmrMaeRunConfig:
     encoder: CmrEncoderConfig = field(default_factory=CmrEncoderConfig)
     mae: MaeConfig = field(default_factory=lambda: MaeConfig(mask_ratio=0.9))
     augment: CmrAugmentConfig = field(default_factory=CmrAugmentConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=128))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(warmup_steps=2000))
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
@@ -99,9 +99,9 @@ class MaePretraining(L.LightningModule):
         if batch_idx == 0:
             pictures = self.mae.reconstruct(x[:1], out["pred"][:1], out["mask"][:1])
             self.example = {
-                "input": x[:1].float().cpu(),
-                "mask": out["mask"][:1].float().cpu(),
-                **{k: v.float().cpu() for k, v in pictures.items()},
+                "input": x[:1].detach().float().cpu(),
+                "mask": out["mask"][:1].detach().float().cpu(),
+                **{k: v.detach().float().cpu() for k, v in pictures.items()},
             }
 
     def configure_optimizers(self) -> dict[str, Any]:

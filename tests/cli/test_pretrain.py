@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from ptacl.cli.pretrain import main
+from ptacl.config import load_config
+from ptacl.training.common import load_encoder
+from ptacl.training.mae import MAE_RUN_CONFIGS
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+
+
+def _run(store, out, modality, *extra):
+    args = [modality, "--data", str(store), "--out", str(out)]
+    return main([*args, "--config", str(CONFIGS / "tiny" / f"{modality}_mae.yaml"), *extra])
+
+
+@pytest.mark.parametrize("modality", ["ecg", "cmr"])
+def test_two_step_run_fills_the_run_folder(tiny_store, tmp_path, modality, capsys):
+    assert _run(tiny_store, tmp_path / "run", modality) == 0
+    run = tmp_path / "run"
+    assert "M parameters" in capsys.readouterr().out
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["modality"] == modality and config["data"]["store"] == str(tiny_store)
+    for name in ("checkpoints/last.ckpt", "checkpoints/best.ckpt", "metrics.csv"):
+        assert (run / name).is_file(), name
+    assert (run / "figures" / "reconstruction_step0000002.png").stat().st_size > 1000
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["train/loss"].notna().sum() == 2 and metrics["val/loss"].notna().sum() == 1
+    assert (run / "tensorboard").is_dir()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 2
+    encoder = load_encoder(run, modality)
+    assert encoder.width == config["encoder"]["width"]
+    # a second run into the same folder is refused rather than mixed in
+    assert _run(tiny_store, run, modality) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_resume_continues_at_the_same_step_and_learning_rate(tiny_store, tmp_path):
+    more = ["trainer.max_steps=4", "trainer.val_every_n_steps=4", "optim.warmup_steps=2"]
+    assert _run(tiny_store, tmp_path / "straight", "ecg", *more) == 0
+    assert _run(tiny_store, tmp_path / "resumed", "ecg", "trainer.max_steps=2", *more[1:]) == 0
+    assert _run(tiny_store, tmp_path / "resumed", "ecg", "--resume", *more) == 0
+
+    def by_step(run):
+        metrics = pd.read_csv(run / "metrics.csv")
+        lr = metrics.dropna(subset=["lr-AdamW/pg1"]).set_index("step")["lr-AdamW/pg1"]
+        return lr, metrics.dropna(subset=["train/loss"])["step"].tolist()
+
+    lr_straight, steps_straight = by_step(tmp_path / "straight")
+    lr_resumed, steps_resumed = by_step(tmp_path / "resumed")
+    assert steps_straight == steps_resumed == [0, 1, 2, 3]  # appended, no step repeated
+    assert lr_resumed.loc[[2, 3]].tolist() == pytest.approx(lr_straight.loc[[2, 3]].tolist())
+    ckpt = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 4
+    # AdamW's own step count proves its moments were restored, not started afresh
+    adam_steps = {float(s["step"]) for s in ckpt["optimizer_states"][0]["state"].values()}
+    assert adam_steps == {4.0}
+
+
+def test_clear_errors(tiny_store, tmp_path, capsys):
+    assert main(["ecg", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
+    assert "not a prepared store" in capsys.readouterr().err
+    assert _run(tiny_store, tmp_path / "r", "ecg", "encoder.widht=3") == 2
+    assert "widht" in capsys.readouterr().err
+    assert _run(tiny_store, tmp_path / "r2", "ecg", "--resume") == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*_mae.yaml")), ids=lambda p: p.name)
+def test_every_shipped_mae_config_loads(path):
+    modality = yaml.safe_load(path.read_text())["modality"]
+    cfg = load_config(MAE_RUN_CONFIGS[modality], path)
+    if path.parent == CONFIGS:  # the paper-size files say what the defaults are
+        assert cfg == MAE_RUN_CONFIGS[modality]()

@@ -1,0 +1,81 @@
+import torch
+
+from ptacl.config import to_dict
+from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, MaeConfig
+from ptacl.training.mae import (
+    CmrMaeRunConfig,
+    EcgMaeRunConfig,
+    MaePretraining,
+    parameter_counts,
+    plot_cmr_reconstruction,
+    plot_ecg_reconstruction,
+)
+
+
+def _module(modality):
+    torch.manual_seed(0)
+    if modality == "ecg":
+        cfg = EcgMaeRunConfig(encoder=EcgEncoderConfig(samples=500, width=16, depth=1, heads=2))
+        return MaePretraining(to_dict(cfg)), torch.randn(2, 12, 500)
+    cfg = CmrMaeRunConfig(encoder=CmrEncoderConfig(width=16, depth=1, heads=2))
+    return MaePretraining(to_dict(cfg)), torch.rand(2, 1, 26, 84, 84)
+
+
+def test_hyperparameters_are_plain_values():
+    module, _ = _module("ecg")
+    config = module.hparams["config"]
+    assert isinstance(config, dict) and config["mae"]["mask_ratio"] == 0.75
+
+    def plain(v):
+        if isinstance(v, dict):
+            return all(plain(x) for x in v.values())
+        if isinstance(v, list):
+            return all(plain(x) for x in v)
+        return v is None or isinstance(v, str | int | float | bool)
+
+    assert plain(config)  # nothing that would need unpickling
+
+
+def test_default_parameter_counts_within_ten_percent_of_the_paper(capsys):
+    ecg = parameter_counts(MaePretraining(to_dict(EcgMaeRunConfig())).mae)
+    cmr = parameter_counts(MaePretraining(to_dict(CmrMaeRunConfig())).mae)
+    print(f"ECG MAE {ecg}\nCMR MAE {cmr}")
+    assert abs(ecg["total"] / 19e6 - 1) < 0.1
+    assert abs(cmr["encoder"] / 13e6 - 1) < 0.1 and abs(cmr["total"] / 13e6 - 1) < 0.1
+
+
+def test_validation_masks_are_fixed_so_losses_compare():
+    module, x = _module("ecg")
+    module.log = lambda *a, **k: None  # outside a Trainer
+    module.validation_step({"ecg": x}, 0)
+    first = module.example["mask"].clone()
+    module.validation_step({"ecg": x}, 0)
+    assert torch.equal(first, module.example["mask"])
+    assert first.sum() == round(0.75 * 120)
+
+
+def test_figures_draw_from_one_validation_example(tmp_path):
+    for modality in ("ecg", "cmr"):
+        module, x = _module(modality)
+        module.log = lambda *a, **k: None
+        module.validation_step({modality: x}, 0)
+        if modality == "ecg":
+            fig = plot_ecg_reconstruction(module.example, module.mae.encoder.grid)
+        else:
+            fig = plot_cmr_reconstruction(module.example)
+        fig.savefig(tmp_path / f"{modality}.png")
+        assert (tmp_path / f"{modality}.png").stat().st_size > 1000
+
+
+def test_norm_target_reconstruction_returns_input_units():
+    cfg = EcgMaeRunConfig(
+        encoder=EcgEncoderConfig(samples=500, width=16, depth=1, heads=2),
+        mae=MaeConfig(mask_ratio=0.75, decoder_width=8, decoder_heads=2, norm_target=True),
+    )
+    module = MaePretraining(to_dict(cfg))
+    x = torch.randn(1, 12, 500) * 3 + 5
+    patches = module.mae.encoder.patchify(x)
+    perfect = module.mae.targets(x)  # a perfect prediction of the normalised target
+    mask = torch.ones(1, 120)
+    pictures = module.mae.reconstruct(x, perfect, mask)
+    assert torch.allclose(module.mae.encoder.patchify(pictures["prediction"]), patches, atol=1e-3)

@@ -6,7 +6,8 @@ or the word `none`: both encoders randomly initialised from a seed (the random-i
 
 Which subjects: those of the split holding every modality the run has (both: paired subjects;
 an ECG run: every subject with an ECG). Inputs are the deterministic evaluation views of
-`ptacl.data.datasets` (centre ECG crop of 2,500 samples, 26 CMR frames). Embeddings are the
+`ptacl.data.datasets` (the centre ECG crop and the CMR frames each encoder was built for: 2,500 samples and
+26 frames at the paper's sizes). Embeddings are the
 mean-pooled encoder tokens (`encoder.pool`); a run with projection heads (stage 2) adds the
 projected embeddings, the space its global loss aligns. With both encoders the mean T × T
 ECG–CMR local cosine similarity over subjects is kept too (the paper's Figure 2).
@@ -197,12 +198,17 @@ def compute_embeddings(
 
     store = store if isinstance(store, Store) else Store.open(store)
     has_ecg, has_cmr = encoders.ecg is not None, encoders.cmr is not None
+    # Inputs shaped as each encoder was built for (a tiny config may crop 500 samples).
+    crop = encoders.ecg.config.samples if has_ecg else 2500
+    frames = encoders.cmr.config.frames if has_cmr else 26
     if has_ecg and has_cmr:
-        dataset = PairedDataset(store, split, train=False, ecg_augment=None, cmr_augment=None)
+        dataset = PairedDataset(
+            store, split, train=False, ecg_augment=None, cmr_augment=None, crop=crop, frames=frames
+        )
     elif has_ecg:
-        dataset = EcgDataset(store, split, train=False, augment=None)
+        dataset = EcgDataset(store, split, train=False, augment=None, crop=crop)
     else:
-        dataset = CmrDataset(store, split, train=False, augment=None)
+        dataset = CmrDataset(store, split, train=False, augment=None, frames=frames)
     if len(dataset) == 0:
         raise EmbedError(
             f"{store.root}: split {split!r} has no subjects with {' and '.join(encoders.modalities)}"
@@ -259,7 +265,7 @@ def compute_embeddings(
         "store": str(store.root),
         "split": split,
         "subjects": len(eids),
-        "crop": "centre 2500 ECG samples; 26 CMR frames",
+        "inputs": f"centre {crop} ECG samples; {frames} CMR frames",
         "alignment_subjects": align_count,
     }
     return Embeddings(

@@ -1,0 +1,176 @@
+"""Fine-tuning with attention pooling (the paper's FN+AP): the ECG encoder regresses the phenotypes.
+
+A learned query attends over all ECG tokens (`AttentionPoolHead`), a linear layer maps the pooled
+vector to the P phenotypes. Targets are standardised with the train split's mean and SD (per
+phenotype, over subjects with a value; ddof 1); unknown (NaN) targets are masked out of the loss,
+which is the mean squared error over the known entries. Every parameter trains (full
+fine-tuning); training stops early when the validation loss has not improved for
+`patience` validations, and the best validation checkpoint is scored on the test split.
+The encoder starts from a run's ECG encoder (stage 1, stage 2, or another fine-tune) or from a
+random initialisation (`model: none`, the supervised baseline).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from ptacl.config import from_dict
+from ptacl.data.augment_ecg import EcgAugmentConfig
+from ptacl.models import EcgEncoderConfig, build_encoder
+from ptacl.training.common import (
+    DataConfig,
+    OptimConfig,
+    TrainerConfig,
+    build_optimizer_and_schedule,
+    global_batch_size,
+    lightning_optimizers,
+)
+
+
+@dataclass(frozen=True)
+class AttentionPoolConfig:
+    heads: int = 8
+    dropout: float = 0.0  # before the output layer
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    stage: str = "finetune"  # marks the run folder for `ptacl embed` / `evaluate`
+    model: str = "none"  # the run whose ECG encoder is fine-tuned, or none (random init)
+    ecg_encoder: EcgEncoderConfig = field(default_factory=EcgEncoderConfig)  # from `model`
+    head: AttentionPoolConfig = field(default_factory=AttentionPoolConfig)
+    patience: int = 5  # validations without improvement before stopping
+    # Training-time ECG augmentation; off by default (the paper does not say), on with
+    # augment.enabled=true.
+    augment: EcgAugmentConfig = field(default_factory=lambda: EcgAugmentConfig(enabled=False))
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(base_lr=1e-4, warmup_steps=500, min_lr_ratio=0.01)
+    )
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=20_000))
+
+
+class AttentionPoolHead(nn.Module):
+    """tokens (B, L, D) -> (B, P): one learned query attends over all L tokens (multi-head),
+    then LayerNorm and a linear map to the P outputs."""
+
+    def __init__(self, width: int, outputs: int, *, heads: int = 8, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(1, 1, width))
+        nn.init.trunc_normal_(self.query, std=0.02)
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.norm = nn.LayerNorm(width)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(width, outputs)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        query = self.query.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
+        pooled, _ = self.attention(query, tokens, tokens, need_weights=False)  # (B, 1, D)
+        return self.out(self.dropout(self.norm(pooled[:, 0])))  # (B, P)
+
+    def attention_weights(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, L): the query's attention over tokens, averaged over heads."""
+        query = self.query.expand(tokens.shape[0], -1, -1)
+        _, weights = self.attention(query, tokens, tokens, need_weights=True)  # (B, 1, L)
+        return weights[:, 0]
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean of (pred - target)² over the entries whose target is known: (B, P) x 2 -> ().
+    NaN targets contribute neither to the sum nor to the count; a batch with none known gives 0
+    (with a gradient of 0), not NaN."""
+    known = ~torch.isnan(target)
+    diff = torch.where(known, pred - torch.nan_to_num(target), torch.zeros_like(pred))
+    return (diff**2).sum() / known.sum().clamp_min(1)
+
+
+def target_statistics(phenotypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD (ddof 1) per column of (N, P) train targets, NaN ignored; SD 1 where it is
+    0 or undefined, so a constant phenotype standardises to 0 instead of NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column is handled below
+        mean = np.nanmean(phenotypes, axis=0)
+        sd = np.nanstd(phenotypes, axis=0, ddof=1)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+    return mean.astype(np.float32), sd.astype(np.float32)
+
+
+class FinetuneModule(L.LightningModule):
+    """The ECG encoder + attention-pooling head, trained on standardised phenotypes.
+
+    `ecg_encoder` and `head` are attributes so `load_encoder_weights(run, "ecg")` finds the
+    encoder; the target mean and SD are buffers, saved with the weights.
+    """
+
+    def __init__(
+        self, config: dict[str, Any], target_mean: Sequence[float], target_sd: Sequence[float]
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            {"config": config, "target_mean": list(target_mean), "target_sd": list(target_sd)}
+        )
+        cfg = from_dict(FinetuneConfig, config)
+        self.optim_config = cfg.optim
+        self.batch_size = cfg.data.batch_size
+        self.ecg_encoder = build_encoder("ecg", cfg.ecg_encoder)
+        outputs = len(target_mean)
+        self.head = AttentionPoolHead(
+            self.ecg_encoder.width, outputs, heads=cfg.head.heads, dropout=cfg.head.dropout
+        )
+        self.register_buffer("target_mean", torch.tensor(list(target_mean), dtype=torch.float32))
+        self.register_buffer("target_sd", torch.tensor(list(target_sd), dtype=torch.float32))
+
+    def forward(self, ecg: torch.Tensor) -> torch.Tensor:
+        """(B, C, S) -> (B, P) standardised predictions."""
+        return self.head(self.ecg_encoder.forward_features(ecg))
+
+    def predict_phenotypes(self, ecg: torch.Tensor) -> torch.Tensor:
+        """(B, C, S) -> (B, P) predictions in the phenotypes' units."""
+        return self(ecg) * self.target_sd + self.target_mean
+
+    def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        target = (batch["phenotypes"] - self.target_mean) / self.target_sd  # NaN stays NaN
+        return masked_mse(self(batch["ecg"]).float(), target)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["ecg"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss = self._loss(batch)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["ecg"].shape[0])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer, scheduler = build_optimizer_and_schedule(
+            self,
+            self.optim_config,
+            total_steps=self.trainer.max_steps,
+            global_batch=global_batch_size(self.trainer, self.batch_size),
+        )
+        return lightning_optimizers(optimizer, scheduler)
+
+
+@torch.no_grad()
+def predict_split(
+    module: FinetuneModule, dataset: Any, *, batch_size: int = 32, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(eids (N,), true (N, P), predicted (N, P)) over a dataset, in the phenotypes' units."""
+    from torch.utils.data import DataLoader
+
+    module = module.to(device).eval()
+    eids, truth, pred = [], [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        eids += list(batch["eid"])
+        truth.append(batch["phenotypes"].numpy())
+        pred.append(module.predict_phenotypes(batch["ecg"].to(device)).float().cpu().numpy())
+    return np.asarray(eids, dtype=str), np.concatenate(truth), np.concatenate(pred)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import beats_ecg, tiny_encoder
+from builders import beats_ecg, tiny_encoder
 
 from ptacl.data.store import ECG_FS
 from ptacl.inference import BundleError, Predictor, encoder_fingerprint, read_bundle
@@ -135,11 +135,11 @@ def test_newer_format_version_is_refused(bundle: Path) -> None:
         read_bundle(bundle)
 
 
-def test_export_refuses_to_overwrite(tiny_bundle: Path, tiny_store: Path) -> None:
+def test_export_refuses_to_overwrite(tiny_bundle: Path, probe_store: Path) -> None:
     from ptacl.inference.export import export_with_probe
 
     with pytest.raises(FileExistsError, match="already exists"):
-        export_with_probe(tiny_bundle, encoder=tiny_encoder(), store=tiny_store, source={})
+        export_with_probe(tiny_bundle, encoder=tiny_encoder(), store=probe_store, source={})
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import beats_ecg, write_cardiosoft_xml
+from builders import beats_ecg, write_cardiosoft_xml
 
 import ptacl
 from ptacl.data.store import ECG_FS

@@ -127,20 +127,6 @@ def fit_ols(
     return mean, weight, bias, used
 
 
-def r2_per_column(predicted: np.ndarray, targets: np.ndarray) -> list[float | None]:
-    """R² of each column over its known rows (None with fewer than two)."""
-    scores: list[float | None] = []
-    for p in range(targets.shape[1]):
-        known = np.isfinite(targets[:, p])
-        if known.sum() < 2:
-            scores.append(None)
-            continue
-        y, yhat = targets[known, p], predicted[known, p]
-        total = float(((y - y.mean()) ** 2).sum())
-        scores.append(1.0 - float(((y - yhat) ** 2).sum()) / total if total > 0 else None)
-    return scores
-
-
 def export_with_probe(
     out: str | Path,
     *,
@@ -158,6 +144,7 @@ def export_with_probe(
     arguments); `projection` the ECG projection head of an aligned run, described by
     `projection_spec` ({"kind", "kwargs"}, see `ptacl.inference.modules.PROJECTIONS`).
     """
+    _refuse_existing(out, overwrite)
     store = store if isinstance(store, Store) else Store.open(store)
     crop = int(encoder.config.samples)
     rows, train = embed_store(encoder, store, "train", crop=crop, batch_size=batch_size)
@@ -173,13 +160,16 @@ def export_with_probe(
     )
 
     val_rows, val = embed_store(encoder, store, "val", crop=crop, batch_size=batch_size)
-    val_r2 = (
-        r2_per_column(
-            (val - mean) @ weight.T + bias, np.asarray(store.phenotypes[val_rows], np.float64)
-        )
-        if len(val_rows)
-        else [None] * len(PHENOTYPES)
-    )
+    val_r2: list[float | None] = [None] * len(PHENOTYPES)
+    if len(val_rows):
+        from ptacl.eval.probe import r2_per_phenotype
+
+        scores = r2_per_phenotype(
+            np.asarray(store.phenotypes[val_rows], np.float64),
+            (val - mean) @ weight.T + bias,
+            PHENOTYPES,
+        )["R2"]
+        val_r2 = [None if not np.isfinite(v) else round(float(v), 4) for v in scores]
     head_spec = {
         "kind": "linear",
         "kwargs": {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0])},
@@ -257,3 +247,98 @@ def export_bundle(
         tensors=tensors,
         overwrite=overwrite,
     )
+
+
+def _checkpoint_state(run_dir: Path, which: str) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The run checkpoint's state dict, read with weights_only=True (best falls back to last)."""
+    from ptacl.training.common import RunDirError
+
+    ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
+    if which == "best" and not ckpt.is_file():
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise RunDirError(f"{run_dir}: no checkpoint ({ckpt.name}) in {ckpt.parent}")
+    return ckpt, torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def ecg_projection_from_state(
+    state: Mapping[str, torch.Tensor], width: int
+) -> tuple[nn.Module, dict[str, Any]] | None:
+    """The align stage's ECG projection head (keys `…ecg_head.0/2.*`), or None if absent.
+
+    Its sizes are read from the tensors themselves, so no config layout is assumed.
+    """
+    from ptacl.inference.modules import PROJECTIONS
+
+    found = {k.split("ecg_head.", 1)[1]: v for k, v in state.items() if "ecg_head." in k}
+    if not found:
+        return None
+    if "0.weight" not in found or "2.weight" not in found:
+        raise ValueError(f"unexpected ECG projection head tensors {sorted(found)}")
+    spec = {
+        "kind": "mlp",
+        "kwargs": {
+            "width": width,
+            "hidden": int(found["0.weight"].shape[0]),
+            "dim": int(found["2.weight"].shape[0]),
+        },
+    }
+    module = PROJECTIONS["mlp"](spec["kwargs"])
+    module.load_state_dict(found)
+    return module, spec
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    data: str | Path | None = None,
+    which: str = "best",
+    batch_size: int = 32,
+    overwrite: bool = False,
+) -> Path:
+    """Bundle a training run's ECG encoder (MAE or align run), with an OLS probe fitted on the
+    train split of `data` (default: the store the run trained on)."""
+    from ptacl.training.common import RunDirError, load_encoder, read_run_config
+
+    _refuse_existing(out, overwrite)
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    encoder = load_encoder(run_dir, "ecg", which).eval()
+    store = data or (config.get("data") or {}).get("store")
+    if not store:
+        raise RunDirError(f"{run_dir}/config.yaml names no data.store; pass --data STORE")
+    ckpt, state = _checkpoint_state(run_dir, which)
+    projection = ecg_projection_from_state(state, int(encoder.width))
+    source = {
+        "run": str(run_dir.resolve()),
+        "checkpoint": ckpt.name,
+        "checkpoint_sha256": _file_sha256(ckpt),
+        "stage": "align" if projection is not None else "mae",
+    }
+    return export_with_probe(
+        out,
+        encoder=encoder,
+        store=store,
+        source=source,
+        projection=None if projection is None else projection[0],
+        projection_spec=None if projection is None else projection[1],
+        batch_size=batch_size,
+        overwrite=overwrite,
+    )
+
+
+def _refuse_existing(out: str | Path, overwrite: bool) -> None:
+    """Before minutes of embedding, not after (write_bundle checks again when writing)."""
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()

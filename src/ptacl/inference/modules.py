@@ -16,10 +16,17 @@ from ptacl.inference.bundle import WEIGHTS, Bundle, BundleError
 
 
 def _ecg_encoder(kwargs: Mapping[str, Any]) -> nn.Module:
-    from ptacl.config import from_dict
-    from ptacl.models.vit import EcgEncoder, EcgEncoderConfig
+    from ptacl.models import build_encoder
 
-    return EcgEncoder(from_dict(EcgEncoderConfig, kwargs, where="encoder.kwargs"))
+    return build_encoder("ecg", kwargs)
+
+
+def _mlp_projection(kwargs: Mapping[str, Any]) -> nn.Module:
+    """The align stage's projection head (Linear, ReLU, Linear)."""
+    from ptacl.training.align import HeadConfig, projection_head
+
+    config = HeadConfig(hidden=int(kwargs["hidden"]), dim=int(kwargs["dim"]))
+    return projection_head(int(kwargs["width"]), config)
 
 
 class LinearProbe(nn.Module):
@@ -48,7 +55,7 @@ def _linear_head(kwargs: Mapping[str, Any]) -> nn.Module:
 
 ENCODERS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"ecg_encoder": _ecg_encoder}
 HEADS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"linear": _linear_head}
-PROJECTIONS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {}
+PROJECTIONS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"mlp": _mlp_projection}
 
 
 def _build(

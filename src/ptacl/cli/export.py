@@ -1,0 +1,69 @@
+"""Export a trained run's ECG encoder and phenotype probe as a self-contained inference bundle.
+
+    ptacl export --model RUN --out BUNDLE [--data STORE] [--checkpoint best|last]
+
+RUN is a training run folder (`ptacl pretrain` with the ECG modality, or `ptacl align`). The
+linear probe (OLS, the paper's linear probing) is fitted on the train split of STORE (default:
+the store the run trained on) with the same crops `ptacl predict` uses; its R² on the
+validation split is written into the bundle's config.json. An aligned run's ECG projection head
+is kept, so `ptacl retrieve` can compare ECGs with that run's CMR embeddings.
+
+The bundle holds weights derived from the training data: for UK Biobank data it is
+individual-level derived data and must not be shared outside the approved project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ptacl export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", type=Path, required=True, help="training run folder")
+    parser.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    parser.add_argument(
+        "--data", type=Path, help="prepared store for the probe (default: the run's)"
+    )
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ptacl.data.store import StoreError
+    from ptacl.inference.export import export_run
+    from ptacl.training.common import RunDirError
+
+    try:
+        out = export_run(
+            args.model,
+            args.out,
+            data=args.data,
+            which=args.checkpoint,
+            batch_size=args.batch_size,
+            overwrite=args.overwrite,
+        )
+    except (RunDirError, StoreError, FileExistsError, ValueError) as e:
+        print(f"ptacl export: {e}", file=sys.stderr)
+        return 1
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    print(
+        f"bundle: {out}  (stage {config['source']['stage']}, embedding {config['embedding']['dim']})"
+    )
+    print("validation R² of the probe:")
+    for column, r2 in config["head"]["validation_r2"].items():
+        print(f"  {column:<14} {'n/a' if r2 is None else f'{r2:.3f}'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""`ptacl export` from run folders laid out as the training stages write them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from inference.builders import beats_ecg, probe_store_for, tiny_encoder
+from ptacl.cli.main import main as ptacl
+from ptacl.config import save_config, to_dict
+from ptacl.data.store import ECG_FS
+from ptacl.inference import Predictor, encoder_fingerprint
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return probe_store_for(tmp_path_factory)
+
+
+def mae_run(root: Path, store: Path) -> Path:
+    """An ECG MAE run: config.yaml (EcgMaeRunConfig) and the encoder under `mae.encoder.`."""
+    from ptacl.training.common import DataConfig
+    from ptacl.training.mae import EcgMaeRunConfig
+
+    encoder = tiny_encoder(seed=3)
+    cfg = EcgMaeRunConfig(encoder=encoder.config, data=DataConfig(store=str(store)))
+    save_config(cfg, root / "config.yaml")
+    state = {f"mae.encoder.{k}": v for k, v in encoder.state_dict().items()}
+    state["mae.decoder.weight"] = torch.zeros(3)
+    (root / "checkpoints").mkdir(parents=True)
+    torch.save({"state_dict": state}, root / "checkpoints" / "last.ckpt")
+    return root
+
+
+def align_run(root: Path, store: Path) -> Path:
+    """An align run: `ecg_encoder.` and the projection head `ecg_head.` in the checkpoint."""
+    from ptacl.training.align import HeadConfig, projection_head
+
+    encoder = tiny_encoder(seed=4)
+    head = projection_head(16, HeadConfig(hidden=8, dim=4))
+    root.mkdir(parents=True)
+    config = {"ecg_encoder": to_dict(encoder.config), "data": {"store": str(store)}}
+    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    state = {f"ecg_encoder.{k}": v for k, v in encoder.state_dict().items()}
+    state |= {f"ecg_head.{k}": v for k, v in head.state_dict().items()}
+    state["cmr_head.0.weight"] = torch.zeros(8, 16)
+    (root / "checkpoints").mkdir()
+    torch.save({"state_dict": state}, root / "checkpoints" / "best.ckpt")
+    return root
+
+
+def test_export_mae_run(store: Path, tmp_path: Path, capsys) -> None:
+    run = mae_run(tmp_path / "run", store)
+    out = tmp_path / "bundle"
+    assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
+    assert "validation R²" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["source"]["stage"] == "mae"
+    assert config["source"]["checkpoint"] == "last.ckpt"  # no best.ckpt: falls back to last
+    assert config["embedding"]["shared_dim"] is None
+    assert config["embedding"]["encoder_id"] == encoder_fingerprint(
+        tiny_encoder(seed=3).state_dict()
+    )
+    values = Predictor(out).predict(beats_ecg(70, 1.0), fs=ECG_FS)
+    assert np.isfinite(list(values.values())).all()
+
+
+def test_export_align_run_keeps_the_projection(store: Path, tmp_path: Path) -> None:
+    run = align_run(tmp_path / "run", store)
+    out = tmp_path / "bundle"
+    assert ptacl(["export", "--model", str(run), "--out", str(out), "--data", str(store)]) == 0
+    predictor = Predictor(out)
+    assert predictor.bundle.config["source"]["stage"] == "align"
+    assert predictor.bundle.config["embedding"]["shared_dim"] == 4
+    assert predictor.embed(beats_ecg(70, 1.0), fs=ECG_FS, space="shared").shape == (4,)
+
+
+def test_export_errors(store: Path, tmp_path: Path, capsys) -> None:
+    assert (
+        ptacl(["export", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "b")]) == 1
+    )
+    assert "not a run folder" in capsys.readouterr().err
+    run = mae_run(tmp_path / "run", store)
+    out = tmp_path / "bundle"
+    assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
+    assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert ptacl(["export", "--model", str(run), "--out", str(out), "--overwrite"]) == 0

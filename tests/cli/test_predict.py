@@ -1,0 +1,83 @@
+"""`ptacl predict`: one CSV row per file, error rows for bad files, exit status, refusals."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+# A plain module beside the inference tests; pytest puts tests/ on sys.path (root conftest).
+from inference.builders import beats_ecg, bundle_for, write_cardiosoft_xml
+from ptacl.cli.main import main as ptacl
+from ptacl.phenotypes import PHENOTYPES
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bundle_for(tmp_path_factory)
+
+
+@pytest.fixture
+def xmls(tmp_path: Path) -> list[Path]:
+    return [
+        write_cardiosoft_xml(tmp_path / f"{1000010 + i}_20205_2_0.xml", beats_ecg(60 + 10 * i, 1.0))
+        for i in range(3)
+    ]
+
+
+def test_all_files_ok(bundle: Path, xmls: list[Path], tmp_path: Path, capsys) -> None:
+    from pydicom import examples
+
+    files = [*xmls, Path(examples.get_path("waveform"))]
+    out = tmp_path / "out" / "predictions.csv"
+    code = ptacl(["predict", "--model", str(bundle), "--ecg", *map(str, files), "--out", str(out)])
+    assert code == 0
+    table = pd.read_csv(out, dtype={"eid": str})
+    assert table["eid"].tolist() == ["1000010", "1000011", "1000012", "waveform_ecg"]
+    assert (table["status"] == "ok").all()
+    assert list(table.columns[5:]) == list(PHENOTYPES)
+    assert np.isfinite(table[list(PHENOTYPES)].to_numpy()).all()
+    assert "4 of 4 files predicted" in capsys.readouterr().out
+
+
+def test_bad_file_gets_a_row_and_exit_1(
+    bundle: Path, xmls: list[Path], tmp_path: Path, capsys
+) -> None:
+    bad = tmp_path / "1000099_20205_2_0.xml"
+    bad.write_bytes(b"\x00\x01 not xml")
+    out = tmp_path / "p.csv"
+    args = ["predict", "--model", str(bundle), "--ecg", str(xmls[0]), str(bad), str(xmls[1])]
+    code = ptacl([*args, "--out", str(out), "--embeddings"])
+    assert code == 1
+    table = pd.read_csv(out, dtype={"eid": str}, keep_default_na=False, na_values=[""])
+    assert table["status"].tolist() == ["ok", "error", "ok"]
+    assert table["error"][1].startswith(str(bad))
+    assert np.isnan(table.loc[1, list(PHENOTYPES)].to_numpy(float)).all()
+    assert sum(c.startswith("emb_") for c in table.columns) == 16
+    err = capsys.readouterr().err
+    assert str(bad) in err
+
+
+def test_file_list_from_at_file(bundle: Path, xmls: list[Path], tmp_path: Path) -> None:
+    listing = tmp_path / "files.txt"
+    listing.write_text("\n".join(map(str, xmls)) + "\n")
+    out = tmp_path / "p.csv"
+    assert (
+        ptacl(["predict", "--model", str(bundle), "--ecg", f"@{listing}", "--out", str(out)]) == 0
+    )
+    assert len(pd.read_csv(out)) == 3
+
+
+def test_tampered_bundle_is_refused(bundle: Path, xmls: list[Path], tmp_path: Path, capsys) -> None:
+    copy = Path(shutil.copytree(bundle, tmp_path / "bundle"))
+    weights = copy / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    out = tmp_path / "p.csv"
+    assert ptacl(["predict", "--model", str(copy), "--ecg", str(xmls[0]), "--out", str(out)]) == 1
+    assert "does not match the manifest" in capsys.readouterr().err
+    assert not out.exists()

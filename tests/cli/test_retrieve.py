@@ -1,0 +1,80 @@
+"""`ptacl retrieve`: the k most similar patients for one ECG file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inference.builders import beats_ecg, bundle_for, write_cardiosoft_xml
+from ptacl.cli.main import main as ptacl
+from ptacl.inference import Predictor
+from ptacl.phenotypes import PHENOTYPES
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bundle_for(tmp_path_factory, aligned=True)
+
+
+def test_retrieve_prints_and_saves_the_top_k(bundle: Path, tmp_path: Path, capsys) -> None:
+    ecg = write_cardiosoft_xml(tmp_path / "query.xml", beats_ecg(75, 1.0))
+    predictor = Predictor(bundle)
+    query = predictor.embed(ecg, space="shared")
+    rng = np.random.default_rng(0)
+    cmr = rng.standard_normal((20, 4))
+    cmr[7] = query
+    np.savez(
+        tmp_path / "db.npz",
+        eids=np.array([f"{5000000 + i}" for i in range(20)]),
+        ecg=rng.standard_normal((20, 16)),
+        cmr=cmr,
+        phenotypes=rng.uniform(50, 150, (20, 10)),
+        encoder_id=np.array(predictor.bundle.config["embedding"]["encoder_id"]),
+    )
+    out = tmp_path / "top.csv"
+    args = [
+        "retrieve",
+        "--model",
+        str(bundle),
+        "--ecg",
+        str(ecg),
+        "--database",
+        str(tmp_path / "db.npz"),
+    ]
+    assert ptacl([*args, "--k", "5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "5000007" in printed.splitlines()[1]
+    table = pd.read_csv(out, dtype={"eid": str})
+    assert len(table) == 5 and table["eid"][0] == "5000007"
+    assert list(table.columns) == ["rank", "eid", "cosine", *PHENOTYPES]
+
+
+def test_retrieve_refuses_a_foreign_database(bundle: Path, tmp_path: Path, capsys) -> None:
+    ecg = write_cardiosoft_xml(tmp_path / "query.xml", beats_ecg(75, 1.0))
+    np.savez(
+        tmp_path / "db.npz",
+        eids=np.array(["1"]),
+        cmr=np.zeros((1, 4)),
+        encoder_id=np.array("0" * 64),
+    )
+    args = [
+        "retrieve",
+        "--model",
+        str(bundle),
+        "--ecg",
+        str(ecg),
+        "--database",
+        str(tmp_path / "db.npz"),
+    ]
+    assert ptacl(args) == 1
+    assert "another encoder" in capsys.readouterr().err
+
+
+def test_unreadable_query(bundle: Path, tmp_path: Path, capsys) -> None:
+    np.savez(tmp_path / "db.npz", eids=np.array(["1"]), cmr=np.zeros((1, 4)))
+    args = ["retrieve", "--model", str(bundle), "--ecg", str(tmp_path / "no.xml")]
+    assert ptacl([*args, "--database", str(tmp_path / "db.npz")]) == 1
+    assert "not found" in capsys.readouterr().err

@@ -253,3 +253,13 @@ def test_cli_fails_only_when_no_subject_is_usable(tmp_path, capsys):
 def test_cli_names_a_missing_folder(tmp_path, capsys):
     assert main(["--ecg", str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 2
     assert "nope: ECG folder not found" in capsys.readouterr().err
+
+
+def test_a_store_inside_the_ecg_folder_is_not_taken_for_ecgs(cohort):
+    out = cohort / "ecg" / "store"
+    for _ in range(2):
+        result = prepare_store(
+            cohort / "ecg", cohort / "cmr", None, out, overwrite=True, progress=False
+        )
+        assert result.counts["rejected"] == 0 and result.counts["paired"] == 3
+    assert not _qc(result)["file"].str.startswith(str(out)).any()

@@ -3,7 +3,7 @@
     result = prepare_store(ecg_dir, cmr_dir, phenotypes_csv, out, val=0.1, test=0.2, seed=0)
 
 Discovery. ECG files are named by eid: UK Biobank's `{eid}_20205_{instance}_{array}.xml` (the
-lowest instance of an eid is used; the others are listed in qc.csv as superseded) or any
+lowest instance and array of an eid is used; the others are listed in qc.csv as superseded) or any
 `{eid}.xml/.dcm/.hea/.npy/.npz` (searched recursively; WFDB records by their `.hea`). Other
 UK Biobank fields (e.g. 6025, stress ECGs) are skipped. CMR: `{eid}/sa.nii.gz` (or `.nii`,
 `.npy`; the reader takes `seg_sa.nii.gz` beside it), or a file `{eid}.nii.gz/.nii/.npy`. Two
@@ -45,7 +45,7 @@ from ptacl.phenotypes import PHENOTYPES
 ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz")
 CMR_SUFFIXES = (".nii.gz", ".nii", ".npy")
 #: UK Biobank bulk-file name: eid, field, instance, array.
-UKB_NAME = re.compile(r"^(?P<eid>\d+)_(?P<field>\d+)_(?P<instance>\d+)_(?P<array>\d+)$")
+UKB_NAME = re.compile(r"^(?P<eid>\d+)_(?P<field>\d+)_(?P<instance>\d+)(?:_(?P<array>\d+))?$")
 UKB_ECG_FIELD = "20205"
 STATUSES = ("paired", "ecg_only", "cmr_only", "rejected", "no_images")
 QC_COLUMNS = ("eid", "status", "modality", "file", "reason")
@@ -91,29 +91,40 @@ def _resolve(found: dict[str, list[tuple[Path, tuple[int, int] | None]]]) -> Can
     return out
 
 
-def discover_ecg(root: Path) -> Candidates:
-    """ECG files under `root`, matched to eids by name (see the module docstring)."""
+def discover_ecg(root: Path, exclude: Path | None = None) -> Candidates:
+    """ECG files under `root`, matched to eids by name (see the module docstring).
+
+    Hidden files and folders are skipped, and so is `exclude` (the store being written, whose
+    `.npy` arrays would otherwise look like ECGs when it lies inside `root`).
+    """
     found: dict[str, list[tuple[Path, tuple[int, int] | None]]] = {}
+    excluded = None if exclude is None else exclude.resolve()
     for path in sorted(root.rglob("*")):
         named = _name_of(path, ECG_SUFFIXES)
-        if named is None or path.name.startswith(".") or not path.is_file():
+        if named is None or not path.is_file():
+            continue
+        inside = path.relative_to(root).parts
+        if any(part.startswith(".") for part in inside):
+            continue
+        if excluded is not None and path.resolve().is_relative_to(excluded):
             continue
         ukb = UKB_NAME.match(named[0])
         if ukb is not None:
             if ukb["field"] != UKB_ECG_FIELD:
                 continue  # another UK Biobank field (e.g. 6025, stress ECG): out of scope
-            eid, instance = ukb["eid"], (int(ukb["instance"]), int(ukb["array"]))
+            eid, instance = ukb["eid"], (int(ukb["instance"]), int(ukb["array"] or 0))
         else:
             eid, instance = named[0], None
         found.setdefault(eid, []).append((path, instance))
     return _resolve(found)
 
 
-def discover_cmr(root: Path) -> Candidates:
+def discover_cmr(root: Path, exclude: Path | None = None) -> Candidates:
     """`{eid}/sa.nii.gz` folders (or `{eid}.nii.gz`-style files) directly under `root`."""
     found: dict[str, list[tuple[Path, tuple[int, int] | None]]] = {}
+    excluded = None if exclude is None else exclude.resolve()
     for path in sorted(root.iterdir()):
-        if path.name.startswith("."):
+        if path.name.startswith(".") or (excluded is not None and path.resolve() == excluded):
             continue
         if path.is_dir():
             inside = [path / f"sa{s}" for s in CMR_SUFFIXES if (path / f"sa{s}").is_file()]
@@ -269,8 +280,8 @@ def prepare_store(
     for name, folder in (("ECG", ecg_dir), ("CMR", cmr_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise FileNotFoundError(f"{folder}: {name} folder not found")
-    ecg_found = discover_ecg(Path(ecg_dir)) if ecg_dir is not None else Candidates()
-    cmr_found = discover_cmr(Path(cmr_dir)) if cmr_dir is not None else Candidates()
+    ecg_found = discover_ecg(Path(ecg_dir), out) if ecg_dir is not None else Candidates()
+    cmr_found = discover_cmr(Path(cmr_dir), out) if cmr_dir is not None else Candidates()
     table = (
         read_phenotypes(phenotypes)
         if phenotypes is not None

@@ -1,0 +1,374 @@
+"""Stage 2: joint contrastive training of the ECG and CMR encoders (PTACL).
+
+    L = L_global + β · L_local
+
+L_global: InfoNCE between the projected, mean-pooled embeddings of the two encoders (negatives:
+the other subjects of the global batch). L_local: within each subject, each of the T ECG
+heartbeat-phase steps against the subject's own T CMR steps, with the alignment matrix as target
+(or the "CosSim++" ablation). The local loss adds no parameters: it reads the encoders' tokens
+(default) or sends them through the global projection heads.
+
+`AlignModule.forward` / `.losses` are plain torch (usable without a Trainer); the validation
+metrics are pure functions at the end of this file; `LocalSimilarityFigure` writes Figure 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import nn
+
+from ptacl.config import from_dict
+from ptacl.data.augment_cmr import CmrAugmentConfig
+from ptacl.data.augment_ecg import EcgAugmentConfig
+from ptacl.losses import (
+    cosine_alignment_loss,
+    global_contrastive_loss,
+    local_contrastive_loss,
+    world_info,
+)
+from ptacl.models import (
+    CmrEncoderConfig,
+    EcgEncoderConfig,
+    TokenEncoder,
+    build_encoder,
+    count_parameters,
+)
+from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
+from ptacl.training.common import (
+    DataConfig,
+    OptimConfig,
+    TrainerConfig,
+    build_optimizer_and_schedule,
+    global_batch_size,
+    lightning_optimizers,
+)
+
+
+@dataclass(frozen=True)
+class AlignLossConfig:
+    """Hyperparameters of L = L_global + β · L_local (defaults: the paper's regression runs)."""
+
+    temperature_global: float = 0.1
+    temperature_local: float = 1.0
+    sigma: float = 0.1  # width of the soft alignment; 0 = hard (identity) alignment
+    beta: float = 1.0  # weight of the local loss; 0 = the "global only" baseline
+    ecg_to_cmr_weight: float = 0.5  # w in w·L_E→C + (1 − w)·L_C→E, both losses
+    local_loss: Literal["contrastive", "cosine"] = "contrastive"  # "cosine" = CosSim++
+    local_space: Literal["tokens", "projection"] = "tokens"
+    num_steps: int = 13  # T
+    circular: bool = False  # circular time distance in the alignment matrix
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Projection head per modality for the global loss: Linear, ReLU, Linear."""
+
+    hidden: int = 512
+    dim: int = 128
+
+
+@dataclass(frozen=True)
+class AlignRunConfig:
+    """Everything `ptacl align` needs; written resolved to the run's config.yaml.
+
+    The encoder sections are taken from the init runs when given (their weights must fit);
+    the ECG crop is `ecg_encoder.samples`, the CMR frame count `cmr_encoder.frames`.
+    """
+
+    ecg_init: str = ""  # stage-1 run folder of the ECG MAE; "" = random init ("without SMP")
+    cmr_init: str = ""
+    ecg_encoder: EcgEncoderConfig = field(default_factory=EcgEncoderConfig)
+    cmr_encoder: CmrEncoderConfig = field(default_factory=CmrEncoderConfig)
+    freeze_blocks: int = 2  # first k transformer blocks of each encoder (and its embedding)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loss: AlignLossConfig = field(default_factory=AlignLossConfig)
+    ecg_augment: EcgAugmentConfig = field(default_factory=EcgAugmentConfig)
+    cmr_augment: CmrAugmentConfig = field(default_factory=CmrAugmentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def projection_head(width: int, config: HeadConfig) -> nn.Sequential:
+    """(…, D) -> (…, d). Acts on the last dim only, so it applies to local steps (B, T, D)."""
+    return nn.Sequential(
+        nn.Linear(width, config.hidden), nn.ReLU(), nn.Linear(config.hidden, config.dim)
+    )
+
+
+def freeze_first_blocks(encoder: TokenEncoder, k: int) -> None:
+    """Freeze the first k blocks and, when k > 0, everything before them (patch and position
+    embeddings): training the input of a frozen block would silently shift what it sees."""
+    if not 0 <= k <= len(encoder.blocks):
+        raise ValueError(f"freeze_blocks={k}, but the encoder has {len(encoder.blocks)} blocks")
+    if k == 0:
+        return
+    trainable = {id(p) for block in encoder.blocks[k:] for p in block.parameters()}
+    trainable |= {id(p) for p in encoder.norm.parameters()}
+    for p in encoder.parameters():
+        if id(p) not in trainable:
+            p.requires_grad_(False)
+
+
+class AlignModule(L.LightningModule):
+    """The two encoders, their projection heads and the PTACL losses.
+
+    Takes its config as a plain dict (the resolved config.yaml) so checkpoints load with
+    `weights_only=True`; the encoders are the attributes `ecg_encoder` / `cmr_encoder`, where
+    `ptacl.training.common.load_encoder_weights` finds them. Usable without a Trainer:
+    `forward` and `losses` are plain torch.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        cfg = from_dict(AlignRunConfig, config)
+        self.loss_config = cfg.loss
+        self.optim_config = cfg.optim
+        self.batch_size = cfg.data.batch_size
+        self.ecg_encoder = build_encoder("ecg", cfg.ecg_encoder)
+        self.cmr_encoder = build_encoder("cmr", cfg.cmr_encoder)
+        self.ecg_head = projection_head(self.ecg_encoder.width, cfg.head)
+        self.cmr_head = projection_head(self.cmr_encoder.width, cfg.head)
+        freeze_first_blocks(self.ecg_encoder, cfg.freeze_blocks)
+        freeze_first_blocks(self.cmr_encoder, cfg.freeze_blocks)
+        if cfg.loss.local_space == "tokens" and self.ecg_encoder.width != self.cmr_encoder.width:
+            raise ValueError(
+                f"loss.local_space=tokens compares tokens directly, but the ECG width "
+                f"{self.ecg_encoder.width} differs from the CMR width {self.cmr_encoder.width}; "
+                "use loss.local_space=projection"
+            )
+        self.ecg_patch = cfg.ecg_encoder.patch  # samples per ECG time token
+        self._reset_validation_sums()
+        self.val_similarity: np.ndarray | None = None  # (T, T) after each validation
+
+    # --- model -------------------------------------------------------------------------------
+
+    def forward(
+        self, ecg: torch.Tensor, cmr: torch.Tensor, r_peaks: torch.Tensor, *, local: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """ecg (B, C, S), cmr (B, 1, F, H, W), r_peaks (B, P) sample indices (-1 padded).
+
+        Returns z_ecg, z_cmr (B, d) projected global embeddings and, with `local`, ecg_local and
+        cmr_local (B, T, D) (d with local_space=projection) and local_valid (B,) bool.
+        """
+        ecg_tokens = self.ecg_encoder.forward_features(ecg)  # (B, L_E, D)
+        cmr_tokens = self.cmr_encoder.forward_features(cmr)  # (B, L_C, D)
+        out = {
+            "z_ecg": self.ecg_head(self.ecg_encoder.pool(ecg_tokens)),  # (B, d)
+            "z_cmr": self.cmr_head(self.cmr_encoder.pool(cmr_tokens)),  # (B, d)
+        }
+        if local:
+            steps = self.loss_config.num_steps
+            ecg_local, valid = ecg_local_embeddings(
+                ecg_tokens, self.ecg_encoder.grid, r_peaks, self.ecg_patch, steps
+            )  # (B, T, D), (B,)
+            cmr_local = cmr_local_embeddings(cmr_tokens, self.cmr_encoder.grid, steps)  # (B, T, D)
+            if self.loss_config.local_space == "projection":
+                ecg_local, cmr_local = self.ecg_head(ecg_local), self.cmr_head(cmr_local)
+            out.update(ecg_local=ecg_local, cmr_local=cmr_local, local_valid=valid)
+        return out
+
+    def losses(
+        self, out: dict[str, torch.Tensor], *, gather: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """{"loss", "global", and "local" when `out` has local embeddings}. The local loss joins
+        "loss" (weighted by β) only when β > 0; with β = 0 it is still reported."""
+        cfg = self.loss_config
+        global_loss = global_contrastive_loss(
+            out["z_ecg"], out["z_cmr"], cfg.temperature_global, cfg.ecg_to_cmr_weight, gather=gather
+        )
+        result = {"global": global_loss, "loss": global_loss}
+        if "ecg_local" in out:
+            args = (out["ecg_local"], out["cmr_local"])
+            if cfg.local_loss == "contrastive":
+                local = local_contrastive_loss(
+                    *args,
+                    cfg.temperature_local,
+                    cfg.sigma,
+                    cfg.ecg_to_cmr_weight,
+                    valid=out["local_valid"],
+                    circular=cfg.circular,
+                )
+            else:
+                local = cosine_alignment_loss(
+                    *args, cfg.sigma, valid=out["local_valid"], circular=cfg.circular
+                )
+            result["local"] = local
+            if cfg.beta > 0:
+                result["loss"] = global_loss + cfg.beta * local
+        return result
+
+    # --- Lightning ---------------------------------------------------------------------------
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        # with β = 0 the local embeddings are not even computed: "global only" costs nothing more
+        out = self(batch["ecg"], batch["cmr"], batch["r_peaks"], local=self.loss_config.beta > 0)
+        losses = self.losses(out)
+        size = batch["ecg"].shape[0]
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=size)
+        if "local_valid" in out:
+            self.log("train/local_valid", out["local_valid"].float().mean(), batch_size=size)
+        return losses["loss"]
+
+    def _reset_validation_sums(self) -> None:
+        steps = self.loss_config.num_steps
+        self._val = {
+            "hits": torch.zeros(2, dtype=torch.float64),  # top-1, top-5
+            "queries": torch.zeros((), dtype=torch.float64),
+            "similarity": torch.zeros(steps, steps, dtype=torch.float64),
+            "valid": torch.zeros((), dtype=torch.float64),
+            "aligned": torch.zeros(2, dtype=torch.float64),  # exact, ±1
+        }
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_validation_sums()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        out = self(batch["ecg"], batch["cmr"], batch["r_peaks"], local=True)
+        # per-process batches may differ in size here, so no gather: in-batch negatives only
+        losses = self.losses(out, gather=False)
+        size = batch["ecg"].shape[0]
+        for name, value in losses.items():
+            self.log(f"val/{name}", value, prog_bar=name == "loss", sync_dist=True, batch_size=size)
+        sums = self._val
+        sums["hits"] += retrieval_hits(out["z_ecg"], out["z_cmr"], (1, 5)).double().cpu()
+        sums["queries"] += size
+        valid = out["local_valid"]
+        similarity = local_similarity(out["ecg_local"][valid], out["cmr_local"][valid])  # (V, T, T)
+        sums["similarity"] += similarity.sum(dim=0).double().cpu()
+        sums["valid"] += int(valid.sum())
+        for i, tolerance in enumerate((0, 1)):
+            hits = temporal_alignment_hits(similarity, tolerance, self.loss_config.circular)
+            sums["aligned"][i] += hits.sum().double().cpu()
+
+    def on_validation_epoch_end(self) -> None:
+        sums = {k: v.to(self.device) for k, v in self._val.items()}
+        if world_info()[1] > 1:  # sums over the validation subjects of every process
+            for value in sums.values():
+                torch.distributed.all_reduce(value)
+        sums = {k: v.cpu() for k, v in sums.items()}
+        queries, valid = float(sums["queries"]), float(sums["valid"])
+        if queries > 0:
+            self.log("val/top1", float(sums["hits"][0]) / queries)
+            self.log("val/top5", float(sums["hits"][1]) / queries)
+        if valid > 0:
+            steps = self.loss_config.num_steps
+            self.log("val/alignment_acc_exact", float(sums["aligned"][0]) / (valid * steps))
+            self.log("val/alignment_acc", float(sums["aligned"][1]) / (valid * steps))
+            self.val_similarity = (sums["similarity"] / valid).numpy()
+        self.log("val/local_valid", valid / max(queries, 1.0))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer, scheduler = build_optimizer_and_schedule(
+            self,
+            self.optim_config,
+            total_steps=self.trainer.max_steps,
+            global_batch=global_batch_size(self.trainer, self.batch_size),
+        )
+        return lightning_optimizers(optimizer, scheduler)
+
+
+def parameter_counts(module: AlignModule) -> dict[str, int]:
+    """Trainable parameters per part (the local loss has none of its own)."""
+    parts = {
+        "ecg_encoder": module.ecg_encoder,
+        "cmr_encoder": module.cmr_encoder,
+        "heads": nn.ModuleList([module.ecg_head, module.cmr_head]),
+    }
+    counts = {name: count_parameters(part) for name, part in parts.items()}
+    counts["total"] = count_parameters(module)
+    return counts
+
+
+class LocalSimilarityFigure(Callback):
+    """After each validation: figures/local_similarity_step<N>.png (+ .npy of the matrix) and a
+    copy named local_similarity_latest.png: the T × T ECG–CMR similarity averaged over the
+    validation subjects with a complete beat (the paper's Figure 2)."""
+
+    def __init__(self, out_dir: str | Path, label: str = "") -> None:
+        self.out_dir = Path(out_dir)
+        self.label = label
+
+    # on_validation_end: Lightning runs callbacks' on_validation_epoch_end before the module's,
+    # which is where the matrix of this validation is completed.
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        matrix = getattr(pl_module, "val_similarity", None)
+        if matrix is None:
+            rank_zero_warn(
+                "no validation subject has a complete beat (two R peaks) inside its ECG crop: "
+                "no local similarity figure, no alignment accuracy"
+            )
+            return
+        accuracy = trainer.callback_metrics.get("val/alignment_acc")
+        title = f"{self.label} step {trainer.global_step}".strip()
+        if accuracy is not None:
+            title += f", alignment acc (±1) {float(accuracy):.3f}"
+        stem = f"local_similarity_step{trainer.global_step:07d}"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        np.save(self.out_dir / f"{stem}.npy", matrix)
+        save_similarity_figure(matrix, self.out_dir / f"{stem}.png", title)
+        save_similarity_figure(matrix, self.out_dir / "local_similarity_latest.png", title)
+
+
+# --- validation metrics: pure functions of tensors -------------------------------------------
+
+
+def retrieval_hits(z_ecg: torch.Tensor, z_cmr: torch.Tensor, ks: tuple[int, ...] = (1, 5)):
+    """In-batch ECG→CMR retrieval: for each k, how many ECG queries (B, d) find their own CMR
+    among the k most cosine-similar CMR embeddings of the batch (B, d). Returns (len(ks),)."""
+    sim = (
+        nn.functional.normalize(z_ecg.float(), dim=-1)
+        @ nn.functional.normalize(z_cmr.float(), dim=-1).T
+    )  # (B, B)
+    own = sim.diagonal()[:, None]
+    rank = (sim > own).sum(dim=1)  # 0 = the own CMR is the most similar (ties favour it)
+    return torch.stack([(rank < k).sum() for k in ks])
+
+
+def local_similarity(ecg_local: torch.Tensor, cmr_local: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every ECG step with every CMR step: (B, T, D) × 2 -> (B, T, T),
+    rows ECG steps k, columns CMR steps t."""
+    ecg_unit = nn.functional.normalize(ecg_local.float(), dim=-1)
+    cmr_unit = nn.functional.normalize(cmr_local.float(), dim=-1)
+    return torch.einsum("bkd,btd->bkt", ecg_unit, cmr_unit)
+
+
+def temporal_alignment_hits(
+    similarity: torch.Tensor, tolerance: int = 1, circular: bool = False
+) -> torch.Tensor:
+    """(B, T, T) -> (B,) number of ECG steps k whose most similar CMR step t has |t − k| ≤
+    tolerance (the circular distance when `circular`)."""
+    num_steps = similarity.shape[-1]
+    best = similarity.argmax(dim=-1)  # (B, T)
+    gap = (best - torch.arange(num_steps, device=best.device)).abs()
+    if circular:
+        gap = torch.minimum(gap, num_steps - gap)
+    return (gap <= tolerance).sum(dim=1)
+
+
+def save_similarity_figure(matrix: np.ndarray, path: Path, title: str) -> Path:
+    """The T × T ECG–CMR local similarity (the paper's Figure 2) as a PNG at `path`."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.6, 3.8), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(matrix, cmap="viridis")
+    ax.set_xlabel("CMR time step t")
+    ax.set_ylabel("ECG time step k")
+    ax.set_title(title, fontsize=8)
+    fig.colorbar(image, ax=ax, label="cosine similarity")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

@@ -1,0 +1,178 @@
+"""The SimCLR baselines (Chen et al. 2020): one encoder, two augmented views, NT-Xent.
+
+Each sample is augmented twice with the modality's own augmentations (`ptacl.data.augment_ecg`,
+`ptacl.data.augment_cmr`: for the ECG two random crops with FT surrogate, jitter and rescale),
+both views pass through the encoder, mean pooling and a projection head (Linear, ReLU, Linear),
+and `nt_xent_loss` pulls the two views of a sample together against the other 2B − 2 views of
+the global batch. The projection head is discarded for evaluation, as in SimCLR: downstream
+code sees the mean-pooled encoder tokens.
+
+The run folder follows `ptacl pretrain`'s convention (config.yaml with `modality` and an
+`encoder` section; the encoder under the attribute `<modality>_encoder` in the checkpoints), so
+`ptacl embed`, `load_encoder` and `ptacl align --ecg-init` take a SimCLR run like an MAE run.
+The head is the attribute `projection`, not `ecg_head` / `cmr_head`, so nothing mistakes it
+for a stage-2 head aligned with the other modality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ptacl.config import from_dict
+from ptacl.data.augment_cmr import CmrAugmentConfig
+from ptacl.data.augment_ecg import EcgAugmentConfig
+from ptacl.losses.nt_xent import nt_xent_loss
+from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder, count_parameters
+from ptacl.training.align import HeadConfig, projection_head, retrieval_hits
+from ptacl.training.common import (
+    DataConfig,
+    OptimConfig,
+    TrainerConfig,
+    build_optimizer_and_schedule,
+    global_batch_size,
+    lightning_optimizers,
+)
+
+
+@dataclass(frozen=True)
+class SimclrLossConfig:
+    # Decision: 0.1, SimCLR's value for large batches and the usual one in ECG/CMR SimCLR work
+    # (the paper does not give its baseline's temperature).
+    temperature: float = 0.1
+
+
+@dataclass(frozen=True)
+class EcgSimclrRunConfig:
+    modality: Literal["ecg"] = "ecg"
+    stage: Literal["simclr"] = "simclr"
+    encoder: EcgEncoderConfig = field(default_factory=EcgEncoderConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loss: SimclrLossConfig = field(default_factory=SimclrLossConfig)
+    augment: EcgAugmentConfig = field(default_factory=EcgAugmentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+@dataclass(frozen=True)
+class CmrSimclrRunConfig:
+    modality: Literal["cmr"] = "cmr"
+    stage: Literal["simclr"] = "simclr"
+    encoder: CmrEncoderConfig = field(default_factory=CmrEncoderConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loss: SimclrLossConfig = field(default_factory=SimclrLossConfig)
+    augment: CmrAugmentConfig = field(default_factory=CmrAugmentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+SIMCLR_RUN_CONFIGS: dict[str, type] = {"ecg": EcgSimclrRunConfig, "cmr": CmrSimclrRunConfig}
+
+
+class TwoViews(Dataset):
+    """Two independently augmented views of each item of a random (training-mode) dataset.
+
+    `base` is an `EcgDataset` / `CmrDataset` built with `train=True` and an augmentation config;
+    reading its item twice draws two augmentations. Items: {"view1", "view2": the two tensors
+    under `key` ("ecg" (C, S) or "cmr" (1, F, H, W)), "phenotypes", "eid", "index"}.
+
+    fixed_seed: None for fresh draws every epoch (training); an int to draw item k's views from
+    the seed (fixed_seed, k) every time, in any worker, so that validation losses of different
+    steps compare the same views.
+    """
+
+    def __init__(self, base: Dataset, key: str, *, fixed_seed: int | None = None) -> None:
+        self.base = base
+        self.key = key
+        self.fixed_seed = fixed_seed
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        if self.fixed_seed is not None:
+            # First let the dataset do its once-per-worker reseed, which would otherwise
+            # overwrite the per-item state on the first read in each worker.
+            self.base._check_worker_seed()
+            self.base._set_random_state(np.random.SeedSequence([self.fixed_seed, int(k)]))
+        first, second = self.base[k], self.base[k]
+        return {
+            "view1": first[self.key],
+            "view2": second[self.key],
+            "phenotypes": first["phenotypes"],
+            "eid": first["eid"],
+            "index": first["index"],
+        }
+
+
+class SimclrPretraining(L.LightningModule):
+    """SimCLR training of the `config["modality"]` encoder with a projection head.
+
+    Takes its config as a plain dict (the resolved config.yaml) so checkpoints load with
+    `weights_only=True`. `forward` and `loss` are plain torch, usable without a Trainer.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        cfg = from_dict(SIMCLR_RUN_CONFIGS[config["modality"]], config)
+        self.modality = cfg.modality
+        self.temperature = cfg.loss.temperature
+        self.optim_config = cfg.optim
+        self.batch_size = cfg.data.batch_size
+        # The attribute name is where `load_encoder_weights` looks: `<modality>_encoder.`
+        setattr(self, f"{cfg.modality}_encoder", build_encoder(cfg.modality, cfg.encoder))
+        self.projection = projection_head(self.encoder.width, cfg.head)
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        return getattr(self, f"{self.modality}_encoder")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, S) ECG or (B, 1, F, H, W) CMR -> projected embeddings z (B, d)."""
+        tokens = self.encoder.forward_features(x)  # (B, L, D)
+        return self.projection(self.encoder.pool(tokens))  # (B, d)
+
+    def loss(
+        self, view1: torch.Tensor, view2: torch.Tensor, *, gather: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(NT-Xent, z1, z2) for two views of the same B samples. Both views go through the
+        encoder as one batch of 2B (a ViT has no batch statistics, so this equals two passes)."""
+        z1, z2 = self(torch.cat([view1, view2])).chunk(2)  # (B, d) each
+        return nt_xent_loss(z1, z2, self.temperature, gather=gather), z1, z2
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, _, _ = self.loss(batch["view1"], batch["view2"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["view1"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        # per-process batches may differ in size here, so no gather: in-batch negatives only
+        loss, z1, z2 = self.loss(batch["view1"], batch["view2"], gather=False)
+        size = batch["view1"].shape[0]
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
+        # how often a view finds its partner first among the batch's other second views
+        top1 = retrieval_hits(z1, z2, (1,))[0].float() / size
+        self.log("val/view_top1", top1, sync_dist=True, batch_size=size)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer, scheduler = build_optimizer_and_schedule(
+            self,
+            self.optim_config,
+            total_steps=self.trainer.max_steps,
+            global_batch=global_batch_size(self.trainer, self.batch_size),
+        )
+        return lightning_optimizers(optimizer, scheduler)
+
+
+def parameter_counts(module: SimclrPretraining) -> dict[str, int]:
+    encoder = count_parameters(module.encoder)
+    head = count_parameters(module.projection)
+    return {"encoder": encoder, "head": head, "total": encoder + head}

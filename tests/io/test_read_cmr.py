@@ -112,5 +112,5 @@ def test_seg_without_lv(tmp_path):
 def test_missing(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         read_cmr(tmp_path / "sa.nii.gz")
-    with pytest.raises(InputError, match=r"folder holds no sa\.nii\.gz"):
+    with pytest.raises(InputError, match=r"folder holds neither sa\.nii\.gz nor DICOM files"):
         read_cmr(tmp_path)

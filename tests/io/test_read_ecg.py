@@ -64,6 +64,14 @@ def test_truncated_xml(tmp_path, write_xml, strip_counts):
         read_ecg(path)
 
 
+def test_xml_declaring_an_external_dtd_is_read(tmp_path, write_xml, strip_counts):
+    text = write_xml(strip_counts).read_bytes()
+    doctype = b'<!DOCTYPE CardiologyXML SYSTEM "CardiologyXML.dtd">\n<CardiologyXML>'
+    path = tmp_path / "dtd.xml"
+    path.write_bytes(text.replace(b"<CardiologyXML>", doctype, 1))
+    np.testing.assert_allclose(read_ecg(path).signal, strip_counts * 5e-3, atol=1e-6)
+
+
 def test_xml_without_strip(tmp_path):
     path = tmp_path / "x.xml"
     path.write_text('<?xml version="1.0"?><CardiologyXML><PatientInfo/></CardiologyXML>')

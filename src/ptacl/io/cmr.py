@@ -5,7 +5,8 @@ Layouts accepted:
   pool, 2 LV myocardium, 3 RV blood pool) the slice is the middle one of those holding LV blood
   pool in any frame, and that slice's labels are returned too; without it, the middle slice.
 - 3-D NIfTI (X, Y, T): one slice over time (a `seg_` sibling is used the same way).
-- A folder holding `sa.nii.gz` (or `sa.nii`).
+- A folder holding `sa.nii.gz` (or `sa.nii`), or else a DICOM cine series (see
+  `ptacl.io.cmr_dicom`: middle slice, frames by trigger time, rows and columns as in DICOM).
 - `.npy` (F, H, W): already a slice; spacing and frame interval are unknown and set to NaN.
 
 Orientation: `frames[t] = volume[:, :, slice, t].T`, i.e. rows follow the NIfTI y axis and
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptacl.io.cmr_dicom import read_dicom_cine
 from ptacl.io.errors import InputError
 from ptacl.io.records import CmrRecord
 
@@ -35,7 +37,7 @@ def read_cmr(path: str | Path) -> CmrRecord:
     if path.is_dir():
         inside = [path / f"sa{ext}" for ext in _NIFTI if (path / f"sa{ext}").is_file()]
         if not inside:
-            raise InputError(path, "folder holds no sa.nii.gz")
+            return read_dicom_cine(path, MIN_FRAMES)
         path = inside[0]
     if not path.exists():
         raise InputError(path, "file not found")

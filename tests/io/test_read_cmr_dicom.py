@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+from ptacl.io import InputError, read_cmr
+
+
+def _write_series(folder, n_slices=3, n_frames=20, shape=(48, 56), series=None):
+    """Classic MR cine: one file per (slice, frame), written in shuffled order."""
+    series = series or generate_uid()
+    rng = np.random.default_rng(0)
+    jobs = [(z, t) for z in range(n_slices) for t in range(n_frames)]
+    for k in rng.permutation(len(jobs)):
+        z, t = jobs[k]
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
+        ds.SOPClassUID = MRImageStorage
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.SeriesInstanceUID = series
+        ds.Modality = "MR"
+        ds.InstanceNumber = z * n_frames + t + 1
+        ds.ImageOrientationPatient = [0.7, 0.7, 0.0, 0.0, 0.0, -1.0]
+        normal = np.cross([0.7, 0.7, 0.0], [0.0, 0.0, -1.0])
+        ds.ImagePositionPatient = list(10.0 * z * normal + [5.0, -3.0, 40.0])
+        ds.PixelSpacing = [1.4, 1.6]
+        ds.TriggerTime = 32.5 * t
+        ds.Rows, ds.Columns = shape
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 0
+        ds.RescaleSlope, ds.RescaleIntercept = 2, -10
+        pixels = np.full(shape, 100 * z + t, np.uint16)
+        pixels[0, 1] = 999  # marks rows vs columns
+        ds.PixelData = pixels.tobytes()
+        ds.save_as(folder / f"IM_{z}_{t}.dcm", enforce_file_format=True)
+
+
+def test_dicom_cine_folder_middle_slice_by_trigger_time(tmp_path):
+    _write_series(tmp_path)
+    rec = read_cmr(tmp_path)
+    assert rec.frames.shape == (20, 48, 56) and rec.slice_index == 1 and rec.seg is None
+    np.testing.assert_array_equal(rec.frames[:, 5, 5], 2 * (100 + np.arange(20)) - 10)
+    assert rec.frames[0, 0, 1] == 2 * 999 - 10
+    assert rec.spacing == (1.4, 1.6) and rec.frame_interval == pytest.approx(0.0325)
+
+
+def test_dicom_cine_too_few_frames(tmp_path):
+    _write_series(tmp_path, n_slices=1, n_frames=4)
+    with pytest.raises(InputError, match=rf"^{tmp_path}: 4 frames in the middle slice"):
+        read_cmr(tmp_path)
+
+
+def test_two_series_in_one_folder(tmp_path):
+    _write_series(tmp_path, n_slices=1, n_frames=10)
+    for path in tmp_path.iterdir():
+        path.rename(tmp_path / f"a_{path.name}")
+    _write_series(tmp_path, n_slices=1, n_frames=10)
+    with pytest.raises(InputError, match=r"holds 2 DICOM series"):
+        read_cmr(tmp_path)

@@ -10,6 +10,16 @@ from ptacl.config import load_config
 from ptacl.training.common import load_encoder
 from ptacl.training.mae import MAE_RUN_CONFIGS
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run far faster on one thread than on two contended ones (OpenMP spin)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 

@@ -11,6 +11,16 @@ from ptacl.models import (
 )
 from ptacl.models.vit import Attention
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run far faster on one thread than on two contended ones (OpenMP spin)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TINY = {
     "ecg": (EcgEncoder, EcgEncoderConfig(samples=500, width=32, depth=2, heads=4), (2, 12, 500)),
     "cmr": (CmrEncoder, CmrEncoderConfig(width=32, depth=2, heads=4), (2, 1, 26, 84, 84)),

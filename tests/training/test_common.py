@@ -27,6 +27,15 @@ from ptacl.training.common import (
 from ptacl.training.mae import EcgMaeRunConfig
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run far faster on one thread than on two contended ones (OpenMP spin)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_learning_rate_scales_linearly_with_the_global_batch():
     assert scaled_lr(1.5e-4, 256) == pytest.approx(1.5e-4)
     assert scaled_lr(1.5e-4, 1024) == pytest.approx(6e-4)

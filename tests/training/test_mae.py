@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from ptacl.config import to_dict
@@ -10,6 +11,15 @@ from ptacl.training.mae import (
     plot_cmr_reconstruction,
     plot_ecg_reconstruction,
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run far faster on one thread than on two contended ones (OpenMP spin)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _module(modality):

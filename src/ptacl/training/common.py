@@ -370,13 +370,15 @@ def load_encoder(run_dir: str | Path, modality: str, which: str = "best") -> nn.
     """The run's `modality` encoder, built from its config.yaml and loaded with its weights."""
     from ptacl.models import build_encoder
 
-    section = read_run_config(run_dir).get(f"{modality}_encoder") or read_run_config(run_dir).get(
-        "encoder"
-    )
+    weights = load_encoder_weights(run_dir, modality, which)  # raises if the run has none
+    config = read_run_config(run_dir)
+    section = config.get(f"{modality}_encoder")
+    if section is None and config.get("modality") == modality:
+        section = config.get("encoder")
     if section is None:
         raise RunDirError(f"{run_dir}/config.yaml: no `{modality}_encoder` or `encoder` section")
     encoder = build_encoder(modality, section)
-    encoder.load_state_dict(load_encoder_weights(run_dir, modality, which))
+    encoder.load_state_dict(weights)
     return encoder
 
 

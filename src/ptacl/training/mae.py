@@ -152,7 +152,7 @@ def plot_cmr_reconstruction(example: dict[str, torch.Tensor], frames=(0, 6, 12, 
 
     rows = {
         "original": example["input"][0, 0],
-        "visible": example["visible"][0, 0],
+        "visible (white: removed)": example["visible"][0, 0],
         "reconstruction": example["pasted"][0, 0],
     }
     frames = [f for f in frames if f < rows["original"].shape[0]]

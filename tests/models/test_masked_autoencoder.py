@@ -13,6 +13,15 @@ from ptacl.models import (
 from ptacl.models.mae import masked_mse, mean_prediction_mse, normalise_patches
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run far faster on one thread than on two contended ones (OpenMP spin)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _tiny(modality, norm_target=False):
     torch.manual_seed(0)
     if modality == "ecg":

@@ -6,7 +6,8 @@
 The store is random (256 paired subjects, written with `write_store` into a temporary folder):
 the loader's cost does not depend on the values. Two settings: the default augmentation
 probabilities (what training uses) and every augmentation forced on (p = 1, the worst case).
-Worker counts run interleaved, repeated, so load on a shared machine hits them alike.
+Worker counts run interleaved, repeated, so load on a shared machine hits them alike; the CPU
+time per item (one process, `time.process_time`) is printed too, as it depends little on load.
 """
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ def samples_per_second(store: Path, workers: int, batches: int, batch_size: int,
     return batches * batch_size / (time.perf_counter() - t0)
 
 
+def cpu_ms_per_item(store: Path, ecg, cmr, items: int = 200) -> float:
+    """CPU time of one training item in this process: less sensitive to machine load than
+    wall-clock rates, and 1000 / it is what one loader core can deliver."""
+    ds = PairedDataset(store, "train", train=True, ecg_augment=ecg, cmr_augment=cmr)
+    for k in range(5):
+        ds[k]
+    t0 = time.process_time()
+    for k in range(items):
+        ds[k % len(ds)]
+    return (time.process_time() - t0) / items * 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
@@ -94,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                         samples_per_second(store, w, args.batches, args.batch_size, ecg, cmr)
                     )
             base = statistics.median(runs[args.workers[0]])
+            ms = cpu_ms_per_item(store, ecg, cmr)
             print(f"paired samples/s, {label} (batch {args.batch_size}, median of {args.repeats})")
+            print(f"  CPU per item: {ms:.2f} ms  (=> {1000 / ms:.0f} samples/s per loader core)")
             for w, values in runs.items():
                 rate = statistics.median(values)
                 per = rate / max(w, 1)

@@ -77,6 +77,16 @@ def test_encoder_lives_where_load_encoder_weights_looks_and_the_head_is_not_a_st
         assert not any("_head." in k for k in keys)
 
 
+def test_validation_skips_a_batch_without_negatives():
+    module, view1, view2 = _module("ecg")
+    logged = {}
+    module.log = lambda name, value, **kw: logged.setdefault(name, value)  # outside a Trainer
+    module.validation_step({"view1": view1[:1], "view2": view2[:1]}, 0)
+    assert logged == {}
+    module.validation_step({"view1": view1, "view2": view2}, 0)
+    assert logged["val/loss"] > 0 and 0 <= logged["val/view_top1"] <= 1
+
+
 def test_a_few_steps_on_one_batch_lower_the_loss():
     module, view1, _ = _module("ecg", batch=4)
     view2 = view1 + 0.1 * torch.randn_like(view1)  # genuinely two views of the same samples

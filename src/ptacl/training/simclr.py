@@ -154,9 +154,11 @@ class SimclrPretraining(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        size = batch["view1"].shape[0]
+        if size < 2:  # a last batch of one has no negatives: its loss would be exactly 0
+            return
         # per-process batches may differ in size here, so no gather: in-batch negatives only
         loss, z1, z2 = self.loss(batch["view1"], batch["view2"], gather=False)
-        size = batch["view1"].shape[0]
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
         # how often a view finds its partner first among the batch's other second views
         top1 = retrieval_hits(z1, z2, (1,))[0].float() / size

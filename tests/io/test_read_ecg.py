@@ -205,3 +205,11 @@ def test_fs_disagreeing_with_the_file(write_xml, strip_counts):
 )
 def test_lead_aliases(name, lead):
     assert standard_lead(name) == lead
+
+
+def test_input_error_survives_pickling():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(InputError("a/b.xml", "file not found")))
+    assert isinstance(err, ValueError) and str(err) == "a/b.xml: file not found"
+    assert err.reason == "file not found" and str(err.source) == "a/b.xml"

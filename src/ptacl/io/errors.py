@@ -15,3 +15,7 @@ class InputError(ValueError):
         self.source = Path(source)
         self.reason = reason
         super().__init__(f"{source}: {reason}")
+
+    def __reduce__(self):
+        # Rebuilt from (source, reason), so it survives the trip back from a worker process.
+        return type(self), (self.source, self.reason)

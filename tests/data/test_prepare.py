@@ -127,7 +127,7 @@ def _flat_xml(path):
             "sa.nii.gz",
             "NIfTI",
         ),
-        (lambda r: os.remove(r / "cmr" / "1002" / "sa.nii.gz"), "cmr", "1002", "no sa.nii.gz"),
+        (lambda r: os.remove(r / "cmr" / "1002" / "sa.nii.gz"), "cmr", "1002", "sa.nii.gz"),
     ],
     ids=["flat-ecg", "truncated-xml", "truncated-nifti", "folder-without-sa"],
 )
@@ -263,3 +263,22 @@ def test_a_store_inside_the_ecg_folder_is_not_taken_for_ecgs(cohort):
         )
         assert result.counts["rejected"] == 0 and result.counts["paired"] == 3
     assert not _qc(result)["file"].str.startswith(str(out)).any()
+
+
+def test_single_modality_subjects_do_not_reshuffle_the_pairs():
+    eids = [str(5000 + k) for k in range(100)]
+    pairs = assign_splits(eids, ["paired"] * 100, val=0.1, test=0.2, seed=0)
+    more = assign_splits(
+        [*eids, "9999"], ["paired"] * 100 + ["ecg_only"], val=0.1, test=0.2, seed=0
+    )
+    assert more[:100] == pairs
+
+
+def test_a_phenotype_table_with_duplicate_eids_stops_the_run_naming_it(cohort, capsys):
+    csv = cohort / "phenotypes.csv"
+    csv.write_text(csv.read_text() + csv.read_text().splitlines()[1] + "\n")
+    argv = ["--ecg", str(cohort / "ecg"), "--phenotypes", str(csv), "--out", str(cohort / "s")]
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(csv) in err and "duplicate eids ['1001']" in err
+    assert not (cohort / "s").exists()

@@ -6,7 +6,8 @@ Discovery. ECG files are named by eid: UK Biobank's `{eid}_20205_{instance}_{arr
 lowest instance and array of an eid is used; the others are listed in qc.csv as superseded) or any
 `{eid}.xml/.dcm/.hea/.npy/.npz` (searched recursively; WFDB records by their `.hea`). Other
 UK Biobank fields (e.g. 6025, stress ECGs) are skipped. CMR: `{eid}/sa.nii.gz` (or `.nii`,
-`.npy`; the reader takes `seg_sa.nii.gz` beside it), or a file `{eid}.nii.gz/.nii/.npy`. Two
+`.npy`; the reader takes `seg_sa.nii.gz` beside it; a folder without them goes to the reader
+as it is, e.g. a DICOM cine series), or a file `{eid}.nii.gz/.nii/.npy`. Two
 files that claim the same eid for one modality (other than UK Biobank instances) are ambiguous:
 that modality of the subject is rejected, naming both files.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -231,9 +233,10 @@ def assign_splits(
     if val < 0 or test < 0 or val + test >= 1:
         raise ValueError(f"val={val} and test={test} must be >= 0 with val + test < 1")
     split = dict.fromkeys(eids, "train")
-    for g, group in enumerate(sorted(set(groups))):
+    for group in sorted(set(groups)):
         members = sorted((e for e, gr in zip(eids, groups) if gr == group), key=_eid_key)
-        order = np.random.default_rng([seed, g]).permutation(len(members))
+        # the group's own stream: a new ECG-only subject must not reshuffle the pairs' split
+        order = np.random.default_rng([seed, zlib.crc32(group.encode())]).permutation(len(members))
         n_test, n_val = round(test * len(members)), round(val * len(members))
         for rank, k in enumerate(order):
             if rank < n_test:
@@ -241,6 +244,23 @@ def assign_splits(
             elif rank < n_test + n_val:
                 split[members[k]] = "val"
     return [split[e] for e in eids]
+
+
+_STATUS = {
+    (True, True): "paired",
+    (True, False): "ecg_only",
+    (False, True): "cmr_only",
+    (False, False): "rejected",
+}
+
+
+def _qc_table(qc: list[tuple[str, str, str, str]], status: dict[str, str]) -> pd.DataFrame:
+    """(eid, modality, file, reason) rows -> qc.csv's table, subjects in eid order."""
+    table = pd.DataFrame(qc, columns=["eid", "modality", "file", "reason"])
+    table["status"] = table["eid"].map(status)
+    rank = {eid: k for k, eid in enumerate(sorted(status, key=_eid_key))}
+    table = table.sort_values("eid", key=lambda col: col.map(rank), kind="stable")
+    return table[list(QC_COLUMNS)].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -313,46 +333,33 @@ def prepare_store(
         )
         has_ecg: list[bool] = []
         has_cmr: list[bool] = []
-        bar = tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not progress)
-        for job, result in zip(jobs, _in_order(jobs, workers)):
-            bar.update()
-            eid, ecg_path, cmr_path = job
-            for modality, path, error in (
-                ("ecg", ecg_path, result.ecg_error),
-                ("cmr", cmr_path, result.cmr_error),
-            ):
-                if error is not None:
-                    qc.append((eid, modality, *error))
-                elif path is not None:
-                    qc.append((eid, modality, str(path), ""))
-            ok_ecg, ok_cmr = result.ecg is not None, result.cmr is not None
-            status[eid] = {
-                (True, True): "paired",
-                (True, False): "ecg_only",
-                (False, True): "cmr_only",
-                (False, False): "rejected",
-            }[(ok_ecg, ok_cmr)]
-            if not (ok_ecg or ok_cmr):
-                continue
-            row = len(rows)
-            if ok_ecg:
-                ecg[row] = result.ecg
-            if ok_cmr:
-                cmr[row] = result.cmr
-            rows.append((eid, result.ecg_length, result.r_peaks))
-            has_ecg.append(ok_ecg)
-            has_cmr.append(ok_cmr)
-        bar.close()
+        with tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not progress) as bar:
+            for (eid, ecg_path, cmr_path), result in zip(jobs, _in_order(jobs, workers)):
+                bar.update()
+                for modality, path, error in (
+                    ("ecg", ecg_path, result.ecg_error),
+                    ("cmr", cmr_path, result.cmr_error),
+                ):
+                    if error is not None:
+                        qc.append((eid, modality, *error))
+                    elif path is not None:
+                        qc.append((eid, modality, str(path), ""))
+                ok_ecg, ok_cmr = result.ecg is not None, result.cmr is not None
+                status[eid] = _STATUS[(ok_ecg, ok_cmr)]
+                if not (ok_ecg or ok_cmr):
+                    continue
+                if ok_ecg:
+                    ecg[len(rows)] = result.ecg
+                if ok_cmr:
+                    cmr[len(rows)] = result.cmr
+                rows.append((eid, result.ecg_length, result.r_peaks))
+                has_ecg.append(ok_ecg)
+                has_cmr.append(ok_cmr)
 
         for eid in sorted(set(table.index) - seen, key=_eid_key):
             status[eid] = "no_images"
             qc.append((eid, "phenotypes", str(phenotypes), "phenotype row with no ECG or CMR file"))
-        qc_table = pd.DataFrame(qc, columns=["eid", "modality", "file", "reason"])
-        qc_table.insert(1, "status", qc_table["eid"].map(status))
-        order = sorted(status, key=_eid_key)
-        qc_table = qc_table.sort_values(
-            "eid", key=lambda s: s.map({e: k for k, e in enumerate(order)}), kind="stable"
-        )[list(QC_COLUMNS)]
+        qc_table = _qc_table(qc, status)
         counts = {s: sum(v == s for v in status.values()) for s in STATUSES}
 
         if not rows:
@@ -362,15 +369,14 @@ def prepare_store(
         eids = [eid for eid, _, _ in rows]
         splits = assign_splits(eids, [status[e] for e in eids], val=val, test=test, seed=seed)
         phen = table.reindex(eids)[list(PHENOTYPES)].to_numpy(dtype=np.float32)
-        n_rows = len(rows)
         ecg.flush()
         cmr.flush()
         write_store(
             out,
             eids=eids,
             splits=splits,
-            ecg=ecg[:n_rows],
-            cmr=cmr[:n_rows],
+            ecg=ecg[: len(rows)],
+            cmr=cmr[: len(rows)],
             r_peaks=[p if p is not None else np.zeros(0, np.int64) for _, _, p in rows],
             phenotypes=phen,
             has_ecg=has_ecg,

@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--out", type=Path, required=True, help=".npz file to write")
     parser.add_argument("--seed", type=int, default=0, help="initialisation seed for `none`")
+    parser.add_argument("--like", help="with `none`: the architecture of this run (else paper's)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--num-workers", type=int, default=0)
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.training.common import RunDirError
 
     try:
-        encoders = load_run_encoders(args.model, seed=args.seed)
+        encoders = load_run_encoders(args.model, seed=args.seed, like=args.like)
         emb = compute_embeddings(
             encoders,
             args.data,

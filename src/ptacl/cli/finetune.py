@@ -49,11 +49,23 @@ def source_encoder_config(model: str) -> dict | None:
     return section
 
 
+def with_source_encoder(cfg):
+    """`cfg` with the ECG encoder architecture of its source run (the weights must fit it)."""
+    from ptacl.config import from_dict
+    from ptacl.models import EcgEncoderConfig
+
+    section = source_encoder_config(cfg.model)
+    if section is None:
+        return cfg
+    return dataclasses.replace(
+        cfg, ecg_encoder=from_dict(EcgEncoderConfig, section, f"{cfg.model} ecg_encoder")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)
-    from ptacl.config import ConfigError, from_dict
+    from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
-    from ptacl.models import EcgEncoderConfig
     from ptacl.training.common import RunDirError, prepare_run_dir, resolve_config
     from ptacl.training.finetune import FinetuneConfig
 
@@ -61,12 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = [f"model={args.model}"]
         if args.data is not None:
             extra.append(f"data.store={args.data}")
-        cfg = resolve_config(FinetuneConfig, args, extra)
-        section = source_encoder_config(cfg.model)
-        if section is not None:  # the architecture must be the one the weights were made for
-            cfg = dataclasses.replace(
-                cfg, ecg_encoder=from_dict(EcgEncoderConfig, section, f"{cfg.model} ecg_encoder")
-            )
+        cfg = with_source_encoder(resolve_config(FinetuneConfig, args, extra))
         if not cfg.data.store:
             raise ConfigError("no store given: pass --data STORE (or set data.store)")
         store = Store.open(cfg.data.store)

@@ -144,16 +144,29 @@ def _heads(run_dir: Path) -> dict[str, nn.Module]:
     return heads
 
 
-def load_run_encoders(model: str | Path, *, seed: int = 0) -> RunEncoders:
-    """The encoders of run folder `model`, or random ones for `none` (seeded, paper sizes)."""
+def load_run_encoders(
+    model: str | Path, *, seed: int = 0, like: str | Path | None = None
+) -> RunEncoders:
+    """The encoders of run folder `model`, or random ones for `none`: seeded, of the paper's
+    sizes, or of the architecture of run `like` (the fair random-init baseline for that run)."""
     from ptacl.models import build_encoder
+    from ptacl.training.common import load_encoder, read_run_config
 
     if str(model) == "none":
+        sections: dict[str, Any] = {"ecg": None, "cmr": None}
+        if like is not None:
+            config = read_run_config(like)
+            for modality in sections:
+                sections[modality] = config.get(f"{modality}_encoder")
+                if config.get("modality") == modality:
+                    sections[modality] = config.get("encoder")
         torch.manual_seed(seed)
         return RunEncoders(
-            kind="none", source="none", ecg=build_encoder("ecg"), cmr=build_encoder("cmr")
+            kind="none",
+            source="none" if like is None else f"none (architecture of {like})",
+            ecg=build_encoder("ecg", sections["ecg"]),
+            cmr=build_encoder("cmr", sections["cmr"]),
         )
-    from ptacl.training.common import load_encoder, read_run_config
 
     run_dir = Path(model)
     if not run_dir.is_dir():

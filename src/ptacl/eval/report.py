@@ -98,23 +98,27 @@ def _grid(count: int) -> tuple[Any, Any, np.ndarray]:
     return plt, fig, axes.flat
 
 
+def _num(value: Any) -> float:
+    return np.nan if value is None else float(value)
+
+
 def plot_precision_curves(retrieval: Mapping[str, Any], path: Path) -> Path:
     """P@k against k for each phenotype: the model (with its CI band) and a random ranking."""
     ks = retrieval["ks"]
     names = list(retrieval["model"])
     plt, fig, axes = _grid(len(names))
     for ax, name in zip(axes, names):
-        model = [retrieval["model"][name].get(f"P@{k}", np.nan) for k in ks]
+        model = [_num(retrieval["model"][name].get(f"P@{k}")) for k in ks]
         ax.plot(ks, model, "o-", label="model")
         ci = retrieval.get("model_ci", {}).get(name)
         if ci:
-            lo = [ci.get(f"P@{k}", [np.nan, np.nan])[0] for k in ks]
-            hi = [ci.get(f"P@{k}", [np.nan, np.nan])[1] for k in ks]
+            bounds = [ci.get(f"P@{k}") or [None, None] for k in ks]
+            lo, hi = [_num(b[0]) for b in bounds], [_num(b[1]) for b in bounds]
             ax.fill_between(ks, lo, hi, alpha=0.25)
         base = retrieval.get("random", {}).get(name)
         if base:
-            ax.plot(ks, [base.get(f"P@{k}", np.nan) for k in ks], "s--", color="grey",
-                    label="random")  # fmt: skip
+            random = [_num(base.get(f"P@{k}")) for k in ks]
+            ax.plot(ks, random, "s--", color="grey", label="random")
         ax.set_title(_short(name), fontsize=9)
         ax.set_xlabel("k")
         ax.set_ylabel("P@k")
@@ -202,7 +206,8 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
         ]
     else:
         lines += [f"Not computed: {metrics.get('retrieval_skipped', 'no retrieval')}.", ""]
-    lines += ["## Table 2 — phenotype regression from the ECG (R², test split)", ""]
+    split = info.get("split", "test")
+    lines += [f"## Table 2 — phenotype regression from the ECG (R², {split} split)", ""]
     regression = metrics.get("regression", {})
     if regression:
         lines += [regression_table(regression), ""]

@@ -1,0 +1,84 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ptacl.cli.align import main as align
+from ptacl.cli.evaluate import main
+from ptacl.data.store import write_store
+
+
+@pytest.fixture(scope="module")
+def eval_store(tmp_path_factory):
+    """30 paired subjects (14 train, 6 val, 10 test): enough test queries for P@1..P@5."""
+    rng = np.random.default_rng(3)
+    n = 30
+    time = np.arange(5000) / 500
+    ecg = np.sin(2 * np.pi * rng.uniform(1, 1.5, (n, 12, 1)) * time)
+    ecg += 0.1 * rng.standard_normal((n, 12, 5000))
+    cmr = rng.random((n, 50, 84, 84), dtype=np.float32)
+    pheno = rng.normal(100, 20, (n, 10)).astype(np.float32)
+    pheno[0, 2] = np.nan
+    eids = [str(3_000_000 + i) for i in range(n)]
+    return write_store(
+        tmp_path_factory.mktemp("eval") / "store",
+        eids=eids,
+        splits=["train"] * 14 + ["val"] * 6 + ["test"] * 10,
+        ecg=ecg,
+        cmr=cmr,
+        r_peaks=[np.arange(200, 5000, 400)] * n,
+        phenotypes=pheno,
+        has_ecg=[True] * n,
+        has_cmr=[True] * n,
+        qc=pd.DataFrame({"eid": eids, "status": "ok"}),
+    )
+
+
+@pytest.fixture(scope="module")
+def align_run(eval_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("align") / "run"
+    args = ["--data", str(eval_store), "--config", "configs/tiny/ptacl.yaml", "--out", str(out)]
+    assert align(args) == 0
+    return out
+
+
+FT = ["--finetune-set", "trainer.max_steps=2", "--finetune-set", "trainer.val_every_n_steps=2",
+      "--finetune-set", "trainer.accelerator=cpu", "--finetune-set", "trainer.progress_bar=false",
+      "--finetune-set", "trainer.sanity_val_steps=0", "--finetune-set", "data.batch_size=4",
+      "--finetune-set", "data.num_workers=0", "--finetune-set", "head.heads=2"]  # fmt: skip
+
+
+def test_evaluate_an_aligned_run_with_finetuning(eval_store, align_run, tmp_path):
+    out = tmp_path / "eval"
+    args = ["--model", str(align_run), "--data", str(eval_store), "--out", str(out)]
+    assert main([*args, "--n-boot", "20", "--no-progress", "--finetune", *FT]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    retrieval = metrics["retrieval"]
+    assert retrieval["space"] == "projection-head outputs"
+    lvedv = retrieval["model"]["LVEDV (mL)"]
+    assert lvedv["queries"] == 10 and lvedv["P@10"] is None  # 9 candidates: P@10 undefined
+    assert 0 <= lvedv["P@1"] <= 1 and lvedv["MnR"] >= 1
+    assert retrieval["model"]["LVSV (mL)"]["queries"] == 10  # the NaN is a train subject
+    assert set(metrics["regression"]) == {"LP (ols)", "FN+AP"}
+    assert metrics["regression"]["LP (ols)"]["LVEDV (mL)"]["n"] == 10
+    assert len(metrics["alignment"]["matrix"]) == 13
+    report = (out / "report.md").read_text()
+    assert "| LVEDV | model |" in report and "| FN+AP |" in report
+    for name in ("precision_at_k", "alignment_matrix", "scatter_linear_probe", "scatter_finetune"):
+        assert (out / "figures" / f"{name}.png").is_file()
+    assert (out / "finetune" / "test_predictions.npz").is_file()
+
+
+def test_evaluate_random_init_and_refuse_a_used_folder(eval_store, align_run, tmp_path, capsys):
+    out = tmp_path / "eval"
+    args = ["--model", "none", "--like", str(align_run), "--data", str(eval_store)]
+    args += ["--out", str(out), "--n-boot", "10"]
+    assert main([*args, "--no-progress", "--probe", "ridge"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["info"]["kind"] == "none"
+    assert json.loads((out / "metrics.json").read_text())["info"]["paired_subjects"] == 10
+    assert metrics["retrieval"]["space"] == "mean-pooled encoder tokens"
+    assert "LP (ridge)" in metrics["regression"]
+    assert main([*args, "--no-progress"]) == 2
+    assert "not empty" in capsys.readouterr().err

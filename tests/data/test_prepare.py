@@ -1,5 +1,8 @@
 import gzip
 import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -282,3 +285,26 @@ def test_a_phenotype_table_with_duplicate_eids_stops_the_run_naming_it(cohort, c
     err = capsys.readouterr().err
     assert str(csv) in err and "duplicate eids ['1001']" in err
     assert not (cohort / "s").exists()
+
+
+def test_a_terminated_run_leaves_no_half_store(cohort):
+    """`kill` (SIGTERM) mid-run, as a cluster's time limit does: nothing is left behind."""
+    script = f"""
+import sys, time
+import ptacl.data.prepare as p
+real = p.process_subject
+def slow(*job):
+    print("working", flush=True)
+    time.sleep(0.5)
+    return real(*job)
+p.process_subject = slow
+from ptacl.cli.prepare import main
+sys.exit(main(["--ecg", r"{cohort / "ecg"}", "--cmr", r"{cohort / "cmr"}",
+               "--out", r"{cohort / "store"}", "--quiet"]))
+"""
+    before = set(os.listdir(cohort))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "working"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert set(os.listdir(cohort)) == before

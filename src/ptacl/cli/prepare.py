@@ -10,7 +10,9 @@ fatal), 1 when none is, 2 for unusable arguments (missing folder, existing store
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from ptacl.data.prepare import STATUSES, prepare_store
 from ptacl.io import InputError
@@ -33,11 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.ecg is None and args.cmr is None:
         print("ptacl prepare: give --ecg and/or --cmr", file=sys.stderr)
         return 2
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a cluster's time limit, `kill`) unwinds like Ctrl-C, so the temporary
+        # folders are removed and no half store is left behind
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         result = prepare_store(
             args.ecg,

@@ -151,6 +151,16 @@ def test_wfdb_ptbxl_style_names(tmp_path, strip_counts):
         np.testing.assert_allclose(rec.signal, mv, atol=1e-3)
 
 
+def test_wfdb_without_its_signal_file(tmp_path, strip_counts):
+    import wfdb
+
+    wfdb.wrsamp("rec", fs=500, units=["mV"] * 12, sig_name=list(LEADS),
+                p_signal=(strip_counts * 5e-3).T, fmt=["16"] * 12, write_dir=str(tmp_path))  # fmt: skip
+    (tmp_path / "rec.dat").unlink()
+    with pytest.raises(InputError, match=rf"^{tmp_path / 'rec.hea'}: unreadable WFDB record"):
+        read_ecg(tmp_path / "rec.hea")
+
+
 def test_npy_needs_fs(tmp_path, strip_counts):
     path = tmp_path / "a.npy"
     np.save(path, strip_counts * 5e-3)

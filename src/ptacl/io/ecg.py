@@ -31,7 +31,7 @@ def read_ecg(path: str | Path, fs: float | None = None) -> EcgRecord:
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    wfdb_base = suffix in {"", ".hea", ".dat"} and path.with_suffix(".hea").is_file()
+    wfdb_base = suffix in {"", ".hea", ".dat", ".mat"} and path.with_suffix(".hea").is_file()
     if not path.exists() and not wfdb_base:
         raise InputError(path, "file not found")
     if path.is_dir():

@@ -75,7 +75,7 @@ def save_augmentation_preview(
             axes[row, col].set_title(
                 "frame 0 (ED)" if frame == 0 else f"sampled frame {frame}", fontsize=8
             )
-    fig.suptitle(f"subject {items[0]['eid']}: store {store.root.name}", fontsize=10)
+    fig.suptitle(f"subject {items[0]['eid']} of {store.root}", fontsize=10)
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)

@@ -220,24 +220,28 @@ def retrieval_scores(
                 rank = seen[np.arange(len(qi)), first].astype(np.float64)
                 first_rank[p, rows[qi[found]]] = rank[found]
 
-            # Exact finish for rows the top-K could not settle: a first match may lie beyond
-            # it, or it holds fewer than max(ks) candidates with a value.
-            unsettled = ~has_all if k_top >= n_db else ~found | ~has_all
-            for r in np.flatnonzero(unsettled):
-                local = qi[r]
-                row_sim = sim[local].cpu().numpy().astype(np.float64)
-                ok = valid[:, p].copy()
-                if exclude_self:
-                    ok[rows[local]] = False
-                m = ok & (y[:, p] >= lo[rows[local], p]) & (y[:, p] <= hi[rows[local], p])
-                if not has_all[r]:
-                    order = np.argsort(np.where(ok, -row_sim, np.inf), kind="stable")
-                    order = order[: min(kmax, ok.sum())]
+            # Exact finish for rows the top-K could not settle: it holds fewer than max(ks)
+            # candidates with a value, or the first match lies beyond it.
+            redo_topk = np.flatnonzero(~has_all)
+            redo_rank = np.flatnonzero(~found) if k_top < n_db else np.zeros(0, dtype=np.int64)
+            for redo, what in ((redo_topk, "topk"), (redo_rank, "rank")):
+                if not len(redo):
+                    continue
+                local = qi[redo]
+                ok, match = _candidates(
+                    rows[local], valid[:, p], y[:, p], lo[rows[local], p], hi[rows[local], p],
+                    exclude_self, sim.device,
+                )  # fmt: skip
+                block = sim[torch.from_numpy(local).to(sim.device)]  # (r, N)
+                if what == "topk":
+                    depth = int(min(kmax, n_cand[p]))
+                    top_idx = _stable_topk(block.masked_fill(~ok, -torch.inf), depth)
+                    hits = np.take_along_axis(match.cpu().numpy(), top_idx, axis=1)
                     for j, k in enumerate(ks):
                         if k <= n_cand[p]:
-                            precision[p, rows[local], j] = m[order[:k]].sum() / k
-                if not found[r]:
-                    first_rank[p, rows[local]] = _first_match_rank(row_sim, ok, m)
+                            precision[p, rows[local], j] = hits[:, :k].sum(axis=1) / k
+                else:
+                    first_rank[p, rows[local]] = _first_match_rank(block, ok, match)
 
     out = {}
     for p, column in enumerate(phenotypes.columns):
@@ -247,14 +251,36 @@ def retrieval_scores(
     return out
 
 
-def _first_match_rank(sim: np.ndarray, candidate: np.ndarray, match: np.ndarray) -> float:
-    """Rank of the best-ranked match in a stable descending sort, without sorting (NaN: none)."""
-    if not match.any():
-        return float("nan")
-    best = sim[match].max()
-    first_best = np.flatnonzero(match & (sim == best))[0]
-    ahead = candidate & ((sim > best) | ((sim == best) & (np.arange(len(sim)) < first_best)))
-    return float(ahead.sum() + 1)
+def _candidates(
+    query_rows: np.ndarray,
+    valid: np.ndarray,
+    y: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    exclude_self: bool,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidate and match masks (r, N) of r queries for one phenotype column y (N,)."""
+    r, n = len(query_rows), len(y)
+    ok = torch.from_numpy(valid).to(device).expand(r, n).clone()
+    if exclude_self:
+        ok[torch.arange(r, device=device), torch.from_numpy(query_rows).to(device)] = False
+    values = torch.from_numpy(np.nan_to_num(y)).to(device)[None]  # (1, N), float64
+    lo_t = torch.from_numpy(lo).to(device)[:, None]
+    hi_t = torch.from_numpy(hi).to(device)[:, None]
+    return ok, ok & (values >= lo_t) & (values <= hi_t)
+
+
+def _first_match_rank(sim: torch.Tensor, ok: torch.Tensor, match: torch.Tensor) -> np.ndarray:
+    """Rank (r,) of the best-ranked match in a stable descending sort of each row of sim
+    (r, N) over the candidates `ok`, counted without sorting: 1 + candidates more similar, + those
+    equally similar at a lower index. NaN where a row has no match."""
+    best = sim.masked_fill(~match, -torch.inf).max(dim=1, keepdim=True).values  # (r, 1)
+    first_best = (match & (sim == best)).to(torch.uint8).argmax(dim=1, keepdim=True)  # (r, 1)
+    position = torch.arange(sim.shape[1], device=sim.device)[None]
+    ahead = ok & ((sim > best) | ((sim == best) & (position < first_best)))
+    rank = (ahead.sum(dim=1) + 1).cpu().numpy().astype(np.float64)
+    return np.where(match.any(dim=1).cpu().numpy(), rank, np.nan)
 
 
 def summarize_retrieval(

@@ -159,7 +159,10 @@ def retrieval_scores(
     ecg_emb: (N, D) queries; cmr_emb: (N, D) database, row i the same subject as ecg_emb[i];
     phenotypes: N rows, one column per phenotype (NaN = unknown). Optional eids are checked to
     agree row by row. `top` is the per-chunk top-K (default max(64, 4*max(ks))); it changes
-    speed only, never the result. See the module docstring for every definition.
+    speed only, never the result. `chunk_size` queries share one (chunk, N) similarity block;
+    None picks 2**26 entries (256 MiB in float32), and a chunk's temporaries take a few times
+    that. Embeddings may be torch tensors on a GPU: the work then runs there.
+    See the module docstring for every definition.
     """
     ecg = _as_tensor(ecg_emb, "ecg_emb", dtype)
     cmr = _as_tensor(cmr_emb, "cmr_emb", dtype)
@@ -193,7 +196,9 @@ def retrieval_scores(
         rows = np.arange(start, stop)
         sim = ecg[start:stop] @ cmr.T  # (b, N)
         if exclude_self:
-            sim[torch.arange(len(rows)), torch.from_numpy(rows).to(sim.device)] = -torch.inf
+            sim[
+                torch.arange(len(rows), device=sim.device), torch.from_numpy(rows).to(sim.device)
+            ] = -torch.inf
         idx = _stable_topk(sim, k_top) if k_top > 0 else np.zeros((len(rows), 0), dtype=np.int64)
 
         for p in range(n_pheno):

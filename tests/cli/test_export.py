@@ -58,9 +58,9 @@ def test_export_mae_run(store: Path, tmp_path: Path, capsys) -> None:
     run = mae_run(tmp_path / "run", store)
     out = tmp_path / "bundle"
     assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
-    assert "validation R²" in capsys.readouterr().out
+    assert "R² on the validation split (15 subjects)" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
-    assert config["source"]["stage"] == "mae"
+    assert config["source"]["stage"] == "pretrain"
     assert config["source"]["checkpoint"] == "last.ckpt"  # no best.ckpt: falls back to last
     assert config["embedding"]["shared_dim"] is None
     assert config["embedding"]["encoder_id"] == encoder_fingerprint(
@@ -91,3 +91,63 @@ def test_export_errors(store: Path, tmp_path: Path, capsys) -> None:
     assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert ptacl(["export", "--model", str(run), "--out", str(out), "--overwrite"]) == 0
+
+
+def finetune_run(root: Path, store: Path) -> tuple[Path, torch.nn.Module]:
+    """A fine-tune run as `ptacl finetune` writes it: FinetuneModule's state dict."""
+    from ptacl.training.common import DataConfig
+    from ptacl.training.finetune import AttentionPoolConfig, FinetuneConfig, FinetuneModule
+
+    cfg = FinetuneConfig(
+        model="none",
+        ecg_encoder=tiny_encoder().config,
+        head=AttentionPoolConfig(heads=2),
+        data=DataConfig(store=str(store)),
+    )
+    torch.manual_seed(5)
+    mean = [150.0, 60, 90, 60, 5, 110, 160, 70, 90, 57]
+    sd = [25.0, 10, 15, 5, 1, 20, 25, 10, 15, 5]
+    module = FinetuneModule(to_dict(cfg), mean, sd).eval()
+    save_config(cfg, root / "config.yaml")
+    (root / "checkpoints").mkdir(parents=True)
+    torch.save({"state_dict": module.state_dict()}, root / "checkpoints" / "best.ckpt")
+    return root, module
+
+
+def test_export_finetune_run_predicts_like_the_module(store: Path, tmp_path: Path) -> None:
+    run, module = finetune_run(tmp_path / "run", store)
+    out = tmp_path / "bundle"
+    assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
+    predictor = Predictor(out)
+    config = predictor.bundle.config
+    assert config["source"]["stage"] == "finetune"
+    assert config["head"]["kind"] == "attention_pool"
+    assert config["head"]["validation_subjects"] == 15
+    # One 5-s recording is exactly one crop: the bundle must give what the module gives.
+    signal = beats_ecg(70, 1.0, seconds=5.0)
+    values = np.array(list(predictor.predict(signal, fs=ECG_FS).values()))
+    x = torch.from_numpy(predictor.prepare(signal, fs=ECG_FS)[None])
+    with torch.no_grad():
+        expected = module.predict_phenotypes(x)[0].double().numpy()
+    np.testing.assert_allclose(values, expected, rtol=1e-5)
+
+
+def test_align_projection_matches_the_run(store: Path, tmp_path: Path) -> None:
+    run = align_run(tmp_path / "run", store)
+    out = tmp_path / "bundle"
+    assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
+    predictor = Predictor(out)
+    state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    from ptacl.training.align import HeadConfig, projection_head
+
+    head = projection_head(16, HeadConfig(hidden=8, dim=4))
+    head.load_state_dict(
+        {k[len("ecg_head.") :]: v for k, v in state.items() if k.startswith("ecg_head.")}
+    )
+    signal = beats_ecg(70, 1.0)  # two crops: the head sees their mean embedding
+    pooled = predictor.embed(signal, fs=ECG_FS)
+    with torch.no_grad():
+        expected = head(torch.from_numpy(pooled).float()[None])[0].numpy()
+    np.testing.assert_allclose(
+        predictor.embed(signal, fs=ECG_FS, space="shared"), expected, rtol=1e-5, atol=1e-6
+    )

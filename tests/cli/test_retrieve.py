@@ -10,6 +10,7 @@ import pytest
 
 from inference.builders import beats_ecg, bundle_for, write_cardiosoft_xml
 from ptacl.cli.main import main as ptacl
+from ptacl.eval.embed import Embeddings
 from ptacl.inference import Predictor
 from ptacl.phenotypes import PHENOTYPES
 
@@ -26,14 +27,13 @@ def test_retrieve_prints_and_saves_the_top_k(bundle: Path, tmp_path: Path, capsy
     rng = np.random.default_rng(0)
     cmr = rng.standard_normal((20, 4))
     cmr[7] = query
-    np.savez(
-        tmp_path / "db.npz",
+    Embeddings(
         eids=np.array([f"{5000000 + i}" for i in range(20)]),
-        ecg=rng.standard_normal((20, 16)),
-        cmr=cmr,
         phenotypes=rng.uniform(50, 150, (20, 10)),
-        encoder_id=np.array(predictor.bundle.config["embedding"]["encoder_id"]),
-    )
+        ecg=rng.standard_normal((20, 16)),
+        cmr_proj=cmr,
+        meta={"ecg_encoder_id": predictor.bundle.config["embedding"]["encoder_id"]},
+    ).save(tmp_path / "db.npz")
     out = tmp_path / "top.csv"
     args = [
         "retrieve",
@@ -54,12 +54,12 @@ def test_retrieve_prints_and_saves_the_top_k(bundle: Path, tmp_path: Path, capsy
 
 def test_retrieve_refuses_a_foreign_database(bundle: Path, tmp_path: Path, capsys) -> None:
     ecg = write_cardiosoft_xml(tmp_path / "query.xml", beats_ecg(75, 1.0))
-    np.savez(
-        tmp_path / "db.npz",
+    Embeddings(
         eids=np.array(["1"]),
-        cmr=np.zeros((1, 4)),
-        encoder_id=np.array("0" * 64),
-    )
+        phenotypes=np.zeros((1, 10)),
+        cmr_proj=np.zeros((1, 4)),
+        meta={"ecg_encoder_id": "0" * 64},
+    ).save(tmp_path / "db.npz")
     args = [
         "retrieve",
         "--model",
@@ -70,11 +70,13 @@ def test_retrieve_refuses_a_foreign_database(bundle: Path, tmp_path: Path, capsy
         str(tmp_path / "db.npz"),
     ]
     assert ptacl(args) == 1
-    assert "another encoder" in capsys.readouterr().err
+    assert "another ECG encoder" in capsys.readouterr().err
 
 
 def test_unreadable_query(bundle: Path, tmp_path: Path, capsys) -> None:
-    np.savez(tmp_path / "db.npz", eids=np.array(["1"]), cmr=np.zeros((1, 4)))
+    Embeddings(eids=np.array(["1"]), phenotypes=np.zeros((1, 10)), cmr_proj=np.zeros((1, 4))).save(
+        tmp_path / "db.npz"
+    )
     args = ["retrieve", "--model", str(bundle), "--ecg", str(tmp_path / "no.xml")]
     assert ptacl([*args, "--database", str(tmp_path / "db.npz")]) == 1
     assert "not found" in capsys.readouterr().err

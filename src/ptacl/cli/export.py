@@ -2,11 +2,12 @@
 
     ptacl export --model RUN --out BUNDLE [--data STORE] [--checkpoint best|last]
 
-RUN is a training run folder (`ptacl pretrain` with the ECG modality, or `ptacl align`). The
-linear probe (OLS, the paper's linear probing) is fitted on the train split of STORE (default:
-the store the run trained on) with the same crops `ptacl predict` uses; its R² on the
-validation split is written into the bundle's config.json. An aligned run's ECG projection head
-is kept, so `ptacl retrieve` can compare ECGs with that run's CMR embeddings.
+RUN is a training run folder: `ptacl pretrain` or `ptacl simclr` with the ECG modality or
+`ptacl align` get a linear probe (OLS, the paper's linear probing) fitted on the train split of
+STORE (default: the store the run trained on) with the same crops `ptacl predict` uses;
+`ptacl finetune` brings its own attention-pooling head. The head's R² on STORE's validation
+split is written into the bundle's config.json. An aligned run's ECG projection head is kept,
+so `ptacl retrieve` can compare ECGs with that run's CMR embeddings.
 
 The bundle holds weights derived from the training data: for UK Biobank data it is
 individual-level derived data and must not be shared outside the approved project.
@@ -59,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"bundle: {out}  (stage {config['source']['stage']}, embedding {config['embedding']['dim']})"
     )
-    print("validation R² of the probe:")
-    for column, r2 in config["head"]["validation_r2"].items():
+    scores = config["head"].get("validation_r2")
+    if scores is None:
+        print("no store at hand (--data), so the head was not scored")
+        return 0
+    print(f"R² on the validation split ({config['head']['validation_subjects']} subjects):")
+    for column, r2 in scores.items():
         print(f"  {column:<14} {'n/a' if r2 is None else f'{r2:.3f}'}")
     return 0
 

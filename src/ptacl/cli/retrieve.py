@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import pandas as pd
 
+    from ptacl.eval.embed import EmbedError
     from ptacl.inference import BundleError, Predictor
     from ptacl.inference.retrieve import DatabaseError, load_database, retrieve
     from ptacl.io import InputError
@@ -45,10 +47,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         predictor = Predictor(args.model)
         database = load_database(args.database)
-        table = retrieve(predictor, args.ecg, database, k=args.k, against=args.against, fs=args.fs)
-    except (BundleError, DatabaseError, InputError) as e:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = retrieve(
+                predictor,
+                args.ecg,
+                database,
+                k=args.k,
+                against=args.against,
+                fs=args.fs,
+                path=str(args.database),
+            )
+    except (BundleError, DatabaseError, EmbedError, InputError) as e:
         print(f"ptacl retrieve: {e}", file=sys.stderr)
         return 1
+    for warning in caught:
+        print(f"ptacl retrieve: warning: {warning.message}", file=sys.stderr)
     with pd.option_context("display.width", 200, "display.max_columns", None):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out is not None:

@@ -10,7 +10,7 @@ so a user can judge the bundle before trusting it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from ptacl.config import to_dict
 from ptacl.data.store import ECG_FS, ECG_SAMPLES, LEADS, Store
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
 from ptacl.inference.crops import run_over_crops
-from ptacl.inference.modules import LinearProbe
+from ptacl.inference.modules import BundleModel, LinearProbe
 from ptacl.phenotypes import PHENOTYPE_NAMES, PHENOTYPE_UNITS, PHENOTYPES
 
 COMBINE = (
@@ -63,33 +63,57 @@ def phenotypes_spec() -> dict[str, Any]:
     }
 
 
-def embed_store(
-    encoder: nn.Module,
+def store_outputs(
+    fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
     store: Store,
     split: str,
     *,
     crop: int,
     batch_size: int = 32,
     chunk: int = 256,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of the split's ECGs and their embeddings (N, D), averaged over crops."""
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Row indices of the split's ECGs and `fn`'s outputs per ECG, averaged over its crops
+    (`run_over_crops`), read from the store `chunk` recordings at a time."""
     rows = store.indices(split, ecg=True)
     lengths = store.subjects["ecg_length"].to_numpy()
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        ecgs = [np.asarray(store.ecg[i], dtype=np.float32) for i in part]
+        out = run_over_crops(fn, ecgs, [int(lengths[i]) for i in part], crop, batch_size=batch_size)
+        for key, value in out.items():
+            parts.setdefault(key, []).append(value)
+    return rows, {key: np.concatenate(value) for key, value in parts.items()}
+
+
+def embed_store(
+    encoder: nn.Module, store: Store, split: str, *, crop: int, batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the split's ECGs and their embeddings (N, D), averaged over crops."""
     encoder = encoder.eval()
 
     def pooled(x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"embedding": encoder.pool(encoder.forward_features(x))}
 
-    parts = []
-    for start in range(0, len(rows), chunk):
-        part = rows[start : start + chunk]
-        ecgs = [np.asarray(store.ecg[i], dtype=np.float32) for i in part]
-        out = run_over_crops(
-            pooled, ecgs, [int(lengths[i]) for i in part], crop, batch_size=batch_size
-        )
-        parts.append(out["embedding"])
-    width = int(getattr(encoder, "width", 0))
-    return rows, (np.concatenate(parts) if parts else np.zeros((0, width), np.float32))
+    rows, out = store_outputs(pooled, store, split, crop=crop, batch_size=batch_size)
+    return rows, out.get("embedding", np.zeros((0, int(encoder.width))))
+
+
+def validation_r2(
+    model: BundleModel, store: Store, *, crop: int, batch_size: int = 32
+) -> tuple[dict[str, float | None], int]:
+    """R² per phenotype of the bundle's predictions on the store's val split, and its size."""
+    from ptacl.eval.probe import r2_per_phenotype
+
+    rows, out = store_outputs(model.eval(), store, "val", crop=crop, batch_size=batch_size)
+    if not len(rows):
+        return dict.fromkeys(PHENOTYPES), 0
+    scores = r2_per_phenotype(
+        np.asarray(store.phenotypes[rows], np.float64), out["phenotypes"], PHENOTYPES
+    )["R2"]
+    return {
+        c: None if not np.isfinite(v) else round(float(v), 4) for c, v in zip(PHENOTYPES, scores)
+    }, len(rows)
 
 
 def fit_ols(
@@ -159,17 +183,9 @@ def export_with_probe(
         }
     )
 
-    val_rows, val = embed_store(encoder, store, "val", crop=crop, batch_size=batch_size)
-    val_r2: list[float | None] = [None] * len(PHENOTYPES)
-    if len(val_rows):
-        from ptacl.eval.probe import r2_per_phenotype
-
-        scores = r2_per_phenotype(
-            np.asarray(store.phenotypes[val_rows], np.float64),
-            (val - mean) @ weight.T + bias,
-            PHENOTYPES,
-        )["R2"]
-        val_r2 = [None if not np.isfinite(v) else round(float(v), 4) for v in scores]
+    r2, n_val = validation_r2(
+        BundleModel(encoder, head, "pooled"), store, crop=crop, batch_size=batch_size
+    )
     head_spec = {
         "kind": "linear",
         "kwargs": {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0])},
@@ -183,8 +199,8 @@ def export_with_probe(
             "split": "train",
             "subjects": dict(zip(PHENOTYPES, used.tolist())),
         },
-        "validation_r2": dict(zip(PHENOTYPES, val_r2)),
-        "validation_subjects": len(val_rows),
+        "validation_r2": r2,
+        "validation_subjects": n_val,
     }
     return export_bundle(
         out,
@@ -232,7 +248,8 @@ def export_bundle(
             "compatibility": (
                 "embeddings are comparable only between outputs of the same encoder: same "
                 "encoder_id. space 'encoder' is what the probe reads; space 'shared' (aligned "
-                "runs only) is the ECG projection, where CMR embeddings of the same run live."
+                "runs only) is the ECG projection head applied to the crop-averaged embedding, "
+                "where the same run's projected CMR embeddings (`ptacl embed`: cmr_proj) live."
             ),
         },
     }
@@ -288,6 +305,46 @@ def ecg_projection_from_state(
     return module, spec
 
 
+def finetune_head_from_state(
+    state: Mapping[str, torch.Tensor], config: Mapping[str, Any], width: int
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The fine-tune stage's attention-pooling head and target scaling, from its checkpoint."""
+    from ptacl.inference.modules import HEADS
+
+    pool = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
+    if not pool or "target_mean" not in state or "target_sd" not in state:
+        raise ValueError("a fine-tune checkpoint needs head.*, target_mean and target_sd")
+    outputs = int(state["target_mean"].shape[0])
+    if outputs != len(PHENOTYPES):
+        raise ValueError(f"the fine-tuned head has {outputs} outputs, expected {len(PHENOTYPES)}")
+    head_config = config.get("head") or {}
+    kwargs = {
+        "width": width,
+        "outputs": outputs,
+        "heads": int(head_config.get("heads", 8)),
+        "dropout": float(head_config.get("dropout", 0.0)),
+    }
+    head = HEADS["attention_pool"](kwargs)
+    head.load_state_dict(
+        {
+            **{f"pool.{k}": v for k, v in pool.items()},
+            "target_mean": state["target_mean"],
+            "target_sd": state["target_sd"],
+        }
+    )
+    spec = {
+        "kind": "attention_pool",
+        "kwargs": kwargs,
+        "input": "tokens",
+        "method": (
+            "fine-tuned with attention pooling (FN+AP) on train-standardised phenotypes; "
+            "predictions averaged over the crops"
+        ),
+        "fitted_on": {"store": (config.get("data") or {}).get("store"), "split": "train"},
+    }
+    return head.eval(), spec
+
+
 def export_run(
     run_dir: str | Path,
     out: str | Path,
@@ -297,30 +354,48 @@ def export_run(
     batch_size: int = 32,
     overwrite: bool = False,
 ) -> Path:
-    """Bundle a training run's ECG encoder (MAE or align run), with an OLS probe fitted on the
-    train split of `data` (default: the store the run trained on)."""
+    """Bundle a training run's ECG encoder: an ECG MAE or align run with an OLS probe fitted on
+    the train split of `data` (default: the store the run trained on), or a fine-tune run with
+    its own attention-pooling head (scored on `data`'s val split when a store is at hand)."""
     from ptacl.training.common import RunDirError, load_encoder, read_run_config
 
     _refuse_existing(out, overwrite)
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
+    if config.get("modality") == "cmr":
+        raise RunDirError(f"{run_dir}: a CMR pretraining run has no ECG encoder to export")
     encoder = load_encoder(run_dir, "ecg", which).eval()
     store = data or (config.get("data") or {}).get("store")
-    if not store:
-        raise RunDirError(f"{run_dir}/config.yaml names no data.store; pass --data STORE")
     ckpt, state = _checkpoint_state(run_dir, which)
-    projection = ecg_projection_from_state(state, int(encoder.width))
     source = {
         "run": str(run_dir.resolve()),
         "checkpoint": ckpt.name,
         "checkpoint_sha256": _file_sha256(ckpt),
-        "stage": "align" if projection is not None else "mae",
     }
+    if config.get("stage") == "finetune":
+        head, spec = finetune_head_from_state(state, config, int(encoder.width))
+        if store:
+            crop = int(encoder.config.samples)
+            model = BundleModel(encoder, head, "tokens")
+            spec["validation_r2"], spec["validation_subjects"] = validation_r2(
+                model, Store.open(store), crop=crop, batch_size=batch_size
+            )
+        return export_bundle(
+            out,
+            encoder=encoder,
+            head=head,
+            head_spec=spec,
+            source={**source, "stage": "finetune"},
+            overwrite=overwrite,
+        )
+    if not store:
+        raise RunDirError(f"{run_dir}/config.yaml names no data.store; pass --data STORE")
+    projection = ecg_projection_from_state(state, int(encoder.width))
     return export_with_probe(
         out,
         encoder=encoder,
         store=store,
-        source=source,
+        source={**source, "stage": config.get("stage") or ("align" if projection else "pretrain")},
         projection=None if projection is None else projection[0],
         projection_spec=None if projection is None else projection[1],
         batch_size=batch_size,

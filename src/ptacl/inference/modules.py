@@ -53,8 +53,36 @@ def _linear_head(kwargs: Mapping[str, Any]) -> nn.Module:
     return LinearProbe(int(kwargs["in_features"]), int(kwargs["out_features"]))
 
 
+class AttentionPoolPhenotypes(nn.Module):
+    """The fine-tune stage's attention-pooling head, with its train-split target scaling:
+    tokens (B, L, D) -> (B, P) in the phenotypes' units (`FinetuneModule.predict_phenotypes`)."""
+
+    def __init__(self, width: int, outputs: int, *, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        from ptacl.training.finetune import AttentionPoolHead
+
+        self.pool = AttentionPoolHead(width, outputs, heads=heads, dropout=dropout)
+        self.register_buffer("target_mean", torch.zeros(outputs))
+        self.register_buffer("target_sd", torch.ones(outputs))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.pool(tokens) * self.target_sd + self.target_mean  # (B, P)
+
+
+def _attention_pool_head(kwargs: Mapping[str, Any]) -> nn.Module:
+    return AttentionPoolPhenotypes(
+        int(kwargs["width"]),
+        int(kwargs["outputs"]),
+        heads=int(kwargs["heads"]),
+        dropout=float(kwargs.get("dropout", 0.0)),
+    )
+
+
 ENCODERS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"ecg_encoder": _ecg_encoder}
-HEADS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"linear": _linear_head}
+HEADS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
+    "linear": _linear_head,
+    "attention_pool": _attention_pool_head,
+}
 PROJECTIONS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"mlp": _mlp_projection}
 
 
@@ -104,7 +132,9 @@ class BundleModel(nn.Module):
     """ECG encoder, optional projection head and phenotype head, as the bundle describes them.
 
     `forward(ecg)` takes crops (N, 12, crop) and returns per-crop outputs; the caller averages
-    them per recording (see `ptacl.inference.crops`).
+    them per recording (see `ptacl.inference.crops`). `project` maps a recording's
+    crop-averaged embedding into the aligned run's shared space, as `ptacl embed` projects the
+    pooled embedding of its one crop.
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, head_input: str, projection=None):
@@ -117,14 +147,18 @@ class BundleModel(nn.Module):
         self.head_input = head_input
 
     def forward(self, ecg: torch.Tensor) -> dict[str, torch.Tensor]:
-        """ecg (N, 12, crop) -> embedding (N, D), shared (N, d) if projected, phenotypes (N, P)."""
+        """ecg (N, 12, crop) -> embedding (N, D), phenotypes (N, P), both per crop."""
         tokens = self.encoder.forward_features(ecg)  # (N, L, D)
         embedding = self.encoder.pool(tokens)  # (N, D)
         out = {"embedding": embedding}
-        if self.projection is not None:
-            out["shared"] = self.projection(embedding)  # (N, d)
         out["phenotypes"] = self.head(embedding if self.head_input == "pooled" else tokens)
         return out
+
+    def project(self, embedding: torch.Tensor) -> torch.Tensor:
+        """(R, D) crop-averaged embeddings -> (R, d) in the shared ECG-CMR space."""
+        if self.projection is None:
+            raise ValueError("this model has no projection head")
+        return self.projection(embedding)
 
 
 def build_model(bundle: Bundle) -> BundleModel:

@@ -114,11 +114,17 @@ class Predictor:
     # -- model ----------------------------------------------------------------------------------
 
     def _run(self, ecgs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """Preprocessed (12, S) recordings -> per-recording outputs averaged over their crops."""
+        """Preprocessed (12, S) recordings -> per-recording outputs averaged over their crops,
+        plus `shared`, the projection of the averaged embedding, for an aligned bundle."""
         lengths = [e.shape[-1] for e in ecgs]
-        return run_over_crops(
+        out = run_over_crops(
             self.model, ecgs, lengths, self.crop, batch_size=self.batch_size, device=self.device
         )
+        if self.model.projection is not None:
+            with torch.no_grad():
+                embedding = torch.from_numpy(out["embedding"]).float().to(self.device)
+                out["shared"] = self.model.project(embedding).double().cpu().numpy()
+        return out
 
     def embed(
         self,

@@ -1,76 +1,38 @@
 """Similar-patient retrieval for one new ECG against a database of embeddings (`ptacl embed`).
 
-The database is an .npz written by `ptacl embed`: `eids` (N,) str, `ecg` (N, D_e) and `cmr`
-(N, D_c) embeddings, `phenotypes` (N, 10) in PHENOTYPES order; optionally `encoder_id`, the
-fingerprint of the ECG encoder that made them (`ptacl.inference.encoder_fingerprint`). It is
-read with `allow_pickle=False`: an object array in it is refused, never unpickled.
+The database is the .npz `ptacl embed` writes (`ptacl.eval.embed.Embeddings`, read without
+pickles): eids, phenotypes, the mean-pooled `ecg` / `cmr` embeddings and, for an aligned run,
+the projected `ecg_proj` / `cmr_proj`, plus a JSON `meta`.
 
-Comparing embeddings only makes sense within one model. ECG against CMR uses the aligned run's
-shared space (the ECG projection head); ECG against ECG uses the space whose width matches the
-database. When the database carries `encoder_id`, a different bundle is refused; when it does
-not, the check is on widths alone and a warning says so.
+Comparing embeddings only makes sense within one model. ECG against CMR (the paper's Table 1)
+happens in the aligned run's shared space: the query goes through the bundle's ECG projection
+head and is ranked against `cmr_proj`. ECG against ECG uses the encoder space (`ecg`). Which
+model made the database is checked, strongest first: `meta["ecg_encoder_id"]` against the
+bundle's encoder fingerprint (a mismatch is refused); else the run folder in `meta["model"]`
+against the bundle's source run (a difference is warned about, folders move); else widths only,
+with a warning.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ptacl.inference.predictor import Predictor, Source
-from ptacl.phenotypes import PHENOTYPES
 
 
 class DatabaseError(ValueError):
-    """An embeddings file that is missing, unsafe or does not fit the bundle."""
+    """An embeddings file that does not fit the bundle."""
 
 
-@dataclass(frozen=True)
-class EmbeddingDatabase:
-    path: Path
-    eids: np.ndarray  # (N,) str
-    ecg: np.ndarray | None  # (N, D_e)
-    cmr: np.ndarray | None  # (N, D_c)
-    phenotypes: np.ndarray | None  # (N, 10)
-    encoder_id: str | None
+def load_database(path: str | Path):
+    """The embeddings file, via `ptacl.eval.embed.Embeddings.load` (EmbedError if unusable)."""
+    from ptacl.eval.embed import Embeddings
 
-
-def load_database(path: str | Path) -> EmbeddingDatabase:
-    path = Path(path)
-    if not path.is_file():
-        raise DatabaseError(f"{path}: embeddings file not found")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except ValueError as e:  # numpy refuses object arrays without allow_pickle
-        raise DatabaseError(
-            f"{path}: refused, holds pickled objects or is not an .npz ({e})"
-        ) from e
-    except (OSError, EOFError) as e:
-        raise DatabaseError(f"{path}: not a readable .npz file ({e})") from e
-    if "eids" not in arrays:
-        raise DatabaseError(f"{path}: has no 'eids' array (keys: {sorted(arrays)})")
-    n = len(arrays["eids"])
-    for key in ("ecg", "cmr", "phenotypes"):
-        if key in arrays and (arrays[key].ndim != 2 or len(arrays[key]) != n):
-            raise DatabaseError(f"{path}: '{key}' has shape {arrays[key].shape} for {n} eids")
-    if "phenotypes" in arrays and arrays["phenotypes"].shape[1] != len(PHENOTYPES):
-        raise DatabaseError(
-            f"{path}: 'phenotypes' has {arrays['phenotypes'].shape[1]} columns, "
-            f"expected {len(PHENOTYPES)}"
-        )
-    encoder_id = arrays.get("encoder_id")
-    return EmbeddingDatabase(
-        path=path,
-        eids=arrays["eids"].astype(str),
-        ecg=arrays.get("ecg"),
-        cmr=arrays.get("cmr"),
-        phenotypes=arrays.get("phenotypes"),
-        encoder_id=None if encoder_id is None else str(encoder_id.reshape(-1)[0]),
-    )
+    return Embeddings.load(path)
 
 
 def cosine_ranking(
@@ -87,57 +49,82 @@ def cosine_ranking(
     return order, similarity[order]
 
 
+def check_same_model(predictor: Predictor, database, path: str) -> None:
+    """Refuse a database made by another ECG encoder, or warn when that cannot be verified."""
+    config = predictor.bundle.config
+    meta = database.meta or {}
+    where = f"{path} vs {predictor.bundle.root}"
+    made_by = meta.get("ecg_encoder_id")
+    if made_by is not None:
+        if made_by != config["embedding"]["encoder_id"]:
+            raise DatabaseError(
+                f"{where}: the embeddings were made by another ECG encoder (encoder_id "
+                f"{made_by[:12]}…, the bundle's is {config['embedding']['encoder_id'][:12]}…)"
+            )
+        return
+    run, source = meta.get("model"), config.get("source", {}).get("run")
+    if run is not None and source is not None:
+        if Path(run).resolve() != Path(source).resolve():
+            warnings.warn(
+                f"{where}: the embeddings come from run {run}, the bundle from run {source}; "
+                "they are comparable only if these are the same run",
+                stacklevel=3,
+            )
+        return
+    warnings.warn(
+        f"{path}: names neither its encoder nor its run, so only the widths show that it was "
+        "made by the bundle's model",
+        stacklevel=3,
+    )
+
+
 def retrieve(
     predictor: Predictor,
     source: Source,
-    database: EmbeddingDatabase,
+    database,
     *,
     k: int = 10,
     against: str = "cmr",
     fs: float | None = None,
+    path: str = "database",
 ) -> pd.DataFrame:
-    """The k database subjects most similar to the ECG `source`: rank, eid, cosine, phenotypes."""
-    if against not in ("cmr", "ecg"):
-        raise ValueError(f"against must be 'cmr' or 'ecg', got {against!r}")
-    target = database.cmr if against == "cmr" else database.ecg
-    if target is None:
-        raise DatabaseError(f"{database.path}: has no '{against}' embeddings")
-    config = predictor.bundle.config["embedding"]
-    where = f"{database.path} vs {predictor.bundle.root}"
-    if database.encoder_id is not None and database.encoder_id != config["encoder_id"]:
-        raise DatabaseError(
-            f"{where}: the embeddings were made by another encoder (encoder_id "
-            f"{database.encoder_id[:12]}…, the bundle's is {config['encoder_id'][:12]}…)"
-        )
-    width = target.shape[1]
+    """The k database subjects most similar to the ECG `source`: rank, eid, cosine, phenotypes.
+
+    `database` is an `Embeddings` (see `load_database`); `path` names it in messages.
+    """
+    embedding = predictor.bundle.config["embedding"]
+    where = f"{path} vs {predictor.bundle.root}"
     if against == "cmr":
-        if config.get("shared_dim") is None:
+        if embedding.get("shared_dim") is None:
             raise DatabaseError(
                 f"{where}: the bundle has no ECG projection head (not an aligned run), so its "
-                "ECG embeddings cannot be compared with CMR embeddings"
+                "ECG embeddings cannot be compared with CMR embeddings; use --against ecg"
             )
-        space = "shared"
+        target, space, key, expected = (
+            database.cmr_proj,
+            "shared",
+            "cmr_proj",
+            embedding["shared_dim"],
+        )
+    elif against == "ecg":
+        target, space, key, expected = database.ecg, "encoder", "ecg", embedding["dim"]
     else:
-        space = "shared" if width == config.get("shared_dim") else "encoder"
-    expected = config["shared_dim"] if space == "shared" else config["dim"]
-    if width != expected:
+        raise ValueError(f"against must be 'cmr' or 'ecg', got {against!r}")
+    if target is None:
         raise DatabaseError(
-            f"{where}: database '{against}' embeddings have width {width}, the bundle's "
-            f"{space} space {expected}: not the same model"
+            f"{path}: holds no '{key}' embeddings"
+            + (" (embed it with the aligned run the bundle came from)" if key == "cmr_proj" else "")
         )
-    if database.encoder_id is None:
-        warnings.warn(
-            f"{database.path}: carries no encoder_id, so only the widths ({width}) show that it "
-            "was made by the bundle's model",
-            stacklevel=2,
+    if target.shape[1] != expected:
+        raise DatabaseError(
+            f"{where}: '{key}' embeddings have width {target.shape[1]}, the bundle's {space} "
+            f"space {expected}: not the same model"
         )
+    check_same_model(predictor, database, path)
     query = predictor.embed(source, fs, space=space)
     order, similarity = cosine_ranking(query, target, k)
     table = pd.DataFrame(
         {"rank": np.arange(1, len(order) + 1), "eid": database.eids[order], "cosine": similarity}
     )
-    if database.phenotypes is not None:
-        table = pd.concat(
-            [table, pd.DataFrame(database.phenotypes[order], columns=list(PHENOTYPES))], axis=1
-        )
-    return table
+    names = [str(n) for n in database.phenotype_names]
+    return pd.concat([table, pd.DataFrame(database.phenotypes[order], columns=names)], axis=1)

@@ -38,3 +38,18 @@ def test_embeddings_file_errors_name_the_file(tmp_path):
     np.savez(bad, eids=np.array(["1", "2"]))
     with pytest.raises(EmbedError, match=r"bad\.npz: missing array 'phenotypes'"):
         Embeddings.load(bad)
+
+
+def test_embed_a_single_modality_run_keeps_only_its_modality(tiny_store, tmp_path):
+    from ptacl.cli.pretrain import main as pretrain
+
+    run = tmp_path / "ecg_mae"
+    args = ["ecg", "--data", str(tiny_store), "--config", "configs/tiny/ecg_mae.yaml"]
+    assert pretrain([*args, "--out", str(run)]) == 0
+    out = tmp_path / "emb.npz"
+    assert main(["--model", str(run), "--data", str(tiny_store), "--split", "test", "--out",
+                 str(out), "--no-progress"]) == 0  # fmt: skip
+    emb = Embeddings.load(out)
+    assert emb.meta["kind"] == "pretrain-ecg"
+    assert emb.ecg.shape == (1, 32) and emb.cmr is None and emb.alignment is None
+    assert emb.eids.tolist() == ["2000011"]  # the test split's ECG-only subject counts here

@@ -82,7 +82,8 @@ def beat_similarity(signal: np.ndarray, fs: float, peaks: np.ndarray) -> float:
 def _bandpass(x: np.ndarray, fs: float, low: float, high: float) -> np.ndarray:
     high = min(high, 0.45 * fs)
     sos = butter(3, [low, high], btype="band", fs=fs, output="sos")
-    return sosfiltfilt(sos, x, axis=-1)
+    # A 1-s odd extension lets the 0.5-Hz high-pass settle before the first and last beats.
+    return sosfiltfilt(sos, x, axis=-1, padlen=min(int(fs), x.shape[-1] - 1))
 
 
 def _to_apex(x: np.ndarray, fs: float, beats: np.ndarray) -> np.ndarray:

@@ -53,36 +53,35 @@ def write_cardiosoft_xml(path: Path, signal_mv: np.ndarray, fs: float = ECG_FS) 
     return path
 
 
-def cohort(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Heart rates, amplitudes and phenotypes (n, 10) in PHENOTYPES order, loosely tied together."""
-    rng = np.random.default_rng(seed)
-    hr = rng.uniform(50, 95, n)
-    lvm = rng.normal(110, 20, n)
-    amplitude = lvm / 110 * rng.uniform(0.9, 1.1, n)
-    lvedv = rng.normal(150, 25, n)
-    lvef = rng.normal(60, 5, n)
-    lvesv = lvedv * (1 - lvef / 100)
-    lvsv = lvedv - lvesv
-    rvedv = lvedv * rng.uniform(1.0, 1.15, n)
-    rvef = rng.normal(57, 5, n)
-    rvesv = rvedv * (1 - rvef / 100)
-    rvsv = rvedv - rvesv
-    lvco = lvsv * hr / 1000
-    phen = np.stack([lvedv, lvesv, lvsv, lvef, lvco, lvm, rvedv, rvesv, rvsv, rvef], axis=1)
-    return hr, amplitude, phen.astype(np.float32)
+def synth_subject(seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """One `ptacl synth` subject without its CMR: its strip (12, 5000) in mV and the 10
+    phenotypes (PHENOTYPES order) that follow from its latents."""
+    from ptacl.synth.cohort import subject_rngs
+    from ptacl.synth.ecg import synth_ecg
+    from ptacl.synth.latents import sample_latents
+
+    rng_latents, _, rng_ecg = subject_rngs(seed, index)
+    lat = sample_latents(rng_latents)
+    lvsv, rvsv = lat.lvedv_ml - lat.lvesv_ml, lat.rvedv_ml - lat.rvesv_ml
+    phenotypes = [
+        lat.lvedv_ml, lat.lvesv_ml, lvsv, lat.lvef_pct, lvsv * lat.hr_cmr_bpm / 1000, lat.lvm_g,
+        lat.rvedv_ml, lat.rvesv_ml, rvsv, lat.rvef_pct,
+    ]  # fmt: skip
+    return synth_ecg(lat, rng_ecg).signal_mv, np.array(phenotypes, np.float32)
 
 
-def write_probe_store(out: Path) -> Path:
-    """90 subjects (60 train, 15 val, 15 test); ECG only, two of them 6 s long."""
-    n = 90
-    hr, amplitude, phen = cohort(n)
+def write_probe_store(out: Path, n: int = 90, seed: int = 3) -> Path:
+    """`n` synthetic subjects (2/3 train, 1/6 val, 1/6 test), ECG only, as `ptacl prepare`
+    would store them; two recordings cut to 6 s, one phenotype unknown."""
     ecg = np.zeros((n, 12, 5000), np.float32)
+    phen = np.zeros((n, 10), np.float32)
     lengths = np.full(n, 5000)
-    lengths[[3, 70]] = 3000
+    lengths[[3, n - 20]] = 3000
     for i in range(n):
-        raw = beats_ecg(hr[i], amplitude[i], seconds=lengths[i] / ECG_FS)
-        ecg[i, :, : lengths[i]] = preprocess_ecg(raw, ECG_FS)
-    splits = ["train"] * 60 + ["val"] * 15 + ["test"] * 15
+        raw, phen[i] = synth_subject(seed, i)
+        ecg[i, :, : lengths[i]] = preprocess_ecg(raw[:, : lengths[i]], ECG_FS)
+    n_train, n_val = 2 * n // 3, n // 6
+    splits = ["train"] * n_train + ["val"] * n_val + ["test"] * (n - n_train - n_val)
     phen[5, 3] = np.nan  # an unknown phenotype must be left out of that column's fit only
     return write_store(
         out,
@@ -146,3 +145,23 @@ def bundle_for(tmp_path_factory, *, aligned: bool = False) -> Path:
     store = probe_store_for(tmp_path_factory)
     name = "aligned-bundle" if aligned else "bundle"
     return shared(tmp_path_factory, name, lambda p: export_tiny_bundle(p, store, aligned=aligned))
+
+
+def synth_xmls(folder: Path, n: int, seed: int = 7) -> list[Path]:
+    """`n` CardioSoft XMLs written by `ptacl synth`'s own generator and writer (no CMR)."""
+    from ptacl.synth.cardiosoft_xml import visit_time
+    from ptacl.synth.cardiosoft_xml import write_cardiosoft_xml as synth_write
+    from ptacl.synth.cohort import make_eids, subject_rngs
+    from ptacl.synth.ecg import synth_ecg
+    from ptacl.synth.latents import sample_latents
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, eid in enumerate(make_eids(n, seed)):
+        rng_latents, _, rng_ecg = subject_rngs(seed, index)
+        latents = sample_latents(rng_latents)
+        ecg = synth_ecg(latents, rng_ecg)
+        path = folder / f"{eid}_20205_2_0.xml"
+        synth_write(path, eid, ecg, latents, visit_time(rng_ecg))
+        paths.append(path)
+    return paths

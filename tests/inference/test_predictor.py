@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import beats_ecg, write_cardiosoft_xml
+from builders import beats_ecg, synth_subject, synth_xmls, write_cardiosoft_xml
 
 import ptacl
 from ptacl.data.store import ECG_FS
@@ -51,10 +51,19 @@ def test_pydicom_real_ecg(predictor: Predictor) -> None:
     assert_plausible(values)
 
 
-def test_synthetic_xml(predictor: Predictor, tmp_path: Path) -> None:
-    path = write_cardiosoft_xml(tmp_path / "1000037_20205_2_0.xml", beats_ecg(72, 1.0))
-    assert_plausible(predictor.predict(path))
-    assert eid_from_path(path) == "1000037"
+def test_synthetic_xmls_from_ptacl_synth(predictor: Predictor, tmp_path: Path) -> None:
+    paths = synth_xmls(tmp_path, 4)
+    table = predictor.predict(paths)
+    assert (table["status"] == "ok").all(), table["error"].tolist()
+    assert table["eid"].tolist() == [p.name.split("_")[0] for p in paths]
+    for _, row in table.iterrows():
+        assert_plausible(row[list(PHENOTYPES)].to_dict())
+
+
+def test_eid_from_path() -> None:
+    assert eid_from_path("/data/1000037_20205_2_0.xml") == "1000037"
+    assert eid_from_path("patient-7.dcm") == "patient-7"
+    assert eid_from_path("rec.hea") == "rec"
 
 
 def test_array_needs_fs_and_matches_its_file(predictor: Predictor, tmp_path: Path) -> None:
@@ -67,12 +76,22 @@ def test_array_needs_fs_and_matches_its_file(predictor: Predictor, tmp_path: Pat
     np.testing.assert_allclose(list(from_array.values()), list(from_file.values()), rtol=1e-5)
 
 
-def test_probe_learns_the_store_relation(tiny_bundle: Path) -> None:
-    """Heart rate drives LVCO in the tiny cohort: predictions must follow it, not be constant."""
+def test_raw_recordings_predict_as_their_store_rows(tiny_bundle: Path, probe_store: Path) -> None:
+    """predict on a raw recording must see what the probe saw at export for the same subject:
+    the store's row of it (stored as float16, hence the tolerance)."""
+    from ptacl.data.store import Store
+    from ptacl.inference.export import store_outputs
+
     predictor = Predictor(tiny_bundle)
-    slow = predictor.predict(beats_ecg(52, 1.0), fs=ECG_FS)["LVCO (L/min)"]
-    fast = predictor.predict(beats_ecg(92, 1.0), fs=ECG_FS)["LVCO (L/min)"]
-    assert fast > slow
+    store = Store.open(probe_store)
+    rows, out = store_outputs(predictor.model, store, "train", crop=predictor.crop)
+    for row in rows[:6]:  # row 3 is one of the 6-s recordings
+        raw, _ = synth_subject(3, int(row))
+        length = int(store.subjects["ecg_length"][row])
+        values = predictor.predict(raw[:, :length], fs=ECG_FS)
+        np.testing.assert_allclose(list(values.values()), out["phenotypes"][row], rtol=2e-3)
+    spread = out["phenotypes"].std(axis=0)
+    assert (spread > 0).all()  # the head reads the embedding, not only its intercept
 
 
 def test_unreadable_file_gets_its_error_row(predictor: Predictor, tmp_path: Path) -> None:

@@ -104,3 +104,8 @@ def test_pretrain_then_align(tiny_store, tmp_path):
     config = yaml.safe_load((tmp_path / "ptacl" / "config.yaml").read_text())
     assert config["ecg_encoder"]["samples"] == 1000
     assert (tmp_path / "ptacl" / "figures" / "local_similarity_latest.png").is_file()
+    # --resume continues the same run from checkpoints/last.ckpt
+    assert main([*argv, "--resume", "trainer.max_steps=4"]) == 0
+    last = torch.load(tmp_path / "ptacl" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 4
+    assert (tmp_path / "ptacl" / "figures" / "local_similarity_step0000004.png").is_file()

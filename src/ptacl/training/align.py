@@ -232,6 +232,7 @@ class AlignModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._reset_validation_sums()
+        self.val_similarity = None  # a validation without complete beats leaves no matrix
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         out = self(batch["ecg"], batch["cmr"], batch["r_peaks"], local=True)

@@ -186,3 +186,20 @@ def test_predict_is_deterministic(tiny_bundle: Path) -> None:
     a = Predictor(tiny_bundle).predict(signal, fs=ECG_FS)
     b = Predictor(tiny_bundle).predict(signal, fs=ECG_FS)
     assert a == b
+
+
+def test_header_length_starting_with_the_pickle_byte_is_still_safetensors() -> None:
+    """A header of 0x..80 bytes opens the file with 0x80, like a pickle: found by a real run."""
+    from safetensors.torch import load, save
+
+    from ptacl.inference.bundle import _not_safetensors_reason
+
+    for pad in range(200):
+        data = save({"x": torch.zeros(2)}, metadata={"pad": "a" * pad})
+        if data[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length with low byte 0x80")
+    assert _not_safetensors_reason(data) is None
+    torch.testing.assert_close(load(data)["x"], torch.zeros(2))
+    assert "Python pickle" in _not_safetensors_reason(pickle.dumps({"x": 1}))

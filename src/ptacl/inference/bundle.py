@@ -146,18 +146,24 @@ def write_bundle(
     return out
 
 
-def _not_safetensors_reason(path: Path, data: bytes) -> str | None:
-    """Why `data` is not a safetensors file, or None. Looks at bytes only; never unpickles."""
+def _not_safetensors_reason(data: bytes) -> str | None:
+    """Why `data` is not a safetensors file, or None. Looks at bytes only; never unpickles.
+
+    A safetensors file opens with its header length (u64, little-endian) and the header's JSON
+    `{`. Only a file failing that is classified, since a header length can itself start with
+    0x80, the byte that opens a pickle.
+    """
+    if len(data) >= 10:
+        size = int.from_bytes(data[:8], "little")
+        if size <= min(len(data) - 8, _MAX_HEADER) and data[8:9] == b"{":
+            return None
     if data[:4] == b"PK\x03\x04":
         return "it is a zip archive (what torch.save writes), which holds a pickle"
-    if data[:1] == b"\x80":
-        return f"it is a Python pickle (protocol {data[1] if len(data) > 1 else '?'})"
+    if data[:1] == b"\x80" and len(data) > 1 and data[1] <= 5:
+        return f"it is a Python pickle (protocol {data[1]})"
     if len(data) < 10:
         return f"it has {len(data)} bytes, too short for a safetensors header"
-    size = int.from_bytes(data[:8], "little")
-    if size > min(len(data) - 8, _MAX_HEADER) or data[8:9] != b"{":
-        return "it does not start with a safetensors header"
-    return None
+    return "it does not start with a safetensors header"
 
 
 def _read_verified(root: Path, name: str, expected: Mapping[str, Any]) -> bytes:
@@ -167,7 +173,7 @@ def _read_verified(root: Path, name: str, expected: Mapping[str, Any]) -> bytes:
     data = path.read_bytes()
     if name == WEIGHTS:
         # Named before the hash check so a pickle is reported as a pickle, not as an edit.
-        reason = _not_safetensors_reason(path, data)
+        reason = _not_safetensors_reason(data)
         if reason:
             raise BundleError(f"{path}: refused, not a safetensors file: {reason}")
     digest = sha256_bytes(data)

@@ -95,7 +95,7 @@ def test_raw_recordings_predict_as_their_store_rows(tiny_bundle: Path, probe_sto
 
 
 def test_unreadable_file_gets_its_error_row(predictor: Predictor, tmp_path: Path) -> None:
-    good = write_cardiosoft_xml(tmp_path / "1000001_20205_2_0.xml", beats_ecg(70, 1.0))
+    good = write_cardiosoft_xml(tmp_path / "1000001_20205_2_0.xml", synth_subject(11, 0)[0])
     broken = tmp_path / "1000002_20205_2_0.xml"
     broken.write_text("<CardiologyXML><StripData>", encoding="utf-8")
     flat = write_cardiosoft_xml(tmp_path / "flat.xml", np.zeros((12, 5000), np.float32))
@@ -131,7 +131,7 @@ def test_batching_does_not_change_results(tiny_bundle: Path, tmp_path: Path) -> 
 
 
 def test_short_recording_uses_evenly_spread_crops(predictor: Predictor) -> None:
-    values = predictor.predict(beats_ecg(70, 1.0, seconds=7.0), fs=ECG_FS)
+    values = predictor.predict(synth_subject(11, 1)[0][:, :3500], fs=ECG_FS)
     assert_plausible(values)
     with pytest.raises(InputError, match="too short"):
         predictor.predict(beats_ecg(70, 1.0, seconds=4.0), fs=ECG_FS)
@@ -157,3 +157,15 @@ def test_bundle_documents_itself(tiny_bundle: Path) -> None:
     assert config["head"]["fitted_on"]["subjects"]["LVEDV (mL)"] == 60
     assert len(config["embedding"]["encoder_id"]) == 64
     assert set(config["head"]["validation_r2"]) == set(PHENOTYPES)
+
+
+def test_list_of_arrays_gets_one_row_each(predictor: Predictor) -> None:
+    good, flat = beats_ecg(70, 1.0), np.zeros((12, 5000), np.float32)
+    table = predictor.predict([good, flat], fs=ECG_FS)
+    assert table["file"].tolist() == ["<array 0>", "<array 1>"]
+    assert table["status"].tolist() == ["ok", "error"]
+    assert table["error"][1].startswith("<array 1>") and "flat" in table["error"][1]
+    expected = predictor.predict(good, fs=ECG_FS)
+    np.testing.assert_allclose(
+        table.loc[0, list(PHENOTYPES)].to_numpy(float), list(expected.values())
+    )

@@ -23,7 +23,7 @@ import torch
 
 from ptacl.data.store import LEADS
 from ptacl.inference.bundle import Bundle, BundleError, read_bundle
-from ptacl.inference.crops import run_over_crops
+from ptacl.inference.crops import crop_starts, run_over_crops
 from ptacl.inference.modules import build_model
 
 #: UK Biobank names files `<eid>_<field>_<instance>_<array>.<ext>`.
@@ -128,7 +128,7 @@ class Predictor:
 
     def embed(
         self,
-        source: Source | Sequence[str | Path],
+        source: Source | Sequence[Source],
         fs: float | None = None,
         *,
         space: str = "encoder",
@@ -152,9 +152,9 @@ class Predictor:
         return self._run([self.prepare(source, fs)])[key][0]
 
     def predict(
-        self, source: Source | Sequence[str | Path], fs: float | None = None
+        self, source: Source | Sequence[Source], fs: float | None = None
     ) -> dict[str, float] | pd.DataFrame:
-        """Phenotypes of one input as {column: value}; of a list of files, `predict_files`'s table.
+        """Phenotypes of one input as {column: value}; of a list, `predict_files`'s table.
 
         A single input that cannot be read raises (`ptacl.io.InputError`); in a list, it gets an
         error row and the rest still run.
@@ -166,7 +166,7 @@ class Predictor:
 
     def predict_files(
         self,
-        paths: Sequence[str | Path],
+        paths: Sequence[Source],
         *,
         fs: float | None = None,
         embeddings: bool = False,
@@ -175,7 +175,8 @@ class Predictor:
         """One row per file: file, eid, status ('ok' or 'error'), error, duration_s, phenotypes
         (columns with units), and with `embeddings` the columns emb_0 .. emb_{D-1}.
 
-        `progress`: a tqdm bar on stderr (None: only for several files on a terminal).
+        Items may also be (12, S) arrays (all at `fs`): their file is "<array i>", their eid i.
+        `progress`: a tqdm bar on stderr (None: for several files, when stderr is a terminal).
         """
         from tqdm.auto import tqdm
 
@@ -195,16 +196,17 @@ class Predictor:
                     rows[row].update({f"emb_{j}": float(x) for j, x in enumerate(emb)})
             pending.clear()
 
+        # tqdm's disable=None means: off unless stderr is a terminal.
+        auto = True if len(paths) < 2 else None
         bar = tqdm(
-            paths,
-            desc="predict",
-            unit="file",
-            disable=(len(paths) < 2) if progress is None else not progress,
+            paths, desc="predict", unit="file", disable=auto if progress is None else not progress
         )
-        for path in bar:
+        pending_crops = 0
+        for index, path in enumerate(bar):
+            is_array = isinstance(path, np.ndarray | torch.Tensor)
             row: dict[str, Any] = {
-                "file": str(path),
-                "eid": eid_from_path(path),
+                "file": f"<array {index}>" if is_array else str(path),
+                "eid": str(index) if is_array else eid_from_path(path),
                 "status": "ok",
                 "error": "",
             }
@@ -212,12 +214,14 @@ class Predictor:
             try:
                 ecg = self.prepare(path, fs)
             except Exception as e:  # one bad file must not stop the others; its row says why
-                row.update(status="error", error=_describe(e, path))
+                row.update(status="error", error=_describe(e, row["file"]))
                 continue
             row["duration_s"] = ecg.shape[-1] / self.fs
             pending.append((len(rows) - 1, ecg))
-            if len(pending) * 2 >= self.batch_size:
+            pending_crops += len(crop_starts(ecg.shape[-1], self.crop))
+            if pending_crops >= self.batch_size:
                 flush()
+                pending_crops = 0
         flush()
         table = pd.DataFrame(rows, columns=["file", "eid", "status", "error", "duration_s"])
         values = pd.DataFrame(rows, columns=self.columns)

@@ -8,7 +8,8 @@ Layout of a bundle folder::
     phenotypes.json      the head's outputs in order: columns, names, units
     weights.safetensors  `encoder.*` the ECG encoder's state dict, `projection.*` the ECG
                          projection head of an aligned run (absent otherwise), `head.*` the linear
-                         probe (`weight` (P, D), `bias` (P,)) or the fine-tuned head
+                         probe (`mean` (D,), `weight` (P, D), `bias` (P,), float64) or the
+                         fine-tuned attention-pooling head with its target mean and SD
 
 Only safetensors is ever parsed as tensors: a bundle is user input, and a pickle (what
 `torch.save` writes) can run code when loaded. The weights file is read once into memory, its

@@ -178,6 +178,8 @@ def build_model(bundle: Bundle) -> BundleModel:
         raise BundleError(f"{file}: holds projection tensors that config.json does not describe")
     head_spec = cfg.get("head")
     head = _build(HEADS, head_spec, f"{where} [head]")
+    if head_spec.get("input", "pooled") not in ("pooled", "tokens"):
+        raise BundleError(f"{where} [head]: input must be 'pooled' or 'tokens'")
     load_checked(head, bundle.tensors["head"], f"{file} [head]")
     model = BundleModel(
         encoder, head, head_input=head_spec.get("input", "pooled"), projection=projection

@@ -5,9 +5,9 @@
     predictor.predict(signal, fs=500)                 # signal (12, S) in mV, LEADS order
     predictor.predict(["a.xml", "b.dcm"])             # DataFrame, one row per file
 
-Every input goes through the project's own reader and preprocessing (`ptacl.io.read_ecg`,
-`ptacl.ecg.preprocess_ecg`), the same code that built the training store, then through the
-crops of `ptacl.inference.crops`; outputs are averaged over the crops.
+Every input goes through the code that built the training store (`ptacl.io.read_ecg`, the
+store's checks `ptacl.io.validate_ecg`, `ptacl.ecg.preprocess_ecg` with the bundle's DWT
+settings), then through the crops of `ptacl.inference.crops`; outputs are averaged over crops.
 """
 
 from __future__ import annotations

@@ -1,0 +1,128 @@
+"""Reproduce the paper's comparisons: every method over several seeds, Tables 1 and 2 side by side.
+
+    ptacl benchmark --preset tiny|small|paper --out DIR [--data STORE] [--seeds 3]
+                    [--methods ptacl global ...] [--workers K]
+
+Without --data a synthetic cohort of the preset's size is generated and prepared in DIR. Each
+method is trained and evaluated per seed (DIR/seed{S}/runs, DIR/seed{S}/eval, logs in DIR/logs);
+finished steps are reused when the command is run again. DIR/tables.md holds Table 1
+(retrieval) and Table 2 (R²) as mean ± sd over seeds with the paper's figures beside ours, and
+DIR/results.json the per-seed numbers behind them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ptacl.reproduction import METHOD_KEYS, PRESETS
+
+    parser = argparse.ArgumentParser(
+        prog="ptacl benchmark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    parser.add_argument("--out", type=Path, required=True, help="benchmark folder")
+    parser.add_argument("--data", type=Path, help="prepared store (default: a synthetic one)")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
+    parser.add_argument("--methods", nargs="+", choices=METHOD_KEYS, help="default: all")
+    parser.add_argument("--subjects", type=int, help="synthetic cohort size (preset's default)")
+    parser.add_argument("--no-finetune", action="store_true", help="skip FN+AP")
+    parser.add_argument("--workers", type=int, default=2, help="processes for synth/prepare")
+    parser.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def cohort_steps(out: Path, subjects: int, workers: int, seed: int = 0):
+    """Steps generating and preparing a synthetic cohort in `out`; returns (steps, store)."""
+    from ptacl.pipeline import Step
+
+    cohort, store = out / "cohort", out / "store"
+    synth = ["synth", "--out", str(cohort), "--subjects", str(subjects), "--seed", str(seed)]
+    synth += ["--workers", str(workers), "--preview", "--quiet"]
+    prepare = ["prepare", "--ecg", str(cohort / "ecg"), "--cmr", str(cohort / "cmr")]
+    prepare += ["--phenotypes", str(cohort / "phenotypes.csv"), "--out", str(store)]
+    prepare += ["--seed", str(seed), "--workers", str(workers), "--quiet"]
+    return [
+        Step("cohort/synth", tuple(synth), cohort),
+        Step("cohort/prepare", tuple(prepare), store),
+    ], store
+
+
+def write_tables(out: Path, seeds: list[int], methods, header: str) -> str:
+    """Collect the evaluations under `out` into tables.md and results.json; returns the text."""
+    from ptacl.reproduction import collect_results, table1_markdown, table2_markdown
+
+    results = collect_results(out, seeds, methods)
+    text = "\n\n".join(
+        [
+            header,
+            "## Table 2: phenotype regression, R² on the test split (mean ± sd over seeds)",
+            table2_markdown(results),
+            "## Table 1: similar-patient retrieval, ECG query → CMR database (mean ± sd over seeds)",
+            table1_markdown(results),
+        ]
+    )
+    (out / "tables.md").write_text(text + "\n", encoding="utf-8")
+    plain = {
+        "regression": [
+            {"input": k[0], "method": k[1], "eval": k[2], "seeds": v}
+            for k, v in results["regression"].items()
+        ],
+        "retrieval": results["retrieval"],
+        "random_retrieval": results["random_retrieval"],
+    }
+    (out / "results.json").write_text(json.dumps(plain, indent=2), encoding="utf-8")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ptacl.pipeline import PipelineError, run_steps
+    from ptacl.reproduction import PRESETS, build_steps, select_methods
+
+    if args.seeds < 1:
+        print("ptacl benchmark: --seeds must be >= 1", file=sys.stderr)
+        return 2
+    preset = PRESETS[args.preset]
+    missing = [str(p) for p in preset.configs.values() if not p.is_file()]
+    if missing:
+        print(
+            f"ptacl benchmark: preset {preset.name}: missing config(s) {missing}", file=sys.stderr
+        )
+        return 2
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    steps = []
+    store = args.data
+    if store is None:
+        steps, store = cohort_steps(out, args.subjects or preset.subjects, args.workers)
+    seeds = list(range(args.seeds))
+    methods = select_methods(args.methods)
+    steps += build_steps(preset, store, out, seeds, methods, finetune=not args.no_finetune)
+    start = time.perf_counter()
+    try:
+        run_steps(steps, out, quiet=args.quiet)
+    except PipelineError as e:
+        print(f"ptacl benchmark: {e}", file=sys.stderr)
+        return 1
+    header = (
+        f"# ptacl benchmark, preset {preset.name}, {len(seeds)} seed(s), store {store}\n\n"
+        f"Command: `ptacl benchmark {' '.join(argv if argv is not None else sys.argv[2:])}`; "
+        f"wall time of this invocation {time.perf_counter() - start:.0f} s."
+    )
+    text = write_tables(out, seeds, methods, header)
+    if not args.quiet:
+        print(text)
+    print(f"tables -> {out / 'tables.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

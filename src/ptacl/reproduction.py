@@ -1,0 +1,268 @@
+"""The paper's comparisons on one command (`ptacl benchmark`) and the demo (`make demo`).
+
+Every method of the paper's Tables 1 and 2 is a `ptacl` command with a config of the chosen
+preset; `build_steps` lays them out for several seeds over one prepared store, `run_steps`
+(`ptacl.pipeline`) runs them and reuses finished ones, and `write_tables` reads each step's
+metrics back into side-by-side tables (mean ± sd over seeds), with the paper's figures beside
+ours for reference. Presets differ only in sizes and steps, never in the method:
+
+- tiny:  a few subjects and 2-step runs of tiny models (seconds; the end-to-end test);
+- small: a ~1,000-subject synthetic cohort and small models (about an hour on 2 CPU cores);
+- paper: the paper's model sizes and schedules (configs/*.yaml; a GPU and a real cohort).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ptacl.phenotypes import PHENOTYPES, split_name
+from ptacl.pipeline import Step
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    subjects: int  # synthetic cohort size when no store is given
+    configs: dict[str, Path]  # config kind -> YAML
+    eval_args: tuple[str, ...] = ()  # extra `ptacl evaluate` arguments (bootstrap size, ...)
+    overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> key=value
+
+
+def _preset(name: str, folder: Path, subjects: int, eval_args: tuple[str, ...]) -> Preset:
+    kinds = ("ecg_mae", "cmr_mae", "simclr_ecg", "simclr_cmr", "ptacl", "finetune")
+    return Preset(name, subjects, {k: folder / f"{k}.yaml" for k in kinds}, eval_args)
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": _preset("tiny", CONFIGS / "tiny", 48, ("--n-boot", "20", "--batch-size", "8")),
+    "small": _preset("small", CONFIGS / "small", 1000, ("--n-boot", "200")),
+    "paper": Preset(
+        "paper",
+        1500,
+        {
+            "ecg_mae": CONFIGS / "ecg_mae.yaml",
+            "cmr_mae": CONFIGS / "cmr_mae.yaml",
+            "simclr_ecg": CONFIGS / "simclr_ecg.yaml",
+            "simclr_cmr": CONFIGS / "simclr_cmr.yaml",
+            "ptacl": CONFIGS / "ptacl_regression.yaml",
+            "finetune": CONFIGS / "finetune.yaml",
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the paper's tables: how it is trained and how it is evaluated."""
+
+    key: str
+    input: str  # ECG or CMR
+    label: str  # as the paper names it
+    train: tuple[str, ...] | None  # `ptacl` argv before --data/--out/--config; None: no training
+    config: str | None  # config kind of the preset
+    overrides: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()  # methods whose runs this one starts from (--ecg-init, ...)
+    evaluate: bool = True  # `ptacl evaluate` its run (LP, and retrieval with both encoders)
+    finetune: bool = False  # also FN+AP in its evaluation
+
+
+METHODS: tuple[Method, ...] = (
+    Method("ecg_mae", "ECG", "MAE", ("pretrain", "ecg"), "ecg_mae"),
+    Method("cmr_mae", "CMR", "MAE", ("pretrain", "cmr"), "cmr_mae"),
+    Method("simclr_ecg", "ECG", "SimCLR", ("simclr", "ecg"), "simclr_ecg"),
+    Method("simclr_cmr", "CMR", "SimCLR", ("simclr", "cmr"), "simclr_cmr"),
+    Method("random", "ECG", "random init", None, None, needs=("ecg_mae",)),
+    Method("sup_ecg", "ECG", "supervised", ("finetune", "--model", "none"), "finetune",
+           evaluate=False),
+    Method("global", "ECG", "Global only", ("align",), "ptacl", ("loss.beta=0",),
+           needs=("ecg_mae", "cmr_mae")),
+    Method("ptacl", "ECG", "PTACL", ("align",), "ptacl", needs=("ecg_mae", "cmr_mae"),
+           finetune=True),
+    Method("ptacl_nosmp", "ECG", "PTACL without SMP", ("align",), "ptacl"),
+    Method("ptacl_cossim", "ECG", "PTACL with CosSim++ local loss", ("align",), "ptacl",
+           ("loss.local_loss=cosine",), needs=("ecg_mae", "cmr_mae")),
+)  # fmt: skip
+METHOD_KEYS = tuple(m.key for m in METHODS)
+
+# The paper's Table 2 (UK Biobank; LVEDV, LVEF, LVM, RVEDV R²), for reference beside ours.
+PAPER_R2: dict[tuple[str, str, str], tuple[float, float, float, float]] = {
+    ("CMR", "MAE", "LP"): (0.809, 0.489, 0.824, 0.799),
+    ("CMR", "supervised", "FN"): (0.814, 0.470, 0.823, 0.801),
+    ("ECG", "random init", "LP"): (0.0, 0.0, 0.0, 0.0),
+    ("ECG", "SimCLR", "LP"): (0.278, 0.085, 0.343, 0.308),
+    ("ECG", "MAE", "LP"): (0.439, 0.218, 0.524, 0.466),
+    ("ECG", "supervised", "FN"): (0.458, 0.198, 0.516, 0.481),
+    ("ECG", "PTACL without SMP", "LP"): (0.359, 0.114, 0.406, 0.381),
+    ("ECG", "PTACL with CosSim++ local loss", "LP"): (0.509, 0.252, 0.614, 0.537),
+    ("ECG", "Global only", "LP"): (0.507, 0.258, 0.612, 0.534),
+    ("ECG", "PTACL", "LP"): (0.514, 0.255, 0.616, 0.540),
+    ("ECG", "PTACL", "FN+AP"): (0.544, 0.283, 0.645, 0.568),
+}
+PAPER_COLUMNS = ("LVEDV", "LVEF", "LVM", "RVEDV")
+
+
+def select_methods(keys: Sequence[str] | None) -> tuple[Method, ...]:
+    """The methods named in `keys` (all when None) plus the ones they start from, in order."""
+    if keys is None:
+        return METHODS
+    unknown = set(keys) - set(METHOD_KEYS)
+    if unknown:
+        raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {list(METHOD_KEYS)}")
+    wanted = set(keys)
+    for m in METHODS:
+        if m.key in wanted:
+            wanted |= set(m.needs)
+    return tuple(m for m in METHODS if m.key in wanted)
+
+
+def build_steps(
+    preset: Preset,
+    store: Path,
+    out: Path,
+    seeds: Sequence[int],
+    methods: Sequence[Method] = METHODS,
+    *,
+    finetune: bool = True,
+) -> list[Step]:
+    """Training and evaluation steps of `methods` for each seed, in an order that respects
+    `needs` (METHODS is listed in such an order). `finetune=False` skips FN+AP (the demo)."""
+    steps: list[Step] = []
+    for seed in seeds:
+        runs, evals = out / f"seed{seed}" / "runs", out / f"seed{seed}" / "eval"
+        for m in methods:
+            run = runs / m.key
+            if m.train is not None:
+                argv = [*m.train, "--data", str(store), "--out", str(run)]
+                argv += ["--config", str(preset.configs[m.config])]
+                if "ecg_mae" in m.needs and m.train[0] == "align":
+                    argv += [
+                        "--ecg-init",
+                        str(runs / "ecg_mae"),
+                        "--cmr-init",
+                        str(runs / "cmr_mae"),
+                    ]
+                argv += [*preset.overrides.get(m.config, ()), *m.overrides, f"trainer.seed={seed}"]
+                steps.append(Step(f"seed{seed}/train/{m.key}", tuple(argv), run))
+            if not m.evaluate:
+                continue
+            argv = [
+                "evaluate",
+                "--data",
+                str(store),
+                "--out",
+                str(evals / m.key),
+                "--seed",
+                str(seed),
+            ]
+            if m.train is None:  # random init with the architecture of the ECG MAE run
+                argv += ["--model", "none", "--like", str(runs / "ecg_mae")]
+            else:
+                argv += ["--model", str(run)]
+            if m.finetune and finetune:
+                argv += ["--finetune", "--finetune-config", str(preset.configs["finetune"])]
+                argv += ["--finetune-set", f"trainer.seed={seed}"]
+            argv += ["--no-progress", *preset.eval_args]
+            steps.append(Step(f"seed{seed}/eval/{m.key}", tuple(argv), evals / m.key))
+    return steps
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _short(name: str) -> str:
+    return split_name(name)[0]
+
+
+def _r2_of(section: dict) -> dict[str, float]:
+    """{phenotype short name: R²} from a metrics.json regression section."""
+    out = {}
+    for name, value in section.items():
+        r2 = value.get("R2") if isinstance(value, dict) else value
+        out[_short(name)] = math.nan if r2 is None else float(r2)
+    return out
+
+
+def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) -> dict:
+    """Read every finished evaluation back: {"regression": {(input, label, eval): [per-seed
+    {phenotype: R²}]}, "retrieval": {label: [per-seed {phenotype: {metric: value}}]},
+    "random_retrieval": [...]}. Missing results are skipped, never invented."""
+    regression: dict[tuple[str, str, str], list[dict[str, float]]] = {}
+    retrieval: dict[str, list[dict]] = {}
+    random_retrieval: list[dict] = []
+    for seed in seeds:
+        base = out / f"seed{seed}"
+        for m in methods:
+            if not m.evaluate:
+                path = base / "runs" / m.key / "test_metrics.json"
+                if path.is_file():
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                    regression.setdefault((m.input, m.label, "FN"), []).append(_r2_of(data["r2"]))
+                continue
+            path = base / "eval" / m.key / "metrics.json"
+            if not path.is_file():
+                continue
+            metrics = json.loads(path.read_text(encoding="utf-8"))
+            for label, section in metrics.get("regression", {}).items():
+                kind = "FN+AP" if label == "FN+AP" else "LP"
+                regression.setdefault((m.input, m.label, kind), []).append(_r2_of(section))
+            if "retrieval" in metrics:
+                rows = {_short(k): v for k, v in metrics["retrieval"]["model"].items()}
+                retrieval.setdefault(m.label, []).append(rows)
+                if m.key == "ptacl" or not random_retrieval:
+                    rnd = {_short(k): v for k, v in metrics["retrieval"]["random"].items()}
+                    random_retrieval.append(rnd)
+    return {"regression": regression, "retrieval": retrieval, "random_retrieval": random_retrieval}
+
+
+def _mean_sd(values: Sequence[float], digits: int = 3) -> str:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table2_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> str:
+    """Table 2: R² per phenotype, mean ± sd over seeds, with the paper's figures beside."""
+    names = list(phenotypes or [_short(p) for p in PHENOTYPES])
+    head = ["input", "method", "eval", "seeds", *names, *(f"paper {c}" for c in PAPER_COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, runs in results["regression"].items():
+        cells = [*key, str(len(runs))]
+        cells += [_mean_sd([r.get(n, math.nan) for r in runs]) for n in names]
+        paper = PAPER_R2.get(key)
+        cells += [f"{v:.3f}" for v in paper] if paper else ["–"] * len(PAPER_COLUMNS)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> str:
+    """Table 1: retrieval per phenotype and method (P@k, MnR, MdR), mean ± sd over seeds."""
+    blocks = dict(results["retrieval"])
+    if results["random_retrieval"]:
+        blocks = {"random ranking": results["random_retrieval"], **blocks}
+    if not blocks:
+        return "(no retrieval results)"
+    first = next(iter(blocks.values()))[0]
+    names = list(phenotypes or first.keys())
+    metrics = list(next(iter(first.values())).keys())
+    head = ["phenotype", "method", *metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in names:
+        for label, runs in blocks.items():
+            cells = [name, label]
+            for metric in metrics:
+                vals = [
+                    r[name][metric] for r in runs if name in r and r[name].get(metric) is not None
+                ]
+                cells.append(_mean_sd(vals, 2 if metric in ("MnR", "MdR") else 3))
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -120,3 +120,11 @@ def test_build_encoder_from_a_plain_dict():
     encoder = build_encoder("cmr", {"width": 16, "depth": 3, "heads": 2, "patch": [2, 12, 12]})
     assert isinstance(encoder, CmrEncoder) and len(encoder.blocks) == 3
     assert count_parameters(encoder) > 0
+
+
+def test_positional_codes_tell_every_token_apart(tiny):
+    encoder, _ = tiny
+    codes = encoder.sincos_positions(encoder.width)
+    assert codes.shape == (encoder.num_tokens, encoder.width)
+    distances = torch.cdist(codes, codes) + torch.eye(len(codes)) * 1e3
+    assert distances.min() > 1e-3  # no two tokens start with the same position

@@ -64,7 +64,7 @@ class MaskedAutoencoder(nn.Module):
         width = config.decoder_width
         self.decoder_embed = nn.Linear(encoder.width, width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
-        self.decoder_pos = nn.Parameter(torch.zeros(1, encoder.num_tokens, width))
+        self.decoder_pos = nn.Parameter(encoder.sincos_positions(width)[None])  # (1, L, Dd)
         self.decoder_blocks = nn.ModuleList(
             Block(width, config.decoder_heads, mlp_ratio=config.mlp_ratio)
             for _ in range(config.decoder_depth)
@@ -79,7 +79,6 @@ class MaskedAutoencoder(nn.Module):
         ):
             module.apply(init_weights)
         nn.init.normal_(self.mask_token, std=0.02)
-        nn.init.trunc_normal_(self.decoder_pos, std=0.02)
 
     def forward_encoder(
         self,

@@ -93,6 +93,15 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+def sincos_1d(positions: torch.Tensor, width: int) -> torch.Tensor:
+    """Transformer sine-cosine codes of integer positions: (N,) -> (N, width), width even."""
+    if width % 2:
+        raise ValueError(f"a sine-cosine code needs an even width, got {width}")
+    freqs = 1.0 / 10000 ** (torch.arange(width // 2, dtype=torch.float64) / (width // 2))
+    angles = positions.to(torch.float64)[:, None] * freqs[None]  # (N, width/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1).float()
+
+
 def init_weights(module: nn.Module) -> None:
     """MAE's initialisation: Xavier-uniform linear layers, unit LayerNorms."""
     if isinstance(module, nn.Linear):
@@ -131,6 +140,11 @@ class TokenEncoder(nn.Module):
         raise NotImplementedError
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sincos_positions(self, width: int) -> torch.Tensor:
+        """Fixed sine-cosine codes (L, width) of the token grid: the start of the learnable
+        positional embeddings, here and in an MAE decoder."""
         raise NotImplementedError
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
@@ -191,10 +205,16 @@ class EcgEncoder(TokenEncoder):
         self.config = config
         self.grid = (config.leads, config.samples // config.patch)
         self.patch_embed = nn.Conv1d(1, config.width, config.patch, stride=config.patch)
+        # Learnable, but started from sine-cosine codes (lead in the first half of the width,
+        # time in the second), as MAE's fixed ones: from a random start an MAE predicts only
+        # the mean for far longer while attention learns which tokens are neighbours.
+        codes = self.sincos_positions(config.width).view(*self.grid, config.width)
+        half = config.width // 2
         self.lead_embed = nn.Parameter(torch.zeros(config.leads, config.width))
         self.time_embed = nn.Parameter(torch.zeros(self.grid[1], config.width))
-        nn.init.trunc_normal_(self.lead_embed, std=0.02)
-        nn.init.trunc_normal_(self.time_embed, std=0.02)
+        with torch.no_grad():
+            self.lead_embed[:, :half] = codes[:, 0, :half]
+            self.time_embed[:, half:] = codes[0, :, half:]
         self.apply(init_weights)
         nn.init.xavier_uniform_(self.patch_embed.weight.view(config.width, -1))
         nn.init.zeros_(self.patch_embed.bias)
@@ -202,6 +222,16 @@ class EcgEncoder(TokenEncoder):
     @property
     def patch_dim(self) -> int:
         return self.config.patch
+
+    def sincos_positions(self, width: int) -> torch.Tensor:
+        """(L, width) codes in token order: lead in the first half, time in the second."""
+        leads, times = torch.meshgrid(
+            torch.arange(self.grid[0]), torch.arange(self.grid[1]), indexing="ij"
+        )
+        half = width // 2
+        return torch.cat(
+            [sincos_1d(leads.flatten(), half), sincos_1d(times.flatten(), width - half)], dim=1
+        )
 
     def _check(self, x: torch.Tensor) -> None:
         expected = (self.config.leads, self.config.samples)
@@ -248,8 +278,8 @@ class CmrEncoder(TokenEncoder):
         self.config = config
         self.grid = (config.frames // pf, (config.size // ph) * (config.size // pw))
         self.patch_embed = nn.Conv3d(1, config.width, config.patch, stride=config.patch)
-        self.pos_embed = nn.Parameter(torch.zeros(self.num_tokens, config.width))
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        # learnable, started from sine-cosine codes (see EcgEncoder)
+        self.pos_embed = nn.Parameter(self.sincos_positions(config.width))
         self.apply(init_weights)
         nn.init.xavier_uniform_(self.patch_embed.weight.view(config.width, -1))
         nn.init.zeros_(self.patch_embed.bias)
@@ -257,6 +287,23 @@ class CmrEncoder(TokenEncoder):
     @property
     def patch_dim(self) -> int:
         return math.prod(self.config.patch)
+
+    def sincos_positions(self, width: int) -> torch.Tensor:
+        """(L, width) codes in token order: time in half the width, row and column in a
+        quarter each."""
+        side = self.config.size // self.config.patch[1]
+        t, h, w = torch.meshgrid(
+            torch.arange(self.grid[0]), torch.arange(side), torch.arange(side), indexing="ij"
+        )
+        half, quarter = width // 2, width // 4
+        return torch.cat(
+            [
+                sincos_1d(t.flatten(), half),
+                sincos_1d(h.flatten(), quarter),
+                sincos_1d(w.flatten(), width - half - quarter),
+            ],
+            dim=1,
+        )
 
     def _check(self, x: torch.Tensor) -> None:
         c = self.config

@@ -198,6 +198,7 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
     random_retrieval: list[dict] = []
     for seed in seeds:
         base = out / f"seed{seed}"
+        seed_random = None  # the random ranking depends on the test set only: once per seed
         for m in methods:
             if not m.evaluate:
                 path = base / "runs" / m.key / "test_metrics.json"
@@ -215,9 +216,9 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
             if "retrieval" in metrics:
                 rows = {_short(k): v for k, v in metrics["retrieval"]["model"].items()}
                 retrieval.setdefault(m.label, []).append(rows)
-                if m.key == "ptacl" or not random_retrieval:
-                    rnd = {_short(k): v for k, v in metrics["retrieval"]["random"].items()}
-                    random_retrieval.append(rnd)
+                if seed_random is None:
+                    seed_random = {_short(k): v for k, v in metrics["retrieval"]["random"].items()}
+                    random_retrieval.append(seed_random)
     return {"regression": regression, "retrieval": retrieval, "random_retrieval": random_retrieval}
 
 
@@ -253,7 +254,7 @@ def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
         return "(no retrieval results)"
     first = next(iter(blocks.values()))[0]
     names = list(phenotypes or first.keys())
-    metrics = list(next(iter(first.values())).keys())
+    metrics = [m for m in next(iter(first.values())) if m.startswith("P@") or m in ("MnR", "MdR")]
     head = ["phenotype", "method", *metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names:

@@ -1,25 +1,18 @@
-"""`make demo`: the whole pipeline on a synthetic cohort, stage by stage, reusing finished stages."""
+"""`make demo`: the PTACL pipeline end to end on a synthetic cohort, reusing finished stages.
+
+synthetic cohort -> prepared store -> ECG and CMR MAE pretraining -> Global-only and PTACL
+alignment -> evaluation (retrieval and linear probe, with reports) -> an exported inference
+bundle -> phenotypes predicted from a few raw ECG files. Runs the `small` preset of
+`ptacl benchmark` (one seed, no fine-tuning) so its figures are comparable with the benchmark's.
+Every stage's log is in OUT/logs; re-running reuses what finished.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-
-
-def _stage(name: str, done: Path, run: Callable[[], int]) -> None:
-    """Run one stage unless its `done` marker exists; a failed stage stops the demo."""
-    if done.exists():
-        print(f"[demo] {name}: reused ({done})", flush=True)
-        return
-    print(f"[demo] {name}: running", flush=True)
-    start = time.perf_counter()
-    code = run()
-    if code:
-        raise SystemExit(f"[demo] {name} failed with exit status {code}")
-    print(f"[demo] {name}: done in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,25 +20,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
     parser.add_argument("--subjects", type=int, default=1500)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preset", default="small", help="benchmark preset (small; tiny to try)")
     args = parser.parse_args(argv)
+
+    from ptacl.cli.benchmark import cohort_steps, write_tables
+    from ptacl.pipeline import PipelineError, Step, run_steps
+    from ptacl.reproduction import PRESETS, build_steps, select_methods
+
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-
-    from ptacl.cli import synth
-
-    cohort = out / "cohort"
-    _stage(
-        "synthetic cohort",
-        cohort / "phenotypes.csv",
-        lambda: synth.main(
-            [
-                "--out", str(cohort), "--subjects", str(args.subjects), "--seed", str(args.seed),
-                "--workers", str(args.workers), "--preview",
-            ]
-        ),
-    )  # fmt: skip
-    print(f"[demo] cohort: {cohort}  preview: {cohort / 'preview.png'}")
+    cohort, store = cohort_steps(out, args.subjects, args.workers)
+    methods = select_methods(["global", "ptacl"])
+    bundle, predictions = out / "bundle", out / "predictions.csv"
+    start = time.perf_counter()
+    try:
+        seconds = run_steps(cohort, out)
+        examples = sorted((out / "cohort" / "ecg").glob("*.xml"))[-5:]  # known once it exists
+        steps = build_steps(PRESETS[args.preset], store, out, [0], methods, finetune=False)
+        steps += [
+            Step("export", ("export", "--model", str(out / "seed0/runs/ptacl"), "--out",
+                            str(bundle)), bundle),
+            Step("predict", ("predict", "--model", str(bundle), "--ecg", *map(str, examples),
+                             "--out", str(predictions), "--no-progress"), predictions),
+        ]  # fmt: skip
+        seconds |= run_steps(steps, out)
+    except PipelineError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
+    header = f"# ptacl demo ({args.subjects} synthetic subjects, preset {args.preset}, seed 0)"
+    print()
+    print(write_tables(out, [0], methods, header))
+    print("\nseconds per stage (0 = reused):")
+    for name, took in seconds.items():
+        print(f"  {name:<28} {took:7.0f}")
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+    print(f"reports: {out / 'seed0/eval/ptacl/report.md'}, {out / 'seed0/eval/global/report.md'}")
+    print(f"cohort preview: {out / 'cohort/preview.png'}; predictions: {predictions}")
     return 0
 
 

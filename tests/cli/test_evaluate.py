@@ -82,3 +82,55 @@ def test_evaluate_random_init_and_refuse_a_used_folder(eval_store, align_run, tm
     assert "LP (ridge)" in metrics["regression"]
     assert main([*args, "--no-progress"]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def _pretrain(store, out, modality):
+    from ptacl.cli.pretrain import main as pretrain
+
+    config = f"configs/tiny/{modality}_mae.yaml"
+    assert pretrain([modality, "--data", str(store), "--out", str(out), "--config", config]) == 0
+    return out
+
+
+def test_random_init_like_an_ecg_run_builds_only_an_ecg_encoder(eval_store, tmp_path, capsys):
+    ecg_run = _pretrain(eval_store, tmp_path / "ecg_mae", "ecg")
+    out = tmp_path / "eval"
+    args = ["--model", "none", "--like", str(ecg_run), "--data", str(eval_store)]
+    assert main([*args, "--out", str(out), "--n-boot", "10", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "retrieval" not in metrics and "both" in metrics["retrieval_skipped"]
+    assert metrics["info"]["probe_input"] == "ECG"
+    assert metrics["regression"]["LP (ols)"]["LVEDV (mL)"]["n"] == 10
+    # 14 train ECGs for 32 features: OLS interpolates, and says so everywhere
+    err = capsys.readouterr().err
+    assert "warning" in err and "n_train ≤ features + 1" in err and "--probe ridge" in err
+    assert "OLS is under-determined" in metrics["regression_notes"]["LP (ols)"]
+    assert "use --probe ridge" in metrics["warnings"][0]
+    assert "under-determined" in (out / "report.md").read_text()
+    ridge = tmp_path / "ridge"
+    assert (
+        main([*args, "--out", str(ridge), "--n-boot", "10", "--no-progress", "--probe", "ridge"])
+        == 0
+    )
+    assert "warning" not in capsys.readouterr().err
+    assert "warnings" not in json.loads((ridge / "metrics.json").read_text())
+
+
+def test_linear_probe_on_cmr_embeddings_for_a_cmr_only_run(tiny_store, tmp_path):
+    cmr_run = _pretrain(tiny_store, tmp_path / "cmr_mae", "cmr")
+    out = tmp_path / "eval"
+    args = ["--model", str(cmr_run), "--data", str(tiny_store), "--out", str(out)]
+    assert (
+        main([*args, "--split", "val", "--probe", "ridge", "--n-boot", "10", "--no-progress"]) == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["info"]["kind"] == "pretrain-cmr" and metrics["info"]["probe_input"] == "CMR"
+    assert metrics["info"]["cmr_subjects"] == {"train": 7, "val": 2}  # CMR subjects 0-6, 7-8
+    lvedv = metrics["regression"]["LP (ridge)"]["LVEDV (mL)"]
+    assert lvedv["n"] == 2 and len(lvedv["ci"]) == 2
+    assert "input: CMR" in metrics["regression_notes"]["LP (ridge)"]
+    report = (out / "report.md").read_text()
+    assert "regression from the CMR" in report and "| LP (ridge) |" in report
+    assert (out / "figures" / "scatter_linear_probe.png").is_file()
+    with np.load(out / "embeddings_train.npz", allow_pickle=False) as data:
+        assert data["cmr"].shape == (7, 32) and "ecg" not in data.files

@@ -1,7 +1,7 @@
 """Evaluate a run: retrieval (Table 1), linear probe and optionally FN+AP (Table 2), report.
 
     ptacl evaluate --model RUN --data STORE --out DIR [--finetune] [--probe ols|ridge]
-    ptacl evaluate --model none --data STORE --out DIR          (random-init baseline)
+    ptacl evaluate --model none [--like RUN] --data STORE --out DIR   (random-init baseline)
 
 Writes DIR/metrics.json, DIR/report.md, DIR/figures/*.png and the embeddings used
 (DIR/embeddings_{train,test}.npz, DIR/embeddings_paired_test.npz).
@@ -10,7 +10,9 @@ Writes DIR/metrics.json, DIR/report.md, DIR/figures/*.png and the embeddings use
   subjects, in the projection-head space when the run has heads (what stage 2 aligns), else on
   mean-pooled tokens; with the random-ranking baseline.
 - Linear probe: OLS (or ridge) on mean-pooled ECG embeddings of every train-split ECG, scored
-  on every test-split ECG.
+  on every test-split ECG; for a run holding only a CMR encoder (CMR MAE or SimCLR: the imaging
+  upper bound) the same on CMR embeddings. With no more train subjects than features + 1, OLS
+  is under-determined: a warning, and a note in metrics.json and report.md (use --probe ridge).
 - --finetune: `ptacl finetune` of the run's ECG encoder into DIR/finetune, scored on the same
   test ECGs (--finetune-config YAML and --finetune-set key=value configure it).
 CIs: percentile bootstrap over test subjects (--n-boot replicates, --seed).
@@ -46,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--match-sd", type=float, default=0.5)
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap / random-init seed")
-    parser.add_argument("--like", help="with `none`: the architecture of this run (else paper's)")
+    parser.add_argument(
+        "--like",
+        help="with `none`: random encoders of the modalities and architecture of this run "
+        "(else both, at the paper's sizes)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-progress", action="store_true")
@@ -81,19 +87,15 @@ def _frame(emb):
 
 
 def evaluate(args: argparse.Namespace, store, argv: list[str] | None) -> int:
-    import dataclasses
 
     import numpy as np
 
     import ptacl
-    from ptacl.eval.bootstrap import r2_ci, retrieval_ci
+    from ptacl.eval.bootstrap import retrieval_ci
     from ptacl.eval.embed import compute_embeddings, load_run_encoders
-    from ptacl.eval.probe import probe_predictions, r2_per_phenotype
     from ptacl.eval.report import (
         plot_alignment_matrix,
         plot_precision_curves,
-        plot_predictions,
-        regression_section,
         retrieval_section,
         write_report,
     )
@@ -170,38 +172,68 @@ def evaluate(args: argparse.Namespace, store, argv: list[str] | None) -> int:
             f"the run ({encoders.kind}) does not hold both an ECG and a CMR encoder"
         )
 
-    if encoders.ecg is not None:
-        ecg_only = dataclasses.replace(encoders, cmr=None, cmr_head=None)
-        train = compute_embeddings(ecg_only, store, "train", **embed)
-        test = compute_embeddings(ecg_only, store, args.split, **embed)
-        train.save(out / "embeddings_train.npz")
-        test.save(out / f"embeddings_{args.split}.npz")
-        names = list(test.phenotype_names)
-        pred = probe_predictions(train.ecg, train.phenotypes, test.ecg, method=args.probe)
-        truth = test.phenotypes.astype(np.float64)
-        label = f"LP ({args.probe})"
-        metrics["regression"][label] = regression_section(
-            r2_per_phenotype(truth, pred, names), *r2_ci(truth, pred, names, **boot)
-        )
-        metrics["regression_notes"][label] = (
-            f"linear probe on frozen mean-pooled ECG embeddings; {len(train.eids)} train ECGs, "
-            f"{len(test.eids)} {args.split} ECGs"
-        )
-        metrics["info"]["ecg_subjects"] = {"train": len(train.eids), args.split: len(test.eids)}
-        figures[f"{label}: predicted vs true"] = plot_predictions(
-            truth, pred, names, figures_dir / "scatter_linear_probe.png", label
-        )
-        if args.finetune:
-            code = _finetune(args, store, out / "finetune", metrics, figures, figures_dir)
-            if code:
-                return code
-    else:
-        metrics["regression_notes"]["LP"] = "not computed: the run holds no ECG encoder"
+    probe_modality = "ecg" if encoders.ecg is not None else "cmr"
+    _linear_probe(args, encoders, probe_modality, store, metrics, figures, embed, boot)
+    if args.finetune and probe_modality == "ecg":
+        code = _finetune(args, store, out / "finetune", metrics, figures, figures_dir)
+        if code:
+            return code
+    elif args.finetune:
+        metrics["regression_notes"]["FN+AP"] = "not computed: the run holds no ECG encoder"
 
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     report = write_report(out, metrics, figures)
     print(f"metrics -> {out / 'metrics.json'}; report -> {report}")
     return 0
+
+
+def _linear_probe(
+    args, encoders, modality: str, store, metrics: dict, figures: dict, embed: dict, boot: dict
+) -> None:
+    """LP on frozen mean-pooled `modality` embeddings: fit on every train-split subject with that
+    modality, score on the evaluated split; CIs, a scatter figure, and a note. ECG for any run
+    with an ECG encoder (Table 2's ECG rows), CMR for a CMR-only run (the imaging upper bound)."""
+    import dataclasses
+
+    import numpy as np
+
+    from ptacl.eval.bootstrap import r2_ci
+    from ptacl.eval.embed import compute_embeddings
+    from ptacl.eval.probe import ols_underdetermined, probe_predictions, r2_per_phenotype
+    from ptacl.eval.report import plot_predictions, regression_section
+
+    out: Path = args.out
+    other = "cmr" if modality == "ecg" else "ecg"
+    single = dataclasses.replace(encoders, **{other: None, f"{other}_head": None})
+    train = compute_embeddings(single, store, "train", **embed)
+    test = compute_embeddings(single, store, args.split, **embed)
+    train.save(out / "embeddings_train.npz")
+    test.save(out / f"embeddings_{args.split}.npz")
+    names = list(test.phenotype_names)
+    x_train, x_test = getattr(train, modality), getattr(test, modality)
+    pred = probe_predictions(x_train, train.phenotypes, x_test, method=args.probe)
+    truth = test.phenotypes.astype(np.float64)
+    label, what = f"LP ({args.probe})", modality.upper()
+    metrics["regression"][label] = regression_section(
+        r2_per_phenotype(truth, pred, names), *r2_ci(truth, pred, names, **boot)
+    )
+    note = (
+        f"linear probe on frozen mean-pooled {what} embeddings (input: {what}); "
+        f"{len(train.eids)} train {what}s, {len(test.eids)} {args.split} {what}s"
+    )
+    known = (~np.isnan(train.phenotypes)).sum(axis=0)
+    problem = ols_underdetermined(int(known.min()), x_train.shape[1]) if len(known) else None
+    if args.probe == "ols" and problem is not None:
+        warning = f"{label}: {problem}; use --probe ridge"
+        print(f"ptacl evaluate: warning: {warning}", file=sys.stderr)
+        metrics.setdefault("warnings", []).append(warning)
+        note += f". WARNING: {problem}; use --probe ridge"
+    metrics["regression_notes"][label] = note
+    metrics["info"]["probe_input"] = what
+    metrics["info"][f"{modality}_subjects"] = {"train": len(train.eids), args.split: len(test.eids)}
+    figures[f"{label} ({what} input): predicted vs true"] = plot_predictions(
+        truth, pred, names, out / "figures" / "scatter_linear_probe.png", f"{label}, {what} input"
+    )
 
 
 def _finetune(args, store, run_dir: Path, metrics: dict, figures: dict, figures_dir: Path) -> int:

@@ -1,8 +1,9 @@
 """Embeddings of one store split from any encoder run: the input of every evaluation.
 
 A "run" is a folder written by `ptacl pretrain` (one modality: config.yaml has `modality`),
-`ptacl align` (both: `ecg_encoder` and `cmr_encoder` sections) or `ptacl finetune` (ECG only),
-or the word `none`: both encoders randomly initialised from a seed (the random-init baseline).
+`ptacl align` (both: `ecg_encoder` and `cmr_encoder` sections) or `ptacl finetune` (the one
+encoder of its `modality`, ECG by default), or the word `none`: encoders randomly initialised
+from a seed (the random-init baseline; with `like=RUN` those RUN holds, with its architecture).
 
 Which subjects: those of the split holding every modality the run has (both: paired subjects;
 an ECG run: every subject with an ECG). Inputs are the deterministic evaluation views of
@@ -42,7 +43,7 @@ class EmbedError(ValueError):
 class RunEncoders:
     """The encoders (and projection heads) a run holds; absent parts are None."""
 
-    kind: str  # none | pretrain-ecg | pretrain-cmr | align | finetune
+    kind: str  # none | pretrain-ecg | pretrain-cmr | simclr-ecg | simclr-cmr | align | finetune
     source: str
     ecg: nn.Module | None = None
     cmr: nn.Module | None = None
@@ -147,8 +148,9 @@ def _heads(run_dir: Path) -> dict[str, nn.Module]:
 def load_run_encoders(
     model: str | Path, *, seed: int = 0, like: str | Path | None = None
 ) -> RunEncoders:
-    """The encoders of run folder `model`, or random ones for `none`: seeded, of the paper's
-    sizes, or of the architecture of run `like` (the fair random-init baseline for that run)."""
+    """The encoders of run folder `model`, or random ones for `none`: seeded, both of the
+    paper's sizes, or the encoders run `like` holds with its architecture (the fair random-init
+    baseline for that run: an ECG MAE run gives a random ECG encoder only)."""
     from ptacl.models import build_encoder
     from ptacl.training.common import load_encoder, read_run_config
 
@@ -156,25 +158,34 @@ def load_run_encoders(
         sections: dict[str, Any] = {"ecg": None, "cmr": None}
         if like is not None:
             config = read_run_config(like)
-            for modality in sections:
+            for modality in ("ecg", "cmr"):
                 sections[modality] = config.get(f"{modality}_encoder")
                 if config.get("modality") == modality:
                     sections[modality] = config.get("encoder")
+            # Only the modalities `like` holds: a paper-sized second encoder beside a tiny one
+            # would not be that run's baseline (and their widths could not be compared).
+            sections = {m: s for m, s in sections.items() if s is not None}
+            if not sections:
+                raise EmbedError(f"{like}/config.yaml: cannot tell which encoders this run holds")
         torch.manual_seed(seed)
+        encoders = {m: build_encoder(m, s) for m, s in sections.items()}
         return RunEncoders(
             kind="none",
             source="none" if like is None else f"none (architecture of {like})",
-            ecg=build_encoder("ecg", sections["ecg"]),
-            cmr=build_encoder("cmr", sections["cmr"]),
+            ecg=encoders.get("ecg"),
+            cmr=encoders.get("cmr"),
         )
 
     run_dir = Path(model)
     if not run_dir.is_dir():
         raise EmbedError(f"{run_dir}: not a run folder (or pass `none` for random encoders)")
     config = read_run_config(run_dir)
-    if "modality" in config:
-        modalities: tuple[str, ...] = (config["modality"],)
-        kind = f"pretrain-{config['modality']}"
+    if config.get("stage") == "finetune":  # one encoder; older ECG runs have no `modality`
+        modalities: tuple[str, ...] = (str(config.get("modality", "ecg")),)
+        kind = "finetune"
+    elif "modality" in config:
+        modalities = (config["modality"],)
+        kind = f"{config.get('stage', 'pretrain')}-{config['modality']}"  # simclr-ecg, ...
     elif "ecg_encoder" in config and "cmr_encoder" in config:
         modalities, kind = ("ecg", "cmr"), "align"
     elif "ecg_encoder" in config:

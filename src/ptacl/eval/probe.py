@@ -50,6 +50,21 @@ def _embeddings(x: np.ndarray, name: str) -> np.ndarray:
     return x
 
 
+def ols_underdetermined(n_train: int, features: int) -> str | None:
+    """Why OLS on `n_train` subjects and `features` embedding dimensions is ill-posed, or None.
+
+    With n_train ≤ features + 1 (the +1 the intercept) the fit has no residual degree of
+    freedom: it interpolates its training set and its test predictions mean nothing (R² of
+    -600 on tiny stores). `ptacl evaluate` warns with this text, `ptacl export` refuses with it.
+    """
+    if n_train > features + 1:
+        return None
+    return (
+        f"{n_train} training subjects for {features} features + 1 intercept "
+        "(n_train ≤ features + 1): OLS is under-determined"
+    )
+
+
 def probe_predictions(
     train_emb: np.ndarray,
     train_y: pd.DataFrame | np.ndarray,

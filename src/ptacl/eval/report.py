@@ -207,10 +207,14 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
     else:
         lines += [f"Not computed: {metrics.get('retrieval_skipped', 'no retrieval')}.", ""]
     split = info.get("split", "test")
-    lines += [f"## Table 2 — phenotype regression from the ECG (R², {split} split)", ""]
+    source = info.get("probe_input", "ECG")  # CMR for a CMR-only run (the imaging upper bound)
+    lines += [f"## Table 2 — phenotype regression from the {source} (R², {split} split)", ""]
     regression = metrics.get("regression", {})
     if regression:
         lines += [regression_table(regression), ""]
+        for warning in metrics.get("warnings", []):
+            lines.append(f"**Warning — {warning}.**")
+            lines.append("")
         for method, note in metrics.get("regression_notes", {}).items():
             lines.append(f"- {method}: {note}")
         lines.append("")

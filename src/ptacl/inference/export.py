@@ -132,6 +132,8 @@ def fit_ols(
     collinear (at initialisation its D coordinates sum to 0), and float32 rounding along such a
     direction would otherwise be fitted with coefficients of 1e7.
     """
+    from ptacl.eval.probe import ols_underdetermined
+
     n, dim = embeddings.shape
     mean = embeddings.astype(np.float64).mean(axis=0) if n else np.zeros(dim)
     x = np.concatenate([embeddings - mean, np.ones((n, 1))], axis=1)  # (N, D+1) float64
@@ -141,10 +143,11 @@ def fit_ols(
     for p in range(targets.shape[1]):
         known = np.isfinite(targets[:, p])
         used[p] = known.sum()
-        if used[p] <= dim + 1:
+        problem = ols_underdetermined(int(used[p]), dim)
+        if problem is not None:
+            name = PHENOTYPES[p] if p < len(PHENOTYPES) else str(p)
             raise ValueError(
-                f"{where}: {used[p]} training subjects with phenotype {p} for {dim + 1} OLS "
-                "coefficients; need more subjects (or a narrower encoder)"
+                f"{where}: {name}: {problem}; need more subjects (or a narrower encoder)"
             )
         coef, *_ = np.linalg.lstsq(x[known], targets[known, p].astype(np.float64), rcond=RCOND)
         weight[p], bias[p] = coef[:-1], coef[-1]

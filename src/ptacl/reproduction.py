@@ -81,6 +81,8 @@ METHODS: tuple[Method, ...] = (
     Method("random", "ECG", "random init", None, None, needs=("ecg_mae",)),
     Method("sup_ecg", "ECG", "supervised", ("finetune", "--model", "none"), "finetune",
            evaluate=False),
+    Method("sup_cmr", "CMR", "supervised", ("finetune", "--modality", "cmr", "--model", "none"),
+           "finetune", evaluate=False),
     Method("global", "ECG", "Global only", ("align",), "ptacl", ("loss.beta=0",),
            needs=("ecg_mae", "cmr_mae")),
     Method("ptacl", "ECG", "PTACL", ("align",), "ptacl", needs=("ecg_mae", "cmr_mae"),

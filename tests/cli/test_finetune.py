@@ -82,3 +82,37 @@ def test_finetune_refuses_a_run_without_an_ecg_encoder(tiny_store, tmp_path, cap
     (run / "config.yaml").write_text("modality: cmr\nencoder: {}\n")
     assert main(["--model", str(run), "--data", str(tiny_store), "--out", str(tmp_path / "o")]) == 2
     assert "holds no ECG encoder" in capsys.readouterr().err
+
+
+def test_supervised_cmr_baseline_trains_a_cmr_encoder(tiny_store, tmp_path):
+    from ptacl.eval.embed import load_run_encoders
+
+    out = tmp_path / "sup_cmr"
+    args = ["--modality", "cmr", "--model", "none", "--data", str(tiny_store), "--out", str(out)]
+    assert main([*args, "--config", "configs/tiny/finetune.yaml", "--n-boot", "10"]) == 0
+    with np.load(out / "test_predictions.npz", allow_pickle=False) as data:
+        assert data["eids"].tolist() == ["2000010"]  # the tiny store's one test CMR (no ECG)
+        assert data["predicted"].shape == (1, 10) and np.isfinite(data["predicted"]).all()
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    assert metrics["input"] == "CMR" and len(metrics["r2"]) == 10
+    encoders = load_run_encoders(out)  # what `ptacl evaluate --model` would see
+    assert encoders.modalities == ("cmr",) and encoders.kind == "finetune"
+    assert encoders.cmr.width == 32
+
+
+def test_cmr_finetune_starts_from_a_cmr_mae_run(tiny_store, tmp_path):
+    from ptacl.training.common import load_encoder_weights, read_run_config
+
+    mae = tmp_path / "cmr_mae"
+    config = ["--config", "configs/tiny/cmr_mae.yaml"]
+    assert pretrain(["cmr", "--data", str(tiny_store), "--out", str(mae), *config]) == 0
+    out = tmp_path / "ft"
+    args = ["--modality", "cmr", "--model", str(mae), "--data", str(tiny_store), "--out", str(out)]
+    assert main([*args, "--n-boot", "5", *TINY, "trainer.max_steps=2", "optim.base_lr=0"]) == 0
+    assert read_run_config(out)["cmr_encoder"] == read_run_config(mae)["encoder"]
+    before, after = load_encoder_weights(mae, "cmr"), load_encoder_weights(out, "cmr")
+    assert before.keys() == after.keys()
+    for key in before:
+        torch.testing.assert_close(after[key], before[key])
+    # an ECG fine-tune of a CMR-only run is refused, naming the modality
+    assert main(["--model", str(mae), "--data", str(tiny_store), "--out", str(tmp_path / "x")]) == 2

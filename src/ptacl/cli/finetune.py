@@ -1,7 +1,8 @@
-"""Fine-tune a run's ECG encoder with an attention-pooling head on the phenotypes (FN+AP).
+"""Fine-tune a run's ECG (or CMR) encoder with an attention-pooling head on the phenotypes.
 
     ptacl finetune --model RUN --data STORE --out RUN_FT [--config YAML] [--resume] [key=value ...]
     ptacl finetune --model none --data STORE --out RUN_FT      (supervised, from random init)
+    ptacl finetune --modality cmr --model none|RUN ...         (the same with a CMR encoder)
 
 Full fine-tuning on the train split, standardised targets (train mean and SD, NaN masked out
 of the loss), early stopping on the validation loss (`patience` validations), then the best
@@ -26,40 +27,47 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="run with an ECG encoder, or `none`")
+    parser.add_argument("--model", required=True, help="run with such an encoder, or `none`")
+    parser.add_argument(
+        "--modality", choices=["ecg", "cmr"], default="ecg", help="which encoder (default ecg)"
+    )
     parser.add_argument("--data", type=Path, help="prepared store (or data.store in the config)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for CIs")
     add_run_arguments(parser)
     return parser
 
 
-def source_encoder_config(model: str) -> dict | None:
-    """The ECG encoder section of run `model`'s config.yaml (None for `none`)."""
+def source_encoder_config(model: str, modality: str = "ecg") -> dict | None:
+    """The `modality` encoder section of run `model`'s config.yaml (None for `none`)."""
     from ptacl.config import ConfigError
     from ptacl.training.common import read_run_config
 
     if model == "none":
         return None
     config = read_run_config(model)
-    section = config.get("ecg_encoder")
-    if section is None and config.get("modality") == "ecg":
+    section = config.get(f"{modality}_encoder")
+    if config.get("stage") == "finetune" and config.get("modality", "ecg") != modality:
+        section = None  # a fine-tune run keeps the other encoder's (unused) default section
+    if section is None and config.get("modality") == modality:
         section = config.get("encoder")
     if section is None:
-        raise ConfigError(f"{model}/config.yaml: this run holds no ECG encoder to fine-tune")
+        raise ConfigError(
+            f"{model}/config.yaml: this run holds no {modality.upper()} encoder to fine-tune"
+        )
     return section
 
 
 def with_source_encoder(cfg):
-    """`cfg` with the ECG encoder architecture of its source run (the weights must fit it)."""
+    """`cfg` with the encoder architecture of its source run (the weights must fit it)."""
     from ptacl.config import from_dict
-    from ptacl.models import EcgEncoderConfig
+    from ptacl.models import ENCODERS
 
-    section = source_encoder_config(cfg.model)
+    section = source_encoder_config(cfg.model, cfg.modality)
     if section is None:
         return cfg
-    return dataclasses.replace(
-        cfg, ecg_encoder=from_dict(EcgEncoderConfig, section, f"{cfg.model} ecg_encoder")
-    )
+    key = f"{cfg.modality}_encoder"
+    config_cls = ENCODERS[cfg.modality][1]
+    return dataclasses.replace(cfg, **{key: from_dict(config_cls, section, f"{cfg.model} {key}")})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.training.finetune import FinetuneConfig
 
     try:
-        extra = [f"model={args.model}"]
+        extra = [f"model={args.model}", f"modality={args.modality}"]
         if args.data is not None:
             extra.append(f"data.store={args.data}")
         cfg = with_source_encoder(resolve_config(FinetuneConfig, args, extra))
@@ -92,7 +100,7 @@ def run_finetune(cfg, store, out: Path, resume_from: Path | None, *, n_boot: int
     from lightning.pytorch.callbacks import EarlyStopping
 
     from ptacl.config import to_dict
-    from ptacl.data.datasets import EcgDataset
+    from ptacl.data.datasets import CmrDataset, EcgDataset
     from ptacl.eval.bootstrap import r2_ci
     from ptacl.eval.probe import r2_per_phenotype
     from ptacl.eval.report import regression_section
@@ -105,23 +113,34 @@ def run_finetune(cfg, store, out: Path, resume_from: Path | None, *, n_boot: int
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     names = list(store.manifest.get("phenotypes", []))
-    mean, sd = target_statistics(np.asarray(store.phenotypes[store.indices("train", ecg=True)]))
+    modality, what = cfg.modality, cfg.modality.upper()
+    train_rows = store.indices("train", **{modality: True})
+    mean, sd = target_statistics(np.asarray(store.phenotypes[train_rows]))
     module = FinetuneModule(to_dict(cfg), mean.tolist(), sd.tolist())
     if cfg.model != "none" and resume_from is None:
-        module.ecg_encoder.load_state_dict(load_encoder_weights(cfg.model, "ecg"))
-    crop = cfg.ecg_encoder.samples
-    augment = cfg.augment if cfg.augment.enabled else None
-    train_set = EcgDataset(
-        store, "train", train=True, augment=augment, crop=crop, seed=cfg.trainer.seed
-    )
-    val_set = EcgDataset(store, "val", train=False, augment=None, crop=crop)
-    test_set = EcgDataset(store, "test", train=False, augment=None, crop=crop)
+        module.encoder.load_state_dict(load_encoder_weights(cfg.model, modality))
+    if modality == "ecg":
+        crop = cfg.ecg_encoder.samples
+        augment = cfg.augment if cfg.augment.enabled else None
+        train_set = EcgDataset(
+            store, "train", train=True, augment=augment, crop=crop, seed=cfg.trainer.seed
+        )
+        val_set = EcgDataset(store, "val", train=False, augment=None, crop=crop)
+        test_set = EcgDataset(store, "test", train=False, augment=None, crop=crop)
+    else:
+        frames = cfg.cmr_encoder.frames
+        augment = cfg.cmr_augment if cfg.cmr_augment.enabled else None
+        train_set = CmrDataset(
+            store, "train", train=True, augment=augment, frames=frames, seed=cfg.trainer.seed
+        )
+        val_set = CmrDataset(store, "val", train=False, augment=None, frames=frames)
+        test_set = CmrDataset(store, "test", train=False, augment=None, frames=frames)
     if len(val_set) == 0:
-        print(f"ptacl finetune: {store.root}: no ECG in the val split", file=sys.stderr)
+        print(f"ptacl finetune: {store.root}: no {what} in the val split", file=sys.stderr)
         return 2
     print(
         f"FN+AP from {cfg.model}: {len(train_set)} train / {len(val_set)} val / "
-        f"{len(test_set)} test ECGs from {store.root}",
+        f"{len(test_set)} test {what}s from {store.root}",
         flush=True,
     )
     stop = EarlyStopping(monitor="val/loss", mode="min", patience=cfg.patience)
@@ -139,7 +158,7 @@ def run_finetune(cfg, store, out: Path, resume_from: Path | None, *, n_boot: int
     ckpt = best if best.is_file() else out / "checkpoints" / "last.ckpt"
     module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
     if len(test_set) == 0:
-        print(f"ptacl finetune: {store.root}: no ECG in the test split; not scored")
+        print(f"ptacl finetune: {store.root}: no {what} in the test split; not scored")
         return 0
     eids, truth, pred = predict_split(module, test_set, batch_size=cfg.data.batch_size)
     np.savez(
@@ -152,6 +171,7 @@ def run_finetune(cfg, store, out: Path, resume_from: Path | None, *, n_boot: int
     point = r2_per_phenotype(truth, pred, names)
     lo, hi = r2_ci(truth, pred, names, n_boot=n_boot, seed=cfg.trainer.seed)
     metrics = {
+        "input": what,
         "checkpoint": str(ckpt),
         "stopped_at_step": int(trainer.global_step),
         "n_boot": n_boot,

@@ -366,7 +366,7 @@ def export_run(
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if config.get("modality") == "cmr":
-        raise RunDirError(f"{run_dir}: a CMR pretraining run has no ECG encoder to export")
+        raise RunDirError(f"{run_dir}: a CMR run has no ECG encoder to export")
     encoder = load_encoder(run_dir, "ecg", which).eval()
     store = data or (config.get("data") or {}).get("store")
     ckpt, state = _checkpoint_state(run_dir, which)

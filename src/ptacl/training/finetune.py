@@ -1,4 +1,4 @@
-"""Fine-tuning with attention pooling (the paper's FN+AP): the ECG encoder regresses the phenotypes.
+"""Fine-tuning with attention pooling (the paper's FN+AP): an encoder regresses the phenotypes.
 
 A learned query attends over all ECG tokens (`AttentionPoolHead`), a linear layer maps the pooled
 vector to the P phenotypes. Targets are standardised with the train split's mean and SD (per
@@ -7,7 +7,8 @@ which is the mean squared error over the known entries. Every parameter trains (
 fine-tuning); training stops early when the validation loss has not improved for
 `patience` validations, and the best validation checkpoint is scored on the test split.
 The encoder starts from a run's ECG encoder (stage 1, stage 2, or another fine-tune) or from a
-random initialisation (`model: none`, the supervised baseline).
+random initialisation (`model: none`, the supervised baseline). `modality: cmr` does the same
+with a CMR encoder on the CMRs (the supervised CMR baseline of Table 2); ECG is the default.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -23,8 +24,9 @@ import torch
 from torch import nn
 
 from ptacl.config import from_dict
+from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
-from ptacl.models import EcgEncoderConfig, build_encoder
+from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder
 from ptacl.training.common import (
     DataConfig,
     OptimConfig,
@@ -44,13 +46,16 @@ class AttentionPoolConfig:
 @dataclass(frozen=True)
 class FinetuneConfig:
     stage: str = "finetune"  # marks the run folder for `ptacl embed` / `evaluate`
-    model: str = "none"  # the run whose ECG encoder is fine-tuned, or none (random init)
+    modality: Literal["ecg", "cmr"] = "ecg"  # which encoder regresses the phenotypes
+    model: str = "none"  # the run whose encoder of `modality` is fine-tuned, or none (random)
     ecg_encoder: EcgEncoderConfig = field(default_factory=EcgEncoderConfig)  # from `model`
+    cmr_encoder: CmrEncoderConfig = field(default_factory=CmrEncoderConfig)  # used if cmr
     head: AttentionPoolConfig = field(default_factory=AttentionPoolConfig)
     patience: int = 5  # validations without improvement before stopping
     # Training-time ECG augmentation; off by default (the paper does not say), on with
     # augment.enabled=true.
     augment: EcgAugmentConfig = field(default_factory=lambda: EcgAugmentConfig(enabled=False))
+    cmr_augment: CmrAugmentConfig = field(default_factory=lambda: CmrAugmentConfig(enabled=False))
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(
         default_factory=lambda: OptimConfig(base_lr=1e-4, warmup_steps=500, min_lr_ratio=0.01)
@@ -105,10 +110,11 @@ def target_statistics(phenotypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FinetuneModule(L.LightningModule):
-    """The ECG encoder + attention-pooling head, trained on standardised phenotypes.
+    """The encoder of `config["modality"]` + attention-pooling head, trained on standardised
+    phenotypes.
 
-    `ecg_encoder` and `head` are attributes so `load_encoder_weights(run, "ecg")` finds the
-    encoder; the target mean and SD are buffers, saved with the weights.
+    The encoder is the attribute `ecg_encoder` (or `cmr_encoder`) so `load_encoder_weights(run,
+    modality)` finds it; the target mean and SD are buffers, saved with the weights.
     """
 
     def __init__(
@@ -121,34 +127,41 @@ class FinetuneModule(L.LightningModule):
         cfg = from_dict(FinetuneConfig, config)
         self.optim_config = cfg.optim
         self.batch_size = cfg.data.batch_size
-        self.ecg_encoder = build_encoder("ecg", cfg.ecg_encoder)
+        self.modality = cfg.modality
+        encoder_config = cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder
+        self.add_module(f"{cfg.modality}_encoder", build_encoder(cfg.modality, encoder_config))
         outputs = len(target_mean)
         self.head = AttentionPoolHead(
-            self.ecg_encoder.width, outputs, heads=cfg.head.heads, dropout=cfg.head.dropout
+            self.encoder.width, outputs, heads=cfg.head.heads, dropout=cfg.head.dropout
         )
         self.register_buffer("target_mean", torch.tensor(list(target_mean), dtype=torch.float32))
         self.register_buffer("target_sd", torch.tensor(list(target_sd), dtype=torch.float32))
 
-    def forward(self, ecg: torch.Tensor) -> torch.Tensor:
-        """(B, C, S) -> (B, P) standardised predictions."""
-        return self.head(self.ecg_encoder.forward_features(ecg))
+    @property
+    def encoder(self) -> nn.Module:
+        return getattr(self, f"{self.modality}_encoder")
 
-    def predict_phenotypes(self, ecg: torch.Tensor) -> torch.Tensor:
-        """(B, C, S) -> (B, P) predictions in the phenotypes' units."""
-        return self(ecg) * self.target_sd + self.target_mean
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ECG (B, C, S) or CMR (B, 1, F, H, W) -> (B, P) standardised predictions."""
+        return self.head(self.encoder.forward_features(x))
+
+    def predict_phenotypes(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's input -> (B, P) predictions in the phenotypes' units."""
+        return self(x) * self.target_sd + self.target_mean
 
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
         target = (batch["phenotypes"] - self.target_mean) / self.target_sd  # NaN stays NaN
-        return masked_mse(self(batch["ecg"]).float(), target)
+        return masked_mse(self(batch[self.modality]).float(), target)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["ecg"].shape[0])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["phenotypes"]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss = self._loss(batch)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["ecg"].shape[0])
+        size = len(batch["phenotypes"])
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer, scheduler = build_optimizer_and_schedule(
@@ -172,5 +185,6 @@ def predict_split(
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         eids += list(batch["eid"])
         truth.append(batch["phenotypes"].numpy())
-        pred.append(module.predict_phenotypes(batch["ecg"].to(device)).float().cpu().numpy())
+        x = batch[module.modality].to(device)
+        pred.append(module.predict_phenotypes(x).float().cpu().numpy())
     return np.asarray(eids, dtype=str), np.concatenate(truth), np.concatenate(pred)

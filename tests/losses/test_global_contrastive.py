@@ -79,3 +79,13 @@ def test_bad_inputs_are_named():
         global_contrastive_loss(torch.zeros(4, 3), torch.zeros(5, 3), 0.1)
     with pytest.raises(ValueError, match="temperature"):
         global_contrastive_loss(torch.zeros(4, 3), torch.zeros(4, 3), 0.0)
+
+
+def test_autocast_bf16_gives_the_float32_value():
+    g = torch.Generator().manual_seed(4)
+    z_ecg, z_cmr = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g)
+    reference = global_contrastive_loss(z_ecg, z_cmr, 0.07)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = global_contrastive_loss(z_ecg, z_cmr, 0.07)
+    assert inside.dtype == torch.float32
+    assert inside.item() == pytest.approx(reference.item(), abs=1e-5)

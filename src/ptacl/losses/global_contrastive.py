@@ -28,7 +28,8 @@ def global_contrastive_loss(
     rank), so the negatives are the whole global batch. Pass False for a purely local value
     (validation batches may differ in size between processes).
 
-    Zero vectors give cosine 0 (no NaN). Computed in float32 whatever the input precision.
+    Zero vectors give cosine 0 (no NaN). Computed in at least float32 with autocast off, so a
+    bf16-mixed run does not round the logits.
     """
     if z_ecg.ndim != 2 or z_ecg.shape != z_cmr.shape:
         raise ValueError(
@@ -37,16 +38,20 @@ def global_contrastive_loss(
         )
     if temperature <= 0:
         raise ValueError(f"global_contrastive_loss: temperature must be > 0, got {temperature}")
-    z_ecg = F.normalize(z_ecg.float(), dim=-1)
-    z_cmr = F.normalize(z_cmr.float(), dim=-1)
-    if gather:
-        all_ecg, offset = gather_with_grad(z_ecg)
-        all_cmr, _ = gather_with_grad(z_cmr)
-    else:
-        all_ecg, all_cmr, offset = z_ecg, z_cmr, 0
-    labels = torch.arange(z_ecg.shape[0], device=z_ecg.device) + offset
-    logits_ecg_to_cmr = z_ecg @ all_cmr.T / temperature  # (B, world·B)
-    logits_cmr_to_ecg = z_cmr @ all_ecg.T / temperature  # (B, world·B)
-    return ecg_to_cmr_weight * F.cross_entropy(logits_ecg_to_cmr, labels) + (
-        1.0 - ecg_to_cmr_weight
-    ) * F.cross_entropy(logits_cmr_to_ecg, labels)
+    dtype = torch.promote_types(z_ecg.dtype, torch.float32)
+    # Autocast off: under bf16-mixed it would run the matmul in bf16 again, and at τ = 0.07 a
+    # bf16 rounding of a cosine (≈ 0.004) moves a logit by ≈ 0.06.
+    with torch.autocast(device_type=z_ecg.device.type, enabled=False):
+        z_ecg = F.normalize(z_ecg.to(dtype), dim=-1)
+        z_cmr = F.normalize(z_cmr.to(dtype), dim=-1)
+        if gather:
+            all_ecg, offset = gather_with_grad(z_ecg)
+            all_cmr, _ = gather_with_grad(z_cmr)
+        else:
+            all_ecg, all_cmr, offset = z_ecg, z_cmr, 0
+        labels = torch.arange(z_ecg.shape[0], device=z_ecg.device) + offset
+        logits_ecg_to_cmr = z_ecg @ all_cmr.T / temperature  # (B, world·B)
+        logits_cmr_to_ecg = z_cmr @ all_ecg.T / temperature  # (B, world·B)
+        return ecg_to_cmr_weight * F.cross_entropy(logits_ecg_to_cmr, labels) + (
+            1.0 - ecg_to_cmr_weight
+        ) * F.cross_entropy(logits_cmr_to_ecg, labels)

@@ -194,8 +194,10 @@ def _r2_of(section: dict) -> dict[str, float]:
 def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) -> dict:
     """Read every finished evaluation back: {"regression": {(input, label, eval): [per-seed
     {phenotype: R²}]}, "retrieval": {label: [per-seed {phenotype: {metric: value}}]},
-    "random_retrieval": [...]}. Missing results are skipped, never invented."""
+    "random_retrieval": [...], "warnings": {(input, label, eval): [evaluate's warnings]}}.
+    Missing results are skipped, never invented."""
     regression: dict[tuple[str, str, str], list[dict[str, float]]] = {}
+    warnings: dict[tuple[str, str, str], list[str]] = {}
     retrieval: dict[str, list[dict]] = {}
     random_retrieval: list[dict] = []
     for seed in seeds:
@@ -215,13 +217,23 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
             for label, section in metrics.get("regression", {}).items():
                 kind = "FN+AP" if label == "FN+AP" else "LP"
                 regression.setdefault((m.input, m.label, kind), []).append(_r2_of(section))
+                found = [w for w in metrics.get("warnings", []) if w.startswith(f"{label}:")]
+                if found:
+                    warnings.setdefault((m.input, m.label, kind), []).extend(
+                        f"seed {seed}: {w}" for w in found
+                    )
             if "retrieval" in metrics:
                 rows = {_short(k): v for k, v in metrics["retrieval"]["model"].items()}
                 retrieval.setdefault(m.label, []).append(rows)
                 if seed_random is None:
                     seed_random = {_short(k): v for k, v in metrics["retrieval"]["random"].items()}
                     random_retrieval.append(seed_random)
-    return {"regression": regression, "retrieval": retrieval, "random_retrieval": random_retrieval}
+    return {
+        "regression": regression,
+        "retrieval": retrieval,
+        "random_retrieval": random_retrieval,
+        "warnings": warnings,
+    }
 
 
 def _mean_sd(values: Sequence[float], digits: int = 3) -> str:
@@ -244,6 +256,13 @@ def table2_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
         paper = PAPER_R2.get(key)
         cells += [f"{v:.3f}" for v in paper] if paper else ["–"] * len(PAPER_COLUMNS)
         lines.append("| " + " | ".join(cells) + " |")
+    # An under-determined OLS probe interpolates its training set: its R² means nothing, and a
+    # table must not show it as if it did (`ptacl evaluate` warned about each of these).
+    flagged = results.get("warnings", {})
+    if flagged:
+        lines += ["", "**Warning: these rows' R² are not meaningful** (from `ptacl evaluate`):"]
+        for key, messages in flagged.items():
+            lines += [f"- {' / '.join(key)}: {msg}" for msg in messages]
     return "\n".join(lines)
 
 

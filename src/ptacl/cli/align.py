@@ -52,52 +52,32 @@ def _init_overrides(args: argparse.Namespace, config_init: dict[str, str]) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="ptacl align",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--data", type=Path, help="prepared store (or data.store in the config)")
+    # Imported here so `ptacl --help` stays quick.
+    from ptacl.training.common import add_run_arguments, command_parser, run_command
+
+    parser = command_parser("ptacl align", __doc__)
     parser.add_argument("--ecg-init", type=Path, help="stage-1 ECG MAE run folder")
     parser.add_argument("--cmr-init", type=Path, help="stage-1 CMR MAE run folder")
-    # Imported here so `ptacl --help` and `ptacl align --help` stay quick.
-    from ptacl.training.common import add_run_arguments
-
     add_run_arguments(parser)
     args = parser.parse_intermixed_args(argv)
 
-    from ptacl.config import ConfigError, load_config, to_dict
-    from ptacl.data.store import Store, StoreError
+    from ptacl.config import load_config
     from ptacl.training.align import AlignRunConfig
-    from ptacl.training.common import RunDirError, prepare_run_dir, resolve_config
 
-    try:
+    def init_overrides() -> list[str]:
         # the init runs may also be named in the YAML / overrides (ecg_init=..., cmr_init=...)
         first = load_config(AlignRunConfig, args.config, args.overrides)
-        extra = [f"data.store={args.data}"] if args.data is not None else []
-        extra += _init_overrides(args, {"ecg": first.ecg_init, "cmr": first.cmr_init})
-        cfg = resolve_config(AlignRunConfig, args, extra)
-        if not cfg.data.store:
-            raise ConfigError("no store given: pass --data STORE (or set data.store)")
-        store = Store.open(cfg.data.store)
-        resume_from = prepare_run_dir(args.out, cfg, args.resume)
-    except (ConfigError, StoreError, RunDirError) as e:
-        print(f"ptacl align: {e}", file=sys.stderr)
-        return 2
-    return _fit(to_dict(cfg), store, args.out, resume_from)
+        return _init_overrides(args, {"ecg": first.ecg_init, "cmr": first.cmr_init})
+
+    return run_command("ptacl align", args, AlignRunConfig, _fit, overrides=init_overrides)
 
 
-def _fit(config: dict, store, out: Path, resume_from: Path | None) -> int:
+def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
     import lightning as L
 
-    from ptacl.config import from_dict
+    from ptacl.config import to_dict
     from ptacl.data.datasets import PairedDataset
-    from ptacl.training.align import (
-        AlignModule,
-        AlignRunConfig,
-        LocalSimilarityFigure,
-        parameter_counts,
-    )
+    from ptacl.training.align import AlignModule, LocalSimilarityFigure, parameter_counts
     from ptacl.training.common import (
         RunDirError,
         build_dataloader,
@@ -105,7 +85,6 @@ def _fit(config: dict, store, out: Path, resume_from: Path | None) -> int:
         load_encoder_weights,
     )
 
-    cfg = from_dict(AlignRunConfig, config)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
 
     def dataset(split: str, train: bool) -> PairedDataset:
@@ -124,7 +103,7 @@ def _fit(config: dict, store, out: Path, resume_from: Path | None) -> int:
     if len(val_set) == 0:
         print(f"ptacl align: {store.root}: no paired subjects in the val split", file=sys.stderr)
         return 2
-    module = AlignModule(config)
+    module = AlignModule(to_dict(cfg))
     for modality, run in (("ecg", cfg.ecg_init), ("cmr", cfg.cmr_init)):
         if run and resume_from is None:  # on resume the checkpoint holds the weights
             encoder = getattr(module, f"{modality}_encoder")

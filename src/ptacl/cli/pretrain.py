@@ -10,57 +10,31 @@ sizes are used (the same as configs/ecg_mae.yaml, configs/cmr_mae.yaml).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="ptacl pretrain",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("modality", choices=["ecg", "cmr"])
-    parser.add_argument("--data", type=Path, help="prepared store (or data.store in the config)")
-    # Imported here so `ptacl --help` and `ptacl pretrain --help` stay quick.
-    from ptacl.training.common import add_run_arguments
+    # Imported here so `ptacl --help` stays quick.
+    from ptacl.training.common import add_run_arguments, command_parser, run_command
 
+    parser = command_parser("ptacl pretrain", __doc__, modality=True)
     add_run_arguments(parser)
     args = parser.parse_intermixed_args(argv)
 
-    from ptacl.config import ConfigError, to_dict
-    from ptacl.data.store import Store, StoreError
-    from ptacl.training.common import RunDirError, prepare_run_dir, resolve_config
     from ptacl.training.mae import MAE_RUN_CONFIGS
 
-    try:
-        extra = [f"data.store={args.data}"] if args.data is not None else []
-        cfg = resolve_config(MAE_RUN_CONFIGS[args.modality], args, extra)
-        if not cfg.data.store:
-            raise ConfigError("no store given: pass --data STORE (or set data.store)")
-        store = Store.open(cfg.data.store)
-        resume_from = prepare_run_dir(args.out, cfg, args.resume)
-    except (ConfigError, StoreError, RunDirError) as e:
-        print(f"ptacl pretrain: {e}", file=sys.stderr)
-        return 2
-    return _fit(to_dict(cfg), store, args.out, resume_from)
+    return run_command("ptacl pretrain", args, MAE_RUN_CONFIGS[args.modality], _fit)
 
 
-def _fit(config: dict, store, out: Path, resume_from: Path | None) -> int:
+def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
     import lightning as L
 
-    from ptacl.config import from_dict
+    from ptacl.config import to_dict
     from ptacl.data.datasets import CmrDataset, EcgDataset
     from ptacl.training.common import build_dataloader, build_trainer
-    from ptacl.training.mae import (
-        MAE_RUN_CONFIGS,
-        MaePretraining,
-        ReconstructionFigure,
-        parameter_counts,
-    )
+    from ptacl.training.mae import MaePretraining, ReconstructionFigure, parameter_counts
 
-    cfg = from_dict(MAE_RUN_CONFIGS[config["modality"]], config)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     if cfg.modality == "ecg":
 
@@ -89,7 +63,7 @@ def _fit(config: dict, store, out: Path, resume_from: Path | None) -> int:
     if len(val_set) == 0:
         print(f"ptacl pretrain: {store.root}: no {cfg.modality} in the val split", file=sys.stderr)
         return 2
-    module = MaePretraining(config)
+    module = MaePretraining(to_dict(cfg))
     counts = parameter_counts(module.mae)
     print(
         f"{cfg.modality.upper()} MAE: encoder {counts['encoder'] / 1e6:.2f} M, decoder "

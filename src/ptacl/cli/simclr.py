@@ -11,61 +11,42 @@ has the paper's size (configs/simclr_ecg.yaml, configs/simclr_cmr.yaml hold the 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="ptacl simclr",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("modality", choices=["ecg", "cmr"])
-    parser.add_argument("--data", type=Path, help="prepared store (or data.store in the config)")
-    # Imported here so `ptacl --help` and `ptacl simclr --help` stay quick.
-    from ptacl.training.common import add_run_arguments
+    # Imported here so `ptacl --help` stays quick.
+    from ptacl.training.common import add_run_arguments, command_parser, run_command
 
+    parser = command_parser("ptacl simclr", __doc__, modality=True)
     add_run_arguments(parser)
     args = parser.parse_intermixed_args(argv)
 
-    from ptacl.config import ConfigError, to_dict
-    from ptacl.data.store import Store, StoreError
-    from ptacl.training.common import RunDirError, prepare_run_dir, resolve_config
     from ptacl.training.simclr import SIMCLR_RUN_CONFIGS
 
-    try:
-        extra = [f"data.store={args.data}"] if args.data is not None else []
-        cfg = resolve_config(SIMCLR_RUN_CONFIGS[args.modality], args, extra)
-        if not cfg.data.store:
-            raise ConfigError("no store given: pass --data STORE (or set data.store)")
-        if not cfg.augment.enabled:
-            raise ConfigError(
-                "augment.enabled=false would make the two views identical: SimCLR needs them"
-            )
-        store = Store.open(cfg.data.store)
-        resume_from = prepare_run_dir(args.out, cfg, args.resume)
-    except (ConfigError, StoreError, RunDirError) as e:
-        print(f"ptacl simclr: {e}", file=sys.stderr)
-        return 2
-    return _fit(to_dict(cfg), store, args.out, resume_from)
-
-
-def _fit(config: dict, store, out: Path, resume_from: Path | None) -> int:
-    import lightning as L
-
-    from ptacl.config import from_dict
-    from ptacl.data.datasets import CmrDataset, EcgDataset
-    from ptacl.training.common import build_dataloader, build_trainer
-    from ptacl.training.simclr import (
-        SIMCLR_RUN_CONFIGS,
-        SimclrPretraining,
-        TwoViews,
-        parameter_counts,
+    return run_command(
+        "ptacl simclr", args, SIMCLR_RUN_CONFIGS[args.modality], _fit, check=_check_views
     )
 
-    cfg = from_dict(SIMCLR_RUN_CONFIGS[config["modality"]], config)
+
+def _check_views(cfg) -> None:
+    from ptacl.config import ConfigError
+
+    if not cfg.augment.enabled:
+        raise ConfigError(
+            "augment.enabled=false would make the two views identical: SimCLR needs them"
+        )
+
+
+def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
+    import lightning as L
+
+    from ptacl.config import to_dict
+    from ptacl.data.datasets import CmrDataset, EcgDataset
+    from ptacl.training.common import build_dataloader, build_trainer
+    from ptacl.training.simclr import SimclrPretraining, TwoViews, parameter_counts
+
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     # Validation views are augmented too (identical views would make the loss meaningless),
     # but drawn from a fixed seed per item, so every validation sees the same views.
@@ -97,7 +78,7 @@ def _fit(config: dict, store, out: Path, resume_from: Path | None) -> int:
     if len(val_set) == 0:
         print(f"ptacl simclr: {store.root}: no {cfg.modality} in the val split", file=sys.stderr)
         return 2
-    module = SimclrPretraining(config)
+    module = SimclrPretraining(to_dict(cfg))
     counts = parameter_counts(module)
     print(
         f"{cfg.modality.upper()} SimCLR: encoder {counts['encoder'] / 1e6:.2f} M, head "

@@ -42,14 +42,7 @@ from ptacl.models import (
     count_parameters,
 )
 from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    build_optimizer_and_schedule,
-    global_batch_size,
-    lightning_optimizers,
-)
+from ptacl.training.common import DataConfig, OptimConfig, TrainerConfig, stage_optimizers
 
 
 @dataclass(frozen=True)
@@ -270,13 +263,7 @@ class AlignModule(L.LightningModule):
         self.log("val/local_valid", valid / max(queries, 1.0))
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer, scheduler = build_optimizer_and_schedule(
-            self,
-            self.optim_config,
-            total_steps=self.trainer.max_steps,
-            global_batch=global_batch_size(self.trainer, self.batch_size),
-        )
-        return lightning_optimizers(optimizer, scheduler)
+        return stage_optimizers(self, self.optim_config, self.batch_size)
 
 
 def parameter_counts(module: AlignModule) -> dict[str, int]:

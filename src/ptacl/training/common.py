@@ -2,18 +2,19 @@
 
 A stage's CLI does, in order:
 
-    parser = argparse.ArgumentParser(...); add_run_arguments(parser)
+    parser = command_parser("ptacl stage", __doc__); add_run_arguments(parser)
     args = parser.parse_intermixed_args(argv)
-    cfg = resolve_config(StageConfig, args)          # YAML <- --devices/--num-nodes <- key=value
-    resume_from = prepare_run_dir(args.out, cfg, args.resume)
+    return run_command("ptacl stage", args, StageConfig, fit)   # resolves, opens, prepares
+
+and its `fit(cfg, store, out, resume_from)`:
+
     lightning.seed_everything(cfg.trainer.seed, workers=True)
     module = StageModule(to_dict(cfg))               # plain dict: checkpoints load weights_only
-    trainer = build_trainer(cfg.trainer, args.out)
+    trainer = build_trainer(cfg.trainer, out)
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
 
 and inside the module, `configure_optimizers` returns
-`lightning_optimizers(*build_optimizer_and_schedule(self, cfg.optim, total_steps=...,
-global_batch=global_batch_size(self.trainer, cfg.data.batch_size)))`.
+`stage_optimizers(self, cfg.optim, cfg.data.batch_size)`.
 
 Run folder: config.yaml (resolved), checkpoints/{last,best}.ckpt, metrics.csv, hparams.yaml,
 tensorboard/, figures/ (stage-specific). Encoders are found in checkpoints by key prefix: a stage
@@ -27,7 +28,8 @@ import argparse
 import csv
 import math
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,7 +43,8 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ptacl.config import load_config, save_config, to_dict
+from ptacl.config import ConfigError, load_config, save_config, to_dict
+from ptacl.data.store import Store, StoreError
 
 T = TypeVar("T")
 
@@ -149,6 +152,20 @@ def lightning_optimizers(optimizer: torch.optim.Optimizer, scheduler: Any) -> di
 def global_batch_size(trainer: L.Trainer, batch_size: int) -> int:
     """Samples per optimizer step over all processes."""
     return batch_size * trainer.world_size * trainer.accumulate_grad_batches
+
+
+def stage_optimizers(
+    module: L.LightningModule, config: OptimConfig, batch_size: int
+) -> dict[str, Any]:
+    """A stage module's `configure_optimizers`: AdamW with warm-up + cosine over the trainer's
+    max_steps, the peak learning rate scaled with the global batch (`batch_size` per device)."""
+    optimizer, scheduler = build_optimizer_and_schedule(
+        module,
+        config,
+        total_steps=module.trainer.max_steps,
+        global_batch=global_batch_size(module.trainer, batch_size),
+    )
+    return lightning_optimizers(optimizer, scheduler)
 
 
 # ----------------------------------------------------------------------------- data
@@ -385,6 +402,21 @@ def load_encoder(run_dir: str | Path, modality: str, which: str = "best") -> nn.
 # ----------------------------------------------------------------------------- command line
 
 
+def command_parser(prog: str, doc: str, *, modality: bool = False) -> argparse.ArgumentParser:
+    """A training command's parser: described by the first paragraph of `doc` (the module
+    docstring), with the positional `modality` (ecg|cmr) when asked, and `--data`. Add the
+    command's own options, then `add_run_arguments`."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=doc.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if modality:
+        parser.add_argument("modality", choices=["ecg", "cmr"])
+    parser.add_argument("--data", type=Path, help="prepared store (or data.store in the config)")
+    return parser
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """--out, --config, --devices, --num-nodes, --resume and trailing key=value overrides.
     Parse with `parser.parse_intermixed_args` so overrides may follow the options."""
@@ -406,6 +438,39 @@ def resolve_config(cls: type[T], args: argparse.Namespace, extra: Sequence[str] 
     return load_config(cls, args.config, [*overrides, *args.overrides])
 
 
+def run_command(
+    prog: str,
+    args: argparse.Namespace,
+    config_cls: type[T],
+    fit: Callable[[T, Store, Path, Path | None], int],
+    *,
+    overrides: Callable[[], Sequence[str]] | None = None,
+    check: Callable[[T], None] | None = None,
+) -> int:
+    """The body of a training command, after parsing: resolve the config (`resolve_config`
+    with `--data` and then `overrides()` as extra overrides), require a store, `check` it, open
+    the store, prepare the run folder, then return `fit(cfg, store, args.out, resume_from)`.
+
+    `overrides` and `check` may raise ConfigError. A ConfigError, StoreError or RunDirError
+    is printed to stderr as "<prog>: <reason>" and returns exit code 2.
+    """
+    try:
+        extra = [f"data.store={args.data}"] if args.data is not None else []
+        if overrides is not None:
+            extra += overrides()
+        cfg = resolve_config(config_cls, args, extra)
+        if not cfg.data.store:
+            raise ConfigError("no store given: pass --data STORE (or set data.store)")
+        if check is not None:
+            check(cfg)
+        store = Store.open(cfg.data.store)
+        resume_from = prepare_run_dir(args.out, cfg, args.resume)
+    except (ConfigError, StoreError, RunDirError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    return fit(cfg, store, args.out, resume_from)
+
+
 __all__ = [
     "DataConfig",
     "LastCheckpoint",
@@ -417,6 +482,7 @@ __all__ = [
     "build_dataloader",
     "build_optimizer_and_schedule",
     "build_trainer",
+    "command_parser",
     "global_batch_size",
     "lightning_optimizers",
     "load_encoder",
@@ -425,7 +491,9 @@ __all__ = [
     "read_run_config",
     "resolve_config",
     "resolve_precision",
+    "run_command",
     "scaled_lr",
+    "stage_optimizers",
     "to_dict",
     "warmup_cosine",
 ]

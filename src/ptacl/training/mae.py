@@ -27,14 +27,7 @@ from ptacl.models import (
     count_parameters,
 )
 from ptacl.models.mae import mean_prediction_mse
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    build_optimizer_and_schedule,
-    global_batch_size,
-    lightning_optimizers,
-)
+from ptacl.training.common import DataConfig, OptimConfig, TrainerConfig, stage_optimizers
 
 
 @dataclass(frozen=True)
@@ -105,13 +98,7 @@ class MaePretraining(L.LightningModule):
             }
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer, scheduler = build_optimizer_and_schedule(
-            self,
-            self.optim_config,
-            total_steps=self.trainer.max_steps,
-            global_batch=global_batch_size(self.trainer, self.batch_size),
-        )
-        return lightning_optimizers(optimizer, scheduler)
+        return stage_optimizers(self, self.optim_config, self.batch_size)
 
 
 # ----------------------------------------------------------------------------- figures

@@ -30,14 +30,7 @@ from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.losses.nt_xent import nt_xent_loss
 from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder, count_parameters
 from ptacl.training.align import HeadConfig, projection_head, retrieval_hits
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    build_optimizer_and_schedule,
-    global_batch_size,
-    lightning_optimizers,
-)
+from ptacl.training.common import DataConfig, OptimConfig, TrainerConfig, stage_optimizers
 
 
 @dataclass(frozen=True)
@@ -165,13 +158,7 @@ class SimclrPretraining(L.LightningModule):
         self.log("val/view_top1", top1, sync_dist=True, batch_size=size)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer, scheduler = build_optimizer_and_schedule(
-            self,
-            self.optim_config,
-            total_steps=self.trainer.max_steps,
-            global_batch=global_batch_size(self.trainer, self.batch_size),
-        )
-        return lightning_optimizers(optimizer, scheduler)
+        return stage_optimizers(self, self.optim_config, self.batch_size)
 
 
 def parameter_counts(module: SimclrPretraining) -> dict[str, int]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from ptacl.data.store import write_store
 
@@ -51,3 +52,13 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small prepared store (see `write_tiny_store`), written once per test session.
     Read it, never write into it."""
     return write_tiny_store(tmp_path_factory.mktemp("tiny") / "store")
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tiny models run far faster on one thread than on two
+    contended ones (OpenMP spin). Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -12,14 +12,7 @@ from ptacl.models import (
 )
 from ptacl.models.mae import masked_mse, mean_prediction_mse, normalise_patches
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run far faster on one thread than on two contended ones (OpenMP spin)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(modality, norm_target=False):

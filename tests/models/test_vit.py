@@ -11,14 +11,7 @@ from ptacl.models import (
 )
 from ptacl.models.vit import Attention
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run far faster on one thread than on two contended ones (OpenMP spin)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = {

@@ -26,14 +26,7 @@ from ptacl.training.common import (
 )
 from ptacl.training.mae import EcgMaeRunConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run far faster on one thread than on two contended ones (OpenMP spin)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_learning_rate_scales_linearly_with_the_global_batch():

@@ -12,14 +12,7 @@ from ptacl.training.mae import (
     plot_ecg_reconstruction,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run far faster on one thread than on two contended ones (OpenMP spin)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _module(modality):

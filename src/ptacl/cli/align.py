@@ -78,12 +78,7 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
     from ptacl.config import to_dict
     from ptacl.data.datasets import PairedDataset
     from ptacl.training.align import AlignModule, LocalSimilarityFigure, parameter_counts
-    from ptacl.training.common import (
-        RunDirError,
-        build_dataloader,
-        build_trainer,
-        load_encoder_weights,
-    )
+    from ptacl.training.common import RunDirError, build_trainer, fit_stage, load_encoder_weights
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
 
@@ -130,13 +125,7 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
     trainer = build_trainer(
         cfg.trainer, out, callbacks=[LocalSimilarityFigure(Path(out) / "figures", label)]
     )
-    trainer.fit(
-        module,
-        build_dataloader(train_set, cfg.data, train=True),
-        build_dataloader(val_set, cfg.data, train=False),
-        ckpt_path=resume_from,
-        weights_only=True,
-    )
+    fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)
     print(f"run folder: {out}", flush=True)
     return 0
 

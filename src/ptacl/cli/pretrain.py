@@ -32,7 +32,7 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
 
     from ptacl.config import to_dict
     from ptacl.data.datasets import CmrDataset, EcgDataset
-    from ptacl.training.common import build_dataloader, build_trainer
+    from ptacl.training.common import build_trainer, fit_stage
     from ptacl.training.mae import MaePretraining, ReconstructionFigure, parameter_counts
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -74,13 +74,7 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
     trainer = build_trainer(
         cfg.trainer, out, callbacks=[ReconstructionFigure(Path(out) / "figures")]
     )
-    trainer.fit(
-        module,
-        build_dataloader(train_set, cfg.data, train=True),
-        build_dataloader(val_set, cfg.data, train=False),
-        ckpt_path=resume_from,
-        weights_only=True,
-    )
+    fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)
     print(f"run folder: {out}", flush=True)
     return 0
 

@@ -317,6 +317,25 @@ def build_trainer(
     )
 
 
+def fit_stage(
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    train_set: Dataset,
+    val_set: Dataset,
+    config: DataConfig,
+    resume_from: Path | None,
+) -> None:
+    """`trainer.fit` on the train / val datasets (loaders from `build_dataloader`), continuing
+    from `resume_from` when given; the checkpoint is read with weights_only=True."""
+    trainer.fit(
+        module,
+        build_dataloader(train_set, config, train=True),
+        build_dataloader(val_set, config, train=False),
+        ckpt_path=resume_from,
+        weights_only=True,
+    )
+
+
 # ----------------------------------------------------------------------------- run folder
 
 
@@ -483,6 +502,7 @@ __all__ = [
     "build_optimizer_and_schedule",
     "build_trainer",
     "command_parser",
+    "fit_stage",
     "global_batch_size",
     "lightning_optimizers",
     "load_encoder",

@@ -31,9 +31,7 @@ from ptacl.training.common import (
     DataConfig,
     OptimConfig,
     TrainerConfig,
-    build_optimizer_and_schedule,
-    global_batch_size,
-    lightning_optimizers,
+    stage_optimizers,
 )
 
 
@@ -164,13 +162,7 @@ class FinetuneModule(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer, scheduler = build_optimizer_and_schedule(
-            self,
-            self.optim_config,
-            total_steps=self.trainer.max_steps,
-            global_batch=global_batch_size(self.trainer, self.batch_size),
-        )
-        return lightning_optimizers(optimizer, scheduler)
+        return stage_optimizers(self, self.optim_config, self.batch_size)
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,10 +45,17 @@ def run_once(ecg_files: list[Path], cmr_files: list[Path]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cohort", type=Path, help="output folder of `ptacl synth`")
+    parser.add_argument(
+        "cohort", type=Path, nargs="?", help="output folder of `ptacl synth` (default: synthesise)"
+    )
     parser.add_argument("--subjects", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.cohort is None:  # `make bench` runs every script without arguments
+        from ptacl.synth.cohort import generate_cohort
+
+        args.cohort = Path(tempfile.mkdtemp(prefix="ptacl_bench_preprocess_"))
+        generate_cohort(args.cohort, args.subjects, seed=0, overwrite=True, progress=False)
     ecg_files = sorted((args.cohort / "ecg").glob("*_20205_*.xml"))[: args.subjects]
     eids = [p.name.split("_")[0] for p in ecg_files]
     cmr_files = [args.cohort / "cmr" / eid / "sa.nii.gz" for eid in eids]

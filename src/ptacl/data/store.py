@@ -18,9 +18,6 @@ workers share pages instead of copying.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ptacl.atomic import atomic_folder
 from ptacl.phenotypes import PHENOTYPES
 
 STORE_VERSION = 1
@@ -136,9 +134,7 @@ def write_store(
     for name, arr in (("ecg", ecg), ("cmr", cmr), ("phenotypes", phenotypes)):
         if len(arr) != n:
             raise ValueError(f"{name} has {len(arr)} rows for {n} eids")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         np.save(tmp / "ecg.npy", np.asarray(ecg, dtype=np.float16))
         cmr = np.asarray(cmr)
         if cmr.dtype != np.uint8:
@@ -183,14 +179,4 @@ def write_store(
             **(extra_manifest or {}),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +31,7 @@ from typing import Any
 import torch
 
 import ptacl
+from ptacl.atomic import atomic_folder
 
 BUNDLE_FORMAT = "ptacl-bundle"
 BUNDLE_VERSION = 1
@@ -129,21 +127,9 @@ def write_bundle(
     }
     contents["manifest.json"] = json.dumps(manifest, indent=2).encode()
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         for name, data in contents.items():
             (tmp / name).write_bytes(data)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -7,7 +7,8 @@ metrics back into side-by-side tables (mean ± sd over seeds), with the paper's 
 ours for reference. Presets differ only in sizes and steps, never in the method:
 
 - tiny:  a few subjects and 2-step runs of tiny models (seconds; the end-to-end test);
-- small: a ~1,000-subject synthetic cohort and small models (about an hour on 2 CPU cores);
+- small: a 1,000-subject synthetic cohort, width-64 models, 80 steps a run (all methods × 3
+  seeds in 44 min on 2 CPU cores, RESULTS.md);
 - paper: the paper's model sizes and schedules (configs/*.yaml; a GPU and a real cohort).
 """
 

@@ -39,7 +39,7 @@ def mae_run(root: Path, store: Path) -> Path:
 
 def align_run(root: Path, store: Path) -> Path:
     """An align run: `ecg_encoder.` and the projection head `ecg_head.` in the checkpoint."""
-    from ptacl.training.align import HeadConfig, projection_head
+    from ptacl.models.heads import HeadConfig, projection_head
 
     encoder = tiny_encoder(seed=4)
     head = projection_head(16, HeadConfig(hidden=8, dim=4))
@@ -138,12 +138,13 @@ def test_align_projection_matches_the_run(store: Path, tmp_path: Path) -> None:
     assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
     predictor = Predictor(out)
     state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
-    from ptacl.training.align import HeadConfig, projection_head
+    from ptacl.models.heads import HeadConfig, projection_head
 
     head = projection_head(16, HeadConfig(hidden=8, dim=4))
     head.load_state_dict(
         {k[len("ecg_head.") :]: v for k, v in state.items() if k.startswith("ecg_head.")}
     )
+    head.eval()  # batch norm on its running statistics, as at inference
     signal = beats_ecg(70, 1.0)  # two crops: the head sees their mean embedding
     pooled = predictor.embed(signal, fs=ECG_FS)
     with torch.no_grad():

@@ -109,11 +109,11 @@ def export_tiny_bundle(out: Path, store: Path, *, aligned: bool = False) -> Path
 
     projection = spec = None
     if aligned:
-        from ptacl.training.align import HeadConfig, projection_head
+        from ptacl.models.heads import HeadConfig, projection_head
 
         torch.manual_seed(1)
-        projection = projection_head(16, HeadConfig(hidden=8, dim=4))
-        spec = {"kind": "mlp", "kwargs": {"width": 16, "hidden": 8, "dim": 4}}
+        projection = projection_head(16, HeadConfig(hidden=8, dim=4)).eval()
+        spec = {"kind": "mlp", "kwargs": {"width": 16, "hidden": 8, "dim": 4, "norm": "batch"}}
     return export_with_probe(
         out,
         encoder=tiny_encoder(),

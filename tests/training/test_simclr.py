@@ -62,6 +62,7 @@ def test_every_parameter_gets_a_finite_gradient(modality):
 
 def test_one_pass_over_both_views_equals_two_passes():
     module, view1, view2 = _module("ecg")
+    module.eval()  # in training the head's batch norm sees 2B rows in one pass, B in each of two
     joint, _, _ = module.loss(view1, view2)
     separate = nt_xent_loss(module(view1), module(view2), module.temperature)
     torch.testing.assert_close(joint, separate, rtol=1e-5, atol=1e-6)
@@ -110,7 +111,7 @@ def test_default_sizes_are_the_mae_encoders():
             counts["encoder"]
             == mae_parameter_counts(MaePretraining(to_dict(mae_cfg)).mae)["encoder"]
         )
-        assert counts["head"] == 512 * 512 + 512 + 512 * 128 + 128
+        assert counts["head"] == 512 * 512 + 512 + 2 * 512 + 512 * 128 + 128  # BN: 2 x 512
 
 
 # ----------------------------------------------------------------------------- two views

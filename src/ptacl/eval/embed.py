@@ -122,26 +122,20 @@ def _find(config: Any, key: str) -> Any:
     return None
 
 
-def _heads(run_dir: Path) -> dict[str, nn.Module]:
-    """Projection heads (Linear, ReLU, Linear) found in a run's checkpoint, by modality."""
+def _heads(run_dir: Path, widths: dict[str, int]) -> dict[str, nn.Module]:
+    """Projection heads found in a run's checkpoint, by modality (see ptacl.models.heads)."""
+    from ptacl.models.heads import projection_head_from_state
+
     ckpt = run_dir / "checkpoints" / "best.ckpt"
     if not ckpt.is_file():
         ckpt = run_dir / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     heads = {}
-    for modality in ("ecg", "cmr"):
-        pattern = re.compile(rf"^(?:.*\.)?{modality}_head\.(\d+\.(?:weight|bias))$")
+    for modality, width in widths.items():
+        pattern = re.compile(rf"^(?:.*\.)?{modality}_head\.(.+)$")
         weights = {m.group(1): v for k, v in state.items() if (m := pattern.match(k))}
-        if not weights:
-            continue
-        first, last = weights["0.weight"], weights["2.weight"]  # (hidden, D), (d, hidden)
-        head = nn.Sequential(
-            nn.Linear(first.shape[1], first.shape[0]),
-            nn.ReLU(),
-            nn.Linear(last.shape[1], last.shape[0]),
-        )
-        head.load_state_dict(weights)
-        heads[modality] = head.eval()
+        if weights:
+            heads[modality] = projection_head_from_state(weights, width)
     return heads
 
 
@@ -197,7 +191,8 @@ def load_run_encoders(
     )
     for modality in modalities:
         setattr(out, modality, load_encoder(run_dir, modality).eval())
-    for modality, head in _heads(run_dir).items():
+    widths = {m: int(getattr(out, m).width) for m in out.modalities}
+    for modality, head in _heads(run_dir, widths).items():
         setattr(out, f"{modality}_head", head)
     return out
 

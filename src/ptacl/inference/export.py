@@ -288,24 +288,17 @@ def ecg_projection_from_state(
 
     Its sizes are read from the tensors themselves, so no config layout is assumed.
     """
-    from ptacl.inference.modules import PROJECTIONS
+    from ptacl.models.heads import head_config_from_state, projection_head_from_state
 
     found = {k.split("ecg_head.", 1)[1]: v for k, v in state.items() if "ecg_head." in k}
     if not found:
         return None
-    if "0.weight" not in found or "2.weight" not in found:
-        raise ValueError(f"unexpected ECG projection head tensors {sorted(found)}")
+    config = head_config_from_state(found)
     spec = {
         "kind": "mlp",
-        "kwargs": {
-            "width": width,
-            "hidden": int(found["0.weight"].shape[0]),
-            "dim": int(found["2.weight"].shape[0]),
-        },
+        "kwargs": {"width": width, "hidden": config.hidden, "dim": config.dim, "norm": config.norm},
     }
-    module = PROJECTIONS["mlp"](spec["kwargs"])
-    module.load_state_dict(found)
-    return module, spec
+    return projection_head_from_state(found, width), spec
 
 
 def finetune_head_from_state(

@@ -22,10 +22,13 @@ def _ecg_encoder(kwargs: Mapping[str, Any]) -> nn.Module:
 
 
 def _mlp_projection(kwargs: Mapping[str, Any]) -> nn.Module:
-    """The align stage's projection head (Linear, ReLU, Linear)."""
-    from ptacl.training.align import HeadConfig, projection_head
+    """The align stage's projection head (Linear, [BatchNorm], ReLU, Linear); bundles written
+    before the batch norm existed have no `norm` and get the plain head."""
+    from ptacl.models.heads import HeadConfig, projection_head
 
-    config = HeadConfig(hidden=int(kwargs["hidden"]), dim=int(kwargs["dim"]))
+    config = HeadConfig(
+        hidden=int(kwargs["hidden"]), dim=int(kwargs["dim"]), norm=kwargs.get("norm", "none")
+    )
     return projection_head(int(kwargs["width"]), config)
 
 

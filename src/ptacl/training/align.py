@@ -41,6 +41,7 @@ from ptacl.models import (
     build_encoder,
     count_parameters,
 )
+from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
 from ptacl.training.common import DataConfig, OptimConfig, TrainerConfig, stage_optimizers
 
@@ -58,14 +59,6 @@ class AlignLossConfig:
     local_space: Literal["tokens", "projection"] = "tokens"
     num_steps: int = 13  # T
     circular: bool = False  # circular time distance in the alignment matrix
-
-
-@dataclass(frozen=True)
-class HeadConfig:
-    """Projection head per modality for the global loss: Linear, ReLU, Linear."""
-
-    hidden: int = 512
-    dim: int = 128
 
 
 @dataclass(frozen=True)
@@ -88,13 +81,6 @@ class AlignRunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-
-
-def projection_head(width: int, config: HeadConfig) -> nn.Sequential:
-    """(…, D) -> (…, d). Acts on the last dim only, so it applies to local steps (B, T, D)."""
-    return nn.Sequential(
-        nn.Linear(width, config.hidden), nn.ReLU(), nn.Linear(config.hidden, config.dim)
-    )
 
 
 def freeze_first_blocks(encoder: TokenEncoder, k: int) -> None:

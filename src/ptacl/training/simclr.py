@@ -2,7 +2,7 @@
 
 Each sample is augmented twice with the modality's own augmentations (`ptacl.data.augment_ecg`,
 `ptacl.data.augment_cmr`: for the ECG two random crops with FT surrogate, jitter and rescale),
-both views pass through the encoder, mean pooling and a projection head (Linear, ReLU, Linear),
+both views pass through the encoder, mean pooling and a projection head (ptacl.models.heads),
 and `nt_xent_loss` pulls the two views of a sample together against the other 2B − 2 views of
 the global batch. The projection head is discarded for evaluation, as in SimCLR: downstream
 code sees the mean-pooled encoder tokens.
@@ -29,7 +29,8 @@ from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.losses.nt_xent import nt_xent_loss
 from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder, count_parameters
-from ptacl.training.align import HeadConfig, projection_head, retrieval_hits
+from ptacl.models.heads import HeadConfig, projection_head
+from ptacl.training.align import retrieval_hits
 from ptacl.training.common import DataConfig, OptimConfig, TrainerConfig, stage_optimizers
 
 

@@ -66,6 +66,29 @@ def test_optimizer_decays_only_layer_weights_and_steps_the_schedule():
     assert seen[3] == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi / 4)))  # 1 of 4 down
 
 
+def test_heads_train_at_their_own_scale_of_the_schedule():
+    class Stage(nn.Module):  # an encoder and a fresh head, named as the stage modules name them
+        def __init__(self) -> None:
+            super().__init__()
+            self.ecg_encoder = nn.Linear(4, 4)
+            self.ecg_head = nn.Sequential(nn.Linear(4, 2), nn.BatchNorm1d(2))
+
+    model = Stage()
+    cfg = OptimConfig(base_lr=1e-3, warmup_steps=0, head_lr_scale=10.0)
+    optimizer, scheduler = build_optimizer_and_schedule(model, cfg, total_steps=4, global_batch=256)
+    lrs = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert len(lrs) == len(list(model.parameters()))
+    for p in model.ecg_encoder.parameters():
+        assert lrs[id(p)] == pytest.approx(1e-3)
+    for p in model.ecg_head.parameters():
+        assert lrs[id(p)] == pytest.approx(1e-2)
+    optimizer.step()
+    scheduler.step()  # the cosine scales both alike
+    expected = warmup_cosine(1, warmup_steps=0, total_steps=4)
+    for group in optimizer.param_groups:
+        assert group["lr"] / group["initial_lr"] == pytest.approx(expected)
+
+
 def test_precision_by_device():
     assert resolve_precision(TrainerConfig(accelerator="cpu")) == "32-true"
     assert resolve_precision(TrainerConfig(accelerator="gpu")) == "bf16-mixed"

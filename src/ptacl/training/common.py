@@ -56,6 +56,10 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_steps: int = 1000
     min_lr_ratio: float = 0.0  # the cosine ends at base lr × this
+    # The freshly initialised heads (projection heads, the fine-tune head: HEAD_MODULES) train at
+    # base lr × this. Decision: 1 in the paper presets; a fresh head beside a pretrained encoder
+    # may need more (configs/demo, configs/medium say why where they raise it).
+    head_lr_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,10 @@ def warmup_cosine(
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+#: Top-level attributes of the stage modules that hold freshly initialised heads.
+HEAD_MODULES = ("head", "ecg_head", "cmr_head", "projection")
+
+
 def _decays(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """Weights of linear and convolution layers decay; biases, norms and embeddings do not."""
     decay, seen = [], set()
@@ -118,6 +126,15 @@ def _decays(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     return decay, rest
 
 
+def _head_parameters(module: nn.Module) -> set[int]:
+    return {
+        id(p)
+        for name, child in module.named_children()
+        if name in HEAD_MODULES
+        for p in child.parameters()
+    }
+
+
 def build_optimizer_and_schedule(
     model: nn.Module, config: OptimConfig, *, total_steps: int, global_batch: int
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
@@ -126,11 +143,17 @@ def build_optimizer_and_schedule(
     if total_steps <= 0:
         raise ValueError(f"total_steps must be positive, got {total_steps} (set trainer.max_steps)")
     decay, no_decay = _decays(model)
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
     lr = scaled_lr(config.base_lr, global_batch)
+    heads = _head_parameters(model) if config.head_lr_scale != 1.0 else set()
+    groups = []
+    for params, weight_decay in ((decay, config.weight_decay), (no_decay, 0.0)):
+        body = [p for p in params if id(p) not in heads]
+        groups.append({"params": body, "weight_decay": weight_decay})
+        if heads:
+            head = [p for p in params if id(p) in heads]
+            groups.append(
+                {"params": head, "weight_decay": weight_decay, "lr": lr * config.head_lr_scale}
+            )
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(config.betas))
 
     def multiplier(step: int) -> float:  # a plain function: LambdaLR then saves no closure
@@ -300,6 +323,8 @@ def build_trainer(
         devices=config.devices,
         num_nodes=config.num_nodes,
         strategy="ddp" if processes > 1 else "auto",
+        # the projection heads' batch norms see the global batch, as the global loss does
+        sync_batchnorm=processes > 1,
         deterministic=True if on_cpu else None,
         benchmark=False if on_cpu else None,
         enable_progress_bar=config.progress_bar,

@@ -1,3 +1,4 @@
+import contextlib
 import gzip
 import os
 import signal
@@ -16,7 +17,7 @@ from ptacl.cmr import preprocess_cmr
 from ptacl.data.augment_cmr import frame_indices
 from ptacl.data.datasets import CmrDataset, EcgDataset, PairedDataset
 from ptacl.data.prepare import assign_splits, prepare_store
-from ptacl.data.store import Store
+from ptacl.data.store import Store, StoreWriter, write_store
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import read_cmr, read_ecg, validate_ecg
 from ptacl.phenotypes import PHENOTYPES
@@ -216,6 +217,81 @@ def test_an_interrupted_run_leaves_no_half_store(cohort, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         _prepare(cohort)
     assert set(os.listdir(cohort)) == before  # no store, no scratch or temporary folder
+
+
+@contextlib.contextmanager
+def _two_writes(out, capacity, *, overwrite=False):
+    """`store_writer` as prepare had it before the store was streamed: rows held aside (then
+    in scratch memory maps), the store then written by `write_store` in one go."""
+
+    class Held:
+        def __init__(self):
+            self.eids, self.rows = [], []
+
+        def __len__(self):
+            return len(self.eids)
+
+        def add(self, eid, *, ecg=None, ecg_length=0, r_peaks=None, cmr=None):
+            self.eids.append(eid)
+            self.rows.append((ecg, ecg_length, r_peaks, cmr))
+
+        def finish(self, *, splits, phenotypes, qc, extra_manifest=None):
+            write_store(
+                out,
+                eids=self.eids,
+                splits=splits,
+                ecg=np.stack(
+                    [np.zeros((12, 5000), np.float16) if e is None else e for e, *_ in self.rows]
+                ),
+                cmr=np.stack(
+                    [np.zeros((50, 84, 84), np.uint8) if c is None else c for *_, c in self.rows]
+                ),
+                r_peaks=[np.zeros(0, np.int64) if p is None else p for _, _, p, _ in self.rows],
+                phenotypes=phenotypes,
+                has_ecg=[e is not None for e, *_ in self.rows],
+                has_cmr=[c is not None for *_, c in self.rows],
+                ecg_lengths=[n for _, n, _, _ in self.rows],
+                qc=qc,
+                extra_manifest=extra_manifest,
+                overwrite=overwrite,
+            )
+
+    yield Held()
+
+
+def test_the_streamed_store_is_byte_for_byte_the_two_write_one(cohort, monkeypatch):
+    # 1005 (CMR only) unreadable: rejected, so the arrays are cut to 4 of 5 rows
+    (cohort / "cmr" / "1005" / "sa.nii.gz").write_bytes(b"not gzip")
+    streamed = _prepare(cohort, "streamed")
+    monkeypatch.setattr(prepare_module, "store_writer", _two_writes)
+    saved = _prepare(cohort, "saved")
+    assert streamed.counts == saved.counts and streamed.counts["rejected"] == 1
+    names = sorted(p.name for p in saved.store.iterdir())
+    assert sorted(p.name for p in streamed.store.iterdir()) == names
+    for name in names:  # arrays, subjects.csv, qc.csv and manifest.json alike
+        assert (streamed.store / name).read_bytes() == (saved.store / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "over-an-old-store"])
+def test_an_error_mid_prepare_leaves_no_store_and_no_debris(cohort, monkeypatch, existing):
+    """An ordinary exception (here the disk filling up on the third row) mid-run."""
+    if existing:
+        _prepare(cohort)
+    before = {p: p.read_bytes() for p in cohort.rglob("*") if p.is_file()}
+    real = StoreWriter.add
+
+    def add(self, eid, **row):
+        if len(self) == 2:
+            raise OSError(28, "No space left on device")
+        real(self, eid, **row)
+
+    monkeypatch.setattr(StoreWriter, "add", add)
+    with pytest.raises(OSError, match="No space left"):
+        _prepare(cohort, overwrite=True)
+    after = {p: p.read_bytes() for p in cohort.rglob("*") if p.is_file()}
+    assert after == before  # the old store (if any) untouched, nothing else written
+    assert (cohort / "store").is_dir() == existing
+    assert not [p for p in cohort.iterdir() if p.name.startswith(".")]
 
 
 def test_cli_never_overwrites_without_permission(cohort, capsys):

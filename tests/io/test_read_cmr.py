@@ -4,6 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+import ptacl.io.cmr as cmr_module
 from ptacl.io import InputError, read_cmr
 
 
@@ -39,6 +40,27 @@ def test_4d_with_seg_takes_middle_lv_slice(tmp_path):
     assert rec.seg.dtype == np.uint8 and rec.seg.shape == rec.frames.shape
     assert rec.seg[7, 20, 30] == 2
     assert rec.spacing == pytest.approx((1.7, 1.8)) and rec.frame_interval == pytest.approx(0.03)
+
+
+@pytest.mark.parametrize("inflate", ["isal", "gzip"])
+@pytest.mark.parametrize("klass", [nib.Nifti1Image, nib.Nifti2Image])
+def test_nii_gz_inflated_in_memory_reads_as_nibabel_loads_it(tmp_path, monkeypatch, inflate, klass):
+    """.nii.gz is inflated by read_cmr itself (ISA-L, or gzip without it): the same values as
+    `nib.load`, NIfTI-2 and scaled (scl_slope, scl_inter) int16 included."""
+    if inflate == "isal":
+        igzip = pytest.importorskip("isal.igzip")
+        assert cmr_module.gunzip is igzip.decompress  # the fast path is the one in use
+    else:
+        monkeypatch.setattr(cmr_module, "gunzip", gzip.decompress)
+    data = _volume().astype(np.float64) * 0.37 + 5.0  # stored as int16 with a slope
+    img = klass(data, np.eye(4))
+    img.set_data_dtype(np.int16)
+    path = tmp_path / "sa.nii.gz"
+    nib.save(img, path)
+    loaded = nib.load(path)
+    assert type(loaded) is klass and loaded.dataobj.slope != 1
+    expected = np.asanyarray(loaded.dataobj)[:, :, 4, :].T.astype(np.float32)
+    np.testing.assert_array_equal(read_cmr(path).frames, expected)
 
 
 def test_4d_without_seg_takes_middle_slice(tmp_path):

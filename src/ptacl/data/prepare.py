@@ -13,9 +13,9 @@ that modality of the subject is rejected, naming both files.
 
 Per subject, in worker processes: read, validate (`ptacl.io.validate_ecg`, which also detects
 the R peaks, once), preprocess (ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
-failure rejects that modality only. Rows are written as they arrive into memory-mapped arrays
-in a scratch folder, so memory stays bounded for any cohort size; `write_store` then writes
-the store atomically.
+failure rejects that modality only. Rows are written as they arrive straight into the store's
+memory-mapped arrays (`store_writer`), so memory stays bounded for any cohort size and the
+arrays are written once; the store appears at `out` only when complete.
 
 qc.csv has one row per file seen (and one per phenotype row without images): eid, the
 subject's status (paired / ecg_only / cmr_only / rejected / no_images), modality, file, and
@@ -25,8 +25,6 @@ the reason the file was not used (empty when it was).
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -39,7 +37,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from ptacl.cmr import preprocess_cmr
-from ptacl.data.store import CMR_FRAMES, CMR_SIZE, ECG_FS, ECG_SAMPLES, LEADS, write_store
+from ptacl.data.store import (
+    CMR_FRAMES,
+    CMR_SIZE,
+    ECG_FS,
+    ECG_SAMPLES,
+    LEADS,
+    store_writer,
+)
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes, validate_ecg
 from ptacl.phenotypes import PHENOTYPES
@@ -317,44 +322,30 @@ def prepare_store(
     qc += [(e, "ecg", str(p), r) for e, p, r in ecg_found.unused]
     qc += [(e, "cmr", str(p), r) for e, p, r in cmr_found.unused]
     status: dict[str, str] = {}
-    rows: list[tuple[str, int, np.ndarray | None]] = []  # usable: (eid, ecg_length, peaks)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.scratch-", dir=out.parent))
-    try:
-        n = max(len(jobs), 1)
-        ecg = np.lib.format.open_memmap(
-            scratch / "ecg.npy", mode="w+", dtype=np.float16, shape=(n, len(LEADS), ECG_SAMPLES)
-        )
-        cmr = np.lib.format.open_memmap(
-            scratch / "cmr.npy",
-            mode="w+",
-            dtype=np.uint8,
-            shape=(n, CMR_FRAMES, CMR_SIZE, CMR_SIZE),
-        )
-        has_ecg: list[bool] = []
-        has_cmr: list[bool] = []
-        with tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not progress) as bar:
-            for (eid, ecg_path, cmr_path), result in zip(jobs, _in_order(jobs, workers)):
-                bar.update()
-                for modality, path, error in (
-                    ("ecg", ecg_path, result.ecg_error),
-                    ("cmr", cmr_path, result.cmr_error),
-                ):
-                    if error is not None:
-                        qc.append((eid, modality, *error))
-                    elif path is not None:
-                        qc.append((eid, modality, str(path), ""))
-                ok_ecg, ok_cmr = result.ecg is not None, result.cmr is not None
-                status[eid] = _STATUS[(ok_ecg, ok_cmr)]
-                if not (ok_ecg or ok_cmr):
-                    continue
-                if ok_ecg:
-                    ecg[len(rows)] = result.ecg
-                if ok_cmr:
-                    cmr[len(rows)] = result.cmr
-                rows.append((eid, result.ecg_length, result.r_peaks))
-                has_ecg.append(ok_ecg)
-                has_cmr.append(ok_cmr)
+    with (
+        store_writer(out, len(jobs), overwrite=overwrite) as writer,
+        tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not progress) as bar,
+    ):
+        for (eid, ecg_path, cmr_path), result in zip(jobs, _in_order(jobs, workers)):
+            bar.update()
+            for modality, path, error in (
+                ("ecg", ecg_path, result.ecg_error),
+                ("cmr", cmr_path, result.cmr_error),
+            ):
+                if error is not None:
+                    qc.append((eid, modality, *error))
+                elif path is not None:
+                    qc.append((eid, modality, str(path), ""))
+            ok_ecg, ok_cmr = result.ecg is not None, result.cmr is not None
+            status[eid] = _STATUS[(ok_ecg, ok_cmr)]
+            if ok_ecg or ok_cmr:
+                writer.add(
+                    eid,
+                    ecg=result.ecg,
+                    ecg_length=result.ecg_length,
+                    r_peaks=result.r_peaks,
+                    cmr=result.cmr,
+                )
 
         for eid in sorted(set(table.index) - seen, key=_eid_key):
             status[eid] = "no_images"
@@ -362,26 +353,16 @@ def prepare_store(
         qc_table = _qc_table(qc, status)
         counts = {s: sum(v == s for v in status.values()) for s in STATUSES}
 
-        if not rows:
+        if not len(writer):  # no store: leaving the block unfinished removes the folder
             qc_path = out.with_name(f"{out.name}.qc.csv")
             qc_table.to_csv(qc_path, index=False)
             return PrepareResult(None, qc_path, counts, dict.fromkeys(("train", "val", "test"), 0))
-        eids = [eid for eid, _, _ in rows]
+        eids = writer.eids
         splits = assign_splits(eids, [status[e] for e in eids], val=val, test=test, seed=seed)
         phen = table.reindex(eids)[list(PHENOTYPES)].to_numpy(dtype=np.float32)
-        ecg.flush()
-        cmr.flush()
-        write_store(
-            out,
-            eids=eids,
+        writer.finish(
             splits=splits,
-            ecg=ecg[: len(rows)],
-            cmr=cmr[: len(rows)],
-            r_peaks=[p if p is not None else np.zeros(0, np.int64) for _, _, p in rows],
             phenotypes=phen,
-            has_ecg=has_ecg,
-            has_cmr=has_cmr,
-            ecg_lengths=[length for _, length, _ in rows],
             qc=qc_table,
             extra_manifest={
                 "sources": {
@@ -394,11 +375,7 @@ def prepare_store(
                 "qc_counts": counts,
                 "with_phenotypes": int(np.isfinite(phen).any(axis=1).sum()),
             },
-            overwrite=overwrite,
         )
-        del ecg, cmr  # close the memory maps before the scratch folder goes
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return PrepareResult(
         out, out / "qc.csv", counts, {s: splits.count(s) for s in ("train", "val", "test")}
     )

@@ -18,12 +18,23 @@ seconds (converted from ms or µs when the header's time unit says so).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+try:
+    # ISA-L inflates ~2.5x faster than zlib, and inflating the cine was over half of `ptacl
+    # prepare`'s time; the bytes are the same, so the fallback gives the same images.
+    from isal.igzip import decompress as gunzip
+except ImportError:  # pragma: no cover - isal is a dependency, but has no wheel everywhere
+    from gzip import decompress as gunzip
 
 from ptacl.io.cmr_dicom import read_dicom_cine
 from ptacl.io.errors import InputError
 from ptacl.io.records import CmrRecord
+
+if TYPE_CHECKING:
+    from nibabel.nifti1 import Nifti1Image
 
 #: Fewest frames accepted: fewer cannot be resampled to a cardiac cycle with any fidelity.
 MIN_FRAMES = 10
@@ -53,7 +64,10 @@ def _load_nifti(path: Path) -> tuple[np.ndarray, object]:
     import nibabel as nib
 
     try:
-        img = nib.load(path)
+        if path.name.lower().endswith(".gz"):
+            img = _nifti_from_bytes(gunzip(path.read_bytes()))
+        else:
+            img = nib.load(path)
         data = np.asanyarray(img.dataobj)
     except Exception as err:  # nibabel/gzip/zlib raise many types for damaged files
         raise InputError(path, f"unreadable NIfTI ({type(err).__name__}: {err})") from None
@@ -61,6 +75,20 @@ def _load_nifti(path: Path) -> tuple[np.ndarray, object]:
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     return data, img.header
+
+
+def _nifti_from_bytes(raw: bytes) -> Nifti1Image:
+    """The NIfTI-1 or NIfTI-2 single-file image in `raw`, tried in `nib.load`'s order.
+
+    nibabel would inflate through `gzip.GzipFile` in 4-8 KiB reads; inflating the whole file
+    at once (ISA-L when installed) and parsing it from memory gives the same header and data.
+    """
+    import nibabel as nib
+
+    for klass in (nib.Nifti1Image, nib.Nifti2Image):
+        if klass.header_class.may_contain_header(raw[: klass.header_class.sizeof_hdr]):
+            return klass.from_bytes(raw)
+    raise ValueError("no NIfTI-1 or NIfTI-2 header")
 
 
 def _read_nifti(path: Path) -> CmrRecord:

@@ -1,8 +1,22 @@
-"""Benchmark tables read back from evaluation folders (no training: metrics.json written here)."""
+"""Benchmark tables read back from evaluation folders (no training: metrics.json written here),
+and the steps the benchmark lays out (nothing run)."""
 
 import json
+from pathlib import Path
 
-from ptacl.reproduction import METHODS, collect_results, table2_markdown
+from ptacl.config import load_config
+from ptacl.reproduction import (
+    CONFIGS,
+    METHODS,
+    PRESETS,
+    RETRIEVAL_SETTING,
+    build_steps,
+    collect_results,
+    select_methods,
+    table1_markdown,
+    table2_markdown,
+)
+from ptacl.training.align import AlignRunConfig
 
 R2 = {"LVEDV (mL)": {"R2": 0.5, "n": 10, "ci": [0.4, 0.6]}}
 
@@ -29,3 +43,46 @@ def test_supervised_cmr_and_underdetermined_probes_are_read_back(tmp_path):
     assert "| CMR | supervised | FN | 1 | 0.500 | 0.814 |" in table  # the paper's figure beside
     assert "not meaningful" in table and f"CMR / MAE / LP: seed 0: {warning}" in table
     assert "ECG / MAE" not in table  # only the flagged row
+
+
+def _train_argv(steps, key):
+    (step,) = [s for s in steps if s.name == f"seed0/train/{key}"]
+    return step.argv
+
+
+def test_global_and_ptacl_bring_their_retrieval_setting_runs():
+    keys = [m.key for m in select_methods(["random", "global", "ptacl"])]
+    assert keys == ["ecg_mae", "cmr_mae", "random", "global", "ptacl", "global_retrieval",
+                    "ptacl_retrieval"]  # fmt: skip
+    steps = build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], select_methods(["ptacl"]))
+    regression, retrieval = _train_argv(steps, "ptacl"), _train_argv(steps, "ptacl_retrieval")
+    assert not set(RETRIEVAL_SETTING) & set(regression)  # the preset's (regression) config
+    assert set(RETRIEVAL_SETTING) <= set(retrieval) and "--ecg-init" in retrieval
+    assert retrieval[retrieval.index("--config") + 1] == str(PRESETS["tiny"].configs["ptacl"])
+    steps = build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], select_methods(["global"]))
+    assert {"loss.beta=0", *RETRIEVAL_SETTING} <= set(_train_argv(steps, "global_retrieval"))
+
+
+def test_retrieval_setting_is_the_papers_retrieval_config():
+    # the overrides turn the paper's regression YAML into its retrieval YAML, nothing else
+    regression = load_config(AlignRunConfig, CONFIGS / "ptacl_regression.yaml", RETRIEVAL_SETTING)
+    assert regression == load_config(AlignRunConfig, CONFIGS / "ptacl_retrieval.yaml")
+
+
+def _retrieval(p1):
+    row = {"P@1": p1, "P@10": p1, "MnR": 2.0, "MdR": 1.0}
+    return {"model": {"LVEDV (mL)": row}, "random": {"LVEDV (mL)": {**row, "P@1": 0.28}},
+            "exclude_self": True}  # fmt: skip
+
+
+def test_table1_reads_retrieval_runs_and_table2_regression_runs(tmp_path):
+    methods = select_methods(["ptacl"])
+    _write(tmp_path / "seed0/eval/ptacl/metrics.json",
+           {"regression": {"LP (ols)": R2}, "retrieval": _retrieval(0.1)})  # fmt: skip
+    lp = {"LVEDV (mL)": {"R2": 0.2, "n": 10}}
+    _write(tmp_path / "seed0/eval/ptacl_retrieval/metrics.json",
+           {"regression": {"LP (ols)": lp}, "retrieval": _retrieval(0.9)})  # fmt: skip
+    results = collect_results(tmp_path, [0], methods)
+    assert results["regression"][("ECG", "PTACL", "LP")] == [{"LVEDV": 0.5}]  # regression run only
+    assert [r["LVEDV"]["P@1"] for r in results["retrieval"]["PTACL"]] == [0.9]  # retrieval run
+    assert "| LVEDV | PTACL | 0.900 |" in table1_markdown(results)

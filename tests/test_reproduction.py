@@ -86,3 +86,11 @@ def test_table1_reads_retrieval_runs_and_table2_regression_runs(tmp_path):
     assert results["regression"][("ECG", "PTACL", "LP")] == [{"LVEDV": 0.5}]  # regression run only
     assert [r["LVEDV"]["P@1"] for r in results["retrieval"]["PTACL"]] == [0.9]  # retrieval run
     assert "| LVEDV | PTACL | 0.900 |" in table1_markdown(results)
+
+
+def test_ptacl_without_smp_trains_random_encoders_whole():
+    steps = build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], select_methods(["ptacl_nosmp"]))
+    argv = _train_argv(steps, "ptacl_nosmp")
+    assert "--ecg-init" not in argv and "--cmr-init" not in argv
+    assert "freeze_blocks=0" in argv
+    assert argv.index("freeze_blocks=0") > argv.index("--config")  # overrides the preset's YAML

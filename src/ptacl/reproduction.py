@@ -105,7 +105,8 @@ METHODS: tuple[Method, ...] = (
            setting="retrieval"),
     Method("ptacl_retrieval", "ECG", "PTACL", ("align",), "ptacl", RETRIEVAL_SETTING,
            needs=("ecg_mae", "cmr_mae"), setting="retrieval"),
-    Method("ptacl_nosmp", "ECG", "PTACL without SMP", ("align",), "ptacl"),
+    # No stage 1: random encoders, trained whole (freezing blocks would keep them random).
+    Method("ptacl_nosmp", "ECG", "PTACL without SMP", ("align",), "ptacl", ("freeze_blocks=0",)),
     Method("ptacl_cossim", "ECG", "PTACL with CosSim++ local loss", ("align",), "ptacl",
            ("loss.local_loss=cosine",), needs=("ecg_mae", "cmr_mae")),
 )  # fmt: skip

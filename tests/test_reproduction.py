@@ -94,3 +94,10 @@ def test_ptacl_without_smp_trains_random_encoders_whole():
     assert "--ecg-init" not in argv and "--cmr-init" not in argv
     assert "freeze_blocks=0" in argv
     assert argv.index("freeze_blocks=0") > argv.index("--config")  # overrides the preset's YAML
+
+
+def test_cossim_matches_step_k_to_step_k():
+    methods = select_methods(["ptacl_cossim"])
+    argv = _train_argv(build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], methods),
+                       "ptacl_cossim")  # fmt: skip
+    assert {"loss.local_loss=cosine", "loss.sigma=0"} <= set(argv)

@@ -107,8 +107,9 @@ METHODS: tuple[Method, ...] = (
            needs=("ecg_mae", "cmr_mae"), setting="retrieval"),
     # No stage 1: random encoders, trained whole (freezing blocks would keep them random).
     Method("ptacl_nosmp", "ECG", "PTACL without SMP", ("align",), "ptacl", ("freeze_blocks=0",)),
+    # CosSim++ pulls step k towards step k only (hard alignment), whatever the preset's σ.
     Method("ptacl_cossim", "ECG", "PTACL with CosSim++ local loss", ("align",), "ptacl",
-           ("loss.local_loss=cosine",), needs=("ecg_mae", "cmr_mae")),
+           ("loss.local_loss=cosine", "loss.sigma=0"), needs=("ecg_mae", "cmr_mae")),
 )  # fmt: skip
 METHOD_KEYS = tuple(m.key for m in METHODS)
 

@@ -52,8 +52,8 @@ def _train_argv(steps, key):
 
 def test_global_and_ptacl_bring_their_retrieval_setting_runs():
     keys = [m.key for m in select_methods(["random", "global", "ptacl"])]
-    assert keys == ["ecg_mae", "cmr_mae", "random", "global", "ptacl", "global_retrieval",
-                    "ptacl_retrieval"]  # fmt: skip
+    assert keys == ["ecg_mae", "cmr_mae", "random", "random_cmr", "global", "ptacl",
+                    "global_retrieval", "ptacl_retrieval"]  # fmt: skip
     steps = build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], select_methods(["ptacl"]))
     regression, retrieval = _train_argv(steps, "ptacl"), _train_argv(steps, "ptacl_retrieval")
     assert not set(RETRIEVAL_SETTING) & set(regression)  # the preset's (regression) config
@@ -101,3 +101,21 @@ def test_cossim_matches_step_k_to_step_k():
     argv = _train_argv(build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], methods),
                        "ptacl_cossim")  # fmt: skip
     assert {"loss.local_loss=cosine", "loss.sigma=0"} <= set(argv)
+
+
+def test_random_init_rows_for_both_inputs(tmp_path):
+    methods = select_methods(["random"])
+    assert [m.key for m in methods] == ["ecg_mae", "cmr_mae", "random", "random_cmr"]
+    steps = {
+        s.name: s.argv for s in build_steps(PRESETS["tiny"], Path("S"), tmp_path, [0], methods)
+    }
+    assert "seed0/train/random_cmr" not in steps  # nothing trained
+    cmr = steps["seed0/eval/random_cmr"]
+    assert cmr[cmr.index("--model") + 1] == "none"
+    assert cmr[cmr.index("--like") + 1] == str(tmp_path / "seed0/runs/cmr_mae")
+    ecg = steps["seed0/eval/random"]
+    assert ecg[ecg.index("--like") + 1] == str(tmp_path / "seed0/runs/ecg_mae")
+    _write(tmp_path / "seed0/eval/random_cmr/metrics.json", {"regression": {"LP (ols)": R2}})
+    results = collect_results(tmp_path, [0], methods)
+    assert results["regression"] == {("CMR", "random init", "LP"): [{"LVEDV": 0.5}]}
+    assert "| CMR | random init | LP | 1 | 0.500 | – |" in table2_markdown(results, ["LVEDV"])

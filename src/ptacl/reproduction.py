@@ -91,7 +91,11 @@ METHODS: tuple[Method, ...] = (
     Method("cmr_mae", "CMR", "MAE", ("pretrain", "cmr"), "cmr_mae"),
     Method("simclr_ecg", "ECG", "SimCLR", ("simclr", "ecg"), "simclr_ecg"),
     Method("simclr_cmr", "CMR", "SimCLR", ("simclr", "cmr"), "simclr_cmr"),
-    Method("random", "ECG", "random init", None, None, needs=("ecg_mae",)),
+    # Random init: a seeded random encoder with the architecture of the run it `needs`, probed
+    # like it (`ptacl evaluate --model none --like RUN`); ECG, and CMR beside the CMR MAE's LP.
+    Method("random", "ECG", "random init", None, None, needs=("ecg_mae",),
+           brings=("random_cmr",)),
+    Method("random_cmr", "CMR", "random init", None, None, needs=("cmr_mae",)),
     Method("sup_ecg", "ECG", "supervised", ("finetune", "--model", "none"), "finetune",
            evaluate=False),
     Method("sup_cmr", "CMR", "supervised", ("finetune", "--modality", "cmr", "--model", "none"),
@@ -187,8 +191,8 @@ def build_steps(
                 "--seed",
                 str(seed),
             ]
-            if m.train is None:  # random init with the architecture of the ECG MAE run
-                argv += ["--model", "none", "--like", str(runs / "ecg_mae")]
+            if m.train is None:  # random init with the architecture of the run it needs
+                argv += ["--model", "none", "--like", str(runs / m.needs[0])]
             else:
                 argv += ["--model", str(run)]
             if m.finetune and finetune:

@@ -52,6 +52,7 @@ def test_tiny_benchmark_end_to_end_and_resume(tmp_path, capsys):
         "| ECG | Global only | LP | 1 |",
         "| ECG | MAE | LP | 1 |",
         "| ECG | random init | LP | 1 |",
+        "| CMR | random init | LP | 1 |",
     ):
         assert row in table2
     assert table2.count("| ECG | PTACL | LP |") == 1  # the retrieval-setting run is not a row
@@ -70,7 +71,7 @@ def test_tiny_benchmark_end_to_end_and_resume(tmp_path, capsys):
 
     code, printed = _run(tmp_path, ["random", "global", "ptacl"], capsys)
     assert code == 0
-    assert ": running (log" not in printed and printed.count(": reused") == 15
+    assert ": running (log" not in printed and printed.count(": reused") == 16
 
 
 def test_a_failed_step_names_itself_and_its_log(tmp_path, capsys):

@@ -134,3 +134,23 @@ def test_linear_probe_on_cmr_embeddings_for_a_cmr_only_run(tiny_store, tmp_path)
     assert (out / "figures" / "scatter_linear_probe.png").is_file()
     with np.load(out / "embeddings_train.npz", allow_pickle=False) as data:
         assert data["cmr"].shape == (7, 32) and "ecg" not in data.files
+    # its random-init baseline (Table 2's CMR random-init row): a CMR encoder only, CMR LP
+    base = tmp_path / "random"
+    args = [
+        "--model",
+        "none",
+        "--like",
+        str(cmr_run),
+        "--data",
+        str(tiny_store),
+        "--out",
+        str(base),
+    ]
+    assert (
+        main([*args, "--split", "val", "--probe", "ridge", "--n-boot", "10", "--no-progress"]) == 0
+    )
+    metrics = json.loads((base / "metrics.json").read_text())
+    assert metrics["info"]["kind"] == "none" and metrics["info"]["probe_input"] == "CMR"
+    assert (
+        "retrieval" not in metrics and metrics["regression"]["LP (ridge)"]["LVEDV (mL)"]["n"] == 2
+    )

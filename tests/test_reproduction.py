@@ -119,3 +119,18 @@ def test_random_init_rows_for_both_inputs(tmp_path):
     results = collect_results(tmp_path, [0], methods)
     assert results["regression"] == {("CMR", "random init", "LP"): [{"LVEDV": 0.5}]}
     assert "| CMR | random init | LP | 1 | 0.500 | – |" in table2_markdown(results, ["LVEDV"])
+
+
+def test_include_self_reaches_every_evaluation_and_table1_names_the_protocol(tmp_path):
+    methods = select_methods(["ptacl"])
+    for include in (False, True):
+        steps = build_steps(PRESETS["tiny"], Path("S"), tmp_path, [0], methods,
+                            include_self=include)  # fmt: skip
+        evals = [s.argv for s in steps if "/eval/" in s.name]
+        assert evals and all(("--include-self" in a) == include for a in evals)
+    _write(tmp_path / "seed0/eval/ptacl_retrieval/metrics.json", {"retrieval": _retrieval(0.9)})
+    results = collect_results(tmp_path, [0], methods)
+    assert results["retrieval_exclude_self"] == [True]
+    assert "Protocol: the query's own CMR is excluded" in table1_markdown(results)
+    mixed = {**results, "retrieval_exclude_self": [False, True]}
+    assert "different protocols" in table1_markdown(mixed)

@@ -160,9 +160,12 @@ def build_steps(
     methods: Sequence[Method] = METHODS,
     *,
     finetune: bool = True,
+    include_self: bool = False,
 ) -> list[Step]:
     """Training and evaluation steps of `methods` for each seed, in an order that respects
-    `needs` (METHODS is listed in such an order). `finetune=False` skips FN+AP (the demo)."""
+    `needs` (METHODS is listed in such an order). `finetune=False` skips FN+AP (the demo);
+    `include_self` keeps each query's own CMR among the retrieval candidates (`ptacl evaluate
+    --include-self`)."""
     steps: list[Step] = []
     for seed in seeds:
         runs, evals = out / f"seed{seed}" / "runs", out / f"seed{seed}" / "eval"
@@ -198,6 +201,8 @@ def build_steps(
             if m.finetune and finetune:
                 argv += ["--finetune", "--finetune-config", str(preset.configs["finetune"])]
                 argv += ["--finetune-set", f"trainer.seed={seed}"]
+            if include_self:
+                argv += ["--include-self"]
             argv += ["--no-progress", *preset.eval_args]
             steps.append(Step(f"seed{seed}/eval/{m.key}", tuple(argv), evals / m.key))
     return steps
@@ -230,6 +235,7 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
     warnings: dict[tuple[str, str, str], list[str]] = {}
     retrieval: dict[str, list[dict]] = {}
     random_retrieval: list[dict] = []
+    exclude_self: set[bool] = set()  # the retrieval protocol of the Table 1 runs
     for seed in seeds:
         base = out / f"seed{seed}"
         seed_random = None  # the random ranking depends on the test set only: once per seed
@@ -248,6 +254,7 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
                 if "retrieval" in metrics:
                     rows = {_short(k): v for k, v in metrics["retrieval"]["model"].items()}
                     retrieval.setdefault(m.label, []).append(rows)
+                    exclude_self.add(bool(metrics["retrieval"].get("exclude_self", True)))
                     if seed_random is None:
                         random = metrics["retrieval"]["random"]
                         seed_random = {_short(k): v for k, v in random.items()}
@@ -266,6 +273,7 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
         "retrieval": retrieval,
         "random_retrieval": random_retrieval,
         "warnings": warnings,
+        "retrieval_exclude_self": sorted(exclude_self),
     }
 
 
@@ -307,11 +315,21 @@ def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
         blocks = {"random ranking": results["random_retrieval"], **blocks}
     if not blocks:
         return "(no retrieval results)"
+    from ptacl.eval.report import retrieval_protocol  # here: ptacl.eval imports torch
+
+    protocols = results.get("retrieval_exclude_self", [])
+    if len(protocols) == 1:
+        protocol = f"Protocol: {retrieval_protocol(protocols[0])}."
+    else:  # a folder evaluated partly with --include-self: the rows are not comparable
+        protocol = (
+            "**Warning: these runs were evaluated with different protocols (the query's own CMR "
+            "excluded in some, included in others); the rows are not comparable.**"
+        )
     first = next(iter(blocks.values()))[0]
     names = list(phenotypes or first.keys())
     metrics = [m for m in next(iter(first.values())) if m.startswith("P@") or m in ("MnR", "MdR")]
     head = ["phenotype", "method", *metrics]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [protocol, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names:
         for label, runs in blocks.items():
             cells = [name, label]

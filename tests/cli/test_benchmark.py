@@ -61,6 +61,8 @@ def test_tiny_benchmark_end_to_end_and_resume(tmp_path, capsys):
     results = json.loads((tmp_path / "results.json").read_text())
     assert {r["method"] for r in results["regression"]} >= {"PTACL", "Global only", "MAE"}
     assert set(results["retrieval"]) == {"PTACL", "Global only"}
+    assert results["retrieval_exclude_self"] == [True]
+    assert "Protocol: the query's own CMR is excluded" in table1
     # Table 1's numbers are those of the retrieval-setting runs
     metrics = json.loads((tmp_path / "seed0/eval/ptacl_retrieval/metrics.json").read_text())
     p1 = metrics["retrieval"]["model"]["LVEDV (mL)"]["P@1"]

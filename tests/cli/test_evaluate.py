@@ -63,11 +63,26 @@ def test_evaluate_an_aligned_run_with_finetuning(eval_store, align_run, tmp_path
     assert set(metrics["regression"]) == {"LP (ols)", "FN+AP"}
     assert metrics["regression"]["LP (ols)"]["LVEDV (mL)"]["n"] == 10
     assert len(metrics["alignment"]["matrix"]) == 13
+    assert retrieval["exclude_self"] is True and "excluded" in retrieval["protocol"]
     report = (out / "report.md").read_text()
     assert "| LVEDV | model |" in report and "| FN+AP |" in report
+    assert "Protocol: the query's own CMR is excluded" in report
     for name in ("precision_at_k", "alignment_matrix", "scatter_linear_probe", "scatter_finetune"):
         assert (out / "figures" / f"{name}.png").is_file()
     assert (out / "finetune" / "test_predictions.npz").is_file()
+
+
+def test_include_self_keeps_the_querys_own_cmr_and_says_so(eval_store, align_run, tmp_path):
+    out = tmp_path / "eval"
+    args = ["--model", str(align_run), "--data", str(eval_store), "--out", str(out)]
+    assert main([*args, "--n-boot", "10", "--no-progress", "--include-self"]) == 0
+    retrieval = json.loads((out / "metrics.json").read_text())["retrieval"]
+    assert retrieval["exclude_self"] is False and "included" in retrieval["protocol"]
+    lvedv = retrieval["model"]["LVEDV (mL)"]
+    assert lvedv["P@10"] is not None  # 10 candidates now, the query's own CMR among them
+    # the random ranking has the same candidates: one more match in each query's window
+    assert retrieval["random"]["LVEDV (mL)"]["P@10"] > 0.1
+    assert "Protocol: the query's own CMR is included" in (out / "report.md").read_text()
 
 
 def test_evaluate_random_init_and_refuse_a_used_folder(eval_store, align_run, tmp_path, capsys):

@@ -48,6 +48,7 @@ def test_report_has_both_tables_with_cis_and_the_figures(tmp_path):
     }
     text = write_report(tmp_path, metrics, figures).read_text()
     assert "| LVEDV | model | " in text and "| | random | " in text
+    assert "Protocol: the query's own CMR is excluded" in text
     assert "| LP (ols) | " in text and "LVEF" in text
     p1 = metrics["retrieval"]["model"]["LVEDV (mL)"]["P@1"]
     assert f"{p1:.3f} [" in text

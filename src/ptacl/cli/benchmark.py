@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", choices=METHOD_KEYS, help="default: all")
     parser.add_argument("--subjects", type=int, help="synthetic cohort size (preset's default)")
     parser.add_argument("--no-finetune", action="store_true", help="skip FN+AP")
+    parser.add_argument(
+        "--include-self",
+        action="store_true",
+        help="retrieval: keep the query's own CMR among the candidates, as the paper's 'all "
+        "patients' (default: excluded, stricter); passed to every `ptacl evaluate`",
+    )
     parser.add_argument("--workers", type=int, default=2, help="processes for synth/prepare")
     parser.add_argument("--quiet", action="store_true")
     return parser
@@ -83,6 +89,7 @@ def write_tables(out: Path, seeds: list[int], methods, header: str) -> str:
         ],
         "retrieval": results["retrieval"],
         "random_retrieval": results["random_retrieval"],
+        "retrieval_exclude_self": results["retrieval_exclude_self"],  # [true]: own CMR excluded
     }
     (out / "results.json").write_text(json.dumps(plain, indent=2), encoding="utf-8")
     return text
@@ -111,7 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         steps, store = cohort_steps(out, args.subjects or preset.subjects, args.workers)
     seeds = list(range(args.seeds))
     methods = select_methods(args.methods)
-    steps += build_steps(preset, store, out, seeds, methods, finetune=not args.no_finetune)
+    steps += build_steps(
+        preset,
+        store,
+        out,
+        seeds,
+        methods,
+        finetune=not args.no_finetune,
+        include_self=args.include_self,
+    )
     start = time.perf_counter()
     try:
         run_steps(steps, out, quiet=args.quiet)

@@ -69,10 +69,13 @@ def test_retrieval_setting_is_the_papers_retrieval_config():
     assert regression == load_config(AlignRunConfig, CONFIGS / "ptacl_retrieval.yaml")
 
 
-def _retrieval(p1):
+def _retrieval(p1, hub=0.1):
     row = {"P@1": p1, "P@10": p1, "MnR": 2.0, "MdR": 1.0}
-    return {"model": {"LVEDV (mL)": row}, "random": {"LVEDV (mL)": {**row, "P@1": 0.28}},
-            "exclude_self": True}  # fmt: skip
+    return {"model": {"LVEDV (mL)": row},
+            "random": {"LVEDV (mL)": {**row, "P@1": 0.28, "P@10": 0.28}},
+            "exclude_self": True,
+            "collapse": {"top1_hub_share": hub, "top1_distinct": 2, "queries": 10,
+                         "candidates": 10}}  # fmt: skip
 
 
 def test_table1_reads_retrieval_runs_and_table2_regression_runs(tmp_path):
@@ -134,3 +137,19 @@ def test_include_self_reaches_every_evaluation_and_table1_names_the_protocol(tmp
     assert "Protocol: the query's own CMR is excluded" in table1_markdown(results)
     mixed = {**results, "retrieval_exclude_self": [False, True]}
     assert "different protocols" in table1_markdown(mixed)
+
+
+def test_table1_shows_collapse_and_warns_below_random_and_on_a_hub(tmp_path):
+    methods = select_methods(["ptacl", "global"])
+    _write(tmp_path / "seed0/eval/ptacl_retrieval/metrics.json",
+           {"retrieval": _retrieval(0.1, hub=0.8)})  # fmt: skip
+    _write(tmp_path / "seed0/eval/global_retrieval/metrics.json", {"retrieval": _retrieval(0.5)})
+    results = collect_results(tmp_path, [0], methods)
+    assert results["retrieval_collapse"]["PTACL"][0]["top1_hub_share"] == 0.8
+    table = table1_markdown(results)
+    assert "| PTACL | 1 | 0.800 | 2.0 | 10 |" in table
+    assert "| Global only | 1 | 0.100 | 2.0 | 10 |" in table
+    assert "not what they seem" in table
+    assert "- PTACL: LVEDV: retrieval below the random ranking (P@1 0.100 < 0.280, " in table
+    assert "- PTACL: collapse: one CMR is the top-1 candidate of 80% of the queries" in table
+    assert "Global only:" not in table  # above random, no hub: nothing to say

@@ -236,6 +236,7 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
     retrieval: dict[str, list[dict]] = {}
     random_retrieval: list[dict] = []
     exclude_self: set[bool] = set()  # the retrieval protocol of the Table 1 runs
+    collapse: dict[str, list[dict]] = {}  # label -> per-seed top-1 hub share, distinct top-1s
     for seed in seeds:
         base = out / f"seed{seed}"
         seed_random = None  # the random ranking depends on the test set only: once per seed
@@ -255,6 +256,8 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
                     rows = {_short(k): v for k, v in metrics["retrieval"]["model"].items()}
                     retrieval.setdefault(m.label, []).append(rows)
                     exclude_self.add(bool(metrics["retrieval"].get("exclude_self", True)))
+                    if "collapse" in metrics["retrieval"]:
+                        collapse.setdefault(m.label, []).append(metrics["retrieval"]["collapse"])
                     if seed_random is None:
                         random = metrics["retrieval"]["random"]
                         seed_random = {_short(k): v for k, v in random.items()}
@@ -274,6 +277,7 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
         "random_retrieval": random_retrieval,
         "warnings": warnings,
         "retrieval_exclude_self": sorted(exclude_self),
+        "retrieval_collapse": collapse,
     }
 
 
@@ -309,7 +313,8 @@ def table2_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
 
 def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> str:
     """Table 1: retrieval per phenotype and method (P@k, MnR, MdR), mean ± sd over seeds, from
-    the retrieval-setting runs (σ = 0, τ_global = τ_local = 0.07)."""
+    the retrieval-setting runs (σ = 0, τ_global = τ_local = 0.07), under the protocol they were
+    evaluated with; then each method's collapse figures and, in words, `table1_warnings`."""
     blocks = dict(results["retrieval"])
     if results["random_retrieval"]:
         blocks = {"random ranking": results["random_retrieval"], **blocks}
@@ -318,13 +323,13 @@ def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
     from ptacl.eval.report import retrieval_protocol  # here: ptacl.eval imports torch
 
     protocols = results.get("retrieval_exclude_self", [])
-    if len(protocols) == 1:
-        protocol = f"Protocol: {retrieval_protocol(protocols[0])}."
-    else:  # a folder evaluated partly with --include-self: the rows are not comparable
+    if len(protocols) > 1:  # a folder evaluated partly with --include-self
         protocol = (
             "**Warning: these runs were evaluated with different protocols (the query's own CMR "
             "excluded in some, included in others); the rows are not comparable.**"
         )
+    else:
+        protocol = f"Protocol: {retrieval_protocol(protocols[0])}." if protocols else ""
     first = next(iter(blocks.values()))[0]
     names = list(phenotypes or first.keys())
     metrics = [m for m in next(iter(first.values())) if m.startswith("P@") or m in ("MnR", "MdR")]
@@ -339,4 +344,53 @@ def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
                 ]
                 cells.append(_mean_sd(vals, 2 if metric in ("MnR", "MdR") else 3))
             lines.append("| " + " | ".join(cells) + " |")
+    collapse = results.get("retrieval_collapse", {})
+    if collapse:
+        lines += [
+            "",
+            "Collapse, over all queries whatever the phenotype: the top-1 hub share is the share "
+            "of queries whose top-1 is the most frequent top-1 candidate (1/N for a one-to-one "
+            "ranking, 1 when every query gets the same CMR); N is the database size.",
+            "",
+            "| method | seeds | top-1 hub share | distinct top-1 candidates | N |",
+            "|---|---|---|---|---|",
+        ]
+        for label, runs in collapse.items():
+            share = _mean_sd([r.get("top1_hub_share") for r in runs])
+            distinct = _mean_sd([r.get("top1_distinct") for r in runs], 1)
+            n = _mean_sd([r.get("candidates") for r in runs], 0)
+            lines.append(f"| {label} | {len(runs)} | {share} | {distinct} | {n} |")
+    warnings = table1_warnings(results)
+    if warnings:
+        lines += ["", "**Warning: these retrieval results are not what they seem** (means over "
+                  "seeds):"]  # fmt: skip
+        lines += [f"- {w}" for w in warnings]
     return "\n".join(lines)
+
+
+def _mean_of(runs: Sequence[dict], metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{phenotype: {metric: mean over seeds}} of per-seed retrieval rows, None-free."""
+    out: dict[str, dict[str, float]] = {}
+    for name in runs[0] if runs else ():
+        for metric in metrics:
+            vals = [r[name][metric] for r in runs if r.get(name, {}).get(metric) is not None]
+            if vals:
+                out.setdefault(name, {})[metric] = statistics.mean(vals)
+    return out
+
+
+def table1_warnings(results: dict) -> list[str]:
+    """`ptacl.eval.report.retrieval_warnings` of each Table 1 method, on the means over seeds
+    the table shows: P@1 or P@10 below the random ranking's, a top-1 hub share above 0.5."""
+    from ptacl.eval.report import retrieval_warnings
+
+    pk = ("P@1", "P@10")
+    random = _mean_of(results["random_retrieval"], pk)
+    out = []
+    for label, runs in results["retrieval"].items():
+        seeds = results.get("retrieval_collapse", {}).get(label, [])
+        seeds = [r for r in seeds if r.get("top1_hub_share") is not None]
+        keys = ("top1_hub_share", "top1_distinct", "candidates")
+        collapse = {k: statistics.mean(r[k] for r in seeds) for k in keys} if seeds else None
+        out += [f"{label}: {w}" for w in retrieval_warnings(_mean_of(runs, pk), random, collapse)]
+    return out

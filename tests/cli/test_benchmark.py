@@ -62,6 +62,9 @@ def test_tiny_benchmark_end_to_end_and_resume(tmp_path, capsys):
     assert {r["method"] for r in results["regression"]} >= {"PTACL", "Global only", "MAE"}
     assert set(results["retrieval"]) == {"PTACL", "Global only"}
     assert results["retrieval_exclude_self"] == [True]
+    assert set(results["retrieval_collapse"]) == {"PTACL", "Global only"}
+    assert isinstance(results["retrieval_warnings"], list)
+    assert "top-1 hub share" in table1
     assert "Protocol: the query's own CMR is excluded" in table1
     # Table 1's numbers are those of the retrieval-setting runs
     metrics = json.loads((tmp_path / "seed0/eval/ptacl_retrieval/metrics.json").read_text())

@@ -64,9 +64,14 @@ def test_evaluate_an_aligned_run_with_finetuning(eval_store, align_run, tmp_path
     assert metrics["regression"]["LP (ols)"]["LVEDV (mL)"]["n"] == 10
     assert len(metrics["alignment"]["matrix"]) == 13
     assert retrieval["exclude_self"] is True and "excluded" in retrieval["protocol"]
+    collapse = retrieval["collapse"]  # over the 10 test queries, whatever the phenotype
+    assert collapse["queries"] == collapse["candidates"] == 10
+    assert 0.1 <= collapse["top1_hub_share"] <= 1 and 1 <= collapse["top1_distinct"] <= 10
+    assert isinstance(retrieval["warnings"], list)
     report = (out / "report.md").read_text()
     assert "| LVEDV | model |" in report and "| FN+AP |" in report
     assert "Protocol: the query's own CMR is excluded" in report
+    assert "Collapse: top-1 hub share" in report
     for name in ("precision_at_k", "alignment_matrix", "scatter_linear_probe", "scatter_finetune"):
         assert (out / "figures" / f"{name}.png").is_file()
     assert (out / "finetune" / "test_predictions.npz").is_file()

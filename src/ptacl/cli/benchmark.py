@@ -66,7 +66,12 @@ def cohort_steps(out: Path, subjects: int, workers: int, seed: int = 0):
 
 def write_tables(out: Path, seeds: list[int], methods, header: str) -> str:
     """Collect the evaluations under `out` into tables.md and results.json; returns the text."""
-    from ptacl.reproduction import collect_results, table1_markdown, table2_markdown
+    from ptacl.reproduction import (
+        collect_results,
+        table1_markdown,
+        table1_warnings,
+        table2_markdown,
+    )
 
     results = collect_results(out, seeds, methods)
     text = "\n\n".join(
@@ -90,6 +95,8 @@ def write_tables(out: Path, seeds: list[int], methods, header: str) -> str:
         "retrieval": results["retrieval"],
         "random_retrieval": results["random_retrieval"],
         "retrieval_exclude_self": results["retrieval_exclude_self"],  # [true]: own CMR excluded
+        "retrieval_collapse": results["retrieval_collapse"],  # label -> per-seed hub share, ...
+        "retrieval_warnings": table1_warnings(results),
     }
     (out / "results.json").write_text(json.dumps(plain, indent=2), encoding="utf-8")
     return text

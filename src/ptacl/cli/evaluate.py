@@ -110,6 +110,8 @@ def evaluate(args: argparse.Namespace, store, argv: list[str] | None) -> int:
         random_retrieval_baseline,
         retrieval_scores,
         summarize_retrieval,
+        top1_candidates,
+        top1_collapse,
     )
 
     out: Path = args.out
@@ -155,7 +157,10 @@ def evaluate(args: argparse.Namespace, store, argv: list[str] | None) -> int:
             match_sd=args.match_sd,
             exclude_self=exclude_self,
             space="projection-head outputs" if use_proj else "mean-pooled encoder tokens",
+            collapse=top1_collapse(top1_candidates(ecg, cmr, exclude_self), len(paired.eids)),
         )
+        for warning in metrics["retrieval"]["warnings"]:
+            print(f"ptacl evaluate: warning: retrieval: {warning}", file=sys.stderr)
         metrics["info"]["paired_subjects"] = len(paired.eids)
         figures["P@k per phenotype, model vs random ranking"] = plot_precision_curves(
             metrics["retrieval"], figures_dir / "precision_at_k.png"

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             Step("predict", ("predict", "--model", str(bundle), "--ecg", *map(str, examples),
                              "--out", str(predictions), "--no-progress"), predictions),
         ]  # fmt: skip
-        seconds |= run_steps(steps, out)
+        rebuilt = [s.output for s in cohort if seconds[s.name] > 0]  # runs on it are outdated
+        seconds |= run_steps(steps, out, rebuilt=rebuilt)
     except PipelineError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1

@@ -4,11 +4,14 @@ Every method of the paper's Tables 1 and 2 is a `ptacl` command with a config of
 preset; `build_steps` lays them out for several seeds over one prepared store, `run_steps`
 (`ptacl.pipeline`) runs them and reuses finished ones, and `write_tables` reads each step's
 metrics back into side-by-side tables (mean ± sd over seeds), with the paper's figures beside
-ours for reference. Presets differ only in sizes and steps, never in the method:
+ours for reference. As in the paper, Table 2 reads regression-setting runs and Table 1
+retrieval-setting runs (PTACL and Global only are trained in both). Presets differ only in
+sizes and steps, never in the method:
 
 - tiny:  a few subjects and 2-step runs of tiny models (seconds; the end-to-end test);
 - small: a 1,000-subject synthetic cohort, width-64 models, 80 steps a run (all methods × 3
-  seeds in 44 min on 2 CPU cores, RESULTS.md);
+  seeds in 44 min on 2 CPU cores, RESULTS.md, before the two retrieval-setting runs per seed
+  were added);
 - paper: the paper's model sizes and schedules (configs/*.yaml; a GPU and a real cohort).
 """
 

@@ -1,5 +1,9 @@
+import re
+import sys
+
 import pytest
 
+from ptacl import pipeline
 from ptacl.pipeline import PipelineError, Step, run_steps
 
 
@@ -29,3 +33,56 @@ def test_duplicate_names_are_refused(tmp_path):
     step = Step("x", ("--version",), tmp_path)
     with pytest.raises(ValueError, match="duplicate"):
         run_steps([step, step], tmp_path / "pipe")
+
+
+def _python(monkeypatch):
+    """Steps run `python -c argv[0]` instead of `ptacl`: quick, and doing what the test says."""
+    monkeypatch.setattr(pipeline, "_command", lambda step: [sys.executable, "-c", step.argv[0]])
+
+
+def _writes(path, sleep=0.0, say=""):
+    return f"import pathlib, time; print({say!r}, flush=True); time.sleep({sleep}); " + (
+        f"pathlib.Path({str(path)!r}).write_text('x')"
+    )
+
+
+def test_a_long_step_shows_a_heartbeat_with_its_last_log_line(tmp_path, monkeypatch, capsys):
+    _python(monkeypatch)
+    out = tmp_path / "a.txt"
+    step = Step("seed0/a", (_writes(out, sleep=1.5, say="step 3/10"),), out)
+    run_steps([step], tmp_path / "pipe", heartbeat=0.2)
+    printed = capsys.readouterr().out
+    assert re.search(r"\[1/1\] seed0/a: running, \d+ s \| step 3/10\n", printed), printed
+    assert re.search(r"seed0/a: done in \d+ s\n$", printed), printed
+    out.unlink()
+    run_steps([step], tmp_path / "pipe", heartbeat=0.2, quiet=True)
+    assert capsys.readouterr().out == ""
+
+
+def test_time_left_is_estimated_from_the_same_step_of_another_seed(tmp_path, monkeypatch, capsys):
+    _python(monkeypatch)
+    steps = [Step(f"seed{s}/a", (_writes(tmp_path / f"{s}.txt"),), tmp_path / f"{s}.txt")
+             for s in (0, 1)]  # fmt: skip
+    run_steps(steps, tmp_path / "pipe")
+    printed = capsys.readouterr().out
+    assert "[1/2] seed0/a: done in 0 s; ~0 s left for 1 step(s)" in printed
+    assert "[2/2] seed1/a: running, about 0 s (log:" in printed
+
+
+def test_a_changed_command_and_its_readers_run_again(tmp_path, monkeypatch, capsys):
+    _python(monkeypatch)
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    read_a = _writes(b) + f"  # reads {a}"
+    steps = [Step("a", (_writes(a),), a), Step("b", (read_a, str(a)), b)]
+    run_steps(steps, tmp_path / "pipe")
+    assert run_steps(steps, tmp_path / "pipe") == {"a": 0.0, "b": 0.0}
+    capsys.readouterr()
+    steps[0] = Step("a", (_writes(a, say="new"),), a)  # e.g. a new override
+    again = run_steps(steps, tmp_path / "pipe")
+    assert again["a"] > 0 and again["b"] > 0  # b read the old a
+    printed = capsys.readouterr().out
+    assert "a: running again (its command changed since it ran)" in printed
+    assert f"b: running again ({a} was just rebuilt)" in printed
+    assert run_steps(steps, tmp_path / "pipe") == {"a": 0.0, "b": 0.0}
+    # an output rebuilt by an earlier call (the demo's cohort) outdates its readers too
+    assert run_steps(steps[1:], tmp_path / "pipe", rebuilt=[a])["b"] > 0

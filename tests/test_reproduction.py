@@ -1,8 +1,22 @@
-"""Benchmark tables read back from evaluation folders (no training: metrics.json written here)."""
+"""Benchmark tables read back from evaluation folders (no training: metrics.json written here),
+and the steps the benchmark lays out (nothing run)."""
 
 import json
+from pathlib import Path
 
-from ptacl.reproduction import METHODS, collect_results, table2_markdown
+from ptacl.config import load_config
+from ptacl.reproduction import (
+    CONFIGS,
+    METHODS,
+    PRESETS,
+    RETRIEVAL_SETTING,
+    build_steps,
+    collect_results,
+    select_methods,
+    table1_markdown,
+    table2_markdown,
+)
+from ptacl.training.align import AlignRunConfig
 
 R2 = {"LVEDV (mL)": {"R2": 0.5, "n": 10, "ci": [0.4, 0.6]}}
 
@@ -29,3 +43,113 @@ def test_supervised_cmr_and_underdetermined_probes_are_read_back(tmp_path):
     assert "| CMR | supervised | FN | 1 | 0.500 | 0.814 |" in table  # the paper's figure beside
     assert "not meaningful" in table and f"CMR / MAE / LP: seed 0: {warning}" in table
     assert "ECG / MAE" not in table  # only the flagged row
+
+
+def _train_argv(steps, key):
+    (step,) = [s for s in steps if s.name == f"seed0/train/{key}"]
+    return step.argv
+
+
+def test_global_and_ptacl_bring_their_retrieval_setting_runs():
+    keys = [m.key for m in select_methods(["random", "global", "ptacl"])]
+    assert keys == ["ecg_mae", "cmr_mae", "random", "random_cmr", "global", "ptacl",
+                    "global_retrieval", "ptacl_retrieval"]  # fmt: skip
+    steps = build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], select_methods(["ptacl"]))
+    regression, retrieval = _train_argv(steps, "ptacl"), _train_argv(steps, "ptacl_retrieval")
+    assert not set(RETRIEVAL_SETTING) & set(regression)  # the preset's (regression) config
+    assert set(RETRIEVAL_SETTING) <= set(retrieval) and "--ecg-init" in retrieval
+    assert retrieval[retrieval.index("--config") + 1] == str(PRESETS["tiny"].configs["ptacl"])
+    steps = build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], select_methods(["global"]))
+    assert {"loss.beta=0", *RETRIEVAL_SETTING} <= set(_train_argv(steps, "global_retrieval"))
+
+
+def test_retrieval_setting_is_the_papers_retrieval_config():
+    # the overrides turn the paper's regression YAML into its retrieval YAML, nothing else
+    regression = load_config(AlignRunConfig, CONFIGS / "ptacl_regression.yaml", RETRIEVAL_SETTING)
+    assert regression == load_config(AlignRunConfig, CONFIGS / "ptacl_retrieval.yaml")
+
+
+def _retrieval(p1, hub=0.1):
+    row = {"P@1": p1, "P@10": p1, "MnR": 2.0, "MdR": 1.0}
+    return {"model": {"LVEDV (mL)": row},
+            "random": {"LVEDV (mL)": {**row, "P@1": 0.28, "P@10": 0.28}},
+            "exclude_self": True,
+            "collapse": {"top1_hub_share": hub, "top1_distinct": 2, "queries": 10,
+                         "candidates": 10}}  # fmt: skip
+
+
+def test_table1_reads_retrieval_runs_and_table2_regression_runs(tmp_path):
+    methods = select_methods(["ptacl"])
+    _write(tmp_path / "seed0/eval/ptacl/metrics.json",
+           {"regression": {"LP (ols)": R2}, "retrieval": _retrieval(0.1)})  # fmt: skip
+    lp = {"LVEDV (mL)": {"R2": 0.2, "n": 10}}
+    _write(tmp_path / "seed0/eval/ptacl_retrieval/metrics.json",
+           {"regression": {"LP (ols)": lp}, "retrieval": _retrieval(0.9)})  # fmt: skip
+    results = collect_results(tmp_path, [0], methods)
+    assert results["regression"][("ECG", "PTACL", "LP")] == [{"LVEDV": 0.5}]  # regression run only
+    assert [r["LVEDV"]["P@1"] for r in results["retrieval"]["PTACL"]] == [0.9]  # retrieval run
+    assert "| LVEDV | PTACL | 0.900 |" in table1_markdown(results)
+
+
+def test_ptacl_without_smp_trains_random_encoders_whole():
+    steps = build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], select_methods(["ptacl_nosmp"]))
+    argv = _train_argv(steps, "ptacl_nosmp")
+    assert "--ecg-init" not in argv and "--cmr-init" not in argv
+    assert "freeze_blocks=0" in argv
+    assert argv.index("freeze_blocks=0") > argv.index("--config")  # overrides the preset's YAML
+
+
+def test_cossim_matches_step_k_to_step_k():
+    methods = select_methods(["ptacl_cossim"])
+    argv = _train_argv(build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], methods),
+                       "ptacl_cossim")  # fmt: skip
+    assert {"loss.local_loss=cosine", "loss.sigma=0"} <= set(argv)
+
+
+def test_random_init_rows_for_both_inputs(tmp_path):
+    methods = select_methods(["random"])
+    assert [m.key for m in methods] == ["ecg_mae", "cmr_mae", "random", "random_cmr"]
+    steps = {
+        s.name: s.argv for s in build_steps(PRESETS["tiny"], Path("S"), tmp_path, [0], methods)
+    }
+    assert "seed0/train/random_cmr" not in steps  # nothing trained
+    cmr = steps["seed0/eval/random_cmr"]
+    assert cmr[cmr.index("--model") + 1] == "none"
+    assert cmr[cmr.index("--like") + 1] == str(tmp_path / "seed0/runs/cmr_mae")
+    ecg = steps["seed0/eval/random"]
+    assert ecg[ecg.index("--like") + 1] == str(tmp_path / "seed0/runs/ecg_mae")
+    _write(tmp_path / "seed0/eval/random_cmr/metrics.json", {"regression": {"LP (ols)": R2}})
+    results = collect_results(tmp_path, [0], methods)
+    assert results["regression"] == {("CMR", "random init", "LP"): [{"LVEDV": 0.5}]}
+    assert "| CMR | random init | LP | 1 | 0.500 | – |" in table2_markdown(results, ["LVEDV"])
+
+
+def test_include_self_reaches_every_evaluation_and_table1_names_the_protocol(tmp_path):
+    methods = select_methods(["ptacl"])
+    for include in (False, True):
+        steps = build_steps(PRESETS["tiny"], Path("S"), tmp_path, [0], methods,
+                            include_self=include)  # fmt: skip
+        evals = [s.argv for s in steps if "/eval/" in s.name]
+        assert evals and all(("--include-self" in a) == include for a in evals)
+    _write(tmp_path / "seed0/eval/ptacl_retrieval/metrics.json", {"retrieval": _retrieval(0.9)})
+    results = collect_results(tmp_path, [0], methods)
+    assert results["retrieval_exclude_self"] == [True]
+    assert "Protocol: the query's own CMR is excluded" in table1_markdown(results)
+    mixed = {**results, "retrieval_exclude_self": [False, True]}
+    assert "different protocols" in table1_markdown(mixed)
+
+
+def test_table1_shows_collapse_and_warns_below_random_and_on_a_hub(tmp_path):
+    methods = select_methods(["ptacl", "global"])
+    _write(tmp_path / "seed0/eval/ptacl_retrieval/metrics.json",
+           {"retrieval": _retrieval(0.1, hub=0.8)})  # fmt: skip
+    _write(tmp_path / "seed0/eval/global_retrieval/metrics.json", {"retrieval": _retrieval(0.5)})
+    results = collect_results(tmp_path, [0], methods)
+    assert results["retrieval_collapse"]["PTACL"][0]["top1_hub_share"] == 0.8
+    table = table1_markdown(results)
+    assert "| PTACL | 1 | 0.800 | 2.0 | 10 |" in table
+    assert "| Global only | 1 | 0.100 | 2.0 | 10 |" in table
+    assert "not what they seem" in table
+    assert "- PTACL: LVEDV: retrieval below the random ranking (P@1 0.100 < 0.280, " in table
+    assert "- PTACL: collapse: one CMR is the top-1 candidate of 80% of the queries" in table
+    assert "Global only:" not in table  # above random, no hub: nothing to say

@@ -4,11 +4,14 @@ Every method of the paper's Tables 1 and 2 is a `ptacl` command with a config of
 preset; `build_steps` lays them out for several seeds over one prepared store, `run_steps`
 (`ptacl.pipeline`) runs them and reuses finished ones, and `write_tables` reads each step's
 metrics back into side-by-side tables (mean ± sd over seeds), with the paper's figures beside
-ours for reference. Presets differ only in sizes and steps, never in the method:
+ours for reference. As in the paper, Table 2 reads regression-setting runs and Table 1
+retrieval-setting runs (PTACL and Global only are trained in both). Presets differ only in
+sizes and steps, never in the method:
 
 - tiny:  a few subjects and 2-step runs of tiny models (seconds; the end-to-end test);
 - small: a 1,000-subject synthetic cohort, width-64 models, 80 steps a run (all methods × 3
-  seeds in 44 min on 2 CPU cores, RESULTS.md);
+  seeds in 44 min on 2 CPU cores, RESULTS.md, before the two retrieval-setting runs per seed
+  were added);
 - paper: the paper's model sizes and schedules (configs/*.yaml; a GPU and a real cohort).
 """
 
@@ -59,6 +62,14 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+#: The paper trains PTACL in two settings (METHOD.md): regression runs (Table 2) with the ptacl
+#: config as it is (σ = 0.1, τ_global 0.1, τ_local 1.0) and retrieval runs (Table 1) with these
+#: overrides on top. Overrides rather than configs/ptacl_retrieval.yaml, for every preset: the
+#: two settings then differ in these three keys only, whatever the preset's sizes (a test checks
+#: that the paper's two YAMLs differ in exactly these).
+RETRIEVAL_SETTING = ("loss.sigma=0", "loss.temperature_global=0.07", "loss.temperature_local=0.07")
+
+
 @dataclass(frozen=True)
 class Method:
     """One row of the paper's tables: how it is trained and how it is evaluated."""
@@ -69,9 +80,13 @@ class Method:
     train: tuple[str, ...] | None  # `ptacl` argv before --data/--out/--config; None: no training
     config: str | None  # config kind of the preset
     overrides: tuple[str, ...] = ()
-    needs: tuple[str, ...] = ()  # methods whose runs this one starts from (--ecg-init, ...)
+    needs: tuple[str, ...] = ()  # methods whose runs this one starts from (--ecg-init, --like)
     evaluate: bool = True  # `ptacl evaluate` its run (LP, and retrieval with both encoders)
     finetune: bool = False  # also FN+AP in its evaluation
+    # Which table reads its evaluation: "regression" -> Table 2 (its LP / FN+AP R²),
+    # "retrieval" -> Table 1 (its retrieval; its LP is not a Table 2 row).
+    setting: str = "regression"
+    brings: tuple[str, ...] = ()  # methods selected with this one (its other setting, ...)
 
 
 METHODS: tuple[Method, ...] = (
@@ -79,18 +94,29 @@ METHODS: tuple[Method, ...] = (
     Method("cmr_mae", "CMR", "MAE", ("pretrain", "cmr"), "cmr_mae"),
     Method("simclr_ecg", "ECG", "SimCLR", ("simclr", "ecg"), "simclr_ecg"),
     Method("simclr_cmr", "CMR", "SimCLR", ("simclr", "cmr"), "simclr_cmr"),
-    Method("random", "ECG", "random init", None, None, needs=("ecg_mae",)),
+    # Random init: a seeded random encoder with the architecture of the run it `needs`, probed
+    # like it (`ptacl evaluate --model none --like RUN`); ECG, and CMR beside the CMR MAE's LP.
+    Method("random", "ECG", "random init", None, None, needs=("ecg_mae",),
+           brings=("random_cmr",)),
+    Method("random_cmr", "CMR", "random init", None, None, needs=("cmr_mae",)),
     Method("sup_ecg", "ECG", "supervised", ("finetune", "--model", "none"), "finetune",
            evaluate=False),
     Method("sup_cmr", "CMR", "supervised", ("finetune", "--modality", "cmr", "--model", "none"),
            "finetune", evaluate=False),
     Method("global", "ECG", "Global only", ("align",), "ptacl", ("loss.beta=0",),
-           needs=("ecg_mae", "cmr_mae")),
+           needs=("ecg_mae", "cmr_mae"), brings=("global_retrieval",)),
     Method("ptacl", "ECG", "PTACL", ("align",), "ptacl", needs=("ecg_mae", "cmr_mae"),
-           finetune=True),
-    Method("ptacl_nosmp", "ECG", "PTACL without SMP", ("align",), "ptacl"),
+           finetune=True, brings=("ptacl_retrieval",)),
+    Method("global_retrieval", "ECG", "Global only", ("align",), "ptacl",
+           ("loss.beta=0", *RETRIEVAL_SETTING), needs=("ecg_mae", "cmr_mae"),
+           setting="retrieval"),
+    Method("ptacl_retrieval", "ECG", "PTACL", ("align",), "ptacl", RETRIEVAL_SETTING,
+           needs=("ecg_mae", "cmr_mae"), setting="retrieval"),
+    # No stage 1: random encoders, trained whole (freezing blocks would keep them random).
+    Method("ptacl_nosmp", "ECG", "PTACL without SMP", ("align",), "ptacl", ("freeze_blocks=0",)),
+    # CosSim++ pulls step k towards step k only (hard alignment), whatever the preset's σ.
     Method("ptacl_cossim", "ECG", "PTACL with CosSim++ local loss", ("align",), "ptacl",
-           ("loss.local_loss=cosine",), needs=("ecg_mae", "cmr_mae")),
+           ("loss.local_loss=cosine", "loss.sigma=0"), needs=("ecg_mae", "cmr_mae")),
 )  # fmt: skip
 METHOD_KEYS = tuple(m.key for m in METHODS)
 
@@ -112,16 +138,20 @@ PAPER_COLUMNS = ("LVEDV", "LVEF", "LVM", "RVEDV")
 
 
 def select_methods(keys: Sequence[str] | None) -> tuple[Method, ...]:
-    """The methods named in `keys` (all when None) plus the ones they start from, in order."""
+    """The methods named in `keys` (all when None) plus the ones they start from or bring (`global`
+    and `ptacl` bring their retrieval-setting runs, so Table 1 has them), in METHODS order."""
     if keys is None:
         return METHODS
     unknown = set(keys) - set(METHOD_KEYS)
     if unknown:
         raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {list(METHOD_KEYS)}")
-    wanted = set(keys)
-    for m in METHODS:
-        if m.key in wanted:
-            wanted |= set(m.needs)
+    by_key = {m.key: m for m in METHODS}
+    wanted, todo = set(), list(keys)
+    while todo:  # to a fixed point: a brought method has needs of its own
+        key = todo.pop()
+        if key not in wanted:
+            wanted.add(key)
+            todo += [*by_key[key].needs, *by_key[key].brings]
     return tuple(m for m in METHODS if m.key in wanted)
 
 
@@ -133,9 +163,12 @@ def build_steps(
     methods: Sequence[Method] = METHODS,
     *,
     finetune: bool = True,
+    include_self: bool = False,
 ) -> list[Step]:
     """Training and evaluation steps of `methods` for each seed, in an order that respects
-    `needs` (METHODS is listed in such an order). `finetune=False` skips FN+AP (the demo)."""
+    `needs` (METHODS is listed in such an order). `finetune=False` skips FN+AP (the demo);
+    `include_self` keeps each query's own CMR among the retrieval candidates (`ptacl evaluate
+    --include-self`)."""
     steps: list[Step] = []
     for seed in seeds:
         runs, evals = out / f"seed{seed}" / "runs", out / f"seed{seed}" / "eval"
@@ -164,13 +197,15 @@ def build_steps(
                 "--seed",
                 str(seed),
             ]
-            if m.train is None:  # random init with the architecture of the ECG MAE run
-                argv += ["--model", "none", "--like", str(runs / "ecg_mae")]
+            if m.train is None:  # random init with the architecture of the run it needs
+                argv += ["--model", "none", "--like", str(runs / m.needs[0])]
             else:
                 argv += ["--model", str(run)]
             if m.finetune and finetune:
                 argv += ["--finetune", "--finetune-config", str(preset.configs["finetune"])]
                 argv += ["--finetune-set", f"trainer.seed={seed}"]
+            if include_self:
+                argv += ["--include-self"]
             argv += ["--no-progress", *preset.eval_args]
             steps.append(Step(f"seed{seed}/eval/{m.key}", tuple(argv), evals / m.key))
     return steps
@@ -196,11 +231,15 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
     """Read every finished evaluation back: {"regression": {(input, label, eval): [per-seed
     {phenotype: R²}]}, "retrieval": {label: [per-seed {phenotype: {metric: value}}]},
     "random_retrieval": [...], "warnings": {(input, label, eval): [evaluate's warnings]}}.
-    Missing results are skipped, never invented."""
+    Table 2 ("regression") reads regression-setting runs only and Table 1 ("retrieval" and the
+    random ranking) retrieval-setting runs only, as in the paper. Missing results are skipped,
+    never invented."""
     regression: dict[tuple[str, str, str], list[dict[str, float]]] = {}
     warnings: dict[tuple[str, str, str], list[str]] = {}
     retrieval: dict[str, list[dict]] = {}
     random_retrieval: list[dict] = []
+    exclude_self: set[bool] = set()  # the retrieval protocol of the Table 1 runs
+    collapse: dict[str, list[dict]] = {}  # label -> per-seed top-1 hub share, distinct top-1s
     for seed in seeds:
         base = out / f"seed{seed}"
         seed_random = None  # the random ranking depends on the test set only: once per seed
@@ -215,6 +254,18 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
             if not path.is_file():
                 continue
             metrics = json.loads(path.read_text(encoding="utf-8"))
+            if m.setting == "retrieval":
+                if "retrieval" in metrics:
+                    rows = {_short(k): v for k, v in metrics["retrieval"]["model"].items()}
+                    retrieval.setdefault(m.label, []).append(rows)
+                    exclude_self.add(bool(metrics["retrieval"].get("exclude_self", True)))
+                    if "collapse" in metrics["retrieval"]:
+                        collapse.setdefault(m.label, []).append(metrics["retrieval"]["collapse"])
+                    if seed_random is None:
+                        random = metrics["retrieval"]["random"]
+                        seed_random = {_short(k): v for k, v in random.items()}
+                        random_retrieval.append(seed_random)
+                continue
             for label, section in metrics.get("regression", {}).items():
                 kind = "FN+AP" if label == "FN+AP" else "LP"
                 regression.setdefault((m.input, m.label, kind), []).append(_r2_of(section))
@@ -223,17 +274,13 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
                     warnings.setdefault((m.input, m.label, kind), []).extend(
                         f"seed {seed}: {w}" for w in found
                     )
-            if "retrieval" in metrics:
-                rows = {_short(k): v for k, v in metrics["retrieval"]["model"].items()}
-                retrieval.setdefault(m.label, []).append(rows)
-                if seed_random is None:
-                    seed_random = {_short(k): v for k, v in metrics["retrieval"]["random"].items()}
-                    random_retrieval.append(seed_random)
     return {
         "regression": regression,
         "retrieval": retrieval,
         "random_retrieval": random_retrieval,
         "warnings": warnings,
+        "retrieval_exclude_self": sorted(exclude_self),
+        "retrieval_collapse": collapse,
     }
 
 
@@ -268,17 +315,29 @@ def table2_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
 
 
 def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> str:
-    """Table 1: retrieval per phenotype and method (P@k, MnR, MdR), mean ± sd over seeds."""
+    """Table 1: retrieval per phenotype and method (P@k, MnR, MdR), mean ± sd over seeds, from
+    the retrieval-setting runs (σ = 0, τ_global = τ_local = 0.07), under the protocol they were
+    evaluated with; then each method's collapse figures and, in words, `table1_warnings`."""
     blocks = dict(results["retrieval"])
     if results["random_retrieval"]:
         blocks = {"random ranking": results["random_retrieval"], **blocks}
     if not blocks:
         return "(no retrieval results)"
+    from ptacl.eval.report import retrieval_protocol  # here: ptacl.eval imports torch
+
+    protocols = results.get("retrieval_exclude_self", [])
+    if len(protocols) > 1:  # a folder evaluated partly with --include-self
+        protocol = (
+            "**Warning: these runs were evaluated with different protocols (the query's own CMR "
+            "excluded in some, included in others); the rows are not comparable.**"
+        )
+    else:
+        protocol = f"Protocol: {retrieval_protocol(protocols[0])}." if protocols else ""
     first = next(iter(blocks.values()))[0]
     names = list(phenotypes or first.keys())
     metrics = [m for m in next(iter(first.values())) if m.startswith("P@") or m in ("MnR", "MdR")]
     head = ["phenotype", "method", *metrics]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [protocol, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names:
         for label, runs in blocks.items():
             cells = [name, label]
@@ -288,4 +347,53 @@ def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
                 ]
                 cells.append(_mean_sd(vals, 2 if metric in ("MnR", "MdR") else 3))
             lines.append("| " + " | ".join(cells) + " |")
+    collapse = results.get("retrieval_collapse", {})
+    if collapse:
+        lines += [
+            "",
+            "Collapse, over all queries whatever the phenotype: the top-1 hub share is the share "
+            "of queries whose top-1 is the most frequent top-1 candidate (1/N for a one-to-one "
+            "ranking, 1 when every query gets the same CMR); N is the database size.",
+            "",
+            "| method | seeds | top-1 hub share | distinct top-1 candidates | N |",
+            "|---|---|---|---|---|",
+        ]
+        for label, runs in collapse.items():
+            share = _mean_sd([r.get("top1_hub_share") for r in runs])
+            distinct = _mean_sd([r.get("top1_distinct") for r in runs], 1)
+            n = _mean_sd([r.get("candidates") for r in runs], 0)
+            lines.append(f"| {label} | {len(runs)} | {share} | {distinct} | {n} |")
+    warnings = table1_warnings(results)
+    if warnings:
+        lines += ["", "**Warning: these retrieval results are not what they seem** (means over "
+                  "seeds):"]  # fmt: skip
+        lines += [f"- {w}" for w in warnings]
     return "\n".join(lines)
+
+
+def _mean_of(runs: Sequence[dict], metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{phenotype: {metric: mean over seeds}} of per-seed retrieval rows, None-free."""
+    out: dict[str, dict[str, float]] = {}
+    for name in runs[0] if runs else ():
+        for metric in metrics:
+            vals = [r[name][metric] for r in runs if r.get(name, {}).get(metric) is not None]
+            if vals:
+                out.setdefault(name, {})[metric] = statistics.mean(vals)
+    return out
+
+
+def table1_warnings(results: dict) -> list[str]:
+    """`ptacl.eval.report.retrieval_warnings` of each Table 1 method, on the means over seeds
+    the table shows: P@1 or P@10 below the random ranking's, a top-1 hub share above 0.5."""
+    from ptacl.eval.report import retrieval_warnings
+
+    pk = ("P@1", "P@10")
+    random = _mean_of(results["random_retrieval"], pk)
+    out = []
+    for label, runs in results["retrieval"].items():
+        seeds = results.get("retrieval_collapse", {}).get(label, [])
+        seeds = [r for r in seeds if r.get("top1_hub_share") is not None]
+        keys = ("top1_hub_share", "top1_distinct", "candidates")
+        collapse = {k: statistics.mean(r[k] for r in seeds) for k in keys} if seeds else None
+        out += [f"{label}: {w}" for w in retrieval_warnings(_mean_of(runs, pk), random, collapse)]
+    return out

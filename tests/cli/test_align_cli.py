@@ -30,9 +30,12 @@ def fake_mae_run(run: Path, modality: str, encoder_section: dict, seed: int) -> 
     return state
 
 
-def test_two_steps_from_scratch(tiny_store, tmp_path):
+def test_two_steps_from_scratch(tiny_store, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["--data", str(tiny_store), "--out", str(out), "--config", TINY]) == 0
+    # configs/tiny freezes 1 block: without init runs that block stays random, and it is said
+    err = capsys.readouterr().err
+    assert "warning: no init run for the ECG and CMR encoder" in err and "freeze_blocks=0" in err
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["ecg_init"] == "" and config["loss"]["beta"] == 1.0
     assert (out / "checkpoints" / "last.ckpt").is_file()
@@ -46,7 +49,7 @@ def test_two_steps_from_scratch(tiny_store, tmp_path):
     assert load_encoder_weights(out, "ecg", "last")
 
 
-def test_two_steps_from_init_runs(tiny_store, tmp_path):
+def test_two_steps_from_init_runs(tiny_store, tmp_path, capsys):
     ecg_section = {"samples": 500, "width": 32, "depth": 2, "heads": 2}
     cmr_section = {"width": 24, "depth": 2, "heads": 2}  # differs from configs/tiny/ptacl.yaml
     ecg_state = fake_mae_run(tmp_path / "ecg_mae", "ecg", ecg_section, seed=1)
@@ -59,6 +62,7 @@ def test_two_steps_from_init_runs(tiny_store, tmp_path):
         "loss.beta=0.0",
     ]  # fmt: skip
     assert main(argv) == 0
+    assert "warning" not in capsys.readouterr().err  # frozen blocks hold the init weights
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["ecg_encoder"]["samples"] == 500 and config["cmr_encoder"]["width"] == 24
     assert config["ecg_init"] == str(tmp_path / "ecg_mae")

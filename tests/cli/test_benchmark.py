@@ -17,10 +17,22 @@ def test_every_preset_config_exists():
 
 def test_selecting_a_method_brings_what_it_starts_from():
     keys = [m.key for m in select_methods(["ptacl"])]
-    assert keys == ["ecg_mae", "cmr_mae", "ptacl"]
+    assert keys == ["ecg_mae", "cmr_mae", "ptacl", "ptacl_retrieval"]
+    assert [m.key for m in select_methods(["ptacl_retrieval"])] == [
+        "ecg_mae",
+        "cmr_mae",
+        "ptacl_retrieval",
+    ]
     assert select_methods(None) == METHODS
     with pytest.raises(ValueError, match="unknown method"):
         select_methods(["nope"])
+
+
+def test_the_demo_runs_what_the_reviewer_runs():
+    from ptacl.demo import DEMO_METHODS
+
+    keys = {m.key for m in select_methods(DEMO_METHODS)}
+    assert {"random", "global", "ptacl", "global_retrieval", "ptacl_retrieval"} <= keys
 
 
 def _run(out, methods, capsys):
@@ -30,23 +42,41 @@ def _run(out, methods, capsys):
 
 
 def test_tiny_benchmark_end_to_end_and_resume(tmp_path, capsys):
-    code, printed = _run(tmp_path, ["ptacl", "global"], capsys)
+    # what a reviewer runs: `--methods random global ptacl` brings the retrieval-setting runs
+    code, printed = _run(tmp_path, ["random", "global", "ptacl"], capsys)
     assert code == 0, printed
     tables = (tmp_path / "tables.md").read_text()
+    table2, table1 = tables.split("## Table 1")
     for row in (
         "| ECG | PTACL | LP | 1 |",
         "| ECG | Global only | LP | 1 |",
         "| ECG | MAE | LP | 1 |",
+        "| ECG | random init | LP | 1 |",
+        "| CMR | random init | LP | 1 |",
     ):
-        assert row in tables
-    assert "random ranking" in tables  # Table 1 carries the random baseline
+        assert row in table2
+    assert table2.count("| ECG | PTACL | LP |") == 1  # the retrieval-setting run is not a row
+    for row in ("| LVEDV | random ranking |", "| LVEDV | PTACL |", "| LVEDV | Global only |"):
+        assert row in table1
     results = json.loads((tmp_path / "results.json").read_text())
     assert {r["method"] for r in results["regression"]} >= {"PTACL", "Global only", "MAE"}
+    assert set(results["retrieval"]) == {"PTACL", "Global only"}
+    assert results["retrieval_exclude_self"] == [True]
+    assert set(results["retrieval_collapse"]) == {"PTACL", "Global only"}
+    assert isinstance(results["retrieval_warnings"], list)
+    assert "top-1 hub share" in table1
+    assert "Protocol: the query's own CMR is excluded" in table1
+    # Table 1's numbers are those of the retrieval-setting runs
+    metrics = json.loads((tmp_path / "seed0/eval/ptacl_retrieval/metrics.json").read_text())
+    p1 = metrics["retrieval"]["model"]["LVEDV (mL)"]["P@1"]
+    assert results["retrieval"]["PTACL"][0]["LVEDV"]["P@1"] == p1
+    config = (tmp_path / "seed0/runs/ptacl_retrieval/config.yaml").read_text()
+    assert "sigma: 0" in config and "temperature_local: 0.07" in config
     assert (tmp_path / "seed0" / "eval" / "ptacl" / "report.md").is_file()
 
-    code, printed = _run(tmp_path, ["ptacl", "global"], capsys)
+    code, printed = _run(tmp_path, ["random", "global", "ptacl"], capsys)
     assert code == 0
-    assert ": running (log" not in printed and printed.count(": reused") == 10
+    assert ": running (log" not in printed and printed.count(": reused") == 16
 
 
 def test_a_failed_step_names_itself_and_its_log(tmp_path, capsys):

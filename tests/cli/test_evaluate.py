@@ -63,11 +63,31 @@ def test_evaluate_an_aligned_run_with_finetuning(eval_store, align_run, tmp_path
     assert set(metrics["regression"]) == {"LP (ols)", "FN+AP"}
     assert metrics["regression"]["LP (ols)"]["LVEDV (mL)"]["n"] == 10
     assert len(metrics["alignment"]["matrix"]) == 13
+    assert retrieval["exclude_self"] is True and "excluded" in retrieval["protocol"]
+    collapse = retrieval["collapse"]  # over the 10 test queries, whatever the phenotype
+    assert collapse["queries"] == collapse["candidates"] == 10
+    assert 0.1 <= collapse["top1_hub_share"] <= 1 and 1 <= collapse["top1_distinct"] <= 10
+    assert isinstance(retrieval["warnings"], list)
     report = (out / "report.md").read_text()
     assert "| LVEDV | model |" in report and "| FN+AP |" in report
+    assert "Protocol: the query's own CMR is excluded" in report
+    assert "Collapse: top-1 hub share" in report
     for name in ("precision_at_k", "alignment_matrix", "scatter_linear_probe", "scatter_finetune"):
         assert (out / "figures" / f"{name}.png").is_file()
     assert (out / "finetune" / "test_predictions.npz").is_file()
+
+
+def test_include_self_keeps_the_querys_own_cmr_and_says_so(eval_store, align_run, tmp_path):
+    out = tmp_path / "eval"
+    args = ["--model", str(align_run), "--data", str(eval_store), "--out", str(out)]
+    assert main([*args, "--n-boot", "10", "--no-progress", "--include-self"]) == 0
+    retrieval = json.loads((out / "metrics.json").read_text())["retrieval"]
+    assert retrieval["exclude_self"] is False and "included" in retrieval["protocol"]
+    lvedv = retrieval["model"]["LVEDV (mL)"]
+    assert lvedv["P@10"] is not None  # 10 candidates now, the query's own CMR among them
+    # the random ranking has the same candidates: one more match in each query's window
+    assert retrieval["random"]["LVEDV (mL)"]["P@10"] > 0.1
+    assert "Protocol: the query's own CMR is included" in (out / "report.md").read_text()
 
 
 def test_evaluate_random_init_and_refuse_a_used_folder(eval_store, align_run, tmp_path, capsys):
@@ -134,3 +154,23 @@ def test_linear_probe_on_cmr_embeddings_for_a_cmr_only_run(tiny_store, tmp_path)
     assert (out / "figures" / "scatter_linear_probe.png").is_file()
     with np.load(out / "embeddings_train.npz", allow_pickle=False) as data:
         assert data["cmr"].shape == (7, 32) and "ecg" not in data.files
+    # its random-init baseline (Table 2's CMR random-init row): a CMR encoder only, CMR LP
+    base = tmp_path / "random"
+    args = [
+        "--model",
+        "none",
+        "--like",
+        str(cmr_run),
+        "--data",
+        str(tiny_store),
+        "--out",
+        str(base),
+    ]
+    assert (
+        main([*args, "--split", "val", "--probe", "ridge", "--n-boot", "10", "--no-progress"]) == 0
+    )
+    metrics = json.loads((base / "metrics.json").read_text())
+    assert metrics["info"]["kind"] == "none" and metrics["info"]["probe_input"] == "CMR"
+    assert (
+        "retrieval" not in metrics and metrics["regression"]["LP (ridge)"]["LVEDV (mL)"]["n"] == 2
+    )

@@ -11,6 +11,7 @@ from ptacl.eval.report import (
     plot_predictions,
     regression_section,
     retrieval_section,
+    retrieval_warnings,
     write_report,
 )
 from ptacl.eval.retrieval import random_retrieval_baseline, retrieval_scores, summarize_retrieval
@@ -48,9 +49,50 @@ def test_report_has_both_tables_with_cis_and_the_figures(tmp_path):
     }
     text = write_report(tmp_path, metrics, figures).read_text()
     assert "| LVEDV | model | " in text and "| | random | " in text
+    assert "Protocol: the query's own CMR is excluded" in text
     assert "| LP (ols) | " in text and "LVEF" in text
     p1 = metrics["retrieval"]["model"]["LVEDV (mL)"]["P@1"]
     assert f"{p1:.3f} [" in text
     assert "(figures/pk.png)" in text
     for path in figures.values():
         assert path.stat().st_size > 1000
+
+
+def test_retrieval_warnings_below_random_and_hub():
+    model = {
+        "LVEDV (mL)": {"P@1": 0.2, "P@10": 0.3},  # P@1 under random's
+        "LVM (g)": {"P@1": 0.5, "P@10": None},  # P@10 not computed: no comparison
+        "RVEF (%)": {"P@1": 0.3, "P@10": 0.25},  # P@10 under random's
+    }
+    random = {n: {"P@1": 0.276, "P@10": 0.276} for n in model}
+    hub = {"top1_hub_share": 0.6, "top1_distinct": 3, "candidates": 10}
+    warnings = retrieval_warnings(model, random, hub)
+    assert warnings == [
+        "LVEDV: retrieval below the random ranking (P@1 0.200 < 0.276)",
+        "RVEF: retrieval below the random ranking (P@10 0.250 < 0.276)",
+        "collapse: one CMR is the top-1 candidate of 60% of the queries (3 distinct top-1 "
+        "candidates of 10); the ECG embeddings point to a hub, whatever the patient",
+    ]
+    assert retrieval_warnings(model, random, {**hub, "top1_hub_share": 0.5})[-1].startswith("RVEF")
+    assert retrieval_warnings({"x": {"P@1": 0.3}}, {"x": {"P@1": 0.276}}) == []
+
+
+def test_report_states_collapse_and_warns_in_words(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 40
+    pheno = pd.DataFrame({"LVEDV (mL)": rng.normal(size=n)})
+    scores = retrieval_scores(rng.normal(size=(n, 4)), rng.normal(size=(n, 4)), pheno, (1, 10))
+    lo, hi = retrieval_ci(scores, (1, 10), n_boot=5)
+    table = summarize_retrieval(scores, (1, 10))
+    table.loc["LVEDV (mL)", "P@1"] = 0.0  # under any random ranking
+    hub = {"top1_hub_share": 0.9, "top1_distinct": 2, "queries": n, "candidates": n}
+    retrieval = retrieval_section(
+        table, lo, hi, random_retrieval_baseline(pheno, (1, 10)),
+        ks=(1, 10), match_sd=0.5, exclude_self=True, space="x", collapse=hub,
+    )  # fmt: skip
+    assert retrieval["collapse"] == hub and len(retrieval["warnings"]) == 2
+    json.dumps(retrieval, allow_nan=False)
+    text = write_report(tmp_path, {"retrieval": retrieval}, {}).read_text()
+    assert "Collapse: top-1 hub share 0.900" in text and "2 distinct top-1 candidates of 40" in text
+    assert "**Warning — LVEDV: retrieval below the random ranking (P@1 0.000 <" in text
+    assert "**Warning — collapse: one CMR is the top-1 candidate of 90% of the queries" in text

@@ -5,7 +5,8 @@
 
 --ecg-init / --cmr-init are stage-1 runs (`ptacl pretrain`): their encoder architecture and
 weights start this stage. Without them the encoders start from random weights (the paper's
-"without SMP" ablation). Configs: configs/ptacl_regression.yaml (σ = 0.1, τ 0.1 / 1.0, the
+"without SMP" ablation, which trains them whole: pass freeze_blocks=0, else a warning).
+Configs: configs/ptacl_regression.yaml (σ = 0.1, τ 0.1 / 1.0, the
 default), configs/ptacl_retrieval.yaml (σ = 0, τ 0.07 / 0.07), configs/global.yaml (β = 0).
 Trains on the paired subjects of the train split, validates on the val split; each validation
 writes figures/local_similarity_*.png (the paper's Figure 2).
@@ -98,6 +99,17 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
     if len(val_set) == 0:
         print(f"ptacl align: {store.root}: no paired subjects in the val split", file=sys.stderr)
         return 2
+    # Kept as configured (an explicit setting is not overridden behind the user's back), but said
+    # loudly: frozen blocks of a random encoder stay random, which is not the paper's "without
+    # SMP" ablation (`ptacl benchmark` trains that one with freeze_blocks=0).
+    uninit = [m.upper() for m in ("ecg", "cmr") if not getattr(cfg, f"{m}_init")]
+    if cfg.freeze_blocks and uninit:
+        print(
+            f"ptacl align: warning: no init run for the {' and '.join(uninit)} encoder, yet "
+            f"freeze_blocks={cfg.freeze_blocks} freezes its first blocks and embeddings at their "
+            "random weights; pass freeze_blocks=0 to train it whole (the paper's 'without SMP')",
+            file=sys.stderr,
+        )
     module = AlignModule(to_dict(cfg))
     for modality, run in (("ecg", cfg.ecg_init), ("cmr", cfg.cmr_init)):
         if run and resume_from is None:  # on resume the checkpoint holds the weights

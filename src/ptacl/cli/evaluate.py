@@ -8,7 +8,8 @@ Writes DIR/metrics.json, DIR/report.md, DIR/figures/*.png and the embeddings use
 
 - Retrieval (runs with both encoders): ECG queries against the CMR database of the paired test
   subjects, in the projection-head space when the run has heads (what stage 2 aligns), else on
-  mean-pooled tokens; with the random-ranking baseline.
+  mean-pooled tokens; with the random-ranking baseline. The query's own CMR is not a candidate
+  unless --include-self (the paper's literal protocol; metrics.json and report.md say which).
 - Linear probe: OLS (or ridge) on mean-pooled ECG embeddings of every train-split ECG, scored
   on every test-split ECG; for a run holding only a CMR encoder (CMR MAE or SimCLR: the imaging
   upper bound) the same on CMR embeddings. With no more train subjects than features + 1, OLS
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 3, 5, 10, 15])
     parser.add_argument("--match-sd", type=float, default=0.5)
+    parser.add_argument(
+        "--include-self",
+        action="store_true",
+        help="keep the query's own CMR among the candidates (the paper's 'all patients in the "
+        "CMR database'; it always matches); default: excluded, the stricter protocol",
+    )
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap / random-init seed")
     parser.add_argument(
@@ -103,6 +110,8 @@ def evaluate(args: argparse.Namespace, store, argv: list[str] | None) -> int:
         random_retrieval_baseline,
         retrieval_scores,
         summarize_retrieval,
+        top1_candidates,
+        top1_collapse,
     )
 
     out: Path = args.out
@@ -136,18 +145,22 @@ def evaluate(args: argparse.Namespace, store, argv: list[str] | None) -> int:
         use_proj = paired.ecg_proj is not None and paired.cmr_proj is not None
         ecg, cmr = (paired.ecg_proj, paired.cmr_proj) if use_proj else (paired.ecg, paired.cmr)
         pheno = _frame(paired)
-        scores = retrieval_scores(ecg, cmr, pheno, ks, args.match_sd)
+        exclude_self = not args.include_self
+        scores = retrieval_scores(ecg, cmr, pheno, ks, args.match_sd, exclude_self)
         lo, hi = retrieval_ci(scores, ks, **boot)
         metrics["retrieval"] = retrieval_section(
             summarize_retrieval(scores, ks),
             lo,
             hi,
-            random_retrieval_baseline(pheno, ks, args.match_sd, seed=args.seed),
+            random_retrieval_baseline(pheno, ks, args.match_sd, exclude_self, seed=args.seed),
             ks=ks,
             match_sd=args.match_sd,
-            exclude_self=True,
+            exclude_self=exclude_self,
             space="projection-head outputs" if use_proj else "mean-pooled encoder tokens",
+            collapse=top1_collapse(top1_candidates(ecg, cmr, exclude_self), len(paired.eids)),
         )
+        for warning in metrics["retrieval"]["warnings"]:
+            print(f"ptacl evaluate: warning: retrieval: {warning}", file=sys.stderr)
         metrics["info"]["paired_subjects"] = len(paired.eids)
         figures["P@k per phenotype, model vs random ranking"] = plot_precision_curves(
             metrics["retrieval"], figures_dir / "precision_at_k.png"

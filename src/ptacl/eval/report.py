@@ -39,6 +39,76 @@ def _short(column: str) -> str:
     return split_name(column)[0]
 
 
+def retrieval_protocol(exclude_self: bool) -> str:
+    """Which candidates a query is ranked against, in words (every retrieval table says it)."""
+    if exclude_self:
+        return (
+            "the query's own CMR is excluded from the database (stricter than the paper's "
+            "'all patients in the CMR database')"
+        )
+    return (
+        "the query's own CMR is included in the database, as in the paper's 'all patients in "
+        "the CMR database' (it always matches, which lifts P@k and lowers the ranks)"
+    )
+
+
+#: A candidate that is the top-1 of more than this share of queries is a hub: the embeddings
+#: have (partly) collapsed, and P@k mostly says how typical that one subject is.
+HUB_SHARE_LIMIT = 0.5
+
+
+def retrieval_warnings(
+    model: Mapping[str, Mapping[str, Any]],
+    random: Mapping[str, Mapping[str, Any]],
+    collapse: Mapping[str, Any] | None = None,
+    hub_limit: float = HUB_SHARE_LIMIT,
+) -> list[str]:
+    """Words for what makes a retrieval table misleading at a glance: a phenotype whose P@1 or
+    P@10 lies below the random ranking's, and a top-1 hub share above `hub_limit`.
+
+    model, random: {phenotype: {"P@1": ..., "P@10": ...}} (None / missing = not computed);
+    collapse: `ptacl.eval.retrieval.top1_collapse`'s dict (or with its share averaged)."""
+    out = []
+    for name, row in model.items():
+        base = random.get(name, {})
+        below = [
+            f"{metric} {row[metric]:.3f} < {base[metric]:.3f}"
+            for metric in ("P@1", "P@10")
+            if row.get(metric) is not None
+            and base.get(metric) is not None
+            and row[metric] < base[metric]
+        ]
+        if below:
+            out.append(f"{_short(name)}: retrieval below the random ranking ({', '.join(below)})")
+    collapse = collapse or {}
+    share = collapse.get("top1_hub_share")
+    if share is not None and share > hub_limit:
+        out.append(
+            f"collapse: one CMR is the top-1 candidate of {share:.0%} of the queries "
+            f"({_number(collapse.get('top1_distinct'))} distinct top-1 candidates of "
+            f"{_number(collapse.get('candidates'))}); the ECG embeddings point to a hub, "
+            "whatever the patient"
+        )
+    return out
+
+
+def _number(value: float | None) -> str:
+    """A count, or a mean of counts over seeds."""
+    if value is None:
+        return "–"
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+def collapse_sentence(collapse: Mapping[str, Any]) -> str:
+    """One line: the top-1 hub share and the distinct top-1 candidates (out of N)."""
+    return (
+        f"Collapse: top-1 hub share {_fmt(collapse.get('top1_hub_share'))} (the share of queries "
+        "whose top-1 is the most frequent top-1 candidate; 1/N for a one-to-one ranking, 1 when "
+        f"fully collapsed); {_number(collapse.get('top1_distinct'))} distinct top-1 candidates "
+        f"of {_number(collapse.get('candidates'))}."
+    )
+
+
 def retrieval_table(retrieval: Mapping[str, Any]) -> str:
     """Markdown Table 1 from the `retrieval` section of metrics.json."""
     ks = retrieval["ks"]
@@ -192,9 +262,10 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
     lines.append("")
     if retrieval:
         lines += [
+            f"**Protocol: {retrieval_protocol(retrieval.get('exclude_self', True))}.**",
+            "",
             f"A retrieved subject matches when its phenotype lies within ±{retrieval['match_sd']}"
-            " SD (SD over the evaluated subjects, ddof 1) of the query's; the query's own subject"
-            f" is {'excluded' if retrieval.get('exclude_self', True) else 'included'}. MnR/MdR:"
+            " SD (SD over the evaluated subjects, ddof 1) of the query's. MnR/MdR:"
             " mean/median rank of the first match, over queries that have one (`no match` counts"
             " the others). Random: exact expectation of a random ranking (MdR from one seeded"
             " draw).",
@@ -204,6 +275,10 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
             retrieval_table(retrieval),
             "",
         ]
+        if retrieval.get("collapse"):
+            lines += [collapse_sentence(retrieval["collapse"]), ""]
+        for warning in retrieval.get("warnings", []):
+            lines += [f"**Warning — {warning}.**", ""]
     else:
         lines += [f"Not computed: {metrics.get('retrieval_skipped', 'no retrieval')}.", ""]
     split = info.get("split", "test")
@@ -260,17 +335,24 @@ def retrieval_section(
     match_sd: float,
     exclude_self: bool,
     space: str,
+    collapse: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The `retrieval` section of metrics.json from the tables of `ptacl.eval`."""
-    return {
+    """The `retrieval` section of metrics.json from the tables of `ptacl.eval`; `collapse` is
+    `ptacl.eval.retrieval.top1_collapse`'s dict. Holds `warnings` (see `retrieval_warnings`)."""
+    section = {
         "ks": list(ks),
         "match_sd": match_sd,
         "exclude_self": exclude_self,
+        "protocol": retrieval_protocol(exclude_self),
         "space": space,
         "model": _records(point),
         "model_ci": _intervals(lo, hi),
         "random": _records(random),
     }
+    if collapse is not None:
+        section["collapse"] = dict(collapse)
+    section["warnings"] = retrieval_warnings(section["model"], section["random"], collapse)
+    return section
 
 
 def regression_section(point: Any, lo: Any, hi: Any) -> dict[str, dict[str, Any]]:

@@ -86,3 +86,30 @@ def test_a_changed_command_and_its_readers_run_again(tmp_path, monkeypatch, caps
     assert run_steps(steps, tmp_path / "pipe") == {"a": 0.0, "b": 0.0}
     # an output rebuilt by an earlier call (the demo's cohort) outdates its readers too
     assert run_steps(steps[1:], tmp_path / "pipe", rebuilt=[a])["b"] > 0
+
+
+def test_independent_steps_run_at_once_and_readers_wait_for_what_they_read(tmp_path, monkeypatch):
+    """a and b each wait (10 s at most) until the other has started: run one after the other,
+    the first would give up and fail. c names a's output, so it starts only after a finished."""
+    _python(monkeypatch)
+    a, b, c = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"
+
+    def meet(mine, other, out):
+        return (
+            "import pathlib, time; "
+            f"pathlib.Path({str(mine)!r}).touch(); t = time.time()\n"
+            f"while not pathlib.Path({str(other)!r}).exists():\n"
+            "    assert time.time() - t < 10, 'ran alone'; time.sleep(0.05)\n"
+            f"pathlib.Path({str(out)!r}).write_text('x')"
+        )
+
+    reads_a = f"import pathlib; assert pathlib.Path({str(a)!r}).read_text() == 'x'; " + (
+        f"pathlib.Path({str(c)!r}).write_text('x')"
+    )
+    steps = [
+        Step("a", (meet(tmp_path / "a.go", tmp_path / "b.go", a),), a),
+        Step("c", (reads_a, str(a)), c),  # listed before b, yet must wait for a
+        Step("b", (meet(tmp_path / "b.go", tmp_path / "a.go", b),), b),
+    ]
+    seconds = run_steps(steps, tmp_path / "pipe", jobs=2, quiet=True, heartbeat=0.2)
+    assert set(seconds) == {"a", "b", "c"} and c.read_text() == "x"

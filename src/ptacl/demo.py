@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
     parser.add_argument("--subjects", type=int, default=1500)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2, help="training steps run at once")
     parser.add_argument("--preset", default="small", help="benchmark preset (small; tiny to try)")
     args = parser.parse_args(argv)
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                              "--out", str(predictions), "--no-progress"), predictions),
         ]  # fmt: skip
         rebuilt = [s.output for s in cohort if seconds[s.name] > 0]  # runs on it are outdated
-        seconds |= run_steps(steps, out, rebuilt=rebuilt)
+        seconds |= run_steps(steps, out, rebuilt=rebuilt, jobs=args.jobs)
     except PipelineError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1

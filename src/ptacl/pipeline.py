@@ -1,7 +1,7 @@
 """Run many `ptacl` commands as one reproducible pipeline: the demo and the benchmark.
 
 A pipeline is a list of `Step`s, each one `ptacl` command with its output folder. Steps run in
-order, each in its own process (a crash or a leak in one stage cannot poison the next), with its
+order (or `jobs` at once, each after the steps whose outputs it names), each in its own process (a crash or a leak in one stage cannot poison the next), with its
 output in `logs/<step>.log` and progress lines here: one when a step starts and ends, and while
 it runs a heartbeat every `heartbeat` seconds with the time elapsed and the last line of its
 log, plus an estimate of the time left once every remaining step has one (the time the same
@@ -15,6 +15,7 @@ again (the commands refuse non-empty folders).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -24,6 +25,7 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 #: Seconds between two "still running" lines of a step.
 HEARTBEAT_S = 30.0
@@ -88,6 +90,32 @@ def _why_rerun(step: Step, marker: Path, rebuilt: set[str]) -> str | None:
     return None
 
 
+def _inputs(step: Step, steps: Sequence[Step]) -> list[str]:
+    """Names of the other steps whose output this step's argv names: it reads them."""
+    argv = set(step.argv)
+    return [s.name for s in steps if s is not step and str(s.output) in argv]
+
+
+def _threads(jobs: int) -> dict[str, str]:
+    """Environment of a step when `jobs` run at once: the cores shared out (small models gain more
+    from two one-thread processes than from one two-thread process; BENCHMARKS.md). A thread
+    count the user set is kept."""
+    if jobs <= 1 or "OMP_NUM_THREADS" in os.environ:
+        return dict(os.environ)
+    return {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+
+
+@dataclass
+class _Running:
+    step: Step
+    process: subprocess.Popen
+    out: IO[str]
+    start: float
+    head: str
+    about: str
+    beat: float
+
+
 def run_steps(
     steps: Sequence[Step],
     root: Path,
@@ -95,13 +123,20 @@ def run_steps(
     quiet: bool = False,
     heartbeat: float = HEARTBEAT_S,
     rebuilt: Collection[Path] = (),
+    jobs: int = 1,
 ) -> dict[str, float]:
-    """Run `steps` in order under `root`, reusing finished ones. Returns seconds per step run
-    (0.0 for a reused step). `rebuilt`: outputs an earlier call rebuilt (their readers run again).
-    Raises PipelineError on the first failure; `quiet` prints nothing."""
+    """Run `steps` under `root`, reusing finished ones. Returns seconds per step run (0.0 for a
+    reused step). `rebuilt`: outputs an earlier call rebuilt (their readers run again).
+
+    `jobs` steps run at once, each started, in list order, as soon as every step whose output
+    its argv names has finished; with jobs=1 the steps run one after another in list order.
+    Raises PipelineError on the first failure (after the steps still running have finished, so
+    their work is kept); `quiet` prints nothing."""
     names = [s.name for s in steps]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate step names in {names}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     done_dir, log_dir = root / ".done", root / "logs"
     done_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -113,16 +148,23 @@ def run_steps(
         for s in steps
         if "seconds" in (m := _marker(done_dir / _slug(s.name)))
     }
-    seconds: dict[str, float] = {}
+    inputs = {s.name: _inputs(s, steps) for s in steps}
+    number = {s.name: i for i, s in enumerate(steps, 1)}
     width = len(str(len(steps)))
-    for i, step in enumerate(steps, 1):
+    seconds: dict[str, float] = {}
+    pending = list(steps)
+    running: list[_Running] = []
+    failure: PipelineError | None = None
+    env = _threads(jobs)
+
+    def start(step: Step) -> None:
         marker, log = done_dir / _slug(step.name), log_dir / f"{_slug(step.name)}.log"
-        head = f"[{i:>{width}}/{len(steps)}] {step.name}"
+        head = f"[{number[step.name]:>{width}}/{len(steps)}] {step.name}"
         why = _why_rerun(step, marker, changed)
         if why is None:
             seconds[step.name] = 0.0
             say(f"{head}: reused")
-            continue
+            return
         marker.unlink(missing_ok=True)
         if step.output.exists():  # what a failed or interrupted try (or an outdated run) left
             if step.output.is_dir():
@@ -132,40 +174,78 @@ def run_steps(
         expected = took_by_kind.get(_kind(step.name))
         about = f", about {expected:.0f} s" if expected else ""
         say(f"{head}: running{f' again ({why})' if why else ''}{about} (log: {log})")
-        start = time.perf_counter()
-        with log.open("w", encoding="utf-8") as out:
-            out.write(f"$ ptacl {shlex.join(step.argv)}\n")
-            out.flush()
-            process = subprocess.Popen(_command(step), stdout=out, stderr=subprocess.STDOUT)
-            try:
-                while True:
-                    try:
-                        code = process.wait(timeout=heartbeat)
-                        break
-                    except subprocess.TimeoutExpired:
-                        last = _last_line(log)
-                        elapsed = f"{time.perf_counter() - start:.0f} s"
-                        say(f"{head}: running, {elapsed}{about}" + (f" | {last}" if last else ""))
-            except BaseException:  # Ctrl-C and the like: leave no orphan behind
-                process.kill()
-                process.wait()
-                raise
-        took = time.perf_counter() - start
+        out = log.open("w", encoding="utf-8")
+        out.write(f"$ ptacl {shlex.join(step.argv)}\n")
+        out.flush()
+        process = subprocess.Popen(_command(step), stdout=out, stderr=subprocess.STDOUT, env=env)
+        now = time.perf_counter()
+        running.append(_Running(step, process, out, now, head, about, now + heartbeat))
+
+    def finish(job: _Running, code: int) -> None:
+        nonlocal failure
+        job.out.close()
+        step, took = job.step, time.perf_counter() - job.start
+        log = log_dir / f"{_slug(step.name)}.log"
         if code:
-            tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-15:])
-            raise PipelineError(
-                f"step {step.name} failed with exit status {code} after {took:.0f} s; "
-                f"log: {log}\n{tail}"
-            )
-        marker.write_text(
+            if failure is None:
+                tail = log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-15:]
+                failure = PipelineError(
+                    f"step {step.name} failed with exit status {code} after {took:.0f} s; "
+                    f"log: {log}\n{''.join(tail)}"
+                )
+            return
+        (done_dir / _slug(step.name)).write_text(
             json.dumps({"command": ["ptacl", *step.argv], "seconds": round(took, 1)}) + "\n",
             encoding="utf-8",
         )
         seconds[step.name] = took
         changed.add(str(step.output))
         took_by_kind[_kind(step.name)] = took
-        left = [s for s in steps[i:] if not (done_dir / _slug(s.name)).exists()]
+        others = pending + [r.step for r in running]
+        left = [s for s in others if not (done_dir / _slug(s.name)).exists()]
         eta = [took_by_kind.get(_kind(s.name)) for s in left]
-        estimate = f"; ~{sum(eta):.0f} s left for {len(left)} step(s)" if None not in eta else ""
-        say(f"{head}: done in {took:.0f} s{estimate if left else ''}")
+        estimate = (
+            f"; ~{sum(eta) / jobs:.0f} s left for {len(left)} step(s)" if None not in eta else ""
+        )
+        say(f"{job.head}: done in {took:.0f} s{estimate if left else ''}")
+
+    try:
+        while pending or running:
+            # start what may start: in list order, its inputs finished, a free slot
+            busy = {s.name for s in pending} | {r.step.name for r in running}
+            for step in list(pending):
+                if failure is not None or len(running) >= jobs:
+                    break
+                if any(name in busy for name in inputs[step.name]):
+                    if jobs == 1:
+                        break  # one at a time: strictly in list order
+                    continue
+                pending.remove(step)
+                start(step)  # still in `busy` this round: a reused step frees readers next round
+            if failure is not None and not running:
+                break
+            if not running:
+                continue  # everything started so far was reused
+            time.sleep(min(0.2, heartbeat))
+            for job in list(running):
+                code = job.process.poll()
+                if code is not None:
+                    running.remove(job)
+                    finish(job, code)
+                elif time.perf_counter() >= job.beat:
+                    job.beat += heartbeat
+                    last = _last_line(log_dir / f"{_slug(job.step.name)}.log")
+                    elapsed = f"{time.perf_counter() - job.start:.0f} s"
+                    say(
+                        f"{job.head}: running, {elapsed}{job.about}"
+                        + (f" | {last}" if last else "")
+                    )
+    except BaseException:  # Ctrl-C and the like: leave no orphan behind
+        for job in running:
+            job.process.kill()
+            job.process.wait()
+            job.out.close()
+        raise
+    if failure is not None:
+        raise failure
     return seconds

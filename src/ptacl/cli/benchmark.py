@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         "patients' (default: excluded, stricter); passed to every `ptacl evaluate`",
     )
     parser.add_argument("--workers", type=int, default=2, help="processes for synth/prepare")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="training/evaluation steps run at once, the cores shared out between them (2 on a "
+        "2-core CPU: small models train faster as two one-thread processes; BENCHMARKS.md)",
+    )
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -107,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.pipeline import PipelineError, run_steps
     from ptacl.reproduction import PRESETS, build_steps, select_methods
 
-    if args.seeds < 1:
-        print("ptacl benchmark: --seeds must be >= 1", file=sys.stderr)
+    if args.seeds < 1 or args.jobs < 1:
+        print("ptacl benchmark: --seeds and --jobs must be >= 1", file=sys.stderr)
         return 2
     preset = PRESETS[args.preset]
     missing = [str(p) for p in preset.configs.values() if not p.is_file()]
@@ -136,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     start = time.perf_counter()
     try:
-        run_steps(steps, out, quiet=args.quiet)
+        run_steps(steps, out, quiet=args.quiet, jobs=args.jobs)
     except PipelineError as e:
         print(f"ptacl benchmark: {e}", file=sys.stderr)
         return 1

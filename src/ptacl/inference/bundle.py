@@ -127,7 +127,7 @@ def write_bundle(
     }
     contents["manifest.json"] = json.dumps(manifest, indent=2).encode()
 
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, overwrite=overwrite) as tmp:
         for name, data in contents.items():
             (tmp / name).write_bytes(data)
     return out

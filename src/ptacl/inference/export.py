@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 import ptacl
+from ptacl.atomic import output_lock
 from ptacl.config import to_dict
 from ptacl.data.store import ECG_FS, ECG_SAMPLES, LEADS, Store
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
@@ -406,11 +407,25 @@ def export_run(
 ) -> Path:
     """Bundle a training run's ECG encoder: an ECG MAE or align run with an OLS probe fitted on
     the train split of `data` (default: the store the run trained on), or a fine-tune run with
-    its own attention-pooling head (scored on `data`'s val split when a store is at hand)."""
+    its own attention-pooling head (scored on `data`'s val split when a store is at hand).
+
+    The bundle's lock (`ptacl.atomic.output_lock`) is held throughout, so a second export into
+    `out` is refused at once rather than after minutes of embedding."""
+    with output_lock(Path(out)):
+        _refuse_existing(out, overwrite)
+        return _export_run(Path(run_dir), out, data, which, batch_size, overwrite)
+
+
+def _export_run(
+    run_dir: Path,
+    out: str | Path,
+    data: str | Path | None,
+    which: str,
+    batch_size: int,
+    overwrite: bool,
+) -> Path:
     from ptacl.training.common import RunDirError, load_encoder, read_run_config
 
-    _refuse_existing(out, overwrite)
-    run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if config.get("modality") == "cmr":
         raise RunDirError(f"{run_dir}: a CMR run has no ECG encoder to export")

@@ -62,3 +62,42 @@ def test_a_second_training_into_a_live_run_is_refused(two_step_run, tiny_store, 
     finally:
         holder.kill()
         holder.wait()
+
+
+class Killed(Exception):
+    """Stands in for kill -9 right after a checkpoint."""
+
+
+def test_a_killed_and_resumed_run_ends_bit_identical(tiny_store, tmp_path, monkeypatch):
+    """8 training ECGs in batches of 4: 2 batches an epoch. Killed after step 3 (mid-epoch 1),
+    resumed with a different number of workers, to step 7: the weights are those of a run
+    never interrupted (MAE masks, augmentations, sample order all included)."""
+    from ptacl.training.common import LastCheckpoint
+
+    steps = ["trainer.max_steps=7", "trainer.val_every_n_steps=2"]
+    assert _run(tiny_store, tmp_path / "straight", *TINY, *steps) == 0
+
+    save = LastCheckpoint.on_train_batch_end
+
+    def killed_after_step_3(self, trainer, *args):
+        save(self, trainer, *args)
+        if trainer.global_step == 3:
+            raise Killed
+
+    monkeypatch.setattr(LastCheckpoint, "on_train_batch_end", killed_after_step_3)
+    with pytest.raises(Killed):
+        _run(tiny_store, tmp_path / "resumed", *TINY, *steps)
+    monkeypatch.undo()
+    state = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=True)
+    assert state["global_step"] == 3
+    loader = state["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert loader == [{"epoch": 1, "batches": 1}]  # mid-epoch 1: one of its two batches done
+    assert main(["ecg", "--out", str(tmp_path / "resumed"), "--resume", "data.num_workers=2"]) == 0
+
+    def weights(run):
+        return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name

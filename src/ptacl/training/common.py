@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ptacl.config import ConfigError, load_config, save_config, to_dict
 from ptacl.data.store import Store, StoreError
+from ptacl.training.resume import EpochSampler, ResumableLoader, StepSeed
 
 T = TypeVar("T")
 
@@ -195,18 +196,29 @@ def stage_optimizers(
 # ----------------------------------------------------------------------------- data
 
 
-def build_dataloader(dataset: Dataset, config: DataConfig, *, train: bool) -> DataLoader:
+def build_dataloader(
+    dataset: Dataset, config: DataConfig, *, train: bool, seed: int | None = None
+) -> DataLoader:
     """Shuffled, full batches for training; ordered, every item for validation. Under DDP
-    Lightning swaps in a DistributedSampler itself."""
+    Lightning swaps in a DistributedSampler itself.
+
+    Training batches come from a `ResumableLoader` over an `EpochSampler` seeded with `seed`
+    (default: `torch.initial_seed()`, i.e. the trainer's seed, which every stage sets with
+    `seed_everything` first), so a resumed run continues mid-epoch exactly where it stopped.
+    """
     if train and len(dataset) < config.batch_size:
         raise ValueError(
             f"{config.store}: {len(dataset)} training items, fewer than data.batch_size "
             f"{config.batch_size}; lower the batch size"
         )
-    return DataLoader(
+    loader = ResumableLoader if train else DataLoader
+    sampler = None
+    if train:
+        sampler = EpochSampler(len(dataset), torch.initial_seed() if seed is None else seed)
+    return loader(
         dataset,
         batch_size=config.batch_size,
-        shuffle=train,
+        sampler=sampler,
         drop_last=train,
         num_workers=config.num_workers,
         persistent_workers=config.num_workers > 0,
@@ -333,6 +345,7 @@ def build_trainer(
             best,
             LastCheckpoint(checkpoints / "last.ckpt", config.checkpoint_every_n_steps),
             ResyncSchedule(),
+            StepSeed(config.seed),
             LearningRateMonitor(logging_interval="step"),
             *callbacks,
         ],

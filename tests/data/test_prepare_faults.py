@@ -114,3 +114,25 @@ def test_a_disk_that_fills_up_leaves_nothing_and_a_message(ecg_cohort, monkeypat
     assert f"writing {ecg_cohort / 'store'} failed" in err and "no space left" in err
     assert sorted(p.name for p in ecg_cohort.iterdir()) == ["ecg", "phenotypes.csv"]
     assert not lock_path(ecg_cohort / "store").exists()
+
+
+def test_saturated_and_rescaled_ecgs_are_refused_not_paired(ecg_cohort):
+    """Lead II pinned at the ADC limit, every lead clipped at 40 % of its peak, and a x100
+    scale slip: once all stored as usable ECGs (z-scoring hides them from the model)."""
+    from raw_cohort import cardiosoft_xml, synthetic_ecg_uv
+
+    stuck = synthetic_ecg_uv(1001)
+    stuck[1, 1000:4000] = 5000.0  # µV: the top of the amplifier's range for 6 s
+    stuck[1, :1000] = np.minimum(stuck[1, :1000], 4000)
+    peak = np.abs(synthetic_ecg_uv(1002)).max(axis=1, keepdims=True)
+    clipped = np.clip(synthetic_ecg_uv(1002), -0.4 * peak, 0.4 * peak)
+    for eid, strip in (("1001", stuck), ("1002", clipped), ("1003", synthetic_ecg_uv(3) * 100)):
+        (ecg_cohort / "ecg" / f"{eid}_20205_2_0.xml").write_bytes(cardiosoft_xml(strip))
+    result = prepare_module.prepare_store(
+        ecg_cohort / "ecg", None, None, ecg_cohort / "store", progress=False
+    )
+    assert result.counts["ecg_only"] == 1 and result.refused_files == 3
+    qc = pd.read_csv(result.qc, dtype=str, keep_default_na=False).set_index("eid")["reason"]
+    assert "lead II stuck at 5 mV for 6.00 s" in qc["1001"]
+    assert "clipped" in qc["1002"] and "implausible amplitude" in qc["1003"]
+    assert qc["1004"] == ""

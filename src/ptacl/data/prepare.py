@@ -11,8 +11,8 @@ as it is, e.g. a DICOM cine series), or a file `{eid}.nii.gz/.nii/.npy`. Two
 files that claim the same eid for one modality (other than UK Biobank instances) are ambiguous:
 that modality of the subject is rejected, naming both files.
 
-Per subject, in worker processes: read, validate (`ptacl.io.validate_ecg`, which also detects
-the R peaks, once), preprocess (ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
+Per subject, in worker processes: read, validate (`ptacl.io.validate_record`: the ECG's
+plausibility, its patient id against the eid, and the R peaks, detected once), preprocess (ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
 failure rejects that modality only. Rows are written as they arrive straight into the store's
 memory-mapped arrays (`store_writer`), so memory stays bounded for any cohort size and the
 arrays are written once; the store appears at `out` only when complete.
@@ -57,7 +57,7 @@ from ptacl.data.store import (
     store_writer,
 )
 from ptacl.ecg import preprocess_ecg
-from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes, validate_ecg
+from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes, validate_record
 from ptacl.io.phenotypes import check_labels
 from ptacl.phenotypes import PHENOTYPES
 
@@ -176,10 +176,11 @@ def _error(err: Exception, path: Path) -> tuple[str, str]:
     return str(path), f"{type(err).__name__}: {err}"
 
 
-def process_ecg(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
-    """One ECG file -> ((12, 5000) float16 zero-padded, valid length, R peaks at 500 Hz)."""
+def process_ecg(path: Path, eid: str | None = None) -> tuple[np.ndarray, int, np.ndarray]:
+    """One ECG file -> ((12, 5000) float16 zero-padded, valid length, R peaks at 500 Hz).
+    `eid`: the subject it is filed under, checked against the file's own patient id."""
     record = read_ecg(path)
-    peaks = validate_ecg(record.signal, record.fs, record.source)  # at the file's rate
+    peaks = validate_record(record, eid)  # at the file's rate
     signal = preprocess_ecg(record.signal, record.fs, max_samples=ECG_SAMPLES)  # (12, S500)
     length = signal.shape[-1]
     peaks = np.rint(np.asarray(peaks) * (ECG_FS / record.fs)).astype(np.int64)
@@ -200,7 +201,7 @@ def process_subject(eid: str, ecg_path: Path | None, cmr_path: Path | None) -> S
     out: dict = {"eid": eid}
     if ecg_path is not None:
         try:
-            out["ecg"], out["ecg_length"], out["r_peaks"] = process_ecg(ecg_path)
+            out["ecg"], out["ecg_length"], out["r_peaks"] = process_ecg(ecg_path, eid)
         except Exception as err:
             out["ecg_error"] = _error(err, ecg_path)
     if cmr_path is not None:

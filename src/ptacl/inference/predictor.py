@@ -126,11 +126,13 @@ class Predictor:
     def prepare(self, source: Source, fs: float | None = None) -> np.ndarray:
         """A file or a (12, S) millivolt array -> (12, S500) preprocessed as in the store.
 
-        The recording must pass the store's own checks (`ptacl.io.validate_ecg`: long enough,
-        no flat lead, recognisable beats); a model says nothing trustworthy about anything else.
+        The recording must pass the store's own checks (`ptacl.io.validate_record`: long
+        enough, no flat, stuck or clipped lead, amplitudes in mV, recognisable beats at a rate
+        consistent with the file, consistent limb leads, and for a UK Biobank file name a
+        patient id matching its eid); a model says nothing trustworthy about anything else.
         """
         from ptacl.ecg import preprocess_ecg
-        from ptacl.io.validate import validate_ecg
+        from ptacl.io.validate import validate_ecg, validate_record
 
         if isinstance(source, np.ndarray | torch.Tensor):
             signal = np.asarray(source, dtype=np.float32)
@@ -144,13 +146,14 @@ class Predictor:
                     f"expected a (12, S) array in lead order {LEADS}, got shape {signal.shape}"
                 )
             rate = float(fs)
-            name = "array"
+            validate_ecg(signal, rate, "array")
         else:
             from ptacl.io import read_ecg
 
             record = read_ecg(Path(source), fs=fs)
-            signal, rate, name = record.signal, float(record.fs), str(source)
-        validate_ecg(signal, rate, name)
+            signal, rate = record.signal, float(record.fs)
+            named = _UKB_NAME.match(Path(source).name.split(".")[0])
+            validate_record(record, eid_from_path(source) if named else None)
         ecg = preprocess_ecg(signal, rate, max_samples=self.samples, **self.dwt)
         return np.asarray(ecg, dtype=np.float32)
 
@@ -305,6 +308,10 @@ def _is_many(source: object) -> bool:
 
 def _describe(error: Exception, path: str | Path) -> str:
     """The error's message, with the file named first as every reader's message is."""
+    from ptacl.io import InputError
+
+    if isinstance(error, InputError):  # its reason, under the row's name ("<array 3>")
+        return f"{path}: {error.reason}"
     text = str(error) or type(error).__name__
     if not text.startswith(str(path)):
         text = f"{path}: {type(error).__name__}: {text}"

@@ -37,10 +37,11 @@ def test_all_files_ok(bundle: Path, xmls: list[Path], tmp_path: Path, capsys) ->
     assert code == 0
     table = pd.read_csv(out, dtype={"eid": str})
     assert table["eid"].tolist() == ["1000010", "1000011", "1000012", "waveform_ecg"]
-    assert (table["status"] == "ok").all()
+    assert (table["status"] == "ok").all(), table["status"].tolist()
+    assert list(table.columns[:5]) == ["file", "eid", "status", "duration_s", "ood_score"]
     assert list(table.columns[5:]) == list(PHENOTYPES)
     assert np.isfinite(table[list(PHENOTYPES)].to_numpy()).all()
-    assert "4 of 4 files predicted" in capsys.readouterr().out
+    assert "4 of 4 files ok, 0 with warnings, 0 with errors" in capsys.readouterr().out
 
 
 def test_bad_file_gets_a_row_and_exit_1(
@@ -53,8 +54,8 @@ def test_bad_file_gets_a_row_and_exit_1(
     code = ptacl([*args, "--out", str(out), "--embeddings"])
     assert code == 1
     table = pd.read_csv(out, dtype={"eid": str}, keep_default_na=False, na_values=[""])
-    assert table["status"].tolist() == ["ok", "error", "ok"]
-    assert table["error"][1].startswith(str(bad))
+    assert table["status"][[0, 2]].tolist() == ["ok", "ok"]
+    assert table["status"][1].startswith(f"error: {bad}")
     assert np.isnan(table.loc[1, list(PHENOTYPES)].to_numpy(float)).all()
     assert sum(c.startswith("emb_") for c in table.columns) == 16
     err = capsys.readouterr().err

@@ -128,14 +128,22 @@ def write_subject(
             write_nifti(root / "cmr" / eid / "seg_sa.nii.gz", lab)
 
 
+def phenotype_row(k: int) -> list[float]:
+    """Row k of `write_phenotypes`: plausible adult values, internally consistent (SV = EDV -
+    ESV, EF = 100 SV / EDV, CO = SV x 70 bpm), different for every k."""
+    lvedv, lvesv, rvedv, rvesv = 120.0 + 10 * k, 50.0 + 2 * k, 140.0 + 10 * k, 60.0 + 2 * k
+    lvsv, rvsv = lvedv - lvesv, rvedv - rvesv
+    return [
+        lvedv, lvesv, lvsv, 100 * lvsv / lvedv, lvsv * 70 / 1000, 100.0 + 5 * k,
+        rvedv, rvesv, rvsv, 100 * rvsv / rvedv,
+    ]  # fmt: skip
+
+
 def write_phenotypes(path: Path, eids: list[str]) -> Path:
-    """A ukbb_cardiac table with an eid column; values (row k) = 10 * k + column index."""
+    """A ukbb_cardiac table with an eid column; row k holds `phenotype_row(k)`."""
     from ptacl.phenotypes import PHENOTYPES
 
-    table = pd.DataFrame(
-        [[10.0 * k + j for j in range(len(PHENOTYPES))] for k in range(len(eids))],
-        columns=list(PHENOTYPES),
-    )
+    table = pd.DataFrame([phenotype_row(k) for k in range(len(eids))], columns=list(PHENOTYPES))
     table.insert(0, "eid", eids)
     table.to_csv(path, index=False)
     return path

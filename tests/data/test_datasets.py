@@ -116,3 +116,38 @@ def test_pickling_reopens_the_store_instead_of_copying_it(small_store):
 def test_unknown_split_is_an_error(small_store):
     with pytest.raises(ValueError, match="split"):
         EcgDataset(small_store, "training", train=False, augment=None)
+
+
+def test_epoch_keys_make_items_independent_of_workers_and_resume(tiny_store):
+    """(epoch, k) keys from an EpochSampler: the same batches with 0 or 2 workers, and a loader
+    restored from a mid-epoch state continues with the batch the first one drew next."""
+    from ptacl.training.resume import EpochSampler, ResumableLoader
+
+    dataset = PairedDataset(
+        tiny_store, "train", train=True, ecg_augment=EcgAugmentConfig(),
+        cmr_augment=CmrAugmentConfig(), seed=3,
+    )  # fmt: skip
+
+    def loader(workers):
+        sampler = EpochSampler(len(dataset), seed=3)
+        return ResumableLoader(
+            dataset, batch_size=2, sampler=sampler, drop_last=True, num_workers=workers
+        )
+
+    plain, workers = loader(0), loader(2)
+    plain.sampler.set_epoch(1)
+    workers.sampler.set_epoch(1)
+    it = iter(plain)
+    first = [next(it), next(it)]
+    state = plain.state_dict()
+    assert state == {"epoch": 1, "batches": 2}
+    for a, b in zip(first, workers):
+        assert torch.equal(a["ecg"], b["ecg"]) and torch.equal(a["cmr"], b["cmr"])
+    rest = list(it)  # the epoch's 3rd batch (7 pairs: 3 batches of 2)
+    restored = loader(2)
+    restored.load_state_dict(state)
+    again = list(restored)
+    assert len(again) == len(rest) == 1
+    assert torch.equal(again[0]["ecg"], rest[0]["ecg"]) and again[0]["eid"] == rest[0]["eid"]
+    plain.sampler.set_epoch(2)
+    assert not torch.equal(next(iter(plain))["ecg"], first[0]["ecg"])  # a new epoch, a new draw

@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from raw_cohort import cardiosoft_xml, synthetic_ecg_uv, write_phenotypes, write_subject
+from raw_cohort import (
+    cardiosoft_xml,
+    phenotype_row,
+    synthetic_ecg_uv,
+    write_phenotypes,
+    write_subject,
+)
 
 import ptacl.data.prepare as prepare_module
 from ptacl.cli.prepare import main
@@ -82,10 +88,10 @@ def test_round_trip_files_to_dataset_give_the_same_values(cohort):
         item["cmr"][0].numpy(), cine[frame_indices(26)], atol=0.5 / 255 + 1e-6
     )
 
-    # phenotypes: row k of the CSV holds 10 k + column; NaN for a subject without a row
+    # phenotypes: row k of the CSV holds phenotype_row(k); NaN for a subject without a row
     paired = PairedDataset(store, None, train=False, ecg_augment=None, cmr_augment=None)
     items = {paired[k]["eid"]: paired[k] for k in range(len(paired))}
-    np.testing.assert_array_equal(items["1002"]["phenotypes"].numpy(), 10 + np.arange(10))
+    np.testing.assert_array_equal(items["1002"]["phenotypes"].numpy(), np.float32(phenotype_row(1)))
     assert torch.isnan(items["1003"]["phenotypes"]).all()
     assert store.manifest["with_phenotypes"] == 3 and store.manifest["phenotypes"] == list(
         PHENOTYPES

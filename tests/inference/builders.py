@@ -16,8 +16,9 @@ from ptacl.data.store import ECG_FS, LEADS, write_store
 from ptacl.ecg import preprocess_ecg
 from ptacl.models.vit import EcgEncoder, EcgEncoderConfig
 
-#: Lead gains of a plausible resting ECG (mV of the R wave), in LEADS order.
-_GAINS = np.array([0.6, 1.0, 0.4, -0.8, 0.3, 0.7, -0.6, 0.2, 0.6, 1.2, 1.1, 0.9])
+#: Lead gains of a plausible resting ECG (mV of the R wave), in LEADS order; the limb leads
+#: follow Einthoven's and Goldberger's laws from I and II, as a device computes them.
+_GAINS = np.array([0.6, 1.0, 0.4, -0.8, 0.1, 0.7, -0.6, 0.2, 0.6, 1.2, 1.1, 0.9])
 
 
 def beats_ecg(heart_rate: float, amplitude: float, seconds: float = 10.0, fs: float = ECG_FS):

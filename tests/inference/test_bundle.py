@@ -35,7 +35,7 @@ def rehash(bundle: Path, name: str) -> None:
 def test_round_trip_keeps_every_tensor(tiny_bundle: Path) -> None:
     encoder = tiny_encoder()
     loaded = read_bundle(tiny_bundle)
-    assert set(loaded.tensors) == {"encoder", "head"}
+    assert set(loaded.tensors) == {"encoder", "head", "ood"}
     for name, tensor in encoder.state_dict().items():
         torch.testing.assert_close(loaded.tensors["encoder"][name], tensor, rtol=0, atol=0)
     assert loaded.config["embedding"]["encoder_id"] == encoder_fingerprint(encoder.state_dict())

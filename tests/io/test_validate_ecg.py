@@ -46,3 +46,94 @@ def test_no_r_peaks_in_noise():
     signal = np.random.default_rng(0).normal(0, 0.1, (12, 5000)).astype(np.float32)
     with pytest.raises(InputError, match=r"^rec.xml: no detectable R peaks.*do not look alike"):
         validate_ecg(signal, 500, "rec.xml")
+
+
+# -- plausibility: files that read fine but would teach or tell the model nonsense -------------
+
+
+@pytest.fixture(scope="module")
+def synth_xml(tmp_path_factory):
+    """A UK Biobank-shaped CardioSoft XML from `ptacl synth`'s writer (PID, VentricularRate)."""
+    from inference.builders import synth_xmls
+
+    return synth_xmls(tmp_path_factory.mktemp("xml"), 1)[0]
+
+
+def test_real_shaped_files_pass_every_rule(real, synth_xml):
+    from ptacl.io import validate_record
+
+    assert len(validate_record(real)) == 10
+    record = read_ecg(synth_xml)
+    eid = synth_xml.name.split("_")[0]
+    assert record.meta["patient_id"] == eid and record.meta["ventricular_rate"] > 0
+    assert len(validate_record(record, eid)) >= 5
+
+
+def test_a_lead_stuck_at_the_adc_limit(real):
+    signal = real.signal.copy()
+    signal[1, 2000:8000] = signal[1].max()  # lead II pinned for 6 s at 1000 Hz
+    with pytest.raises(InputError, match=r"lead II stuck at .* mV for 6.00 s"):
+        validate_ecg(signal, real.fs, "rec.xml")
+
+
+def test_every_lead_clipped_at_40_percent_of_its_peak(real):
+    peak = np.abs(real.signal).max(axis=1, keepdims=True)
+    clipped = np.clip(real.signal, -0.4 * peak, 0.4 * peak)
+    with pytest.raises(InputError, match=r"lead \w+ clipped: \d+ flat tops at"):
+        validate_ecg(clipped, real.fs, "rec.xml")
+
+
+@pytest.mark.parametrize("scale", [100, 1000, 0.05], ids=["x100", "uV-as-mV", "x0.05"])
+def test_unit_errors_are_refused(real, scale):
+    with pytest.raises(InputError, match=r"implausible amplitude.*wrong units"):
+        validate_ecg(real.signal * scale, real.fs, "rec.xml")
+
+
+def test_swapped_limb_leads_break_einthoven(real):
+    from ptacl.data.store import LEADS
+
+    signal = real.signal.copy()
+    avl, avf = LEADS.index("aVL"), LEADS.index("aVF")
+    signal[[avl, avf]] = signal[[avf, avl]]
+    with pytest.raises(InputError, match=r"limb leads inconsistent: aVL differs from I - II/2"):
+        validate_ecg(signal, real.fs, "rec.xml")
+    validate_ecg(signal, real.fs, "rec.xml", derived=("aVL", "aVF"))  # computed: not checked
+
+
+def _with_rate(xml, tmp_path, rate: str):
+    text = xml.read_text(encoding="iso-8859-1")
+    strip = text.index("<StripData>")
+    head, tail = text[:strip], text[strip:]
+    tail = tail.replace('<SampleRate units="Hz">500</SampleRate>', rate, 1)
+    out = tmp_path / xml.name
+    out.write_text(head + tail, encoding="iso-8859-1")
+    return out
+
+
+def test_a_header_rate_that_contradicts_the_beats_is_refused(synth_xml, tmp_path):
+    from ptacl.io import validate_record
+
+    path = _with_rate(synth_xml, tmp_path, '<SampleRate units="Hz">250</SampleRate>')
+    record = read_ecg(path)
+    assert record.fs == 250
+    with pytest.raises(InputError, match=r"sampling rate inconsistent: at the stated 250 Hz"):
+        validate_record(record)
+
+
+def test_sample_rate_units_are_honoured(synth_xml, tmp_path):
+    path = _with_rate(synth_xml, tmp_path, '<SampleRate units="kHz">0.5</SampleRate>')
+    record = read_ecg(path)
+    assert record.fs == 500
+    np.testing.assert_array_equal(record.signal, read_ecg(synth_xml).signal)
+    path = _with_rate(synth_xml, tmp_path, '<SampleRate units="samples">500</SampleRate>')
+    with pytest.raises(InputError, match=r"unknown SampleRate units 'samples'; known: Hz, kHz"):
+        read_ecg(path)
+
+
+def test_a_file_for_another_patient_is_refused(synth_xml):
+    from ptacl.io import validate_record
+
+    record = read_ecg(synth_xml)
+    with pytest.raises(InputError, match=r"names patient '\d+' but is filed under eid '999'"):
+        validate_record(record, "999")
+    validate_record(record, "patient-7")  # a non-numeric name cannot be compared: no verdict

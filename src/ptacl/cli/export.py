@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ptacl.atomic import OutputBusy
     from ptacl.data.store import StoreError
     from ptacl.inference.export import export_run
     from ptacl.training.common import RunDirError
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             overwrite=args.overwrite,
         )
-    except (RunDirError, StoreError, FileExistsError, ValueError) as e:
-        print(f"ptacl export: {e}", file=sys.stderr)
+    except (RunDirError, StoreError, FileExistsError, ValueError, OutputBusy, OSError) as e:
+        print(f"ptacl export: {e}", file=sys.stderr)  # OSError: e.g. NoSpace, nothing left
         return 1
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     print(

@@ -72,24 +72,29 @@ def with_source_encoder(cfg):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)
+    import contextlib
+
+    from ptacl.atomic import OutputBusy
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
-    from ptacl.training.common import RunDirError, prepare_run_dir, resolve_config
+    from ptacl.training.common import RunDirError, prepare_run_dir, resolve_config, run_lock
     from ptacl.training.finetune import FinetuneConfig
 
-    try:
-        extra = [f"model={args.model}", f"modality={args.modality}"]
-        if args.data is not None:
-            extra.append(f"data.store={args.data}")
-        cfg = with_source_encoder(resolve_config(FinetuneConfig, args, extra))
-        if not cfg.data.store:
-            raise ConfigError("no store given: pass --data STORE (or set data.store)")
-        store = Store.open(cfg.data.store)
-        resume_from = prepare_run_dir(args.out, cfg, args.resume)
-    except (ConfigError, StoreError, RunDirError) as e:
-        print(f"ptacl finetune: {e}", file=sys.stderr)
-        return 2
-    return run_finetune(cfg, store, Path(args.out), resume_from, n_boot=args.n_boot)
+    with contextlib.ExitStack() as stack:
+        try:
+            extra = [f"model={args.model}", f"modality={args.modality}"]
+            if args.data is not None:
+                extra.append(f"data.store={args.data}")
+            cfg = with_source_encoder(resolve_config(FinetuneConfig, args, extra))
+            if not cfg.data.store:
+                raise ConfigError("no store given: pass --data STORE (or set data.store)")
+            store = Store.open(cfg.data.store)
+            stack.enter_context(run_lock(args.out))  # held until training ends
+            resume_from = prepare_run_dir(args.out, cfg, args.resume)
+        except (ConfigError, StoreError, RunDirError, OutputBusy) as e:
+            print(f"ptacl finetune: {e}", file=sys.stderr)
+            return 2
+        return run_finetune(cfg, store, Path(args.out), resume_from, n_boot=args.n_boot)
 
 
 def run_finetune(cfg, store, out: Path, resume_from: Path | None, *, n_boot: int = 1000) -> int:

@@ -3,10 +3,14 @@
     ptacl predict --model BUNDLE --ecg a.xml b.dcm rec.hea --out predictions.csv [--embeddings]
     ptacl predict --model BUNDLE --ecg @files.txt --out predictions.csv   (one path per line)
 
-Writes one row per file: file, eid, status ('ok' or 'error'), error, duration_s, the ten
-phenotypes (columns with units, e.g. 'LVEDV (mL)') and with --embeddings the mean-pooled ECG
-embedding (emb_0 ...). A file that cannot be read gets its row with the reason and the others
-still run. Exit status: 0 when every file succeeded, 1 otherwise.
+Writes one row per file: file, eid, status, duration_s, ood_score, the ten phenotypes
+(columns with units, e.g. 'LVEDV (mL)') and with --embeddings the mean-pooled ECG embedding
+(emb_0 ...). status is 'ok', 'warning: <reasons>' (a value beyond the training range, an ECG
+unlike the training ECGs) or 'error: <reason>' (a file that cannot be read or is refused, a NaN
+or physiologically impossible value); the other files still run. The CSV is written whole or
+not at all (a full disk leaves the previous one, if any, untouched).
+
+Exit status: 0 when every row is 'ok', 1 when any row is not (or the CSV could not be written).
 """
 
 from __future__ import annotations
@@ -45,19 +49,32 @@ def main(argv: list[str] | None = None) -> int:
     except BundleError as e:
         print(f"ptacl predict: {e}", file=sys.stderr)
         return 1
+    from ptacl.atomic import OutputBusy, atomic_file
+
     table = predictor.predict_files(
         args.ecg,
         fs=args.fs,
         embeddings=args.embeddings,
         progress=False if args.no_progress else None,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    failed = table[table["status"] != "ok"]
-    for _, row in failed.iterrows():
-        print(f"ptacl predict: {row['error']}", file=sys.stderr)
-    print(f"{len(table) - len(failed)} of {len(table)} files predicted -> {args.out}")
-    return 0 if failed.empty else 1
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(args.out) as tmp:
+            table.to_csv(tmp, index=False)
+    except (OSError, OutputBusy) as e:
+        print(f"ptacl predict: writing {args.out} failed: {e}", file=sys.stderr)
+        return 1
+    for _, row in table[table["status"] != "ok"].iterrows():
+        # an unreadable file's message names the file already
+        named = row["status"] if row["file"] in row["status"] else f"{row['file']}: {row['status']}"
+        print(f"ptacl predict: {named}", file=sys.stderr)
+    ok = int((table["status"] == "ok").sum())
+    errors = int(table["status"].str.startswith("error").sum())
+    print(
+        f"{ok} of {len(table)} files ok, {len(table) - ok - errors} with warnings, "
+        f"{errors} with errors -> {args.out}"
+    )
+    return 0 if ok == len(table) else 1
 
 
 if __name__ == "__main__":

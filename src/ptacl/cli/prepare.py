@@ -4,7 +4,9 @@
                   [--seed S] [--workers K] [--overwrite]
 
 Exit status 0 when at least one subject is usable (bad subjects are reported in qc.csv, not
-fatal), 1 when none is, 2 for unusable arguments (missing folder, existing store, bad table).
+fatal), 1 when none is or when writing failed (disk full, I/O error: nothing is left behind),
+2 for unusable arguments (missing folder, existing store, bad table) or a store that another
+process is writing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import signal
 import sys
 import threading
 
+from ptacl.atomic import OutputBusy
 from ptacl.data.prepare import STATUSES, prepare_store
 from ptacl.io import InputError
 
@@ -61,11 +64,21 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             progress=not args.quiet,
         )
-    except (FileExistsError, FileNotFoundError, InputError, ValueError) as err:
+    except (FileExistsError, FileNotFoundError, InputError, ValueError, OutputBusy) as err:
         print(f"ptacl prepare: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full (NoSpace), I/O errors: the temporary store is gone
+        print(f"ptacl prepare: writing {args.out} failed: {err}", file=sys.stderr)
+        return 1
+    for note in result.warnings:
+        print(f"ptacl prepare: warning: {note}", file=sys.stderr)
     counts = ", ".join(f"{result.counts[s]} {s}" for s in STATUSES)
     print(f"subjects: {counts}")
+    print(
+        f"files refused: {result.refused_files} (of {result.refused_subjects} subjects); "
+        f"phenotype values set to NaN: {result.labels_dropped} "
+        f"(of {result.label_subjects} subjects); reasons in {result.qc}"
+    )
     if result.store is None:
         if not any(result.counts[s] for s in STATUSES if s != "no_images"):
             print(f"no ECG or CMR file found in {args.ecg} / {args.cmr}", file=sys.stderr)

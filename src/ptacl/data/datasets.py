@@ -10,10 +10,12 @@ Training items (`train=True` with an augmentation config) are random: a random E
 the valid `ecg_length` (R peaks shifted with it) and the configured augmentations. Otherwise items
 are deterministic: the first `crop` samples and the frames 0, 2, 4, ... (end-diastole first).
 
-Seeding: each dataset owns its generators, seeded from `seed` in the main process; inside a
-DataLoader worker they are reseeded once from (seed, the worker's torch seed), which torch draws
-afresh for every epoch from its own generator, so workers differ from each other and from epoch
-to epoch, yet a run is repeatable under `torch.manual_seed`.
+Seeding: each dataset owns its generators. A training loader's `EpochSampler` hands out keys
+(epoch, k), and item k is then augmented from (seed, epoch, k) alone: the same in any worker,
+with any number of workers, and after a resume mid-epoch (`ptacl.training.resume`). A plain
+int key k keeps the stream: seeded from `seed` in the main process, reseeded once inside a
+DataLoader worker from (seed, the worker's torch seed), so workers differ from each other, yet
+a run is repeatable under `torch.manual_seed`.
 """
 
 from __future__ import annotations
@@ -70,6 +72,22 @@ class _StoreDataset(Dataset):
         info = get_worker_info()
         if info is not None and info.seed != self._seeded_for:
             self.reseed(info.seed)
+
+    def seed_item(self, epoch: int, k: int) -> None:
+        """Seed the augmentations of item k in `epoch` from (seed, epoch, k) alone."""
+        self._check_worker_seed()  # first, so the once-per-worker reseed cannot undo this
+        self._set_random_state(np.random.SeedSequence([self.seed, int(epoch), int(k)]))
+
+    def _row(self, key: int | tuple[int, int]) -> int:
+        """The store row of item `key`: k, or (epoch, k) from an `EpochSampler` (which also
+        seeds the item's augmentations, see the module docstring)."""
+        if isinstance(key, tuple):
+            epoch, k = key
+            self.seed_item(epoch, k)
+        else:
+            self._check_worker_seed()
+            k = key
+        return int(self.rows[int(k)])
 
     def _common(self, i: int) -> dict[str, Any]:
         return {
@@ -136,9 +154,8 @@ class EcgDataset(_StoreDataset):
         if self._ecg.augment is not None:
             self._ecg.augment.set_random_state(seq)
 
-    def __getitem__(self, k: int) -> dict[str, Any]:
-        self._check_worker_seed()
-        i = int(self.rows[k])
+    def __getitem__(self, k: int | tuple[int, int]) -> dict[str, Any]:
+        i = self._row(k)
         return {**self._ecg(self.store, i), **self._common(i)}
 
 
@@ -162,9 +179,8 @@ class CmrDataset(_StoreDataset):
     def _set_random_state(self, seq: np.random.SeedSequence) -> None:
         self._cmr.augment.set_random_state(seq)
 
-    def __getitem__(self, k: int) -> dict[str, Any]:
-        self._check_worker_seed()
-        i = int(self.rows[k])
+    def __getitem__(self, k: int | tuple[int, int]) -> dict[str, Any]:
+        i = self._row(k)
         return {**self._cmr(self.store, i), **self._common(i)}
 
 
@@ -194,7 +210,6 @@ class PairedDataset(_StoreDataset):
             self._ecg.augment.set_random_state(ecg_seq)
         self._cmr.augment.set_random_state(cmr_seq)
 
-    def __getitem__(self, k: int) -> dict[str, Any]:
-        self._check_worker_seed()
-        i = int(self.rows[k])
+    def __getitem__(self, k: int | tuple[int, int]) -> dict[str, Any]:
+        i = self._row(k)
         return {**self._ecg(self.store, i), **self._cmr(self.store, i), **self._common(i)}

@@ -11,20 +11,29 @@ as it is, e.g. a DICOM cine series), or a file `{eid}.nii.gz/.nii/.npy`. Two
 files that claim the same eid for one modality (other than UK Biobank instances) are ambiguous:
 that modality of the subject is rejected, naming both files.
 
-Per subject, in worker processes: read, validate (`ptacl.io.validate_ecg`, which also detects
-the R peaks, once), preprocess (ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
+Per subject, in worker processes: read, validate (`ptacl.io.validate_record`: the ECG's
+plausibility, its patient id against the eid, and the R peaks, detected once), preprocess (ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
 failure rejects that modality only. Rows are written as they arrive straight into the store's
 memory-mapped arrays (`store_writer`), so memory stays bounded for any cohort size and the
 arrays are written once; the store appears at `out` only when complete.
 
-qc.csv has one row per file seen (and one per phenotype row without images): eid, the
-subject's status (paired / ecg_only / cmr_only / rejected / no_images), modality, file, and
-the reason the file was not used (empty when it was).
+Phenotypes go through `ptacl.io.check_labels`: a value outside the physiological range or
+contradicting its ventricle's other volumes becomes NaN, with a qc.csv row (modality
+"phenotypes") naming the value and the rule. A phenotype column without any value is reported.
+
+qc.csv has one row per file seen (and one per phenotype row without images or with values set
+to NaN): eid, the subject's status (paired / ecg_only / cmr_only / rejected / no_images),
+modality, file, and the reason the file (or value) was not used (empty when it was).
+
+Writing is safe against a second writer and a full disk: the store's lock (`ptacl.atomic`) is
+taken before anything is scanned, so a second `prepare` into the same `out` is refused at once;
+free space for the whole store is checked before the first subject is read.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -36,6 +45,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ptacl.atomic import NoSpace, atomic_file, output_lock
 from ptacl.cmr import preprocess_cmr
 from ptacl.data.store import (
     CMR_FRAMES,
@@ -43,10 +53,12 @@ from ptacl.data.store import (
     ECG_FS,
     ECG_SAMPLES,
     LEADS,
+    ROW_BYTES,
     store_writer,
 )
 from ptacl.ecg import preprocess_ecg
-from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes, validate_ecg
+from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes, validate_record
+from ptacl.io.phenotypes import check_labels
 from ptacl.phenotypes import PHENOTYPES
 
 ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz")
@@ -164,10 +176,11 @@ def _error(err: Exception, path: Path) -> tuple[str, str]:
     return str(path), f"{type(err).__name__}: {err}"
 
 
-def process_ecg(path: Path) -> tuple[np.ndarray, int, np.ndarray]:
-    """One ECG file -> ((12, 5000) float16 zero-padded, valid length, R peaks at 500 Hz)."""
+def process_ecg(path: Path, eid: str | None = None) -> tuple[np.ndarray, int, np.ndarray]:
+    """One ECG file -> ((12, 5000) float16 zero-padded, valid length, R peaks at 500 Hz).
+    `eid`: the subject it is filed under, checked against the file's own patient id."""
     record = read_ecg(path)
-    peaks = validate_ecg(record.signal, record.fs, record.source)  # at the file's rate
+    peaks = validate_record(record, eid)  # at the file's rate
     signal = preprocess_ecg(record.signal, record.fs, max_samples=ECG_SAMPLES)  # (12, S500)
     length = signal.shape[-1]
     peaks = np.rint(np.asarray(peaks) * (ECG_FS / record.fs)).astype(np.int64)
@@ -188,7 +201,7 @@ def process_subject(eid: str, ecg_path: Path | None, cmr_path: Path | None) -> S
     out: dict = {"eid": eid}
     if ecg_path is not None:
         try:
-            out["ecg"], out["ecg_length"], out["r_peaks"] = process_ecg(ecg_path)
+            out["ecg"], out["ecg_length"], out["r_peaks"] = process_ecg(ecg_path, eid)
         except Exception as err:
             out["ecg_error"] = _error(err, ecg_path)
     if cmr_path is not None:
@@ -270,12 +283,43 @@ def _qc_table(qc: list[tuple[str, str, str, str]], status: dict[str, str]) -> pd
 
 @dataclass(frozen=True)
 class PrepareResult:
-    """The store written (None when no subject was usable), its qc.csv, counts by status."""
+    """The store written (None when no subject was usable), its qc.csv, counts by status, the
+    files refused (and of how many subjects), the phenotype values set to NaN (and of how many
+    subjects), and warnings about the run as a whole (e.g. a phenotype column without values)."""
 
     store: Path | None
     qc: Path
     counts: dict[str, int]
     splits: dict[str, int]
+    refused_files: int = 0
+    refused_subjects: int = 0
+    labels_dropped: int = 0
+    label_subjects: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+#: Beyond ecg.npy and cmr.npy: r_peaks, phenotypes, the CSVs and the manifest, generously.
+_TABLE_BYTES = 16 * 2**20
+
+
+def check_free_space(out: Path, subjects: int) -> None:
+    """Raise NoSpace unless the file system of `out` has room for a store of `subjects` rows.
+
+    Checked before the first subject is read, so a cohort that cannot fit fails in a second,
+    naming the space needed, instead of after hours. (`--overwrite` keeps the old store until the
+    new one is complete, so the old one's space is not counted as free.)
+    """
+    need = subjects * ROW_BYTES + _TABLE_BYTES
+    folder = out.parent.absolute()
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise NoSpace(
+            out,
+            f"a store of {subjects} subjects needs {need / 1e9:.2f} GB "
+            f"({ROW_BYTES} bytes per subject), {free / 1e9:.2f} GB free on {folder}",
+        )
 
 
 def prepare_store(
@@ -294,17 +338,38 @@ def prepare_store(
     """Build a store from raw files (see the module docstring); bad subjects go to qc.csv.
 
     Raises FileExistsError if `out` exists without `overwrite`, FileNotFoundError for a missing
-    input folder and InputError for an unusable phenotype table: those stop the whole run.
+    input folder, InputError for an unusable phenotype table, OutputBusy when another process
+    writes `out` and NoSpace when the store cannot fit: those stop the whole run.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
     if ecg_dir is None and cmr_dir is None:
         raise ValueError("give at least one of an ECG folder and a CMR folder")
     assign_splits([], [], val=val, test=test, seed=seed)  # check the fractions before working
     for name, folder in (("ECG", ecg_dir), ("CMR", cmr_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise FileNotFoundError(f"{folder}: {name} folder not found")
+    # Held from here to the final rename (the store writer takes it again, re-entrantly).
+    with output_lock(out):
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+        return _prepare(
+            ecg_dir, cmr_dir, phenotypes, out, val, test, seed, workers, overwrite, progress
+        )
+
+
+def _prepare(
+    ecg_dir: str | Path | None,
+    cmr_dir: str | Path | None,
+    phenotypes: str | Path | None,
+    out: Path,
+    val: float,
+    test: float,
+    seed: int,
+    workers: int,
+    overwrite: bool,
+    progress: bool,
+) -> PrepareResult:
+    """`prepare_store`'s work, under the store's lock, arguments checked."""
     ecg_found = discover_ecg(Path(ecg_dir), out) if ecg_dir is not None else Candidates()
     cmr_found = discover_cmr(Path(cmr_dir), out) if cmr_dir is not None else Candidates()
     table = (
@@ -312,6 +377,17 @@ def prepare_store(
         if phenotypes is not None
         else pd.DataFrame(columns=list(PHENOTYPES), index=pd.Index([], name="eid"))
     )
+    cleaned, label_problems = check_labels(table)
+    dropped = int((table.notna() & cleaned.isna()).to_numpy().sum())
+    table = cleaned
+    notes = []
+    if phenotypes is not None:
+        empty = [c for c in PHENOTYPES if table[c].isna().all()]
+        if empty:
+            notes.append(
+                f"{phenotypes}: no usable value in {len(empty)} phenotype column(s) "
+                f"(missing, empty or all implausible), NaN for every subject: {empty}"
+            )
     seen = set(ecg_found.chosen) | set(cmr_found.chosen) | ecg_found.rejected | cmr_found.rejected
     jobs = [
         (eid, ecg_found.chosen.get(eid), cmr_found.chosen.get(eid))
@@ -321,7 +397,9 @@ def prepare_store(
     qc: list[tuple[str, str, str, str]] = []  # (eid, modality, file, reason); status added last
     qc += [(e, "ecg", str(p), r) for e, p, r in ecg_found.unused]
     qc += [(e, "cmr", str(p), r) for e, p, r in cmr_found.unused]
+    qc += [(e, "phenotypes", str(phenotypes), "; ".join(r)) for e, r in label_problems.items()]
     status: dict[str, str] = {}
+    check_free_space(out, len(jobs))
     with (
         store_writer(out, len(jobs), overwrite=overwrite) as writer,
         tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not progress) as bar,
@@ -352,11 +430,25 @@ def prepare_store(
             qc.append((eid, "phenotypes", str(phenotypes), "phenotype row with no ECG or CMR file"))
         qc_table = _qc_table(qc, status)
         counts = {s: sum(v == s for v in status.values()) for s in STATUSES}
+        refused = qc_table[
+            qc_table["modality"].isin(["ecg", "cmr"])
+            & (qc_table["reason"] != "")
+            & ~qc_table["reason"].str.startswith("superseded")
+        ]
+        report = {
+            "refused_files": len(refused),
+            "refused_subjects": refused["eid"].nunique(),
+            "labels_dropped": dropped,
+            "label_subjects": len(label_problems),
+            "warnings": tuple(notes),
+        }
 
         if not len(writer):  # no store: leaving the block unfinished removes the folder
             qc_path = out.with_name(f"{out.name}.qc.csv")
-            qc_table.to_csv(qc_path, index=False)
-            return PrepareResult(None, qc_path, counts, dict.fromkeys(("train", "val", "test"), 0))
+            with atomic_file(qc_path) as tmp:
+                qc_table.to_csv(tmp, index=False)
+            no_splits = dict.fromkeys(("train", "val", "test"), 0)
+            return PrepareResult(None, qc_path, counts, no_splits, **report)
         eids = writer.eids
         splits = assign_splits(eids, [status[e] for e in eids], val=val, test=test, seed=seed)
         phen = table.reindex(eids)[list(PHENOTYPES)].to_numpy(dtype=np.float32)
@@ -374,8 +466,10 @@ def prepare_store(
                 "split_fractions": {"val": val, "test": test},
                 "qc_counts": counts,
                 "with_phenotypes": int(np.isfinite(phen).any(axis=1).sum()),
+                "refused_files": report["refused_files"],
+                "phenotype_values_set_to_nan": dropped,
+                "warnings": list(notes),
             },
         )
-    return PrepareResult(
-        out, out / "qc.csv", counts, {s: splits.count(s) for s in ("train", "val", "test")}
-    )
+    split_counts = {s: splits.count(s) for s in ("train", "val", "test")}
+    return PrepareResult(out, out / "qc.csv", counts, split_counts, **report)

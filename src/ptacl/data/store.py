@@ -20,7 +20,9 @@ and make the folder appear at its destination only when complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +139,7 @@ def write_store(
     for name, arr in (("ecg", ecg), ("cmr", cmr), ("phenotypes", phenotypes)):
         if len(arr) != n:
             raise ValueError(f"{name} has {len(arr)} rows for {n} eids")
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, overwrite=overwrite) as tmp:
         np.save(tmp / "ecg.npy", np.asarray(ecg, dtype=np.float16))
         cmr = np.asarray(cmr)
         if cmr.dtype != np.uint8:
@@ -244,6 +246,8 @@ class StoreWriter:
             dtype=np.uint8,
             shape=(self.capacity, CMR_FRAMES, CMR_SIZE, CMR_SIZE),
         )
+        for name in ("ecg.npy", "cmr.npy"):
+            _reserve(folder / name)
         self.eids: list[str] = []
         self._has_ecg: list[bool] = []
         self._has_cmr: list[bool] = []
@@ -325,6 +329,25 @@ class StoreWriter:
         self._ecg = self._cmr = None
 
 
+#: Bytes of one store row in ecg.npy and cmr.npy (what `prepare` checks free space against).
+ROW_BYTES = len(LEADS) * ECG_SAMPLES * 2 + CMR_FRAMES * CMR_SIZE * CMR_SIZE
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the blocks of a freshly created (sparse) .npy file now.
+
+    A write through a memory map into a hole of a sparse file on a full disk kills the process
+    with SIGBUS: no message, no cleanup, the temporary folder left behind. `posix_fallocate`
+    fails with ENOSPC up front instead, which `atomic_folder` reports and cleans up.
+    """
+    with open(path, "rb+") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as err:
+            if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise  # ENOSPC above all; a file system without fallocate just goes on
+
+
 def _cut_rows(path: Path, rows: int) -> None:
     """Keep the first `rows` rows of an .npy file: rewrite the shape in its header, truncate.
 
@@ -370,7 +393,7 @@ def store_writer(
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
-    with contextlib.suppress(_Unfinished), atomic_folder(out) as tmp:
+    with contextlib.suppress(_Unfinished), atomic_folder(out, overwrite=overwrite) as tmp:
         writer = StoreWriter(tmp, capacity)
         try:
             yield writer

@@ -5,11 +5,12 @@ ptacl.load(BUNDLE).predict("1000037_20205_2_0.xml")
 """
 
 from ptacl.inference.bundle import Bundle, BundleError, encoder_fingerprint, read_bundle
-from ptacl.inference.predictor import Predictor, eid_from_path, load
+from ptacl.inference.predictor import ImplausiblePrediction, Predictor, eid_from_path, load
 
 __all__ = [
     "Bundle",
     "BundleError",
+    "ImplausiblePrediction",
     "Predictor",
     "eid_from_path",
     "encoder_fingerprint",

@@ -5,11 +5,15 @@ Layout of a bundle folder::
     manifest.json        format name and version, sha256 and size of every file below
     config.json          model kind, ECG encoder constructor arguments, the head, embedding space
     preprocessing.json   sampling rate, samples, crop, how crops are combined, leads, DWT settings
-    phenotypes.json      the head's outputs in order: columns, names, units
+    phenotypes.json      the head's outputs in order: columns, names, units, and `ranges`: per
+                         column the physiological bounds and the training labels' range
+                         (`ptacl.inference.plausibility`; bundles before it have no ranges)
     weights.safetensors  `encoder.*` the ECG encoder's state dict, `projection.*` the ECG
                          projection head of an aligned run (absent otherwise), `head.*` the linear
                          probe (`mean` (D,), `weight` (P, D), `bias` (P,), float64) or the
-                         fine-tuned attention-pooling head with its target mean and SD
+                         fine-tuned attention-pooling head with its target mean and SD, `ood.*`
+                         the train embeddings' `mean` (D,) and `whiten` (D, D) for the
+                         out-of-distribution score (threshold in config.json `ood`; optional)
 
 Only safetensors is ever parsed as tensors: a bundle is user input, and a pickle (what
 `torch.save` writes) can run code when loaded. The weights file is read once into memory, its
@@ -38,7 +42,7 @@ BUNDLE_VERSION = 1
 WEIGHTS = "weights.safetensors"
 JSON_FILES = ("config.json", "preprocessing.json", "phenotypes.json")
 #: Parts of the weights file, by key prefix.
-PARTS = ("encoder", "projection", "head")
+PARTS = ("encoder", "projection", "head", "ood")
 #: The safetensors header is JSON of a few kB per hundred tensors; anything far larger is not one.
 _MAX_HEADER = 100 * 2**20
 
@@ -127,7 +131,7 @@ def write_bundle(
     }
     contents["manifest.json"] = json.dumps(manifest, indent=2).encode()
 
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, overwrite=overwrite) as tmp:
         for name, data in contents.items():
             (tmp / name).write_bytes(data)
     return out

@@ -5,12 +5,18 @@ encoder embedding to the 10 phenotypes, fitted on the train split of a prepared 
 same crops and averaging that `ptacl predict` uses, so the probe sees at fit time exactly what
 it sees at prediction time. Its R² on the store's validation split is written into config.json
 so a user can judge the bundle before trusting it.
+
+What `ptacl predict` checks each prediction against is recorded from the same store
+(`ptacl.inference.plausibility`): per phenotype the physiological bounds and the train labels'
+range (phenotypes.json `ranges`), and the mean and whitening of the train embeddings with the
+out-of-distribution threshold (weights part `ood`, config.json `ood`).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +25,13 @@ import torch
 from torch import nn
 
 import ptacl
+from ptacl.atomic import output_lock
 from ptacl.config import to_dict
 from ptacl.data.store import ECG_FS, ECG_SAMPLES, LEADS, Store
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
 from ptacl.inference.crops import run_over_crops
 from ptacl.inference.modules import BundleModel, LinearProbe
+from ptacl.inference.plausibility import fit_ood, fit_ranges
 from ptacl.phenotypes import PHENOTYPE_NAMES, PHENOTYPE_UNITS, PHENOTYPES
 
 COMBINE = (
@@ -97,6 +105,40 @@ def embed_store(
 
     rows, out = store_outputs(pooled, store, split, crop=crop, batch_size=batch_size)
     return rows, out.get("embedding", np.zeros((0, int(encoder.width))))
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """What predictions are checked against: phenotypes.json `ranges`, config.json `ood` and
+    the weights part `ood` (`mean` (D,), `whiten` (D, D))."""
+
+    ranges: dict[str, Any]
+    ood: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+
+
+def plausibility_from_store(
+    encoder: nn.Module,
+    store: Store,
+    *,
+    crop: int,
+    batch_size: int = 32,
+    train: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Plausibility:
+    """Ranges from the store's train labels, OOD statistics from its train (and validation)
+    embeddings; `train` = (rows, embeddings) when already computed."""
+    rows, embeddings = train or embed_store(
+        encoder, store, "train", crop=crop, batch_size=batch_size
+    )
+    _, held_out = embed_store(encoder, store, "val", crop=crop, batch_size=batch_size)
+    mean, whiten, spec = fit_ood(embeddings, held_out)
+    spec["fitted_on"] = {"store": str(Path(store.root).resolve()), "splits": ["train", "val"]}
+    targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
+    return Plausibility(
+        ranges=fit_ranges(targets, PHENOTYPES),
+        ood=spec,
+        tensors={"mean": torch.from_numpy(mean), "whiten": torch.from_numpy(whiten)},
+    )
 
 
 def validation_r2(
@@ -189,6 +231,9 @@ def export_with_probe(
     r2, n_val = validation_r2(
         BundleModel(encoder, head, "pooled"), store, crop=crop, batch_size=batch_size
     )
+    checks = plausibility_from_store(
+        encoder, store, crop=crop, batch_size=batch_size, train=(rows, train)
+    )
     head_spec = {
         "kind": "linear",
         "kwargs": {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0])},
@@ -213,6 +258,7 @@ def export_with_probe(
         source=source,
         projection=projection,
         projection_spec=projection_spec,
+        plausibility=checks,
         overwrite=overwrite,
     )
 
@@ -226,9 +272,11 @@ def export_bundle(
     source: Mapping[str, Any],
     projection: nn.Module | None = None,
     projection_spec: Mapping[str, Any] | None = None,
+    plausibility: Plausibility | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a bundle from modules already built: the encoder, its head, an optional projection."""
+    """Write a bundle from modules already built: the encoder, its head, an optional projection
+    and what predictions are checked against (without it: the physiological bounds only)."""
     if (projection is None) != (projection_spec is None):
         raise ValueError("give both projection and projection_spec, or neither")
     encoder_state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
@@ -259,11 +307,18 @@ def export_bundle(
     tensors = {"encoder": encoder_state, "head": dict(head.state_dict())}
     if projection is not None:
         tensors["projection"] = dict(projection.state_dict())
+    phenotypes = phenotypes_spec()
+    if plausibility is not None:
+        phenotypes["ranges"] = plausibility.ranges
+        config["ood"] = plausibility.ood
+        tensors["ood"] = plausibility.tensors
+    else:
+        phenotypes["ranges"] = fit_ranges(np.zeros((0, len(PHENOTYPES))), PHENOTYPES)
     return write_bundle(
         out,
         config=config,
         preprocessing=preprocessing_spec(int(encoder.config.samples)),
-        phenotypes=phenotypes_spec(),
+        phenotypes=phenotypes,
         tensors=tensors,
         overwrite=overwrite,
     )
@@ -352,11 +407,25 @@ def export_run(
 ) -> Path:
     """Bundle a training run's ECG encoder: an ECG MAE or align run with an OLS probe fitted on
     the train split of `data` (default: the store the run trained on), or a fine-tune run with
-    its own attention-pooling head (scored on `data`'s val split when a store is at hand)."""
+    its own attention-pooling head (scored on `data`'s val split when a store is at hand).
+
+    The bundle's lock (`ptacl.atomic.output_lock`) is held throughout, so a second export into
+    `out` is refused at once rather than after minutes of embedding."""
+    with output_lock(Path(out)):
+        _refuse_existing(out, overwrite)
+        return _export_run(Path(run_dir), out, data, which, batch_size, overwrite)
+
+
+def _export_run(
+    run_dir: Path,
+    out: str | Path,
+    data: str | Path | None,
+    which: str,
+    batch_size: int,
+    overwrite: bool,
+) -> Path:
     from ptacl.training.common import RunDirError, load_encoder, read_run_config
 
-    _refuse_existing(out, overwrite)
-    run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     if config.get("modality") == "cmr":
         raise RunDirError(f"{run_dir}: a CMR run has no ECG encoder to export")
@@ -370,18 +439,22 @@ def export_run(
     }
     if config.get("stage") == "finetune":
         head, spec = finetune_head_from_state(state, config, int(encoder.width))
+        checks = None
         if store:
             crop = int(encoder.config.samples)
             model = BundleModel(encoder, head, "tokens")
+            opened = Store.open(store)
             spec["validation_r2"], spec["validation_subjects"] = validation_r2(
-                model, Store.open(store), crop=crop, batch_size=batch_size
+                model, opened, crop=crop, batch_size=batch_size
             )
+            checks = plausibility_from_store(encoder, opened, crop=crop, batch_size=batch_size)
         return export_bundle(
             out,
             encoder=encoder,
             head=head,
             head_spec=spec,
             source={**source, "stage": "finetune"},
+            plausibility=checks,
             overwrite=overwrite,
         )
     if not store:

@@ -8,11 +8,18 @@
 Every input goes through the code that built the training store (`ptacl.io.read_ecg`, the
 store's checks `ptacl.io.validate_ecg`, `ptacl.ecg.preprocess_ecg` with the bundle's DWT
 settings), then through the crops of `ptacl.inference.crops`; outputs are averaged over crops.
+
+Every output is checked (`ptacl.inference.plausibility`): NaN or physiologically impossible
+values are errors; values beyond the training range and ECGs unlike the training ECGs are
+warnings. A table row carries the verdict in `status`; a single `predict` warns
+(`ImplausiblePrediction`) unless it is 'ok'. A bundle exported before ranges were recorded is
+checked against the physiological bounds only (`Predictor.checks` says which checks apply).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,11 +32,17 @@ from ptacl.data.store import LEADS
 from ptacl.inference.bundle import Bundle, BundleError, read_bundle
 from ptacl.inference.crops import crop_starts, run_over_crops
 from ptacl.inference.modules import build_model
+from ptacl.inference.plausibility import assess, ood_distances
+from ptacl.phenotypes import PHYSIOLOGICAL_RANGES
 
 #: UK Biobank names files `<eid>_<field>_<instance>_<array>.<ext>`.
 _UKB_NAME = re.compile(r"^(\d+)_\d+_\d+_\d+$")
 
 Source = str | Path | np.ndarray
+
+
+class ImplausiblePrediction(UserWarning):
+    """A single prediction whose status is not 'ok' (the message is the status)."""
 
 
 def eid_from_path(path: str | Path) -> str:
@@ -67,6 +80,36 @@ class Predictor:
         self.model = build_model(self.bundle).to(self.device)
         self.columns = self.bundle.columns
         self._check_outputs()
+        self._load_checks()
+
+    def _load_checks(self) -> None:
+        """Ranges and the OOD reference recorded at export; bounds only for older bundles."""
+        ranges = self.bundle.phenotypes.get("ranges")
+        ood = self.bundle.tensors.get("ood")
+        spec = self.bundle.config.get("ood") or {}
+        self._ood = None
+        if ood is not None and "threshold" in spec:
+            self._ood = (
+                ood["mean"].double().numpy(),
+                ood["whiten"].double().numpy(),
+                float(spec["threshold"]),
+            )
+        self.ranges = ranges or {
+            c: {"physiological": list(PHYSIOLOGICAL_RANGES[c])}
+            for c in self.columns
+            if c in PHYSIOLOGICAL_RANGES
+        }
+        trained = any("expected" in r for r in self.ranges.values())
+        self.checks = ["finite", "physiological range"]
+        self.checks += ["training range"] if trained else []
+        self.checks += ["out-of-distribution score"] if self._ood else []
+        if ranges is None:
+            warnings.warn(
+                f"{self.bundle.root}: exported before ptacl recorded plausibility ranges: its "
+                "predictions are checked against the physiological bounds only (no training "
+                "range, no out-of-distribution score); export it again to get both",
+                stacklevel=3,
+            )
 
     def _check_outputs(self) -> None:
         """One forward pass on zeros: a config that builds but cannot run fails here, at load."""
@@ -83,11 +126,13 @@ class Predictor:
     def prepare(self, source: Source, fs: float | None = None) -> np.ndarray:
         """A file or a (12, S) millivolt array -> (12, S500) preprocessed as in the store.
 
-        The recording must pass the store's own checks (`ptacl.io.validate_ecg`: long enough,
-        no flat lead, recognisable beats); a model says nothing trustworthy about anything else.
+        The recording must pass the store's own checks (`ptacl.io.validate_record`: long
+        enough, no flat, stuck or clipped lead, amplitudes in mV, recognisable beats at a rate
+        consistent with the file, consistent limb leads, and for a UK Biobank file name a
+        patient id matching its eid); a model says nothing trustworthy about anything else.
         """
         from ptacl.ecg import preprocess_ecg
-        from ptacl.io.validate import validate_ecg
+        from ptacl.io.validate import validate_ecg, validate_record
 
         if isinstance(source, np.ndarray | torch.Tensor):
             signal = np.asarray(source, dtype=np.float32)
@@ -101,13 +146,14 @@ class Predictor:
                     f"expected a (12, S) array in lead order {LEADS}, got shape {signal.shape}"
                 )
             rate = float(fs)
-            name = "array"
+            validate_ecg(signal, rate, "array")
         else:
             from ptacl.io import read_ecg
 
             record = read_ecg(Path(source), fs=fs)
-            signal, rate, name = record.signal, float(record.fs), str(source)
-        validate_ecg(signal, rate, name)
+            signal, rate = record.signal, float(record.fs)
+            named = _UKB_NAME.match(Path(source).name.split(".")[0])
+            validate_record(record, eid_from_path(source) if named else None)
         ecg = preprocess_ecg(signal, rate, max_samples=self.samples, **self.dwt)
         return np.asarray(ecg, dtype=np.float32)
 
@@ -124,6 +170,15 @@ class Predictor:
             with torch.no_grad():
                 embedding = torch.from_numpy(out["embedding"]).float().to(self.device)
                 out["shared"] = self.model.project(embedding).double().cpu().numpy()
+        if self._ood is not None:
+            out["ood_score"] = ood_distances(out["embedding"], *self._ood[:2])
+        out["status"] = assess(
+            out["phenotypes"],
+            self.columns,
+            self.ranges,
+            out.get("ood_score"),
+            None if self._ood is None else self._ood[2],
+        )
         return out
 
     def embed(
@@ -157,12 +212,17 @@ class Predictor:
         """Phenotypes of one input as {column: value}; of a list, `predict_files`'s table.
 
         A single input that cannot be read raises (`ptacl.io.InputError`); in a list, it gets an
-        error row and the rest still run.
+        error row and the rest still run. A single prediction that is not plausible warns
+        (`ImplausiblePrediction`, the message is its status); a table row says it in `status`.
         """
         if _is_many(source):
             return self.predict_files(list(source), fs=fs)
-        values = self._run([self.prepare(source, fs)])["phenotypes"][0]
-        return {c: float(v) for c, v in zip(self.columns, values)}
+        out = self._run([self.prepare(source, fs)])
+        status = out["status"][0]
+        if status != "ok":
+            name = "array" if isinstance(source, np.ndarray | torch.Tensor) else str(source)
+            warnings.warn(f"{name}: {status}", ImplausiblePrediction, stacklevel=2)
+        return {c: float(v) for c, v in zip(self.columns, out["phenotypes"][0])}
 
     def predict_files(
         self,
@@ -172,8 +232,12 @@ class Predictor:
         embeddings: bool = False,
         progress: bool | None = None,
     ) -> pd.DataFrame:
-        """One row per file: file, eid, status ('ok' or 'error'), error, duration_s, phenotypes
-        (columns with units), and with `embeddings` the columns emb_0 .. emb_{D-1}.
+        """One row per file: file, eid, status, duration_s, ood_score, phenotypes (columns with
+        units), and with `embeddings` the columns emb_0 .. emb_{D-1}.
+
+        status is 'ok', 'warning: <reasons>' (beyond the training range, unlike the training
+        ECGs) or 'error: <reason>' (unreadable or refused file, NaN or impossible values);
+        ood_score is empty for a bundle without an OOD reference.
 
         Items may also be (12, S) arrays (all at `fs`): their file is "<array i>", their eid i.
         `progress`: a tqdm bar on stderr (None: for several files, when stderr is a terminal).
@@ -190,8 +254,12 @@ class Predictor:
                 return
             out = self._run([ecg for _, ecg in pending])
             width = out["embedding"].shape[1]
-            for (row, _), values, emb in zip(pending, out["phenotypes"], out["embedding"]):
+            scores = out.get("ood_score", np.full(len(pending), np.nan))
+            for (row, _), values, emb, status, score in zip(
+                pending, out["phenotypes"], out["embedding"], out["status"], scores
+            ):
                 rows[row].update({c: float(v) for c, v in zip(self.columns, values)})
+                rows[row].update(status=status, ood_score=float(score))
                 if embeddings:
                     rows[row].update({f"emb_{j}": float(x) for j, x in enumerate(emb)})
             pending.clear()
@@ -207,14 +275,12 @@ class Predictor:
             row: dict[str, Any] = {
                 "file": f"<array {index}>" if is_array else str(path),
                 "eid": str(index) if is_array else eid_from_path(path),
-                "status": "ok",
-                "error": "",
             }
             rows.append(row)
             try:
                 ecg = self.prepare(path, fs)
             except Exception as e:  # one bad file must not stop the others; its row says why
-                row.update(status="error", error=_describe(e, row["file"]))
+                row.update(status=f"error: {_describe(e, row['file'])}")
                 continue
             row["duration_s"] = ecg.shape[-1] / self.fs
             pending.append((len(rows) - 1, ecg))
@@ -223,7 +289,7 @@ class Predictor:
                 flush()
                 pending_crops = 0
         flush()
-        table = pd.DataFrame(rows, columns=["file", "eid", "status", "error", "duration_s"])
+        table = pd.DataFrame(rows, columns=["file", "eid", "status", "duration_s", "ood_score"])
         values = pd.DataFrame(rows, columns=self.columns)
         parts = [table, values]
         if embeddings:
@@ -242,6 +308,10 @@ def _is_many(source: object) -> bool:
 
 def _describe(error: Exception, path: str | Path) -> str:
     """The error's message, with the file named first as every reader's message is."""
+    from ptacl.io import InputError
+
+    if isinstance(error, InputError):  # its reason, under the row's name ("<array 3>")
+        return f"{path}: {error.reason}"
     text = str(error) or type(error).__name__
     if not text.startswith(str(path)):
         text = f"{path}: {type(error).__name__}: {text}"

@@ -9,7 +9,7 @@ from ptacl.io.ecg import read_ecg
 from ptacl.io.errors import InputError
 from ptacl.io.phenotypes import read_phenotypes
 from ptacl.io.records import CmrRecord, EcgRecord
-from ptacl.io.validate import validate_ecg
+from ptacl.io.validate import validate_ecg, validate_record
 
 __all__ = [
     "CmrRecord",
@@ -19,4 +19,5 @@ __all__ = [
     "read_ecg",
     "read_phenotypes",
     "validate_ecg",
+    "validate_record",
 ]

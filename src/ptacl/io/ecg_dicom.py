@@ -52,7 +52,9 @@ def read_dicom_ecg(path: Path) -> EcgRecord:
     if not fs > 0:
         raise InputError(path, f"SamplingFrequency {fs} is not positive")
     signal, derived = arrange_leads(data, names, path)
-    return EcgRecord(signal=signal, fs=fs, leads=LEADS, source=path, derived=derived)
+    patient = str(ds.get("PatientID", "") or "").strip()
+    meta = {"patient_id": patient} if patient else {}
+    return EcgRecord(signal=signal, fs=fs, leads=LEADS, source=path, derived=derived, meta=meta)
 
 
 def _rhythm_group(groups) -> int:

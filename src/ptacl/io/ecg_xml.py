@@ -28,6 +28,8 @@ MAX_BYTES = 64 * 2**20
 
 #: Resolution units -> millivolts per unit.
 _TO_MV = {"uvperlsb": 1e-3, "µvperlsb": 1e-3, "nvperlsb": 1e-6, "mvperlsb": 1.0}
+#: SampleRate units -> Hz per unit (CardioSoft writes units="Hz"; a missing unit means Hz).
+_TO_HZ = {"hz": 1.0, "khz": 1000.0}
 
 
 def read_cardiosoft_xml(path: Path) -> EcgRecord:
@@ -47,7 +49,11 @@ def read_cardiosoft_xml(path: Path) -> EcgRecord:
     strip = root.find("StripData")
     if strip is None:
         raise InputError(path, "no <StripData> (10-s rhythm strip) element")
-    fs = _number(strip, "SampleRate", path)
+    fs = _number(strip, "SampleRate", path)  # raises when missing, so find() below succeeds
+    rate_units = (strip.find("SampleRate").get("units") or "Hz").replace(" ", "").lower()
+    if rate_units not in _TO_HZ:
+        raise InputError(path, f"unknown SampleRate units {rate_units!r}; known: Hz, kHz")
+    fs *= _TO_HZ[rate_units]
     resolution = _number(strip, "Resolution", path)
     units = (strip.find("Resolution").get("units") or "uVperLsb").replace(" ", "").lower()
     if units not in _TO_MV:
@@ -72,7 +78,24 @@ def read_cardiosoft_xml(path: Path) -> EcgRecord:
         )
     data = np.stack(rows).astype(np.float64) * (resolution * _TO_MV[units])
     signal, derived = arrange_leads(data, names, path)
-    return EcgRecord(signal=signal, fs=fs, leads=LEADS, source=path, derived=derived)
+    return EcgRecord(
+        signal=signal, fs=fs, leads=LEADS, source=path, derived=derived, meta=_meta(root)
+    )
+
+
+def _meta(root: Element) -> dict[str, object]:
+    """The patient id and the device's ventricular rate, where the file gives them."""
+    meta: dict[str, object] = {}
+    patient = (root.findtext("PatientInfo/PID") or "").strip()
+    if patient:
+        meta["patient_id"] = patient
+    rate = (root.findtext("RestingECGMeasurements/VentricularRate") or "").strip()
+    try:
+        if float(rate) > 0:
+            meta["ventricular_rate"] = float(rate)
+    except ValueError:
+        pass  # absent or not a number: no cross-check of the sampling rate
+    return meta
 
 
 def _number(parent: Element, tag: str, path: Path) -> float:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,8 @@ class EcgRecord:
     leads: lead names, one per row of `signal`
     source: the file read
     derived: leads computed from I and II because the file lacked them
+    meta: what the file says about itself, for the plausibility checks: "patient_id" (str),
+        "ventricular_rate" (bpm, the device's own measurement); absent when it does not say
     """
 
     signal: np.ndarray
@@ -24,6 +27,7 @@ class EcgRecord:
     leads: tuple[str, ...]
     source: Path
     derived: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:

@@ -1,4 +1,24 @@
-"""Checks a raw ECG must pass before it enters the store; each failure names file and reason."""
+"""Checks a raw ECG must pass before it enters the store or a prediction; each failure names
+file and reason. `prepare` and `predict` both call `validate_record` (or `validate_ecg` for a
+bare array), so what one refuses the other refuses too.
+
+Beyond "is it an ECG at all" (shape, finite, long enough, no flat lead, beats that look alike),
+plausibility rules catch files that read fine but would teach or tell the model nonsense:
+
+- saturation: a lead stuck at its extreme value (`STUCK_SECONDS`), or clipped there beat after
+  beat (`CLIP_PLATEAUS` flat tops); z-scoring hides both from the model;
+- amplitude in mV: a unit error (µV read as mV is x1000, a x100 scale slip) makes every lead
+  tens of mV (`MAX_MEDIAN_MV`), a V-for-mV error leaves nothing (`MIN_LARGEST_MV`); z-scoring
+  would hide it too;
+- sample rate: the beat rate at the stated rate must be a heart rate (`HEART_RATE_BPM`) and
+  agree with the device's own measurement where the file has one (CardioSoft
+  `VentricularRate`; `RATE_RATIO`): a header saying 250 Hz over 500 Hz data halves every rate;
+- lead sanity: where the file holds the limb leads itself, III = II - I (Einthoven) and
+  aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2 (Goldberger) must hold (`LEAD_RESIDUAL_*`);
+  devices compute these leads from I and II, so a violation means swapped or mislabelled leads;
+- identity: a file naming its own patient (CardioSoft `PatientInfo/PID`, DICOM `PatientID`)
+  must name the eid it is filed under, or it would be paired with another subject's CMR.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +29,7 @@ import numpy as np
 from ptacl.data.store import ECG_FS, LEADS
 from ptacl.ecg.peaks import beat_similarity, detect_r_peaks
 from ptacl.io.errors import InputError
+from ptacl.io.records import EcgRecord
 
 #: Shortest usable recording: one 2,500-sample training crop at 500 Hz.
 MIN_SECONDS = 2500 / ECG_FS
@@ -20,15 +41,61 @@ MIN_PEAKS = 2
 #: synthetic and real ECGs > 0.99, alternating beat shapes (bigeminy-like) > 0.8.
 MIN_SIMILARITY = 0.5
 
+#: The widest ECG deflection is flat at its very top for a few ms (an R apex: <= 8 ms in the
+#: synthetic UK Biobank-like cohort, 5 ms in pydicom's real recording); 100 ms at the lead's
+#: extreme value is a saturated amplifier or a disconnected electrode.
+STUCK_SECONDS = 0.1
+#: A flat top of at least this long (s; 3 samples at 500 Hz) at the lead's extreme value...
+PLATEAU_SECONDS = 0.006
+#: ...repeated on this many beats is clipping: 40 real-shaped recordings showed at most one
+#: per lead, a recording clipped at 40 % of its peak shows one per beat (10 in 10 s at 60 bpm).
+CLIP_PLATEAUS = 4
+#: Clipping is judged only on leads at least this large (mV): on a small lead of a few dozen
+#: LSBs several beats may share one top value without any clipping.
+CLIP_MIN_MV = 0.5
+#: The median lead's peak-to-peak above this (mV) is a unit error: resting ECG deflections stay
+#: below ~5 mV (the AHA asks amplifiers for +-5 mV), baseline wander adds a few; the synthetic
+#: cohort's largest lead reaches 7.8 mV, its median lead far less.
+MAX_MEDIAN_MV = 15.0
+#: The largest lead's peak-to-peak below this (mV) is a unit error the other way: every ECG
+#: has a QRS of well over 0.5 mV in some lead (the smallest largest lead of 40 synthetic
+#: recordings: 0.96 mV; low-voltage criteria are < 0.5 mV in the limb leads only).
+MIN_LARGEST_MV = 0.2
+#: Heart rates (bpm) a resting ECG can show at its stated sampling rate.
+HEART_RATE_BPM = (20.0, 250.0)
+#: The rate from our R peaks may differ from the device's own (missed or extra beats, ectopy),
+#: but not by a factor of two: that is the sampling rate, not the heart.
+RATE_RATIO = (0.7, 1.4)
+#: Limb-lead laws: residual RMS allowed, absolute (mV) and relative to lead II's RMS. Digital
+#: derivation leaves rounding (2.5 µV in UK Biobank-like files, 0 in pydicom's); independent
+#: electrode noise on every lead, as in our test fixtures, leaves under 20 µV.
+LEAD_RESIDUAL_MV = 0.05
+LEAD_RESIDUAL_OF_II = 0.25
+
+_LIMB_LAWS = {  # lead -> its value from I and II
+    "III": (-1.0, 1.0),
+    "aVR": (-0.5, -0.5),
+    "aVL": (1.0, -0.5),
+    "aVF": (-0.5, 1.0),
+}
+
 
 def validate_ecg(
-    signal: np.ndarray, fs: float, source: str | Path, *, r_peaks: np.ndarray | None = None
+    signal: np.ndarray,
+    fs: float,
+    source: str | Path,
+    *,
+    r_peaks: np.ndarray | None = None,
+    derived: tuple[str, ...] = (),
+    device_rate: float | None = None,
 ) -> np.ndarray:
     """Raise InputError unless (12, S) mV `signal` is a usable ECG; return its R peaks.
 
-    Checks: shape, finite values, at least `MIN_SECONDS` long, no flat lead, at least
-    `MIN_PEAKS` R peaks that look like heartbeats. `r_peaks` (indices at `fs`) skips the
-    detection when they are already known.
+    Checks (see the module docstring): shape, finite values, at least `MIN_SECONDS` long, no
+    flat, stuck or clipped lead, amplitudes in mV, at least `MIN_PEAKS` R peaks that look like
+    heartbeats at a heart rate, agreeing with `device_rate` (bpm, the file's own measurement)
+    when given, and the limb-lead laws for leads not in `derived` (computed by the reader).
+    `r_peaks` (indices at `fs`) skips the detection when they are already known.
     """
     signal = np.asarray(signal)
     if signal.ndim != 2 or signal.shape[0] != len(LEADS):
@@ -48,6 +115,8 @@ def validate_ecg(
     flat = [LEADS[k] for k in np.flatnonzero(span < FLAT_MV)]
     if flat:
         raise InputError(source, f"flat line in leads {flat} (range below {FLAT_MV} mV)")
+    _check_saturation(signal, fs, source)
+    _check_amplitude(span, source)
     peaks = detect_r_peaks(signal, fs) if r_peaks is None else np.asarray(r_peaks)
     if len(peaks) < MIN_PEAKS:
         raise InputError(source, f"no detectable R peaks ({len(peaks)} found, need {MIN_PEAKS})")
@@ -58,4 +127,117 @@ def validate_ecg(
             f"no detectable R peaks: the {len(peaks)} candidate beats do not look alike "
             f"(median QRS correlation {similarity:.2f} < {MIN_SIMILARITY})",
         )
+    _check_rate(peaks, fs, source, device_rate)
+    _check_limb_leads(signal, source, derived)
     return peaks
+
+
+def validate_record(record: EcgRecord, eid: str | None = None) -> np.ndarray:
+    """`validate_ecg` on a record read from a file, with what the file says about itself: its
+    derived leads, the device's heart rate, and its patient id, which must match `eid` when
+    both are known. Returns the R peaks."""
+    meta = record.meta
+    patient = str(meta.get("patient_id") or "").strip()
+    if eid is not None and patient and _same_id(patient, eid) is False:
+        raise InputError(
+            record.source,
+            f"the file names patient {patient!r} but is filed under eid {eid!r}: pairing it "
+            "would attach this ECG to another subject's CMR and phenotypes",
+        )
+    return validate_ecg(
+        record.signal,
+        record.fs,
+        record.source,
+        derived=record.derived,
+        device_rate=meta.get("ventricular_rate"),
+    )
+
+
+def _same_id(patient: str, eid: str) -> bool | None:
+    """Whether a file's patient id names `eid`; None unless both are numbers (UK Biobank eids):
+    a hospital's id beside a study's file name says nothing either way."""
+    if patient.isdigit() and eid.isdigit():
+        return int(patient) == int(eid)
+    return None
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of True in a 1-D boolean array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+
+
+def _check_saturation(signal: np.ndarray, fs: float, source: str | Path) -> None:
+    plateau = max(3, round(PLATEAU_SECONDS * fs))
+    for k, lead in enumerate(signal):
+        span = float(np.ptp(lead))
+        for extreme in (float(lead.max()), float(lead.min())):
+            runs = _runs(np.abs(lead - extreme) <= 1e-6 * span)
+            if runs.max() >= STUCK_SECONDS * fs:
+                raise InputError(
+                    source,
+                    f"lead {LEADS[k]} stuck at {extreme:.3g} mV for {runs.max() / fs:.2f} s "
+                    "(saturated amplifier or loose electrode)",
+                )
+            tops = int((runs >= plateau).sum())
+            if span >= CLIP_MIN_MV and tops >= CLIP_PLATEAUS:
+                raise InputError(
+                    source,
+                    f"lead {LEADS[k]} clipped: {tops} flat tops at {extreme:.3g} mV "
+                    f"(at most {CLIP_PLATEAUS - 1} in an unclipped recording)",
+                )
+
+
+def _check_amplitude(span: np.ndarray, source: str | Path) -> None:
+    median, largest = float(np.median(span)), float(span.max())
+    if median > MAX_MEDIAN_MV:
+        raise InputError(
+            source,
+            f"implausible amplitude: the median lead spans {median:.3g} mV (an ECG: a few mV); "
+            "wrong units (µV read as mV?) or scale",
+        )
+    if largest < MIN_LARGEST_MV:
+        raise InputError(
+            source,
+            f"implausible amplitude: the largest lead spans {largest:.3g} mV (an ECG's QRS: "
+            "over 0.5 mV in some lead); wrong units (V read as mV?) or scale",
+        )
+
+
+def _check_rate(
+    peaks: np.ndarray, fs: float, source: str | Path, device_rate: float | None
+) -> None:
+    rate = 60.0 * fs / float(np.median(np.diff(peaks)))
+    low, high = HEART_RATE_BPM
+    if not low <= rate <= high:
+        raise InputError(
+            source,
+            f"beats at {rate:.0f} bpm at the stated {fs:g} Hz, outside {low:g}-{high:g} bpm: "
+            "is the sampling rate right?",
+        )
+    if device_rate is not None and device_rate > 0:
+        ratio = rate / device_rate
+        if not RATE_RATIO[0] <= ratio <= RATE_RATIO[1]:
+            raise InputError(
+                source,
+                f"sampling rate inconsistent: at the stated {fs:g} Hz the strip beats at "
+                f"{rate:.0f} bpm, the file's own measurement says {device_rate:g} bpm "
+                f"(x{ratio:.2f}); is the stated rate right?",
+            )
+
+
+def _check_limb_leads(signal: np.ndarray, source: str | Path, derived: tuple[str, ...]) -> None:
+    lead_i, lead_ii = signal[LEADS.index("I")], signal[LEADS.index("II")]
+    allowed = max(LEAD_RESIDUAL_MV, LEAD_RESIDUAL_OF_II * float(np.sqrt(np.mean(lead_ii**2))))
+    for lead, (a, b) in _LIMB_LAWS.items():
+        if lead in derived:
+            continue
+        residual = signal[LEADS.index(lead)] - (a * lead_i + b * lead_ii)
+        rms = float(np.sqrt(np.mean(residual**2)))
+        if rms > allowed:
+            law = {"III": "II - I", "aVR": "-(I + II)/2", "aVL": "I - II/2", "aVF": "II - I/2"}
+            raise InputError(
+                source,
+                f"limb leads inconsistent: {lead} differs from {law[lead]} by {rms:.3g} mV RMS "
+                f"(allowed {allowed:.3g}); leads swapped or mislabelled?",
+            )

@@ -25,6 +25,7 @@ encoder under `mae.encoder` (see `load_encoder_weights`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import os
@@ -45,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ptacl.config import ConfigError, load_config, save_config, to_dict
 from ptacl.data.store import Store, StoreError
+from ptacl.training.resume import EpochSampler, ResumableLoader, StepSeed
 
 T = TypeVar("T")
 
@@ -194,18 +196,29 @@ def stage_optimizers(
 # ----------------------------------------------------------------------------- data
 
 
-def build_dataloader(dataset: Dataset, config: DataConfig, *, train: bool) -> DataLoader:
+def build_dataloader(
+    dataset: Dataset, config: DataConfig, *, train: bool, seed: int | None = None
+) -> DataLoader:
     """Shuffled, full batches for training; ordered, every item for validation. Under DDP
-    Lightning swaps in a DistributedSampler itself."""
+    Lightning swaps in a DistributedSampler itself.
+
+    Training batches come from a `ResumableLoader` over an `EpochSampler` seeded with `seed`
+    (default: `torch.initial_seed()`, i.e. the trainer's seed, which every stage sets with
+    `seed_everything` first), so a resumed run continues mid-epoch exactly where it stopped.
+    """
     if train and len(dataset) < config.batch_size:
         raise ValueError(
             f"{config.store}: {len(dataset)} training items, fewer than data.batch_size "
             f"{config.batch_size}; lower the batch size"
         )
-    return DataLoader(
+    loader = ResumableLoader if train else DataLoader
+    sampler = None
+    if train:
+        sampler = EpochSampler(len(dataset), torch.initial_seed() if seed is None else seed)
+    return loader(
         dataset,
         batch_size=config.batch_size,
-        shuffle=train,
+        sampler=sampler,
         drop_last=train,
         num_workers=config.num_workers,
         persistent_workers=config.num_workers > 0,
@@ -332,6 +345,7 @@ def build_trainer(
             best,
             LastCheckpoint(checkpoints / "last.ckpt", config.checkpoint_every_n_steps),
             ResyncSchedule(),
+            StepSeed(config.seed),
             LearningRateMonitor(logging_interval="step"),
             *callbacks,
         ],
@@ -371,27 +385,81 @@ def _rank() -> int:
     return 0
 
 
+#: Settings a resumed run may change: they steer how long and how visibly it runs, not what it
+#: computes (trainer.max_steps extends the schedule, see `ResyncSchedule`; data.num_workers
+#: cannot change a batch, see `ptacl.training.resume`). Any other difference is refused.
+RESUMABLE = (
+    "trainer.max_steps",
+    "trainer.val_every_n_steps",
+    "trainer.val_batches",
+    "trainer.checkpoint_every_n_steps",
+    "trainer.log_every_n_steps",
+    "trainer.sanity_val_steps",
+    "trainer.progress_bar",
+    "data.num_workers",
+)
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}{key}."))
+    return {k.rstrip("."): v for k, v in out.items()}
+
+
+def config_conflicts(saved: dict[str, Any], config: Any) -> list[str]:
+    """Keys (dotted) outside `RESUMABLE` whose values differ between a run's saved config.yaml
+    and `config`, each as "key: run A, now B"."""
+    now = _flat(yaml.safe_load(yaml.safe_dump(to_dict(config), sort_keys=False)))
+    before = _flat(saved)
+    out = []
+    for key in sorted(set(now) | set(before)):
+        a, b = before.get(key), now.get(key)
+        if key == "data.store" and a and b and Path(a).resolve() == Path(b).resolve():
+            continue
+        if key not in RESUMABLE and a != b:
+            out.append(f"{key}: run {a!r}, now {b!r}")
+    return out
+
+
 def prepare_run_dir(out: str | Path, config: Any, resume: bool) -> Path | None:
     """Make the run folder and write the resolved `config.yaml`; return the checkpoint to
     resume from (None for a fresh run).
 
     A non-empty folder is refused unless `resume` (a run must never mix with, or overwrite,
-    another); `resume` needs checkpoints/last.ckpt. Only process 0 writes: Lightning's DDP
-    launcher re-runs the command once per process.
+    another); `resume` needs checkpoints/last.ckpt and a config that agrees with the run's
+    config.yaml outside `RESUMABLE`, checked before anything is written (a config.yaml
+    rewritten by a refused resume would no longer describe the checkpoints). config.yaml is
+    replaced atomically. Only process 0 writes: Lightning's DDP launcher re-runs the command
+    once per process. Hold `ptacl.atomic.output_lock(out)` around this and the training.
     """
     out = Path(out)
     last = out / "checkpoints" / "last.ckpt"
+    path = out / "config.yaml"
     if resume:
         if not last.is_file():
             raise RunDirError(f"{out}: nothing to resume, {last} does not exist")
+        if path.is_file():
+            conflicts = config_conflicts(read_run_config(out), config)
+            if conflicts:
+                raise RunDirError(
+                    f"{out}: --resume with settings that differ from the run's config.yaml, "
+                    f"which its checkpoints were made with: {'; '.join(conflicts)}. Only "
+                    f"{', '.join(RESUMABLE)} may change on resume; start a new run otherwise"
+                )
     elif _rank() == 0 and out.exists() and any(out.iterdir()):
         raise RunDirError(
             f"{out}: the run folder is not empty; pass --resume to continue that run, "
             "or choose another --out"
         )
     if _rank() == 0:
+        from ptacl.atomic import atomic_file
+
         out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.yaml")
+        with atomic_file(path) as tmp:
+            save_config(config, tmp)
     return last if resume else None
 
 
@@ -473,13 +541,20 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(cls: type[T], args: argparse.Namespace, extra: Sequence[str] = ()) -> T:
-    """Defaults <- --config YAML <- --devices/--num-nodes <- `extra` <- key=value overrides."""
+    """Defaults <- --config YAML <- --devices/--num-nodes <- `extra` <- key=value overrides.
+
+    With --resume and no --config, the run's own config.yaml takes the place of --config.
+    """
     overrides = list(extra)
+    path = args.config
+    if path is None and getattr(args, "resume", False):
+        saved = Path(args.out) / "config.yaml"
+        path = saved if saved.is_file() else None
     if args.devices is not None:
         overrides.append(f"trainer.devices={args.devices}")
     if args.num_nodes is not None:
         overrides.append(f"trainer.num_nodes={args.num_nodes}")
-    return load_config(cls, args.config, [*overrides, *args.overrides])
+    return load_config(cls, path, [*overrides, *args.overrides])
 
 
 def run_command(
@@ -496,23 +571,36 @@ def run_command(
     the store, prepare the run folder, then return `fit(cfg, store, args.out, resume_from)`.
 
     `overrides` and `check` may raise ConfigError. A ConfigError, StoreError or RunDirError
-    is printed to stderr as "<prog>: <reason>" and returns exit code 2.
+    is printed to stderr as "<prog>: <reason>" and returns exit code 2, and so is a run folder
+    that another process is training into (its lock is held from here to the end of `fit`).
     """
-    try:
-        extra = [f"data.store={args.data}"] if args.data is not None else []
-        if overrides is not None:
-            extra += overrides()
-        cfg = resolve_config(config_cls, args, extra)
-        if not cfg.data.store:
-            raise ConfigError("no store given: pass --data STORE (or set data.store)")
-        if check is not None:
-            check(cfg)
-        store = Store.open(cfg.data.store)
-        resume_from = prepare_run_dir(args.out, cfg, args.resume)
-    except (ConfigError, StoreError, RunDirError) as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return 2
-    return fit(cfg, store, args.out, resume_from)
+    from ptacl.atomic import OutputBusy
+
+    with contextlib.ExitStack() as stack:
+        try:
+            extra = [f"data.store={args.data}"] if args.data is not None else []
+            if overrides is not None:
+                extra += overrides()
+            cfg = resolve_config(config_cls, args, extra)
+            if not cfg.data.store:
+                raise ConfigError("no store given: pass --data STORE (or set data.store)")
+            if check is not None:
+                check(cfg)
+            store = Store.open(cfg.data.store)
+            stack.enter_context(run_lock(args.out))
+            resume_from = prepare_run_dir(args.out, cfg, args.resume)
+        except (ConfigError, StoreError, RunDirError, OutputBusy) as e:
+            print(f"{prog}: {e}", file=sys.stderr)
+            return 2
+        return fit(cfg, store, args.out, resume_from)
+
+
+def run_lock(out: str | Path) -> contextlib.AbstractContextManager:
+    """The run folder's lock (`ptacl.atomic.output_lock`), taken by process 0 only: the other
+    DDP processes are its own children, re-running the command."""
+    from ptacl.atomic import output_lock
+
+    return output_lock(Path(out)) if _rank() == 0 else contextlib.nullcontext()
 
 
 __all__ = [
@@ -537,6 +625,7 @@ __all__ = [
     "resolve_config",
     "resolve_precision",
     "run_command",
+    "run_lock",
     "scaled_lr",
     "stage_optimizers",
     "to_dict",

@@ -90,8 +90,11 @@ class TwoViews(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, k: int) -> dict[str, Any]:
-        if self.fixed_seed is not None:
+    def __getitem__(self, k: int | tuple[int, int]) -> dict[str, Any]:
+        if isinstance(k, tuple):  # (epoch, k) from an EpochSampler: views from (seed, epoch, k)
+            epoch, k = k
+            self.base.seed_item(epoch, k)
+        elif self.fixed_seed is not None:
             # First let the dataset do its once-per-worker reseed, which would otherwise
             # overwrite the per-item state on the first read in each worker.
             self.base._check_worker_seed()

@@ -3,7 +3,7 @@
 synthetic cohort -> prepared store -> ECG and CMR MAE pretraining -> Global-only and PTACL
 alignment, each in the paper's regression and retrieval settings -> evaluation (linear probe
 beside the random-init baseline, retrieval, with reports) -> an exported inference
-bundle -> phenotypes predicted from a few raw ECG files. Runs the `small` preset of
+bundle -> phenotypes predicted from a few raw ECG files. Runs the `demo` preset of
 `ptacl benchmark` (one seed, no fine-tuning) so its figures are comparable with the benchmark's.
 Every stage's log is in OUT/logs; re-running reuses what finished.
 """
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, default=1500)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=2, help="training steps run at once")
-    parser.add_argument("--preset", default="small", help="benchmark preset (small; tiny to try)")
+    parser.add_argument("--preset", default="demo", help="benchmark preset (demo; tiny to try)")
     args = parser.parse_args(argv)
 
     from ptacl.cli.benchmark import cohort_steps, write_tables
@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         steps += [
             Step("export", ("export", "--model", str(out / "seed0/runs/ptacl"), "--out",
                             str(bundle)), bundle),
+            # exit 1: written, with a row flagged (a warning the demo shows rather than fails on)
             Step("predict", ("predict", "--model", str(bundle), "--ecg", *map(str, examples),
-                             "--out", str(predictions), "--no-progress"), predictions),
+                             "--out", str(predictions), "--no-progress"), predictions, (0, 1)),
         ]  # fmt: skip
         rebuilt = [s.output for s in cohort if seconds[s.name] > 0]  # runs on it are outdated
         seconds |= run_steps(steps, out, rebuilt=rebuilt, jobs=args.jobs)
@@ -64,7 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     reports = ", ".join(str(out / f"seed0/eval/{m.key}/report.md") for m in methods if m.evaluate)
     print(f"reports: {reports}")
     print(f"cohort preview: {out / 'cohort/preview.png'}; predictions: {predictions}")
+    print_predictions(predictions)
     return 0
+
+
+def print_predictions(path: Path, columns: tuple[str, ...] = ("LVEDV", "LVM", "RVEDV")) -> None:
+    """The demo's predictions as a person reads them: file, status and a few phenotypes."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    shown = [c for c in table.columns if c.split(" ")[0] in columns]
+    table["file"] = table["file"].map(lambda f: Path(f).name)
+    print(f"\npredictions from the exported bundle ({path}):")
+    print(table[["file", "status", *shown]].to_string(index=False, float_format="{:.1f}".format))
 
 
 if __name__ == "__main__":

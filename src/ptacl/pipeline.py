@@ -40,6 +40,7 @@ class Step:
     name: str  # unique; also the log and marker file name ('/' becomes '__')
     argv: tuple[str, ...]  # arguments of `ptacl`
     output: Path  # the folder or file the step writes (removed if a failed try left it)
+    accept: tuple[int, ...] = (0,)  # exit statuses that count as finished
 
 
 def _slug(name: str) -> str:
@@ -186,7 +187,7 @@ def run_steps(
         job.out.close()
         step, took = job.step, time.perf_counter() - job.start
         log = log_dir / f"{_slug(step.name)}.log"
-        if code:
+        if code not in step.accept:
             if failure is None:
                 tail = log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-15:]
                 failure = PipelineError(

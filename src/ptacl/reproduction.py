@@ -11,7 +11,12 @@ sizes and steps, never in the method:
 - tiny:  a few subjects and 2-step runs of tiny models (seconds; the end-to-end test);
 - small: a 1,000-subject synthetic cohort, width-64 models, 80 steps a run (all methods × 3
   seeds in 44 min on 2 CPU cores, RESULTS.md, before the two retrieval-setting runs per seed
-  were added);
+  were added). Too short for any model to leave its trivial solution: it shows the pipeline;
+- demo:  `make demo`: width-64 models with budgets at which each leaves its trivial solution
+  (ECG MAE 2,000 steps, CMR MAE 300, stage 2 200 with early selection; configs/demo say why),
+  sized for `--methods random global ptacl --no-finetune` in the demo's 30 minutes;
+- medium: the demo's configs for every method, FN+AP included, over 3 seeds (the longer
+  benchmark of RESULTS.md), with 1,000 bootstrap replicates for the CIs;
 - paper: the paper's model sizes and schedules (configs/*.yaml; a GPU and a real cohort).
 """
 
@@ -47,6 +52,8 @@ def _preset(name: str, folder: Path, subjects: int, eval_args: tuple[str, ...]) 
 PRESETS: dict[str, Preset] = {
     "tiny": _preset("tiny", CONFIGS / "tiny", 48, ("--n-boot", "20", "--batch-size", "8")),
     "small": _preset("small", CONFIGS / "small", 1000, ("--n-boot", "200")),
+    "demo": _preset("demo", CONFIGS / "demo", 1500, ("--n-boot", "200")),
+    "medium": _preset("medium", CONFIGS / "demo", 1500, ("--n-boot", "1000")),
     "paper": Preset(
         "paper",
         1500,

@@ -79,6 +79,6 @@ def test_tampered_bundle_is_refused(bundle: Path, xmls: list[Path], tmp_path: Pa
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
     out = tmp_path / "p.csv"
-    assert ptacl(["predict", "--model", str(copy), "--ecg", str(xmls[0]), "--out", str(out)]) == 1
+    assert ptacl(["predict", "--model", str(copy), "--ecg", str(xmls[0]), "--out", str(out)]) == 2
     assert "does not match the manifest" in capsys.readouterr().err
     assert not out.exists()

@@ -166,7 +166,7 @@ def test_predict_on_a_full_disk_leaves_the_old_csv(tiny_bundle, tmp_path, monkey
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", full)
     assert (
-        ptacl(["predict", "--model", str(tiny_bundle), "--ecg", str(xml), "--out", str(out)]) == 1
+        ptacl(["predict", "--model", str(tiny_bundle), "--ecg", str(xml), "--out", str(out)]) == 2
     )
     assert "no space left on the device" in capsys.readouterr().err
     assert out.read_text() == "previous\n"

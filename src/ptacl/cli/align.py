@@ -134,8 +134,14 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
         flush=True,
     )
     label = "global only" if loss.beta == 0 else f"PTACL σ={loss.sigma}"
+    # best.ckpt by the validation *global* loss, for Global only and PTACL alike: the patient-level
+    # alignment is what evaluation and export use, and in the retrieval setting (τ_local 0.07) the
+    # local term would otherwise pick a checkpoint whose global alignment had already overfitted.
     trainer = build_trainer(
-        cfg.trainer, out, callbacks=[LocalSimilarityFigure(Path(out) / "figures", label)]
+        cfg.trainer,
+        out,
+        monitor="val/global",
+        callbacks=[LocalSimilarityFigure(Path(out) / "figures", label)],
     )
     fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)
     print(f"run folder: {out}", flush=True)

@@ -10,7 +10,8 @@ unlike the training ECGs) or 'error: <reason>' (a file that cannot be read or is
 or physiologically impossible value); the other files still run. The CSV is written whole or
 not at all (a full disk leaves the previous one, if any, untouched).
 
-Exit status: 0 when every row is 'ok', 1 when any row is not (or the CSV could not be written).
+Exit status: 0 when every row is 'ok', 1 when the CSV was written but a row is not 'ok', 2 when
+the bundle was refused or the CSV could not be written (nothing written).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size)
     except BundleError as e:
         print(f"ptacl predict: {e}", file=sys.stderr)
-        return 1
+        return 2
     from ptacl.atomic import OutputBusy, atomic_file
 
     table = predictor.predict_files(
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             table.to_csv(tmp, index=False)
     except (OSError, OutputBusy) as e:
         print(f"ptacl predict: writing {args.out} failed: {e}", file=sys.stderr)
-        return 1
+        return 2
     for _, row in table[table["status"] != "ok"].iterrows():
         # an unreadable file's message names the file already
         named = row["status"] if row["file"] in row["status"] else f"{row['file']}: {row['status']}"

@@ -13,7 +13,7 @@ sizes and steps, never in the method:
   seeds in 44 min on 2 CPU cores, RESULTS.md, before the two retrieval-setting runs per seed
   were added). Too short for any model to leave its trivial solution: it shows the pipeline;
 - demo:  `make demo`: width-64 models with budgets at which each leaves its trivial solution
-  (ECG MAE 2,000 steps, CMR MAE 300, stage 2 200 with early selection; configs/demo say why),
+  (ECG MAE 2,000 steps, CMR MAE 300, stage 2 250 with the best checkpoint; configs/demo say why),
   sized for `--methods random global ptacl --no-finetune` in the demo's 30 minutes;
 - medium: the demo's configs for every method, FN+AP included, over 3 seeds (the longer
   benchmark of RESULTS.md), with 1,000 bootstrap replicates for the CIs;

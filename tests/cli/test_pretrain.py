@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +33,11 @@ def _run(store, out, modality, *extra):
 def test_two_step_run_fills_the_run_folder(tiny_store, tmp_path, modality, capsys):
     assert _run(tiny_store, tmp_path / "run", modality) == 0
     run = tmp_path / "run"
-    assert "M parameters" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "M parameters" in out
+    # without a progress bar, plain progress lines (what a pipeline's log shows)
+    assert re.search(r"step 2/2, [\d.]+ s/step, ~0\.0 min left, train/loss [\d.]+", out), out
+    assert re.search(r"validation at step 2: .*val/loss [\d.]+", out), out
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["modality"] == modality and config["data"]["store"] == str(tiny_store)
     for name in ("checkpoints/last.ckpt", "checkpoints/best.ckpt", "metrics.csv"):

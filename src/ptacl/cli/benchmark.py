@@ -61,10 +61,11 @@ def cohort_steps(out: Path, subjects: int, workers: int, seed: int = 0):
 
     cohort, store = out / "cohort", out / "store"
     synth = ["synth", "--out", str(cohort), "--subjects", str(subjects), "--seed", str(seed)]
-    synth += ["--workers", str(workers), "--preview", "--quiet"]
+    # no --quiet: their progress bars go to the step's log, whose last line the pipeline shows
+    synth += ["--workers", str(workers), "--preview"]
     prepare = ["prepare", "--ecg", str(cohort / "ecg"), "--cmr", str(cohort / "cmr")]
     prepare += ["--phenotypes", str(cohort / "phenotypes.csv"), "--out", str(store)]
-    prepare += ["--seed", str(seed), "--workers", str(workers), "--quiet"]
+    prepare += ["--seed", str(seed), "--workers", str(workers)]
     return [
         Step("cohort/synth", tuple(synth), cohort),
         Step("cohort/prepare", tuple(prepare), store),

@@ -30,6 +30,7 @@ import csv
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,6 +278,40 @@ class ResyncSchedule(Callback):
                     group["lr"] = base * fn(step)
 
 
+class ProgressLines(Callback):
+    """Without a progress bar (logs, `ptacl benchmark`, the demo): one plain line every
+    `every_n_steps` optimizer steps with the rate, the time left and the latest training loss,
+    and one after each validation, so a long stage is never silent."""
+
+    def __init__(self, every_n_steps: int) -> None:
+        self.every_n_steps = max(1, every_n_steps)
+        self._start: tuple[float, int] | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = (time.perf_counter(), trainer.global_step)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        step = trainer.global_step
+        if self._start is None or step % self.every_n_steps or not trainer.is_global_zero:
+            return
+        elapsed, done = time.perf_counter() - self._start[0], step - self._start[1]
+        rate = elapsed / max(done, 1)
+        left = (trainer.max_steps - step) * rate
+        loss = trainer.callback_metrics.get("train/loss")
+        tail = f", train/loss {float(loss):.4f}" if loss is not None else ""
+        print(
+            f"step {step}/{trainer.max_steps}, {rate:.2f} s/step, ~{left / 60:.1f} min left{tail}",
+            flush=True,
+        )
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        shown = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        text = ", ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items()))
+        print(f"validation at step {trainer.global_step}: {text}", flush=True)
+
+
 class _AppendingWriter(ExperimentWriter):
     """Lightning's CSV writer deletes an existing metrics.csv; on --resume we append to it."""
 
@@ -347,6 +382,7 @@ def build_trainer(
             ResyncSchedule(),
             StepSeed(config.seed),
             LearningRateMonitor(logging_interval="step"),
+            *([] if config.progress_bar else [ProgressLines(config.log_every_n_steps)]),
             *callbacks,
         ],
         logger=[

@@ -41,7 +41,7 @@ def test_absurd_labels_become_nan_with_their_reason_in_qc(ecg_cohort, capsys):
     table.to_csv(ecg_cohort / "phenotypes.csv", index=False)
     assert main(_argv(ecg_cohort)) == 0
     captured = capsys.readouterr()
-    assert "phenotype values set to NaN: 4 (of 4 subjects)" in captured.out
+    assert "phenotype values set to NaN: 4 (belonging to 4 subjects)" in captured.out
     assert "no usable value in 1 phenotype column(s)" in captured.err and "LVCO" in captured.err
     store = Store.open(ecg_cohort / "store")
     phen = pd.DataFrame(store.phenotypes, columns=list(PHENOTYPES), index=store.subjects["eid"])
@@ -64,7 +64,7 @@ def test_the_summary_counts_refused_files(ecg_cohort, capsys):
     assert main(_argv(ecg_cohort)) == 0
     out = capsys.readouterr().out
     assert "2 ecg_only, 0 cmr_only, 2 rejected" in out
-    assert "files refused: 2 (of 2 subjects)" in out
+    assert "files refused: 2 (belonging to 2 subjects)" in out
 
 
 def test_a_second_prepare_into_the_same_store_is_refused(ecg_cohort, capsys):

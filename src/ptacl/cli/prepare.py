@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     counts = ", ".join(f"{result.counts[s]} {s}" for s in STATUSES)
     print(f"subjects: {counts}")
     print(
-        f"files refused: {result.refused_files} (of {result.refused_subjects} subjects); "
-        f"phenotype values set to NaN: {result.labels_dropped} "
-        f"(of {result.label_subjects} subjects); reasons in {result.qc}"
+        f"files refused: {result.refused_files} (belonging to {result.refused_subjects} "
+        f"subjects); phenotype values set to NaN: {result.labels_dropped} (belonging to "
+        f"{result.label_subjects} subjects); reasons in {result.qc}"
     )
     if result.store is None:
         if not any(result.counts[s] for s in STATUSES if s != "no_images"):

@@ -98,9 +98,9 @@ def _inputs(step: Step, steps: Sequence[Step]) -> list[str]:
 
 
 def _threads(jobs: int) -> dict[str, str]:
-    """Environment of a step when `jobs` run at once: the cores shared out (small models gain more
-    from two one-thread processes than from one two-thread process; BENCHMARKS.md). A thread
-    count the user set is kept."""
+    """Environment of a step when `jobs` run at once: the cores shared out (a second thread buys
+    the width-64 models of the CPU presets little; BENCHMARKS.md). A thread count the user set
+    is kept."""
     if jobs <= 1 or "OMP_NUM_THREADS" in os.environ:
         return dict(os.environ)
     return {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}

@@ -164,16 +164,34 @@ def test_a_subject_with_no_usable_file_is_rejected_not_stored(cohort):
     assert _qc(result).set_index("eid").loc["1004", "status"] == "rejected"
 
 
-def test_several_instances_use_the_lowest_and_record_the_choice(cohort):
+def test_the_visit_read_is_chosen_and_every_other_file_listed_with_its_reason(cohort):
     later = cohort / "ecg" / "1001_20205_3_0.xml"
     (cohort / "ecg" / "1001_20205_2_0.xml").rename(later)
     write_subject(cohort, "1001", cmr=False, name="1001_20205_2_1.xml")
-    write_subject(cohort, "1001", cmr=False, name="1001_6025_2_0.xml")  # stress ECG: ignored
-    qc = _qc(_prepare(cohort))
-    rows = qc[(qc["eid"] == "1001") & (qc["modality"] == "ecg")].set_index("file")
-    assert rows.loc[str(cohort / "ecg" / "1001_20205_2_1.xml"), "reason"] == ""
-    assert "superseded: instance 2_1" in rows.loc[str(later), "reason"]
-    assert len(rows) == 2 and set(rows["status"]) == {"paired"}
+    write_subject(cohort, "1001", cmr=False, name="1001_20205_2_2.xml")
+    write_subject(cohort, "1001", cmr=False, name="1001_6025_2_0.xml")  # stress ECG
+    (cohort / "ecg" / "README.txt").write_text("export notes")
+    write_subject(cohort, "1006", cmr=False, name="1006_20205_3_0.xml")  # repeat visit only
+    result = _prepare(cohort)
+    qc = _qc(result)
+    rows = qc[(qc["eid"] == "1001") & (qc["modality"] == "ecg")].set_index("file")["reason"]
+    rows.index = [name.rsplit("/", 1)[-1] for name in rows.index]
+    assert rows["1001_20205_2_1.xml"] == ""
+    assert "superseded: instance 2_1" in rows["1001_20205_2_2.xml"]
+    assert rows[later.name] == "ignored: instance 3, not the visit read (--instance 2)"
+    assert "field 6025, not 20205" in rows["1001_6025_2_0.xml"]
+    assert set(qc[qc["eid"] == "1001"]["status"]) == {"paired"}
+    by_file = qc.set_index("file")
+    assert by_file.loc[str(cohort / "ecg" / "README.txt"), "status"] == "ignored"
+    assert by_file.loc[str(cohort / "ecg" / "1006_20205_3_0.xml"), "status"] == "ignored"
+    assert "1006" not in list(Store.open(result.store).subjects["eid"])
+    assert result.ignored_files == 4
+
+    # the repeat visit, asked for: 1001 and 1006 by their instance-3 files, the rest ignored
+    repeat = _prepare(cohort, "repeat", instance=3)
+    eids = list(Store.open(repeat.store).subjects["eid"])
+    assert eids == ["1001", "1002", "1003", "1005", "1006"]
+    assert Store.open(repeat.store).manifest["ukb_instance"] == 3
 
 
 def test_duplicate_eids_reject_the_modality_naming_both_files(cohort):

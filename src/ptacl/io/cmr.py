@@ -76,7 +76,9 @@ def _is_ukb_cmr_name(path: Path) -> bool:
 
 
 def _load_nifti(path: Path) -> tuple[np.ndarray, object]:
-    import nibabel as nib
+    from ptacl.extras import require
+
+    nib = require("nibabel", "reading NIfTI cines")
 
     try:
         if path.name.lower().endswith(".gz"):

@@ -408,3 +408,24 @@ sys.exit(main(["--ecg", r"{cohort / "ecg"}", "--cmr", r"{cohort / "cmr"}",
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert set(os.listdir(cohort)) == before
+
+
+def test_a_showcase_export_with_a_user_map_prepares_without_renaming(cohort, capsys):
+    """Issue 15: showcase columns were refused, so every user renamed them by hand."""
+    from ptacl.phenotypes import UKB_FIELDS
+
+    rows = {"eid": ["1001", "1002"]}
+    for field, (column, _) in UKB_FIELDS.items():
+        k = PHENOTYPES.index(column)
+        rows[f"{field}-2.0"] = [phenotype_row(0)[k], phenotype_row(1)[k]]
+    rows["24105-2.0"] = ["", ""]  # LV mass from another field, through the user's map
+    rows["99999-2.0"] = [100.0 + 5, 100.0]
+    pd.DataFrame(rows).to_csv(cohort / "ukb.csv", index=False)
+    (cohort / "map.yaml").write_text("'99999': LVM\n")
+    argv = ["--ecg", str(cohort / "ecg"), "--cmr", str(cohort / "cmr"), "--phenotypes"]
+    argv += [str(cohort / "ukb.csv"), "--phenotype-map", str(cohort / "map.yaml")]
+    assert main([*argv, "--out", str(cohort / "store"), "--quiet"]) == 0
+    store = Store.open(cohort / "store")
+    phen = pd.DataFrame(store.phenotypes, columns=list(PHENOTYPES), index=store.subjects["eid"])
+    np.testing.assert_allclose(phen.loc["1002", "LVEDV (mL)"], phenotype_row(1)[0], rtol=1e-6)
+    assert phen.loc["1001", "LVM (g)"] == 105.0

@@ -38,7 +38,16 @@ def _parser() -> argparse.ArgumentParser:
         help="folder of {eid}_20209_2_0.zip (UK Biobank, zipped or unzipped) or {eid}/sa.nii.gz "
         "(seg_sa.nii.gz beside it is used)",
     )
-    p.add_argument("--phenotypes", help="CSV with an eid column and ukbb_cardiac columns")
+    p.add_argument(
+        "--phenotypes",
+        help="CSV with an eid column and ukbb_cardiac columns, or a UK Biobank showcase export "
+        "(24100-2.0, f.24100.2.0 or p24100_i2 columns, read for --instance)",
+    )
+    p.add_argument(
+        "--phenotype-map",
+        help="CSV or YAML: column name or UK Biobank field ID -> phenotype (e.g. 24100: LVEDV), "
+        "over the built-in field table",
+    )
     p.add_argument("--out", required=True, help="store folder to write")
     p.add_argument("--val", type=float, default=0.1, help="validation fraction (default 0.1)")
     p.add_argument("--test", type=float, default=0.2, help="test fraction (default 0.2)")
@@ -48,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         "--instance",
         type=int,
         default=DEFAULT_INSTANCE,
-        help="UK Biobank visit read from {eid}_{field}_{instance}_{array} names (default 2, the "
-        "first imaging visit; 3 is the repeat imaging visit)",
+        help="UK Biobank visit read from {eid}_{field}_{instance}_{array} names and showcase "
+        "columns (default 2, the first imaging visit; 3 is the repeat imaging visit)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -82,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             progress=not args.quiet,
             instance=args.instance,
+            phenotype_map=args.phenotype_map,
         )
     except (FileExistsError, FileNotFoundError, InputError, ValueError, OutputBusy) as err:
         print(f"ptacl prepare: {err}", file=sys.stderr)

@@ -67,7 +67,7 @@ from ptacl.data.store import (
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes, validate_record
 from ptacl.io.names import DEFAULT_INSTANCE, UKB_CMR_FIELD, UKB_ECG_FIELD, parse_ukb_name, stem
-from ptacl.io.phenotypes import check_labels
+from ptacl.io.phenotypes import check_labels, load_mapping
 from ptacl.phenotypes import PHENOTYPES
 
 ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz")
@@ -445,9 +445,12 @@ def prepare_store(
     overwrite: bool = False,
     progress: bool = True,
     instance: int = DEFAULT_INSTANCE,
+    phenotype_map: str | Path | None = None,
 ) -> PrepareResult:
     """Build a store from raw files (see the module docstring); bad subjects go to qc.csv.
-    `instance`: the UK Biobank visit read (2, the first imaging visit; 3, the repeat).
+    `instance`: the UK Biobank visit read (2, the first imaging visit; 3, the repeat), from
+    file names and showcase phenotype columns; `phenotype_map`: a CSV or YAML of column name or
+    field ID -> phenotype (`ptacl.io.phenotypes.load_mapping`).
 
     Raises FileExistsError if `out` exists without `overwrite`, FileNotFoundError for a missing
     input folder, InputError for an unusable phenotype table, OutputBusy when another process
@@ -460,13 +463,14 @@ def prepare_store(
     for name, folder in (("ECG", ecg_dir), ("CMR", cmr_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise FileNotFoundError(f"{folder}: {name} folder not found")
+    mapping = None if phenotype_map is None else load_mapping(phenotype_map)
     # Held from here to the final rename (the store writer takes it again, re-entrantly).
     with output_lock(out):
         if out.exists() and not overwrite:
             raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
         return _prepare(
             ecg_dir, cmr_dir, phenotypes, out, val, test, seed, workers, overwrite, progress,
-            instance,
+            instance, mapping,
         )  # fmt: skip
 
 
@@ -482,12 +486,13 @@ def _prepare(
     overwrite: bool,
     progress: bool,
     instance: int,
+    mapping: dict[str, str] | None,
 ) -> PrepareResult:
     """`prepare_store`'s work, under the store's lock, arguments checked."""
     ecg_found = Candidates() if ecg_dir is None else discover_ecg(Path(ecg_dir), out, instance)
     cmr_found = Candidates() if cmr_dir is None else discover_cmr(Path(cmr_dir), out, instance)
     table = (
-        read_phenotypes(phenotypes)
+        read_phenotypes(phenotypes, instance=instance, mapping=mapping)
         if phenotypes is not None
         else pd.DataFrame(columns=list(PHENOTYPES), index=pd.Index([], name="eid"))
     )

@@ -214,3 +214,15 @@ def test_a_bad_metrics_file_fails_before_any_work(store: Path, tmp_path: Path, c
     assert ptacl([*argv, "--metrics", str(tmp_path / "missing.json")]) == 1
     assert "not a readable metrics.json" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_a_finetune_run_s_own_test_metrics_go_into_the_card(store: Path, tmp_path: Path) -> None:
+    run, _ = finetune_run(tmp_path / "run", store)
+    r2 = {"LVEF (%)": {"R2": 0.2345, "n": 15, "ci": [0.1, 0.3]}}
+    (run / "test_metrics.json").write_text(json.dumps({"n_boot": 100, "r2": r2}))
+    out = tmp_path / "bundle"
+    assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert (
+        "FN+AP (this run's head)" in card and "| LVEF (%) | 0.234 | [0.100, 0.300] | 15 |" in card
+    )

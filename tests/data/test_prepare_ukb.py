@@ -120,3 +120,22 @@ def test_ukb_names_without_the_synth_marker_record_uk_biobank(twins, tmp_path):
     assert prepare(argv) == 0
     manifest = Store.open(tmp_path / "s").manifest
     assert manifest["origin"] == ORIGIN_UKB and "20205_2_0.xml" in manifest["evidence"]
+
+
+def test_one_folder_holding_both_modalities_as_downloaded(twins, tmp_path):
+    """UK Biobank bulk downloads land in one folder: --ecg and --cmr may both name it."""
+    root, cohort, eids, _ = twins
+    both = tmp_path / "bulk"
+    shutil.copytree(root / "zips", both)
+    for eid in eids:
+        shutil.copy(cohort / "ecg" / f"{eid}_20205_2_0.xml", both)
+    argv = ["--ecg", str(both), "--cmr", str(both), "--out", str(tmp_path / "s"), "--quiet"]
+    assert prepare(argv) == 0
+    assert Store.open(tmp_path / "s").subjects["paired"].all()
+    qc = pd.read_csv(tmp_path / "s" / "qc.csv", dtype=str, keep_default_na=False)
+    xml = qc[(qc["modality"] == "cmr") & qc["file"].str.endswith(".xml")]
+    assert len(xml) == len(eids) and (xml["status"] == "paired").all()
+    assert xml["reason"].str.contains("UK Biobank field 20205, not 20209").all()
+    # the ECG side: two zips and the unzipped folder (once, not its hundreds of MR DICOMs)
+    cmr = qc[(qc["modality"] == "ecg") & qc["reason"].str.contains("field 20209, not 20205")]
+    assert len(cmr) == len(eids) and "rejected" not in set(qc["status"])

@@ -143,10 +143,24 @@ def _ukb_visit(
     return ukb.eid, (ukb.instance, ukb.array)
 
 
-def _unnamed(path: Path) -> str:
-    """The eid a file that is not used still names (UK Biobank names only), else ''."""
+def _not_this_modality(path: Path, field_: str, what: str, layout: str) -> tuple[str, Path, str]:
+    """The `ignored` row of a file of no layout of this modality: the eid it names (UK Biobank
+    names only, else ''), and the other UK Biobank field it holds (one folder may hold both
+    modalities' bulk files) or the layouts expected."""
     ukb = parse_ukb_name(path)
-    return ukb.eid if ukb is not None else ""
+    if ukb is not None and ukb.field != field_:
+        return ukb.eid, path, f"UK Biobank field {ukb.field}, not {field_} ({what})"
+    return ("" if ukb is None else ukb.eid), path, layout
+
+
+def _other_field_folder(root: Path, parts: tuple[str, ...], field_: str) -> Path | None:
+    """The first folder among `parts` (below `root`) named as a UK Biobank bulk file of
+    another field than `field_`, or None."""
+    for depth, part in enumerate(parts):
+        ukb = parse_ukb_name(part)
+        if ukb is not None and ukb.field != field_:
+            return root.joinpath(*parts[: depth + 1])
+    return None
 
 
 def discover_ecg(
@@ -160,6 +174,7 @@ def discover_ecg(
     """
     found: Found = {}
     ignored: list[tuple[str, Path, str]] = []
+    other_fields: set[Path] = set()  # e.g. an unzipped {eid}_20209_2_0/: its DICOMs are MR
     excluded = None if exclude is None else exclude.resolve()
     for path in sorted(root.rglob("*")):
         if not path.is_file():
@@ -169,12 +184,18 @@ def discover_ecg(
             continue
         if excluded is not None and path.resolve().is_relative_to(excluded):
             continue
+        folder = _other_field_folder(root, inside[:-1], UKB_ECG_FIELD)
+        if folder is not None:
+            if folder not in other_fields:
+                other_fields.add(folder)
+                ignored.append(_not_this_modality(folder, UKB_ECG_FIELD, "resting ECG", ""))
+            continue
         named = _name_of(path, ECG_SUFFIXES)
         if named is None:
             if path.suffix.lower() == ".dat" and path.with_suffix(".hea").is_file():
                 continue  # a WFDB record's samples: read through its .hea
-            reason = f"not an ECG file (expected {', '.join(ECG_SUFFIXES)})"
-            ignored.append((_unnamed(path), path, reason))
+            layout = f"not an ECG file (expected {', '.join(ECG_SUFFIXES)})"
+            ignored.append(_not_this_modality(path, UKB_ECG_FIELD, "resting ECG", layout))
             continue
         visit = _ukb_visit(named[0], path, UKB_ECG_FIELD, "resting ECG", instance, ignored)
         if visit is not None:
@@ -213,8 +234,9 @@ def discover_cmr(
             if named is not None and named[0].startswith("seg_"):
                 continue  # a segmentation, read with the image it belongs to
             if named is None:
-                reason = "not a CMR file (expected {eid}/sa.nii.gz, {eid}.nii.gz/.nii/.npy or "
-                ignored.append((_unnamed(path), path, reason + f"{{eid}}_{UKB_CMR_FIELD}_2_0.zip)"))
+                layout = "not a CMR file (expected {eid}/sa.nii.gz, {eid}.nii.gz/.nii/.npy or "
+                layout += f"{{eid}}_{UKB_CMR_FIELD}_2_0.zip)"
+                ignored.append(_not_this_modality(path, UKB_CMR_FIELD, "short-axis cine", layout))
                 continue
             target = path
             visit = _ukb_visit(named[0], path, UKB_CMR_FIELD, "short-axis cine", instance, ignored)

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-#: The store manifest's origins (`ptacl.data.prepare.cohort_origin`).
-SYNTHETIC = "synthetic (ptacl synth)"
-UK_BIOBANK = "UK Biobank"
+from ptacl.data.prepare import ORIGIN_SYNTHETIC as SYNTHETIC
+from ptacl.data.prepare import ORIGIN_UKB as UK_BIOBANK
 
 PTACL_REFERENCE = (
     "Selivanov, Müller, Turgut, Stolt-Ansó, Rückert: Patient and Temporal Alignment "
@@ -64,11 +63,14 @@ def _test_metrics(metrics: Mapping[str, Any] | None, name: str | None) -> list[s
     info = metrics.get("info") or {}
     boot = metrics.get("bootstrap") or {}
     level = boot.get("level", 0.95)
+    made = [info.get("source", "`ptacl evaluate`")]
+    made += [f"ptacl {info['ptacl']}"] if info.get("ptacl") else []
+    made += [str(info["date"])] if info.get("date") else []
     lines = [
-        f"From `{name or 'metrics.json'}` (`ptacl evaluate`, ptacl {info.get('ptacl', '?')}, "
-        f"{info.get('date', 'undated')}) on the **{info.get('split', 'test')}** split of store "
-        f"`{Path(str(info.get('data', '?'))).name}`; {int(100 * level)} % CIs: percentile "
-        f"bootstrap over subjects ({boot.get('n_boot', '?')} replicates).",
+        f"From `{name or 'metrics.json'}` ({', '.join(made)}) on the "
+        f"**{info.get('split', 'test')}** split of store `{Path(str(info.get('data', '?'))).name}`; "
+        f"{int(100 * level)} % CIs: percentile bootstrap over subjects "
+        f"({boot.get('n_boot', '?')} replicates).",
     ]
     for method, table in (metrics.get("regression") or {}).items():
         if not isinstance(table, Mapping):

@@ -510,15 +510,15 @@ def training_command(run_dir: Path, config: Mapping[str, Any]) -> str:
 
 
 def _run_card(run_dir: Path, metrics: str | Path | None) -> dict[str, Any]:
-    """Model-card keywords from a run folder: its training command and, when given, the test
-    metrics of `ptacl evaluate` (read before minutes of embedding, so a bad path fails fast)."""
+    """Model-card keywords from a run folder: its training command and the test metrics: those
+    of `ptacl evaluate` when given, else a fine-tune run's own test_metrics.json (the exported
+    head's test R² with CIs). Read before minutes of embedding, so a bad path fails fast."""
     import json
 
     from ptacl.training.common import RunDirError, read_run_config
 
-    card: dict[str, Any] = {
-        "training": {"command": training_command(run_dir, read_run_config(run_dir))}
-    }
+    config = read_run_config(run_dir)
+    card: dict[str, Any] = {"training": {"command": training_command(run_dir, config)}}
     if metrics is not None:
         path = Path(metrics)
         try:
@@ -526,6 +526,21 @@ def _run_card(run_dir: Path, metrics: str | Path | None) -> dict[str, Any]:
         except (OSError, ValueError) as e:
             raise RunDirError(f"{path}: not a readable metrics.json of ptacl evaluate ({e})") from e
         card["metrics_name"] = path.name
+    elif (run_dir / "test_metrics.json").is_file():  # written by `ptacl finetune`
+        try:
+            own = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+            card["metrics"] = {
+                "info": {
+                    "source": "`ptacl finetune`",
+                    "split": "test",
+                    "data": (config.get("data") or {}).get("store"),
+                },
+                "bootstrap": {"n_boot": own.get("n_boot"), "level": 0.95},
+                "regression": {"FN+AP (this run's head)": own["r2"]},
+            }
+            card["metrics_name"] = "test_metrics.json"
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass  # a damaged file costs the card its test metrics, not the export
     return card
 
 

@@ -2,8 +2,10 @@
 
 The core install is what `ptacl.load(bundle).predict(file)` needs (torch, numpy, scipy, pandas,
 PyYAML, einops, PyWavelets, safetensors, defusedxml, tqdm, pydicom). Everything else is
-imported where it is used, through `require`, so a missing one fails with the extra to install
-instead of a bare ModuleNotFoundError deep in a traceback.
+imported only by the modules that use it (training modules import Lightning at their top; the
+readers, the probe and the R-peak comparison import theirs through `require`), and a missing one
+fails naming the extra to install (`require`, and `ptacl.cli.main` for a command), not with a
+bare ModuleNotFoundError deep in a traceback.
 """
 
 from __future__ import annotations

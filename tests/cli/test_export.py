@@ -152,3 +152,77 @@ def test_align_projection_matches_the_run(store: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(
         predictor.embed(signal, fs=ECG_FS, space="shared"), expected, rtol=1e-5, atol=1e-6
     )
+
+
+def evaluate_metrics(path: Path, machine: Path) -> Path:
+    """A metrics.json as `ptacl evaluate` writes it (paths of the machine in `info`)."""
+    metrics = {
+        "info": {
+            "model": str(machine / "runs" / "run"),
+            "data": str(machine / "store"),
+            "split": "test",
+            "date": "2026-12-01T10:00:00+00:00",
+            "ptacl": "0.1.0",
+            "command": f"ptacl evaluate --model {machine}/runs/run --data {machine}/store",
+        },
+        "bootstrap": {"n_boot": 200, "seed": 0, "level": 0.95},
+        "regression": {
+            "LP (ols)": {"LVEDV (mL)": {"R2": 0.5123, "n": 40, "ci": [0.41, 0.6]}},
+        },
+        "retrieval": {
+            "protocol": "query's own CMR excluded",
+            "match_sd": 0.5,
+            "model": {"LVEDV (mL)": {"P@1": 0.45, "MdR": 2.0}},
+            "model_ci": {"LVEDV (mL)": {"P@1": [0.3, 0.6]}},
+            "random": {"LVEDV (mL)": {"P@1": 0.28}},
+        },
+    }
+    path.write_text(json.dumps(metrics))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["mae", "finetune"])
+def test_every_bundle_carries_a_model_card_and_no_path_of_the_machine(
+    store: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, kind: str
+) -> None:
+    run = (
+        mae_run(tmp_path / "run", store)
+        if kind == "mae"
+        else finetune_run(tmp_path / "run", store)[0]
+    )
+    metrics = evaluate_metrics(tmp_path / "metrics.json", tmp_path)
+    out = tmp_path / "bundle"
+    assert ptacl(["export", "--model", str(run), "--out", str(out), "--metrics", str(metrics)]) == 0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    command = "ptacl pretrain ecg" if kind == "mae" else "ptacl finetune"
+    assert f"`{command} --config run/config.yaml --out run`" in card
+    assert "| LVEDV (mL) | 0.512 | [0.410, 0.600] | 40 |" in card  # test R² with its CI
+    assert "| LVEDV (mL) | 0.450 | [0.300, 0.600] | 0.280 | 2.0 |" in card  # retrieval
+    assert "not a medical device" in card and "derived individual-level data" in card
+    assert "Origin: **unknown**" in card  # the probe store records no origin
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "README.md" in manifest["files"]  # hashed like the rest
+    machine = str(tmp_path_factory.getbasetemp())  # holds the run, the store and metrics.json
+    for path in out.iterdir():
+        assert machine not in path.read_bytes().decode("utf-8", "replace"), path.name
+    Predictor(out)  # the card changes nothing for loading
+
+
+def test_a_bad_metrics_file_fails_before_any_work(store: Path, tmp_path: Path, capsys) -> None:
+    run = mae_run(tmp_path / "run", store)
+    argv = ["export", "--model", str(run), "--out", str(tmp_path / "b")]
+    assert ptacl([*argv, "--metrics", str(tmp_path / "missing.json")]) == 1
+    assert "not a readable metrics.json" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_finetune_run_s_own_test_metrics_go_into_the_card(store: Path, tmp_path: Path) -> None:
+    run, _ = finetune_run(tmp_path / "run", store)
+    r2 = {"LVEF (%)": {"R2": 0.2345, "n": 15, "ci": [0.1, 0.3]}}
+    (run / "test_metrics.json").write_text(json.dumps({"n_boot": 100, "r2": r2}))
+    out = tmp_path / "bundle"
+    assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert (
+        "FN+AP (this run's head)" in card and "| LVEF (%) | 0.234 | [0.100, 0.300] | 15 |" in card
+    )

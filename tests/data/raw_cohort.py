@@ -147,3 +147,119 @@ def write_phenotypes(path: Path, eids: list[str]) -> Path:
     table.insert(0, "eid", eids)
     table.to_csv(path, index=False)
     return path
+
+
+# -- UK Biobank CMR bulk files (field 20209) ------------------------------------------------------
+
+#: A manifest date as some releases write it: the comma splits a naive CSV line in two.
+MANIFEST_DATE = "Mar 3, 2016"
+
+
+def _mr_frame(pixels: np.ndarray, description: str, series_uid: str, **tags) -> bytes:
+    """One single-frame MR image as DICOM bytes (uint16 pixels, explicit VR little endian)."""
+    import io
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.Modality = "MR"
+    ds.SeriesDescription = description
+    ds.SeriesInstanceUID = series_uid
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def ukb_cmr_files(sa_nii: Path, eid: str, *, seed: int = 0) -> dict[str, bytes]:
+    """The files of a UK Biobank field-20209 zip holding the cine of `sa_nii` (a `ptacl synth`
+    or ukbb_cardiac `sa.nii.gz`), laid out as FORMATS.md describes, quirks included:
+
+    - flat single-frame DICOMs named by UID, one `CINE_segmented_SAX_b{k}` series per slice
+      (k = NIfTI slice + 1), `pixel_array = volume[:, :, z, t].T` (ukbb_cardiac's conversion,
+      inverted), TriggerTime = t x the frame interval, positions in LPS (x, y negated);
+    - slice b2 acquired twice: the first acquisition (a smaller SeriesInstanceUID, the one
+      ukbb_cardiac does not pick) holds noise;
+    - long-axis and flow series that must be ignored;
+    - `manifest.csv` with the header "series discription" and dates holding a comma.
+    """
+    import nibabel as nib
+
+    rng = np.random.default_rng(seed)
+    img = nib.load(sa_nii)
+    volume = np.asanyarray(img.dataobj)
+    if volume.min() < 0:
+        raise ValueError("the helper writes uint16 pixels; the volume has negative values")
+    dx, dy, dz, dt = (float(v) for v in img.header.get_zooms()[:4])
+    frames = volume.shape[3]
+    files: dict[str, bytes] = {}
+    rows: list[tuple[str, str]] = []
+
+    def add(pixels: np.ndarray, description: str, uid: str, **tags) -> None:
+        name = f"1.3.12.2.1107.5.2.18.{rng.integers(10**9, 10**10)}.dcm"
+        files[name] = _mr_frame(pixels, description, uid, **tags)
+        rows.append((name, description))
+
+    base = "1.2.826.0.1.3680043.8.498"
+    for z in range(volume.shape[2]):
+        description = f"CINE_segmented_SAX_b{z + 1}"
+        uid = f"{base}.{seed}.{z + 1}.9"  # sorts after the repeat's ".{z + 1}.1"
+        geometry = {
+            "ImageOrientationPatient": [-1.0, 0.0, 0.0, 0.0, -1.0, 0.0],
+            "ImagePositionPatient": [-0.0, -0.0, dz * z],
+            "PixelSpacing": [dy, dx],
+            "SpacingBetweenSlices": dz,
+            "SliceThickness": 8.0,
+            "CardiacNumberOfImages": frames,
+        }
+        for t in range(frames):
+            add(
+                volume[:, :, z, t].T,
+                description,
+                uid,
+                TriggerTime=f"{1000 * dt * t:.2f}",
+                InstanceNumber=t + 1,
+                **geometry,
+            )
+        if z == 1:  # a repeated acquisition of this slice, the one to leave out
+            noise = rng.integers(0, 4000, volume.shape[:2][::-1])
+            for t in range(frames):
+                add(noise, description, f"{base}.{seed}.{z + 1}.1", TriggerTime=f"{t:.1f}",
+                    InstanceNumber=t + 1, **geometry)  # fmt: skip
+    for k, description in enumerate(("CINE_segmented_LAX_4Ch", "flow_250_tp_AoV_bh_ePAT@c")):
+        for t in range(3):
+            add(rng.integers(0, 4000, (32, 32)), description, f"{base}.{seed}.{100 + k}",
+                TriggerTime=f"{10.0 * t:.1f}", CardiacNumberOfImages=3)  # fmt: skip
+    lines = ["filename,patientid,studyid,aet,host,date,time,series discription"]
+    order = rng.permutation(len(rows))
+    for k in order:
+        name, description = rows[k]
+        lines.append(f"{name},{eid},1,AET,host,{MANIFEST_DATE},14:23:04,{description}")
+    files["manifest.csv"] = ("\n".join(lines) + "\n").encode()
+    return {name: files[name] for name in [*(rows[k][0] for k in order), "manifest.csv"]}
+
+
+def write_ukb_cmr_zip(path: Path, files: dict[str, bytes]) -> Path:
+    """A zip of `files` (flat), as UK Biobank delivers field 20209."""
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path

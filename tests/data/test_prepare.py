@@ -164,16 +164,34 @@ def test_a_subject_with_no_usable_file_is_rejected_not_stored(cohort):
     assert _qc(result).set_index("eid").loc["1004", "status"] == "rejected"
 
 
-def test_several_instances_use_the_lowest_and_record_the_choice(cohort):
+def test_the_visit_read_is_chosen_and_every_other_file_listed_with_its_reason(cohort):
     later = cohort / "ecg" / "1001_20205_3_0.xml"
     (cohort / "ecg" / "1001_20205_2_0.xml").rename(later)
     write_subject(cohort, "1001", cmr=False, name="1001_20205_2_1.xml")
-    write_subject(cohort, "1001", cmr=False, name="1001_6025_2_0.xml")  # stress ECG: ignored
-    qc = _qc(_prepare(cohort))
-    rows = qc[(qc["eid"] == "1001") & (qc["modality"] == "ecg")].set_index("file")
-    assert rows.loc[str(cohort / "ecg" / "1001_20205_2_1.xml"), "reason"] == ""
-    assert "superseded: instance 2_1" in rows.loc[str(later), "reason"]
-    assert len(rows) == 2 and set(rows["status"]) == {"paired"}
+    write_subject(cohort, "1001", cmr=False, name="1001_20205_2_2.xml")
+    write_subject(cohort, "1001", cmr=False, name="1001_6025_2_0.xml")  # stress ECG
+    (cohort / "ecg" / "README.txt").write_text("export notes")
+    write_subject(cohort, "1006", cmr=False, name="1006_20205_3_0.xml")  # repeat visit only
+    result = _prepare(cohort)
+    qc = _qc(result)
+    rows = qc[(qc["eid"] == "1001") & (qc["modality"] == "ecg")].set_index("file")["reason"]
+    rows.index = [name.rsplit("/", 1)[-1] for name in rows.index]
+    assert rows["1001_20205_2_1.xml"] == ""
+    assert "superseded: instance 2_1" in rows["1001_20205_2_2.xml"]
+    assert rows[later.name] == "ignored: instance 3, not the visit read (--instance 2)"
+    assert "field 6025, not 20205" in rows["1001_6025_2_0.xml"]
+    assert set(qc[qc["eid"] == "1001"]["status"]) == {"paired"}
+    by_file = qc.set_index("file")
+    assert by_file.loc[str(cohort / "ecg" / "README.txt"), "status"] == "ignored"
+    assert by_file.loc[str(cohort / "ecg" / "1006_20205_3_0.xml"), "status"] == "ignored"
+    assert "1006" not in list(Store.open(result.store).subjects["eid"])
+    assert result.ignored_files == 4
+
+    # the repeat visit, asked for: 1001 and 1006 by their instance-3 files, the rest ignored
+    repeat = _prepare(cohort, "repeat", instance=3)
+    eids = list(Store.open(repeat.store).subjects["eid"])
+    assert eids == ["1001", "1002", "1003", "1005", "1006"]
+    assert Store.open(repeat.store).manifest["ukb_instance"] == 3
 
 
 def test_duplicate_eids_reject_the_modality_naming_both_files(cohort):
@@ -390,3 +408,24 @@ sys.exit(main(["--ecg", r"{cohort / "ecg"}", "--cmr", r"{cohort / "cmr"}",
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert set(os.listdir(cohort)) == before
+
+
+def test_a_showcase_export_with_a_user_map_prepares_without_renaming(cohort, capsys):
+    """Issue 15: showcase columns were refused, so every user renamed them by hand."""
+    from ptacl.phenotypes import UKB_FIELDS
+
+    rows = {"eid": ["1001", "1002"]}
+    for field, (column, _) in UKB_FIELDS.items():
+        k = PHENOTYPES.index(column)
+        rows[f"{field}-2.0"] = [phenotype_row(0)[k], phenotype_row(1)[k]]
+    rows["24105-2.0"] = ["", ""]  # LV mass from another field, through the user's map
+    rows["99999-2.0"] = [100.0 + 5, 100.0]
+    pd.DataFrame(rows).to_csv(cohort / "ukb.csv", index=False)
+    (cohort / "map.yaml").write_text("'99999': LVM\n")
+    argv = ["--ecg", str(cohort / "ecg"), "--cmr", str(cohort / "cmr"), "--phenotypes"]
+    argv += [str(cohort / "ukb.csv"), "--phenotype-map", str(cohort / "map.yaml")]
+    assert main([*argv, "--out", str(cohort / "store"), "--quiet"]) == 0
+    store = Store.open(cohort / "store")
+    phen = pd.DataFrame(store.phenotypes, columns=list(PHENOTYPES), index=store.subjects["eid"])
+    np.testing.assert_allclose(phen.loc["1002", "LVEDV (mL)"], phenotype_row(1)[0], rtol=1e-6)
+    assert phen.loc["1001", "LVM (g)"] == 105.0

@@ -63,7 +63,7 @@ def test_nii_gz_inflated_in_memory_reads_as_nibabel_loads_it(tmp_path, monkeypat
     np.testing.assert_array_equal(read_cmr(path).frames, expected)
 
 
-def test_4d_without_seg_takes_middle_slice(tmp_path):
+def test_4d_without_seg_takes_the_moving_middle_slice(tmp_path):
     rec = read_cmr(_save(_volume(), tmp_path / "sa.nii.gz"))
     assert rec.slice_index == 4 and rec.seg is None
     assert np.all(rec.frames // 1000 == 4)

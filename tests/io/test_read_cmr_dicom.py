@@ -41,7 +41,7 @@ def _write_series(folder, n_slices=3, n_frames=20, shape=(48, 56), series=None):
         ds.save_as(folder / f"IM_{z}_{t}.dcm", enforce_file_format=True)
 
 
-def test_dicom_cine_folder_middle_slice_by_trigger_time(tmp_path):
+def test_dicom_cine_folder_mid_slice_by_trigger_time(tmp_path):
     _write_series(tmp_path)
     rec = read_cmr(tmp_path)
     assert rec.frames.shape == (20, 48, 56) and rec.slice_index == 1 and rec.seg is None
@@ -52,7 +52,7 @@ def test_dicom_cine_folder_middle_slice_by_trigger_time(tmp_path):
 
 def test_dicom_cine_too_few_frames(tmp_path):
     _write_series(tmp_path, n_slices=1, n_frames=4)
-    with pytest.raises(InputError, match=rf"^{tmp_path}: 4 frames in the middle slice"):
+    with pytest.raises(InputError, match=rf"^{tmp_path}: 4 frames in the mid-ventricular slice"):
         read_cmr(tmp_path)
 
 

@@ -1,10 +1,12 @@
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ptacl.io import InputError, read_phenotypes
-from ptacl.phenotypes import PHENOTYPES
+from ptacl.io.phenotypes import load_mapping, showcase_column
+from ptacl.phenotypes import PHENOTYPES, UKB_FIELDS
 
 
 def test_ukbb_cardiac_table(tmp_path):
@@ -133,3 +135,77 @@ def test_inconsistent_volumes_lose_the_ventricle_a_lone_ef_only_itself():
     assert "heart rate of 11 bpm" in problems["2"][0]
     assert cleaned.loc["3", PHENOTYPES[6:]].isna().all()
     assert "RVESV 160 mL >= RVEDV" in problems["3"][0]
+
+
+# -- UK Biobank showcase exports --------------------------------------------------------------
+
+#: A plausible, consistent row in PHENOTYPES order.
+ROW = [150.0, 60.0, 90.0, 60.0, 6.3, 110.0, 160.0, 70.0, 90.0, 56.25]
+
+
+def _showcase(path, style, instances=(2, 3)):
+    """A showcase export of the ten fields, instance 3 values 10 % larger; one extra field."""
+    names = {
+        "ukbconv": lambda f, i: f"{f}-{i}.0",
+        "r": lambda f, i: f"f.{f}.{i}.0",
+        "rap": lambda f, i: f"p{f}_i{i}",
+    }[style]
+    table = {"f.eid" if style == "r" else "eid": ["1001", "1002"]}
+    for field, (column, _) in UKB_FIELDS.items():
+        value = ROW[PHENOTYPES.index(column)]
+        for i in instances:
+            table[names(field, i)] = [value * (1 + 0.1 * (i - 2)), ""]
+    table[names("21001", 2)] = [27.5, 30.1]  # BMI: not a phenotype, left out
+    pd.DataFrame(table).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("style", ["ukbconv", "r", "rap"])
+def test_showcase_columns_in_every_naming_style(tmp_path, style):
+    path = _showcase(tmp_path / "ukb.csv", style)
+    table = read_phenotypes(path)
+    assert list(table.columns) == list(PHENOTYPES) and list(table.index) == ["1001", "1002"]
+    np.testing.assert_allclose(table.loc["1001"].to_numpy(), ROW)
+    assert table.loc["1002"].isna().all()
+    repeat = read_phenotypes(path, instance=3)  # the repeat imaging visit
+    np.testing.assert_allclose(repeat.loc["1001"].to_numpy(), np.array(ROW) * 1.1)
+
+
+def test_showcase_names_are_parsed_only_when_whole():
+    assert showcase_column("24100-2.0") == ("24100", 2, 0)
+    assert showcase_column("f.24100.3.1") == ("24100", 3, 1)
+    assert showcase_column("p24100_i2") == ("24100", 2, 0)
+    assert showcase_column("p24100_i2_a1") == ("24100", 2, 1)
+    assert showcase_column("LVEDV (mL)") is None and showcase_column("24100") is None
+
+
+def test_only_another_visit_says_so(tmp_path):
+    path = _showcase(tmp_path / "ukb.csv", "ukbconv", instances=(3,))
+    with pytest.raises(InputError, match=r"instance \[3\] only: --instance"):
+        read_phenotypes(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".yaml"])
+def test_a_user_mapping_adds_fields_and_renames_columns(tmp_path, suffix):
+    pd.DataFrame({"eid": ["7"], "22420-2.0": [61.0], "left ventricle volume ED": [140.0]}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    entries = {"22420": "LVEF", "left ventricle volume ED": "LVEDV (mL)"}
+    mapping = tmp_path / f"map{suffix}"
+    if suffix == ".csv":
+        lines = ["column,phenotype", *(f"{k},{v}" for k, v in entries.items())]
+        mapping.write_text("\n".join(lines) + "\n")
+    else:
+        mapping.write_text("".join(f"'{k}': '{v}'\n" for k, v in entries.items()))
+    table = read_phenotypes(tmp_path / "t.csv", mapping=load_mapping(mapping))
+    assert table.loc["7", "LVEF (%)"] == 61.0 and table.loc["7", "LVEDV (mL)"] == 140.0
+
+
+def test_a_mapping_to_no_phenotype_fails_at_once(tmp_path):
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("'24100': LV_volume\n")
+    with pytest.raises(InputError, match=r"maps to 'LV_volume', not one of"):
+        load_mapping(mapping)
+    mapping.write_text("'24100': LVEDV (L)\n")  # a unit other than the canonical one
+    with pytest.raises(InputError, match=r"maps to 'LVEDV \(L\)'"):
+        load_mapping(mapping)

@@ -1,6 +1,7 @@
 """Export a trained run's ECG encoder and phenotype probe as a self-contained inference bundle.
 
     ptacl export --model RUN --out BUNDLE [--data STORE] [--checkpoint best|last]
+                 [--metrics EVAL/metrics.json]
 
 RUN is a training run folder: `ptacl pretrain` or `ptacl simclr` with the ECG modality or
 `ptacl align` get a linear probe (OLS, the paper's linear probing) fitted on the train split of
@@ -8,6 +9,11 @@ STORE (default: the store the run trained on) with the same crops `ptacl predict
 `ptacl finetune` brings its own attention-pooling head. The head's R² on STORE's validation
 split is written into the bundle's config.json. An aligned run's ECG projection head is kept,
 so `ptacl retrieve` can compare ECGs with that run's CMR embeddings.
+
+Every bundle carries a model card (README.md): the training data's origin (from the store's
+manifest), the training command, the head's validation R², test metrics with CIs when
+--metrics names the metrics.json of `ptacl evaluate`, intended use, governance and licence.
+No path of the training machine is written into the bundle.
 
 The bundle holds weights derived from the training data: for UK Biobank data it is
 individual-level derived data and must not be shared outside the approved project.
@@ -33,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, help="prepared store for the probe (default: the run's)"
     )
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument(
+        "--metrics", type=Path, help="metrics.json of `ptacl evaluate` for the model card"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     return parser
@@ -53,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             which=args.checkpoint,
             batch_size=args.batch_size,
             overwrite=args.overwrite,
+            metrics=args.metrics,
         )
     except (RunDirError, StoreError, FileExistsError, ValueError, OutputBusy, OSError) as e:
         print(f"ptacl export: {e}", file=sys.stderr)  # OSError: e.g. NoSpace, nothing left

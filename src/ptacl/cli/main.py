@@ -15,6 +15,7 @@ from pathlib import Path
 
 import ptacl
 import ptacl.cli
+from ptacl.extras import EXTRA_OF, MissingExtra, hint
 
 _NOT_COMMANDS = {"main", "common"}
 
@@ -56,8 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     if name not in _commands():
         print(f"ptacl: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"ptacl.cli.{name.replace('-', '_')}")
-    result = module.main(argv[1:])
+    try:
+        module = importlib.import_module(f"ptacl.cli.{name.replace('-', '_')}")
+        result = module.main(argv[1:])
+    except ModuleNotFoundError as err:
+        # an optional dependency (MissingExtra says its extra itself): one line, not a traceback
+        root = (err.name or "").split(".")[0]
+        if isinstance(err, MissingExtra) or root in EXTRA_OF:
+            text = (
+                str(err) if isinstance(err, MissingExtra) else f"needs {root}: {hint(root, name)}"
+            )
+            print(f"ptacl {name}: {text}", file=sys.stderr)
+            return 2
+        raise
     return int(result or 0)
 
 

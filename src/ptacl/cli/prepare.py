@@ -1,12 +1,18 @@
 """Build a prepared store from raw ECG, CMR and phenotype files (every subject in qc.csv).
 
     ptacl prepare --ecg DIR --cmr DIR --phenotypes CSV --out STORE [--val 0.1 --test 0.2]
-                  [--seed S] [--workers K] [--overwrite]
+                  [--seed S] [--workers K] [--instance 2] [--overwrite]
+
+UK Biobank bulk files are read as delivered: ECGs `{eid}_20205_2_0.xml`, short-axis cines
+`{eid}_20209_2_0.zip` (or the folder it unzips to); `--instance` picks the visit (2, the first
+imaging visit; 3, the repeat). Every file not used is listed in qc.csv with the reason.
 
 Exit status 0 when at least one subject is usable (bad subjects are reported in qc.csv, not
-fatal), 1 when none is or when writing failed (disk full, I/O error: nothing is left behind),
-2 for unusable arguments (missing folder, existing store, bad table) or a store that another
-process is writing.
+fatal) and, when both --ecg and --cmr are given, at least one is paired; 1 when no subject is
+usable, when ECG and CMR folders were given but no subject has both (the store is still
+written, for single-modality pretraining: qc.csv says why nothing paired), or when writing
+failed (disk full, I/O error: nothing is left behind); 2 for unusable arguments (missing
+folder, existing store, bad table) or a store that another process is writing.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import threading
 from ptacl.atomic import OutputBusy
 from ptacl.data.prepare import STATUSES, prepare_store
 from ptacl.io import InputError
+from ptacl.io.names import DEFAULT_INSTANCE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,13 +33,33 @@ def _parser() -> argparse.ArgumentParser:
         prog="ptacl prepare", description=__doc__.splitlines()[0] if __doc__ else None
     )
     p.add_argument("--ecg", help="folder of ECG files named by eid ({eid}_20205_2_0.xml, ...)")
-    p.add_argument("--cmr", help="folder of {eid}/sa.nii.gz (seg_sa.nii.gz beside it is used)")
-    p.add_argument("--phenotypes", help="CSV with an eid column and ukbb_cardiac columns")
+    p.add_argument(
+        "--cmr",
+        help="folder of {eid}_20209_2_0.zip (UK Biobank, zipped or unzipped) or {eid}/sa.nii.gz "
+        "(seg_sa.nii.gz beside it is used)",
+    )
+    p.add_argument(
+        "--phenotypes",
+        help="CSV with an eid column and ukbb_cardiac columns, or a UK Biobank showcase export "
+        "(24100-2.0, f.24100.2.0 or p24100_i2 columns, read for --instance)",
+    )
+    p.add_argument(
+        "--phenotype-map",
+        help="CSV or YAML: column name or UK Biobank field ID -> phenotype (e.g. 24100: LVEDV), "
+        "over the built-in field table",
+    )
     p.add_argument("--out", required=True, help="store folder to write")
     p.add_argument("--val", type=float, default=0.1, help="validation fraction (default 0.1)")
     p.add_argument("--test", type=float, default=0.2, help="test fraction (default 0.2)")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--instance",
+        type=int,
+        default=DEFAULT_INSTANCE,
+        help="UK Biobank visit read from {eid}_{field}_{instance}_{array} names and showcase "
+        "columns (default 2, the first imaging visit; 3 is the repeat imaging visit)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -63,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             overwrite=args.overwrite,
             progress=not args.quiet,
+            instance=args.instance,
+            phenotype_map=args.phenotype_map,
         )
     except (FileExistsError, FileNotFoundError, InputError, ValueError, OutputBusy) as err:
         print(f"ptacl prepare: {err}", file=sys.stderr)
@@ -79,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         f"subjects); phenotype values set to NaN: {result.labels_dropped} (belonging to "
         f"{result.label_subjects} subjects); reasons in {result.qc}"
     )
+    if result.ignored_files:
+        print(
+            f"files ignored: {result.ignored_files} (not an ECG or CMR layout, another UK "
+            f"Biobank field or visit than --instance {args.instance}); listed in {result.qc}"
+        )
     if result.store is None:
         if not any(result.counts[s] for s in STATUSES if s != "no_images"):
             print(f"no ECG or CMR file found in {args.ecg} / {args.cmr}", file=sys.stderr)
@@ -87,4 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     splits = ", ".join(f"{n} {s}" for s, n in result.splits.items())
     print(f"store: {result.store} ({splits})")
     print(f"qc: {result.qc}")
+    if args.ecg is not None and args.cmr is not None and not result.counts["paired"]:
+        print(
+            f"ptacl prepare: no subject has both an ECG and a CMR: the eids of {args.ecg} and "
+            f"{args.cmr} do not meet (file names, --instance {args.instance}); every file and "
+            f"reason is in {result.qc}",
+            file=sys.stderr,
+        )
+        return 1
     return 0

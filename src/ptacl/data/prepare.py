@@ -2,17 +2,22 @@
 
     result = prepare_store(ecg_dir, cmr_dir, phenotypes_csv, out, val=0.1, test=0.2, seed=0)
 
-Discovery. ECG files are named by eid: UK Biobank's `{eid}_20205_{instance}_{array}.xml` (the
-lowest instance and array of an eid is used; the others are listed in qc.csv as superseded) or any
-`{eid}.xml/.dcm/.hea/.npy/.npz` (searched recursively; WFDB records by their `.hea`). Other
-UK Biobank fields (e.g. 6025, stress ECGs) are skipped. CMR: `{eid}/sa.nii.gz` (or `.nii`,
+Discovery (file names: `ptacl.io.names`). UK Biobank bulk files are read as delivered, for the
+visit `instance` (2, the first imaging visit, unless told otherwise): ECGs
+`{eid}_20205_{instance}_{array}.xml`, short-axis cines `{eid}_20209_{instance}_{array}.zip` or
+the folder that zip unzips to (`ptacl.io.cmr_ukb`); of several arrays the lowest is used, the
+others listed in qc.csv as superseded. Other names: ECGs `{eid}.xml/.dcm/.hea/.npy/.npz`
+(searched recursively; WFDB records by their `.hea`), cines `{eid}/sa.nii.gz` (or `.nii`,
 `.npy`; the reader takes `seg_sa.nii.gz` beside it; a folder without them goes to the reader
-as it is, e.g. a DICOM cine series), or a file `{eid}.nii.gz/.nii/.npy`. Two
-files that claim the same eid for one modality (other than UK Biobank instances) are ambiguous:
-that modality of the subject is rejected, naming both files.
+as it is, e.g. a DICOM cine series) or a file `{eid}.nii.gz/.nii/.npy`. Every other file is
+listed in qc.csv as ignored, with the reason: another UK Biobank field (e.g. 6025, stress
+ECGs) or visit, or a file of no known layout. Two files that claim the same eid for one
+modality (other than UK Biobank arrays) are ambiguous: that modality of the subject is
+rejected, naming both files.
 
 Per subject, in worker processes: read, validate (`ptacl.io.validate_record`: the ECG's
-plausibility, its patient id against the eid, and the R peaks, detected once), preprocess (ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
+plausibility, its patient id against the eid, and the R peaks, detected once), preprocess
+(ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
 failure rejects that modality only. Rows are written as they arrive straight into the store's
 memory-mapped arrays (`store_writer`), so memory stays bounded for any cohort size and the
 arrays are written once; the store appears at `out` only when complete.
@@ -22,8 +27,12 @@ contradicting its ventricle's other volumes becomes NaN, with a qc.csv row (moda
 "phenotypes") naming the value and the rule. A phenotype column without any value is reported.
 
 qc.csv has one row per file seen (and one per phenotype row without images or with values set
-to NaN): eid, the subject's status (paired / ecg_only / cmr_only / rejected / no_images),
-modality, file, and the reason the file (or value) was not used (empty when it was).
+to NaN): eid, the subject's status (paired / ecg_only / cmr_only / rejected / no_images, or
+"ignored" for a file that names no subject of the store), modality, file, and the reason the
+file (or value) was not used (empty when it was).
+
+The manifest records the cohort's `origin` (`cohort_origin`: synthetic, UK Biobank or unknown)
+and the evidence for it: every bundle's model card repeats it.
 
 Writing is safe against a second writer and a full disk: the store's lock (`ptacl.atomic`) is
 taken before anything is scanned, so a second `prepare` into the same `out` is refused at once;
@@ -32,7 +41,6 @@ free space for the whole store is checked before the first subject is read.
 
 from __future__ import annotations
 
-import re
 import shutil
 import zlib
 from collections import deque
@@ -58,25 +66,27 @@ from ptacl.data.store import (
 )
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes, validate_record
-from ptacl.io.phenotypes import check_labels
+from ptacl.io.names import DEFAULT_INSTANCE, UKB_CMR_FIELD, UKB_ECG_FIELD, parse_ukb_name, stem
+from ptacl.io.phenotypes import check_labels, load_mapping
 from ptacl.phenotypes import PHENOTYPES
 
 ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz")
 CMR_SUFFIXES = (".nii.gz", ".nii", ".npy")
-#: UK Biobank bulk-file name: eid, field, instance, array.
-UKB_NAME = re.compile(r"^(?P<eid>\d+)_(?P<field>\d+)_(?P<instance>\d+)(?:_(?P<array>\d+))?$")
-UKB_ECG_FIELD = "20205"
 STATUSES = ("paired", "ecg_only", "cmr_only", "rejected", "no_images")
 QC_COLUMNS = ("eid", "status", "modality", "file", "reason")
+#: qc.csv status of a file that names no subject of the store (e.g. another visit's only file).
+IGNORED = "ignored"
 
 
 @dataclass
 class Candidates:
-    """Files found for one modality: eid -> the file to use, plus files not used and why."""
+    """Files found for one modality: eid -> the file to use, files not used and why, and files
+    ignored (not this modality's format, another UK Biobank field or visit) and why."""
 
     chosen: dict[str, Path] = field(default_factory=dict)
     unused: list[tuple[str, Path, str]] = field(default_factory=list)  # (eid, file, reason)
     rejected: set[str] = field(default_factory=set)  # eids whose files are ambiguous
+    ignored: list[tuple[str, Path, str]] = field(default_factory=list)  # (eid or "", file, why)
 
 
 def _name_of(path: Path, suffixes: tuple[str, ...]) -> tuple[str, str] | None:
@@ -88,14 +98,18 @@ def _name_of(path: Path, suffixes: tuple[str, ...]) -> tuple[str, str] | None:
     return None
 
 
-def _resolve(found: dict[str, list[tuple[Path, tuple[int, int] | None]]]) -> Candidates:
-    """Pick one file per eid: the lowest UK Biobank instance, else reject ambiguous eids."""
-    out = Candidates()
+Found = dict[str, list[tuple[Path, tuple[int, int] | None]]]
+
+
+def _resolve(found: Found, ignored: list[tuple[str, Path, str]]) -> Candidates:
+    """Pick one file per eid: the lowest UK Biobank array of the visit read, else reject
+    ambiguous eids."""
+    out = Candidates(ignored=ignored)
     for eid, files in found.items():
         files = sorted(files, key=lambda f: (f[1] is None, f[1] or (0, 0), str(f[0])))
         if len(files) == 1:
             out.chosen[eid] = files[0][0]
-        elif all(instance is not None for _, instance in files):
+        elif all(visit is not None for _, visit in files):
             out.chosen[eid] = files[0][0]
             first = "{}_{}".format(*files[0][1])
             for path, _ in files[1:]:
@@ -110,37 +124,93 @@ def _resolve(found: dict[str, list[tuple[Path, tuple[int, int] | None]]]) -> Can
     return out
 
 
-def discover_ecg(root: Path, exclude: Path | None = None) -> Candidates:
+def _ukb_visit(
+    name: str, path: Path, field_: str, what: str, instance: int, ignored: list
+) -> tuple[str, tuple[int, int] | None] | None:
+    """(eid, (instance, array)) of a UK Biobank name of `field_` and the visit read, (name,
+    None) for any other name; None (and an `ignored` row) for another field or visit."""
+    ukb = parse_ukb_name(name)
+    if ukb is None:
+        return name, None
+    if ukb.field != field_:
+        ignored.append((ukb.eid, path, f"UK Biobank field {ukb.field}, not {field_} ({what})"))
+        return None
+    if ukb.instance != instance:
+        ignored.append(
+            (ukb.eid, path, f"instance {ukb.instance}, not the visit read (--instance {instance})")
+        )
+        return None
+    return ukb.eid, (ukb.instance, ukb.array)
+
+
+def _not_this_modality(path: Path, field_: str, what: str, layout: str) -> tuple[str, Path, str]:
+    """The `ignored` row of a file of no layout of this modality: the eid it names (UK Biobank
+    names only, else ''), and the other UK Biobank field it holds (one folder may hold both
+    modalities' bulk files) or the layouts expected."""
+    ukb = parse_ukb_name(path)
+    if ukb is not None and ukb.field != field_:
+        return ukb.eid, path, f"UK Biobank field {ukb.field}, not {field_} ({what})"
+    return ("" if ukb is None else ukb.eid), path, layout
+
+
+def _other_field_folder(root: Path, parts: tuple[str, ...], field_: str) -> Path | None:
+    """The first folder among `parts` (below `root`) named as a UK Biobank bulk file of
+    another field than `field_`, or None."""
+    for depth, part in enumerate(parts):
+        ukb = parse_ukb_name(part)
+        if ukb is not None and ukb.field != field_:
+            return root.joinpath(*parts[: depth + 1])
+    return None
+
+
+def discover_ecg(
+    root: Path, exclude: Path | None = None, instance: int = DEFAULT_INSTANCE
+) -> Candidates:
     """ECG files under `root`, matched to eids by name (see the module docstring).
 
     Hidden files and folders are skipped, and so is `exclude` (the store being written, whose
-    `.npy` arrays would otherwise look like ECGs when it lies inside `root`).
+    `.npy` arrays would otherwise look like ECGs when it lies inside `root`). Every other file
+    not used is in `ignored`, with the reason.
     """
-    found: dict[str, list[tuple[Path, tuple[int, int] | None]]] = {}
+    found: Found = {}
+    ignored: list[tuple[str, Path, str]] = []
+    other_fields: set[Path] = set()  # e.g. an unzipped {eid}_20209_2_0/: its DICOMs are MR
     excluded = None if exclude is None else exclude.resolve()
     for path in sorted(root.rglob("*")):
-        named = _name_of(path, ECG_SUFFIXES)
-        if named is None or not path.is_file():
+        if not path.is_file():
             continue
         inside = path.relative_to(root).parts
         if any(part.startswith(".") for part in inside):
             continue
         if excluded is not None and path.resolve().is_relative_to(excluded):
             continue
-        ukb = UKB_NAME.match(named[0])
-        if ukb is not None:
-            if ukb["field"] != UKB_ECG_FIELD:
-                continue  # another UK Biobank field (e.g. 6025, stress ECG): out of scope
-            eid, instance = ukb["eid"], (int(ukb["instance"]), int(ukb["array"] or 0))
-        else:
-            eid, instance = named[0], None
-        found.setdefault(eid, []).append((path, instance))
-    return _resolve(found)
+        folder = _other_field_folder(root, inside[:-1], UKB_ECG_FIELD)
+        if folder is not None:
+            if folder not in other_fields:
+                other_fields.add(folder)
+                ignored.append(_not_this_modality(folder, UKB_ECG_FIELD, "resting ECG", ""))
+            continue
+        named = _name_of(path, ECG_SUFFIXES)
+        if named is None:
+            if path.suffix.lower() == ".dat" and path.with_suffix(".hea").is_file():
+                continue  # a WFDB record's samples: read through its .hea
+            layout = f"not an ECG file (expected {', '.join(ECG_SUFFIXES)})"
+            ignored.append(_not_this_modality(path, UKB_ECG_FIELD, "resting ECG", layout))
+            continue
+        visit = _ukb_visit(named[0], path, UKB_ECG_FIELD, "resting ECG", instance, ignored)
+        if visit is not None:
+            found.setdefault(visit[0], []).append((path, visit[1]))
+    return _resolve(found, ignored)
 
 
-def discover_cmr(root: Path, exclude: Path | None = None) -> Candidates:
-    """`{eid}/sa.nii.gz` folders (or `{eid}.nii.gz`-style files) directly under `root`."""
-    found: dict[str, list[tuple[Path, tuple[int, int] | None]]] = {}
+def discover_cmr(
+    root: Path, exclude: Path | None = None, instance: int = DEFAULT_INSTANCE
+) -> Candidates:
+    """The cines directly under `root`: UK Biobank `{eid}_20209_{instance}_{array}.zip` (or the
+    folder it unzips to), `{eid}/sa.nii.gz` folders, `{eid}.nii.gz`-style files; every other
+    entry in `ignored`, with the reason (`seg_*` files are read beside their image)."""
+    found: Found = {}
+    ignored: list[tuple[str, Path, str]] = []
     excluded = None if exclude is None else exclude.resolve()
     for path in sorted(root.iterdir()):
         if path.name.startswith(".") or (excluded is not None and path.resolve() == excluded):
@@ -148,12 +218,71 @@ def discover_cmr(root: Path, exclude: Path | None = None) -> Candidates:
         if path.is_dir():
             inside = [path / f"sa{s}" for s in CMR_SUFFIXES if (path / f"sa{s}").is_file()]
             # a folder without sa.* is still a subject seen: the reader names what is missing
-            found.setdefault(path.name, []).append((inside[0] if inside else path, None))
+            target = inside[0] if inside else path
+            visit = _ukb_visit(path.name, path, UKB_CMR_FIELD, "short-axis cine", instance, ignored)
+        elif path.name.lower().endswith(".zip"):
+            target = path
+            visit = _ukb_visit(
+                stem(path), path, UKB_CMR_FIELD, "short-axis cine", instance, ignored
+            )
+            if visit is not None and visit[1] is None:
+                reason = f"a zip not named {{eid}}_{UKB_CMR_FIELD}_{{instance}}_{{array}}.zip"
+                ignored.append(("", path, reason))
+                continue
         else:
             named = _name_of(path, CMR_SUFFIXES)
-            if named is not None and not named[0].startswith("seg_"):
-                found.setdefault(named[0], []).append((path, None))
-    return _resolve(found)
+            if named is not None and named[0].startswith("seg_"):
+                continue  # a segmentation, read with the image it belongs to
+            if named is None:
+                layout = "not a CMR file (expected {eid}/sa.nii.gz, {eid}.nii.gz/.nii/.npy or "
+                layout += f"{{eid}}_{UKB_CMR_FIELD}_2_0.zip)"
+                ignored.append(_not_this_modality(path, UKB_CMR_FIELD, "short-axis cine", layout))
+                continue
+            target = path
+            visit = _ukb_visit(named[0], path, UKB_CMR_FIELD, "short-axis cine", instance, ignored)
+        if visit is not None:
+            found.setdefault(visit[0], []).append((target, visit[1]))
+    return _resolve(found, ignored)
+
+
+#: Store manifest `origin` values; the model card of every bundle says which it was trained on.
+ORIGIN_SYNTHETIC = "synthetic (ptacl synth)"
+ORIGIN_UKB = "UK Biobank"
+ORIGIN_UNKNOWN = "unknown"
+
+
+def cohort_origin(
+    ecg_dir: str | Path | None,
+    cmr_dir: str | Path | None,
+    phenotypes: str | Path | None,
+    ecg_found: Candidates,
+    cmr_found: Candidates,
+) -> dict[str, str]:
+    """Where the cohort came from, for the store manifest: {"origin", "evidence"}.
+
+    Synthetic when a folder holding the inputs carries `ptacl synth`'s marker (`SYNTH_MARKER`,
+    or truth.csv from before the marker); UK Biobank when files carry its bulk-file names (so
+    its rules on derived data apply); unknown otherwise. The marker is checked first: synth
+    names its ECGs as UK Biobank does.
+    """
+    from ptacl.synth.marker import find_synth_marker
+
+    inputs = [Path(p) for p in (ecg_dir, cmr_dir, phenotypes) if p is not None]
+    marker = find_synth_marker(inputs)
+    if marker is not None:
+        return {"origin": ORIGIN_SYNTHETIC, "evidence": f"{marker.name} beside the inputs"}
+    files = [*ecg_found.chosen.values(), *cmr_found.chosen.values()]
+    named = [p for p in files if parse_ukb_name(p) is not None]
+    if named:
+        return {
+            "origin": ORIGIN_UKB,
+            "evidence": f"{len(named)} of {len(files)} files named as UK Biobank bulk files "
+            f"(e.g. {named[0].name})",
+        }
+    return {
+        "origin": ORIGIN_UNKNOWN,
+        "evidence": "neither a ptacl synth marker nor UK Biobank names",
+    }
 
 
 @dataclass(frozen=True)
@@ -275,7 +404,8 @@ _STATUS = {
 def _qc_table(qc: list[tuple[str, str, str, str]], status: dict[str, str]) -> pd.DataFrame:
     """(eid, modality, file, reason) rows -> qc.csv's table, subjects in eid order."""
     table = pd.DataFrame(qc, columns=["eid", "modality", "file", "reason"])
-    table["status"] = table["eid"].map(status)
+    # a file that names no subject (another visit's only file, a readme) has no subject status
+    table["status"] = table["eid"].map(status).fillna(IGNORED)
     rank = {eid: k for k, eid in enumerate(sorted(status, key=_eid_key))}
     table = table.sort_values("eid", key=lambda col: col.map(rank), kind="stable")
     return table[list(QC_COLUMNS)].reset_index(drop=True)
@@ -284,7 +414,8 @@ def _qc_table(qc: list[tuple[str, str, str, str]], status: dict[str, str]) -> pd
 @dataclass(frozen=True)
 class PrepareResult:
     """The store written (None when no subject was usable), its qc.csv, counts by status, the
-    files refused (and of how many subjects), the phenotype values set to NaN (and of how many
+    files refused (and of how many subjects), the files ignored (not an ECG or CMR layout,
+    another UK Biobank field or visit), the phenotype values set to NaN (and of how many
     subjects), and warnings about the run as a whole (e.g. a phenotype column without values)."""
 
     store: Path | None
@@ -292,6 +423,7 @@ class PrepareResult:
     counts: dict[str, int]
     splits: dict[str, int]
     refused_files: int = 0
+    ignored_files: int = 0
     refused_subjects: int = 0
     labels_dropped: int = 0
     label_subjects: int = 0
@@ -334,8 +466,13 @@ def prepare_store(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    instance: int = DEFAULT_INSTANCE,
+    phenotype_map: str | Path | None = None,
 ) -> PrepareResult:
     """Build a store from raw files (see the module docstring); bad subjects go to qc.csv.
+    `instance`: the UK Biobank visit read (2, the first imaging visit; 3, the repeat), from
+    file names and showcase phenotype columns; `phenotype_map`: a CSV or YAML of column name or
+    field ID -> phenotype (`ptacl.io.phenotypes.load_mapping`).
 
     Raises FileExistsError if `out` exists without `overwrite`, FileNotFoundError for a missing
     input folder, InputError for an unusable phenotype table, OutputBusy when another process
@@ -348,13 +485,15 @@ def prepare_store(
     for name, folder in (("ECG", ecg_dir), ("CMR", cmr_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise FileNotFoundError(f"{folder}: {name} folder not found")
+    mapping = None if phenotype_map is None else load_mapping(phenotype_map)
     # Held from here to the final rename (the store writer takes it again, re-entrantly).
     with output_lock(out):
         if out.exists() and not overwrite:
             raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
         return _prepare(
-            ecg_dir, cmr_dir, phenotypes, out, val, test, seed, workers, overwrite, progress
-        )
+            ecg_dir, cmr_dir, phenotypes, out, val, test, seed, workers, overwrite, progress,
+            instance, mapping,
+        )  # fmt: skip
 
 
 def _prepare(
@@ -368,12 +507,14 @@ def _prepare(
     workers: int,
     overwrite: bool,
     progress: bool,
+    instance: int,
+    mapping: dict[str, str] | None,
 ) -> PrepareResult:
     """`prepare_store`'s work, under the store's lock, arguments checked."""
-    ecg_found = discover_ecg(Path(ecg_dir), out) if ecg_dir is not None else Candidates()
-    cmr_found = discover_cmr(Path(cmr_dir), out) if cmr_dir is not None else Candidates()
+    ecg_found = Candidates() if ecg_dir is None else discover_ecg(Path(ecg_dir), out, instance)
+    cmr_found = Candidates() if cmr_dir is None else discover_cmr(Path(cmr_dir), out, instance)
     table = (
-        read_phenotypes(phenotypes)
+        read_phenotypes(phenotypes, instance=instance, mapping=mapping)
         if phenotypes is not None
         else pd.DataFrame(columns=list(PHENOTYPES), index=pd.Index([], name="eid"))
     )
@@ -397,6 +538,8 @@ def _prepare(
     qc: list[tuple[str, str, str, str]] = []  # (eid, modality, file, reason); status added last
     qc += [(e, "ecg", str(p), r) for e, p, r in ecg_found.unused]
     qc += [(e, "cmr", str(p), r) for e, p, r in cmr_found.unused]
+    qc += [(e, "ecg", str(p), f"ignored: {r}") for e, p, r in ecg_found.ignored]
+    qc += [(e, "cmr", str(p), f"ignored: {r}") for e, p, r in cmr_found.ignored]
     qc += [(e, "phenotypes", str(phenotypes), "; ".join(r)) for e, r in label_problems.items()]
     status: dict[str, str] = {}
     check_free_space(out, len(jobs))
@@ -433,10 +576,11 @@ def _prepare(
         refused = qc_table[
             qc_table["modality"].isin(["ecg", "cmr"])
             & (qc_table["reason"] != "")
-            & ~qc_table["reason"].str.startswith("superseded")
+            & ~qc_table["reason"].str.startswith(("superseded", "ignored"))
         ]
         report = {
             "refused_files": len(refused),
+            "ignored_files": len(ecg_found.ignored) + len(cmr_found.ignored),
             "refused_subjects": refused["eid"].nunique(),
             "labels_dropped": dropped,
             "label_subjects": len(label_problems),
@@ -462,11 +606,14 @@ def _prepare(
                     "cmr": None if cmr_dir is None else str(cmr_dir),
                     "phenotypes": None if phenotypes is None else str(phenotypes),
                 },
+                **cohort_origin(ecg_dir, cmr_dir, phenotypes, ecg_found, cmr_found),
+                "ukb_instance": instance,
                 "split_seed": seed,
                 "split_fractions": {"val": val, "test": test},
                 "qc_counts": counts,
                 "with_phenotypes": int(np.isfinite(phen).any(axis=1).sum()),
                 "refused_files": report["refused_files"],
+                "ignored_files": report["ignored_files"],
                 "phenotype_values_set_to_nan": dropped,
                 "warnings": list(notes),
             },

@@ -105,7 +105,9 @@ def _to_apex(x: np.ndarray, fs: float, beats: np.ndarray) -> np.ndarray:
 
 
 def _neurokit(x: np.ndarray, fs: float) -> np.ndarray:
-    import neurokit2 as nk
+    from ptacl.extras import require
+
+    nk = require("neurokit2", "method='neurokit' (the comparison R-peak detector)")
 
     lead = x[1] if x.shape[0] > 1 else x[0]
     cleaned = nk.ecg_clean(lead, sampling_rate=round(fs))

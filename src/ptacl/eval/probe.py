@@ -22,9 +22,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LinearRegression, RidgeCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 RIDGE_ALPHAS = tuple(np.logspace(-3, 4, 15))
 
@@ -82,6 +79,14 @@ def probe_predictions(
     y, _ = _targets(train_y, len(x_train), "train_y")
     if method not in ("ols", "ridge"):
         raise ValueError(f"method must be 'ols' or 'ridge', got {method!r}")
+    # scikit-learn only here: `ptacl export` scores its head with r2_per_phenotype without it
+    from ptacl.extras import require
+
+    require("sklearn", "the linear probe of `ptacl evaluate`")
+    from sklearn.linear_model import LinearRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     out = np.full((len(x_test), y.shape[1]), np.nan)
     for p in range(y.shape[1]):
         ok = ~np.isnan(y[:, p])

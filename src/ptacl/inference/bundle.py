@@ -3,6 +3,8 @@
 Layout of a bundle folder::
 
     manifest.json        format name and version, sha256 and size of every file below
+    README.md            the model card: data origin, training command, metrics, intended
+                         use, governance, licence (`ptacl.inference.card`)
     config.json          model kind, ECG encoder constructor arguments, the head, embedding space
     preprocessing.json   sampling rate, samples, crop, how crops are combined, leads, DWT settings
     phenotypes.json      the head's outputs in order: columns, names, units, and `ranges`: per
@@ -40,6 +42,8 @@ from ptacl.atomic import atomic_folder
 BUNDLE_FORMAT = "ptacl-bundle"
 BUNDLE_VERSION = 1
 WEIGHTS = "weights.safetensors"
+#: The model card (optional for reading: bundles before it have none).
+README = "README.md"
 JSON_FILES = ("config.json", "preprocessing.json", "phenotypes.json")
 #: Parts of the weights file, by key prefix.
 PARTS = ("encoder", "projection", "head", "ood")
@@ -94,10 +98,12 @@ def write_bundle(
     phenotypes: Mapping[str, Any],
     tensors: Mapping[str, Mapping[str, torch.Tensor]],
     overwrite: bool = False,
+    readme: str | None = None,
 ) -> Path:
     """Write a bundle atomically (a temporary sibling folder renamed at the end).
 
     `tensors` maps a part of `PARTS` to its state dict; keys are stored as `part.name`.
+    `readme`: the model card (`ptacl.inference.card`), hashed in the manifest like the rest.
     """
     out = Path(out)
     if out.exists() and not overwrite:
@@ -120,6 +126,8 @@ def write_bundle(
     }
     contents = {name: json.dumps(doc, indent=2).encode() for name, doc in documents.items()}
     contents[WEIGHTS] = save_safetensors(flat, metadata={"format": BUNDLE_FORMAT})
+    if readme is not None:
+        contents[README] = readme.encode("utf-8")
     manifest = {
         "format": BUNDLE_FORMAT,
         "version": BUNDLE_VERSION,

@@ -10,6 +10,10 @@ What `ptacl predict` checks each prediction against is recorded from the same st
 (`ptacl.inference.plausibility`): per phenotype the physiological bounds and the train labels'
 range (phenotypes.json `ranges`), and the mean and whitening of the train embeddings with the
 out-of-distribution threshold (weights part `ood`, config.json `ood`).
+
+Every bundle carries a model card, README.md (`ptacl.inference.card`): data origin from the
+store's manifest, training command, metrics, intended use, governance, licence. Nothing written
+names a path of the training machine: runs and stores are named by their base names.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ptacl.atomic import output_lock
 from ptacl.config import to_dict
 from ptacl.data.store import ECG_FS, ECG_SAMPLES, LEADS, Store
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
+from ptacl.inference.card import data_provenance, model_card
 from ptacl.inference.crops import run_over_crops
 from ptacl.inference.modules import BundleModel, LinearProbe
 from ptacl.inference.plausibility import fit_ood, fit_ranges
@@ -132,7 +137,7 @@ def plausibility_from_store(
     )
     _, held_out = embed_store(encoder, store, "val", crop=crop, batch_size=batch_size)
     mean, whiten, spec = fit_ood(embeddings, held_out)
-    spec["fitted_on"] = {"store": str(Path(store.root).resolve()), "splits": ["train", "val"]}
+    spec["fitted_on"] = {"store": Path(store.root).name, "splits": ["train", "val"]}
     targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
     return Plausibility(
         ranges=fit_ranges(targets, PHENOTYPES),
@@ -206,12 +211,14 @@ def export_with_probe(
     projection_spec: Mapping[str, Any] | None = None,
     batch_size: int = 32,
     overwrite: bool = False,
+    card: Mapping[str, Any] | None = None,
 ) -> Path:
     """Fit the OLS probe on `store`'s train split, then write the bundle to `out`.
 
     `encoder` is an `EcgEncoder` (its `config` dataclass becomes config.json's constructor
     arguments); `projection` the ECG projection head of an aligned run, described by
     `projection_spec` ({"kind", "kwargs"}, see `ptacl.inference.modules.PROJECTIONS`).
+    `card`: `model_card` keywords (training, metrics); the data's are read from `store`.
     """
     _refuse_existing(out, overwrite)
     store = store if isinstance(store, Store) else Store.open(store)
@@ -243,7 +250,7 @@ def export_with_probe(
             f"phenotype; singular values below {RCOND:g} x the largest dropped"
         ),
         "fitted_on": {
-            "store": str(Path(store.root).resolve()),
+            "store": Path(store.root).name,
             "split": "train",
             "subjects": dict(zip(PHENOTYPES, used.tolist())),
         },
@@ -260,6 +267,7 @@ def export_with_probe(
         projection_spec=projection_spec,
         plausibility=checks,
         overwrite=overwrite,
+        card={**(card or {}), "data": data_provenance(store)},
     )
 
 
@@ -274,9 +282,11 @@ def export_bundle(
     projection_spec: Mapping[str, Any] | None = None,
     plausibility: Plausibility | None = None,
     overwrite: bool = False,
+    card: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a bundle from modules already built: the encoder, its head, an optional projection
-    and what predictions are checked against (without it: the physiological bounds only)."""
+    and what predictions are checked against (without it: the physiological bounds only).
+    `card`: keywords of `ptacl.inference.card.model_card` (data, training, metrics)."""
     if (projection is None) != (projection_spec is None):
         raise ValueError("give both projection and projection_spec, or neither")
     encoder_state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
@@ -314,13 +324,15 @@ def export_bundle(
         tensors["ood"] = plausibility.tensors
     else:
         phenotypes["ranges"] = fit_ranges(np.zeros((0, len(PHENOTYPES))), PHENOTYPES)
+    preprocessing = preprocessing_spec(int(encoder.config.samples))
     return write_bundle(
         out,
         config=config,
-        preprocessing=preprocessing_spec(int(encoder.config.samples)),
+        preprocessing=preprocessing,
         phenotypes=phenotypes,
         tensors=tensors,
         overwrite=overwrite,
+        readme=model_card(config, phenotypes, preprocessing, **(card or {})),
     )
 
 
@@ -391,7 +403,10 @@ def finetune_head_from_state(
             "fine-tuned with attention pooling (FN+AP) on train-standardised phenotypes; "
             "predictions averaged over the crops"
         ),
-        "fitted_on": {"store": (config.get("data") or {}).get("store"), "split": "train"},
+        "fitted_on": {
+            "store": _base_name((config.get("data") or {}).get("store")),
+            "split": "train",
+        },
     }
     return head.eval(), spec
 
@@ -404,16 +419,20 @@ def export_run(
     which: str = "best",
     batch_size: int = 32,
     overwrite: bool = False,
+    metrics: str | Path | None = None,
 ) -> Path:
     """Bundle a training run's ECG encoder: an ECG MAE or align run with an OLS probe fitted on
     the train split of `data` (default: the store the run trained on), or a fine-tune run with
     its own attention-pooling head (scored on `data`'s val split when a store is at hand).
+    `metrics`: the run's `metrics.json` from `ptacl evaluate`, whose test metrics (with CIs)
+    go into the model card.
 
     The bundle's lock (`ptacl.atomic.output_lock`) is held throughout, so a second export into
     `out` is refused at once rather than after minutes of embedding."""
     with output_lock(Path(out)):
         _refuse_existing(out, overwrite)
-        return _export_run(Path(run_dir), out, data, which, batch_size, overwrite)
+        card = _run_card(Path(run_dir), metrics)
+        return _export_run(Path(run_dir), out, data, which, batch_size, overwrite, card)
 
 
 def _export_run(
@@ -423,6 +442,7 @@ def _export_run(
     which: str,
     batch_size: int,
     overwrite: bool,
+    card: dict[str, Any],
 ) -> Path:
     from ptacl.training.common import RunDirError, load_encoder, read_run_config
 
@@ -433,7 +453,7 @@ def _export_run(
     store = data or (config.get("data") or {}).get("store")
     ckpt, state = _checkpoint_state(run_dir, which)
     source = {
-        "run": str(run_dir.resolve()),
+        "run": run_dir.resolve().name,  # the name only: no path of the training machine
         "checkpoint": ckpt.name,
         "checkpoint_sha256": _file_sha256(ckpt),
     }
@@ -448,6 +468,7 @@ def _export_run(
                 model, opened, crop=crop, batch_size=batch_size
             )
             checks = plausibility_from_store(encoder, opened, crop=crop, batch_size=batch_size)
+            card["data"] = data_provenance(opened)
         return export_bundle(
             out,
             encoder=encoder,
@@ -456,6 +477,7 @@ def _export_run(
             source={**source, "stage": "finetune"},
             plausibility=checks,
             overwrite=overwrite,
+            card=card,
         )
     if not store:
         raise RunDirError(f"{run_dir}/config.yaml names no data.store; pass --data STORE")
@@ -469,7 +491,61 @@ def _export_run(
         projection_spec=None if projection is None else projection[1],
         batch_size=batch_size,
         overwrite=overwrite,
+        card=card,
     )
+
+
+def training_command(run_dir: Path, config: Mapping[str, Any]) -> str:
+    """The command line that trained the run (its resolved config.yaml holds every setting)."""
+    modality = config.get("modality", "ecg")
+    if config.get("stage") == "finetune":
+        command = "ptacl finetune"
+    elif "simclr" in config:
+        command = f"ptacl simclr {modality}"
+    elif "mae" in config:
+        command = f"ptacl pretrain {modality}"
+    else:
+        command = "ptacl align"
+    return f"{command} --config {run_dir.name}/config.yaml --out {run_dir.name}"
+
+
+def _run_card(run_dir: Path, metrics: str | Path | None) -> dict[str, Any]:
+    """Model-card keywords from a run folder: its training command and the test metrics: those
+    of `ptacl evaluate` when given, else a fine-tune run's own test_metrics.json (the exported
+    head's test R² with CIs). Read before minutes of embedding, so a bad path fails fast."""
+    import json
+
+    from ptacl.training.common import RunDirError, read_run_config
+
+    config = read_run_config(run_dir)
+    card: dict[str, Any] = {"training": {"command": training_command(run_dir, config)}}
+    if metrics is not None:
+        path = Path(metrics)
+        try:
+            card["metrics"] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise RunDirError(f"{path}: not a readable metrics.json of ptacl evaluate ({e})") from e
+        card["metrics_name"] = path.name
+    elif (run_dir / "test_metrics.json").is_file():  # written by `ptacl finetune`
+        try:
+            own = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+            card["metrics"] = {
+                "info": {
+                    "source": "`ptacl finetune`",
+                    "split": "test",
+                    "data": (config.get("data") or {}).get("store"),
+                },
+                "bootstrap": {"n_boot": own.get("n_boot"), "level": 0.95},
+                "regression": {"FN+AP (this run's head)": own["r2"]},
+            }
+            card["metrics_name"] = "test_metrics.json"
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass  # a damaged file costs the card its test metrics, not the export
+    return card
+
+
+def _base_name(path: str | Path | None) -> str | None:
+    return None if path in (None, "") else Path(str(path)).name
 
 
 def _refuse_existing(out: str | Path, overwrite: bool) -> None:

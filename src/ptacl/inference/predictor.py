@@ -18,7 +18,6 @@ checked against the physiological bounds only (`Predictor.checks` says which che
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,23 +32,14 @@ from ptacl.inference.bundle import Bundle, BundleError, read_bundle
 from ptacl.inference.crops import crop_starts, run_over_crops
 from ptacl.inference.modules import build_model
 from ptacl.inference.plausibility import assess, ood_distances
+from ptacl.io.names import eid_from_path, parse_ukb_name
 from ptacl.phenotypes import PHYSIOLOGICAL_RANGES
-
-#: UK Biobank names files `<eid>_<field>_<instance>_<array>.<ext>`.
-_UKB_NAME = re.compile(r"^(\d+)_\d+_\d+_\d+$")
 
 Source = str | Path | np.ndarray
 
 
 class ImplausiblePrediction(UserWarning):
     """A single prediction whose status is not 'ok' (the message is the status)."""
-
-
-def eid_from_path(path: str | Path) -> str:
-    """'1000037_20205_2_0.xml' -> '1000037'; any other name -> its stem."""
-    stem = Path(path).name.split(".")[0]
-    match = _UKB_NAME.match(stem)
-    return match.group(1) if match else stem
 
 
 class Predictor:
@@ -152,8 +142,8 @@ class Predictor:
 
             record = read_ecg(Path(source), fs=fs)
             signal, rate = record.signal, float(record.fs)
-            named = _UKB_NAME.match(Path(source).name.split(".")[0])
-            validate_record(record, eid_from_path(source) if named else None)
+            ukb = parse_ukb_name(source)  # only a UK Biobank name claims an eid to check
+            validate_record(record, ukb.eid if ukb is not None else None)
         ecg = preprocess_ecg(signal, rate, max_samples=self.samples, **self.dwt)
         return np.asarray(ecg, dtype=np.float32)
 

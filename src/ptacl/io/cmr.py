@@ -3,10 +3,14 @@
 Layouts accepted:
 - 4-D NIfTI `sa.nii.gz` (X, Y, slices, T). With `seg_sa.nii.gz` beside it (labels 1 LV blood
   pool, 2 LV myocardium, 3 RV blood pool) the slice is the middle one of those holding LV blood
-  pool in any frame, and that slice's labels are returned too; without it, the middle slice.
+  pool in any frame, and that slice's labels are returned too; without it, the mid-ventricular
+  slice from motion (`ptacl.cmr.preprocess.mid_ventricular_slice`).
 - 3-D NIfTI (X, Y, T): one slice over time (a `seg_` sibling is used the same way).
 - A folder holding `sa.nii.gz` (or `sa.nii`), or else a DICOM cine series (see
-  `ptacl.io.cmr_dicom`: middle slice, frames by trigger time, rows and columns as in DICOM).
+  `ptacl.io.cmr_dicom`: mid-ventricular slice from motion, frames by trigger time, rows and
+  columns as in DICOM).
+- UK Biobank's short-axis cine bulk file (field 20209) as delivered: `{eid}_20209_2_0.zip`, or
+  the folder it unzips to (it holds `manifest.csv`); see `ptacl.io.cmr_ukb`.
 - `.npy` (F, H, W): already a slice; spacing and frame interval are unknown and set to NaN.
 
 Orientation: `frames[t] = volume[:, :, slice, t].T`, i.e. rows follow the NIfTI y axis and
@@ -30,7 +34,9 @@ except ImportError:  # pragma: no cover - isal is a dependency, but has no wheel
     from gzip import decompress as gunzip
 
 from ptacl.io.cmr_dicom import read_dicom_cine
+from ptacl.io.cmr_ukb import is_ukb_cmr_folder, read_ukb_cmr
 from ptacl.io.errors import InputError
+from ptacl.io.names import UKB_CMR_FIELD, parse_ukb_name
 from ptacl.io.records import CmrRecord
 
 if TYPE_CHECKING:
@@ -48,20 +54,31 @@ def read_cmr(path: str | Path) -> CmrRecord:
     if path.is_dir():
         inside = [path / f"sa{ext}" for ext in _NIFTI if (path / f"sa{ext}").is_file()]
         if not inside:
+            if is_ukb_cmr_folder(path) or _is_ukb_cmr_name(path):
+                return read_ukb_cmr(path, MIN_FRAMES)
             return read_dicom_cine(path, MIN_FRAMES)
         path = inside[0]
     if not path.exists():
         raise InputError(path, "file not found")
     name = path.name.lower()
+    if name.endswith(".zip"):
+        return read_ukb_cmr(path, MIN_FRAMES)
     if name.endswith(_NIFTI):
         return _read_nifti(path)
     if name.endswith(".npy"):
         return _read_npy(path)
-    raise InputError(path, "unknown CMR format; expected .nii.gz, .nii or .npy")
+    raise InputError(path, "unknown CMR format; expected .nii.gz, .nii, .npy or a UK Biobank .zip")
+
+
+def _is_ukb_cmr_name(path: Path) -> bool:
+    ukb = parse_ukb_name(path)
+    return ukb is not None and ukb.field == UKB_CMR_FIELD
 
 
 def _load_nifti(path: Path) -> tuple[np.ndarray, object]:
-    import nibabel as nib
+    from ptacl.extras import require
+
+    nib = require("nibabel", "reading NIfTI cines")
 
     try:
         if path.name.lower().endswith(".gz"):
@@ -116,7 +133,7 @@ def _read_nifti(path: Path) -> CmrRecord:
             raise InputError(seg_path, "seg holds no LV blood pool (label 1) on any slice")
         z = int(lv[len(lv) // 2])
     else:
-        z = data.shape[2] // 2
+        z = _moving_middle(data)
     frames = np.ascontiguousarray(data[:, :, z, :].transpose(2, 1, 0), dtype=np.float32)
     if not np.all(np.isfinite(frames)):
         raise InputError(path, "NaN or infinite intensities")
@@ -134,6 +151,15 @@ def _read_nifti(path: Path) -> CmrRecord:
         source=path,
         slice_index=z if data.shape[2] > 1 else None,
     )
+
+
+def _moving_middle(data: np.ndarray) -> int:
+    """The mid-ventricular slice of an (X, Y, slices, T) volume without a seg, from motion."""
+    from ptacl.cmr.preprocess import mid_ventricular_slice, slice_motion  # (imports ptacl.io)
+
+    if data.shape[2] == 1:
+        return 0
+    return mid_ventricular_slice([slice_motion(data[:, :, z, :].T) for z in range(data.shape[2])])
 
 
 def _seg_beside(path: Path) -> Path | None:

@@ -20,7 +20,9 @@ _TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
 
 def read_wfdb(path: Path) -> EcgRecord:
     """Read a WFDB record in physical units (see module docstring)."""
-    import wfdb
+    from ptacl.extras import require
+
+    wfdb = require("wfdb", "reading WFDB records (.hea/.dat)")
 
     base = path.with_suffix("") if path.suffix in {".hea", ".dat", ".mat"} else path
     header = base.with_suffix(".hea")

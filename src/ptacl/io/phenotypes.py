@@ -4,7 +4,14 @@ Columns are matched by name after normalisation (lower case, units in parenthese
 spaces, "_" and "-" dropped), so "LVEDV (mL)", "LVEDV", "lv_edv" and "LV EDV (ml)" are one
 column. A unit given in the file must be the canonical one (compared case-insensitively):
 values are never rescaled silently. Missing phenotype columns become NaN; other columns are
-dropped. The subject column is `eid` (or the unnamed first column ukbb_cardiac writes).
+dropped. The subject column is `eid` (or `f.eid`, or the unnamed first column ukbb_cardiac
+writes).
+
+UK Biobank showcase exports are read too: columns `24100-2.0` (ukbconv CSV), `f.24100.2.0`
+(ukbconv R/tab) or `p24100_i2` (Research Analysis Platform) map through
+`ptacl.phenotypes.UKB_FIELDS` (field ID -> phenotype), for the visit `instance` only (2, the
+first imaging visit, by default; array 0). A user mapping (`load_mapping`: CSV or YAML, column
+name or field ID -> phenotype) adds or overrides entries, for other fields or renamed columns.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ptacl.io.errors import InputError
-from ptacl.phenotypes import PHENOTYPE_NAMES, PHENOTYPE_UNITS, PHENOTYPES
+from ptacl.io.names import DEFAULT_INSTANCE
+from ptacl.phenotypes import PHENOTYPE_NAMES, PHENOTYPE_UNITS, PHENOTYPES, UKB_FIELDS
 
 #: Extra spellings (normalised) -> short phenotype name.
 ALIASES: dict[str, str] = {
@@ -48,8 +56,72 @@ def phenotype_column(column: str) -> tuple[str, str | None] | None:
     return None if name is None else (name, unit)
 
 
-def read_phenotypes(csv: str | Path) -> pd.DataFrame:
-    """Phenotype table: index `eid` (str), columns PHENOTYPES (float, NaN where unknown)."""
+#: Showcase column styles: ukbconv CSV, ukbconv R/tab, Research Analysis Platform.
+_SHOWCASE = (
+    re.compile(r"(?P<field>\d+)-(?P<instance>\d+)\.(?P<array>\d+)"),
+    re.compile(r"f\.(?P<field>\d+)\.(?P<instance>\d+)\.(?P<array>\d+)"),
+    re.compile(r"p(?P<field>\d+)_i(?P<instance>\d+)(?:_a(?P<array>\d+))?"),
+)
+
+
+def showcase_column(column: str) -> tuple[str, int, int] | None:
+    """'24100-2.0', 'f.24100.2.0', 'p24100_i2' -> ('24100', 2, 0); other names -> None."""
+    for pattern in _SHOWCASE:
+        match = pattern.fullmatch(str(column).strip())
+        if match is not None:
+            return match["field"], int(match["instance"]), int(match["array"] or 0)
+    return None
+
+
+def _phenotype_name(target: str, where: Path) -> str:
+    """A mapping's target ('LVEDV', 'LVEDV (mL)', 'lv_edv') -> the short phenotype name."""
+    match = phenotype_column(target)
+    units = dict(zip(PHENOTYPE_NAMES, PHENOTYPE_UNITS))
+    if match is None or (match[1] is not None and match[1].lower() != units[match[0]].lower()):
+        raise InputError(where, f"maps to {target!r}, not one of {list(PHENOTYPES)}")
+    return match[0]
+
+
+def load_mapping(path: str | Path) -> dict[str, str]:
+    """A user mapping, column name or UK Biobank field ID -> phenotype: YAML ({key: phenotype})
+    or CSV with two columns (key, phenotype; a header row is skipped when its second cell is
+    not a phenotype). Targets are checked: a typo fails here, not as a silently empty column."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise InputError(path, f"unreadable YAML ({err})") from None
+        pairs = list((raw or {}).items()) if isinstance(raw, dict) else None
+    else:
+        try:
+            rows = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise InputError(path, f"unreadable CSV ({err})") from None
+        pairs = None if rows.shape[1] != 2 else list(rows.itertuples(index=False, name=None))
+        if pairs and phenotype_column(pairs[0][1]) is None:
+            pairs = pairs[1:]  # a header row
+    if pairs is None:
+        raise InputError(path, "expected pairs of (column name or field ID, phenotype)")
+    return {str(k).strip(): _phenotype_name(str(v).strip(), path) for k, v in pairs}
+
+
+def read_phenotypes(
+    csv: str | Path,
+    *,
+    instance: int = DEFAULT_INSTANCE,
+    mapping: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Phenotype table: index `eid` (str), columns PHENOTYPES (float, NaN where unknown).
+
+    `instance`: the UK Biobank visit read from showcase columns; `mapping`: `load_mapping`'s
+    {column name or field ID: phenotype}, over `UKB_FIELDS` (a phenotype it maps is no longer
+    read from its built-in field).
+    """
     path = Path(csv)
     if not path.is_file():
         raise InputError(path, "file not found")
@@ -69,9 +141,28 @@ def read_phenotypes(csv: str | Path) -> pd.DataFrame:
     units = dict(zip(PHENOTYPE_NAMES, PHENOTYPE_UNITS))
     out = pd.DataFrame(np.nan, index=pd.Index(eids, name="eid"), columns=list(PHENOTYPES))
     seen: dict[str, str] = {}
+    fields = {field: phenotype_column(name)[0] for field, (name, _) in UKB_FIELDS.items()}
+    if mapping:  # the user's entries win: a built-in field of a phenotype they map is dropped
+        fields = {f: name for f, name in fields.items() if name not in set(mapping.values())}
+        fields.update({key: name for key, name in mapping.items() if key.isdigit()})
+    other_visits: set[int] = set()
     for column in table.columns:
-        match = phenotype_column(column)
-        if match is None or column in eid_cols:
+        if column in eid_cols:
+            continue
+        showcase = showcase_column(column)
+        if showcase is not None:
+            field, visit, array = showcase
+            if field not in fields:
+                continue
+            if visit != instance or array != 0:
+                other_visits.add(visit)
+                continue
+            match: tuple[str, str | None] | None = (fields[field], None)
+        elif mapping and str(column).strip() in mapping:
+            match = (mapping[str(column).strip()], None)
+        else:
+            match = phenotype_column(column)
+        if match is None:
             continue
         name, unit = match
         if name in seen:
@@ -91,8 +182,13 @@ def read_phenotypes(csv: str | Path) -> pd.DataFrame:
             )
         out[f"{name} ({units[name]})"] = values.to_numpy(dtype=float)
     if not seen:
+        visits = f" (showcase columns of instance {sorted(other_visits)} only: --instance)"
         raise InputError(
-            path, f"no phenotype column among {list(table.columns)}; expected {list(PHENOTYPES)}"
+            path,
+            f"no phenotype column among {list(table.columns)[:12]}; expected {list(PHENOTYPES)}, "
+            f"UK Biobank fields {sorted(fields)} of instance {instance}"
+            + (visits if other_visits else "")
+            + " or a --phenotype-map",
         )
     return out
 

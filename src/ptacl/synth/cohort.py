@@ -4,6 +4,8 @@ Layout of the output folder::
 
     phenotypes.csv                 index eid, the ten PHENOTYPES columns (measured on the phantom)
     truth.csv                      latents, timing and true R peaks: for tests only
+    cohort.json                    marker: generator, version, size and seed (`ptacl prepare`
+                                   records the store's origin as synthetic from it)
     cmr/{eid}/sa.nii.gz            (X, Y, Z, T) int16 cine stack
     cmr/{eid}/seg_sa.nii.gz        (X, Y, Z, T) uint8: 1 LV pool, 2 LV myocardium, 3 RV pool
     ecg/{eid}_20205_2_0.xml        CardioSoft CardiologyXML resting ECG
@@ -29,8 +31,9 @@ from ptacl.synth.cmr import render_cine, write_nifti
 from ptacl.synth.ecg import synth_ecg
 from ptacl.synth.geometry import FRAMES, build_geometry
 from ptacl.synth.latents import Latents, sample_latents
+from ptacl.synth.marker import SYNTH_MARKER, marker_contents
 
-OUTPUTS = ("cmr", "ecg", "phenotypes.csv", "truth.csv", "preview.png")
+OUTPUTS = ("cmr", "ecg", "phenotypes.csv", "truth.csv", SYNTH_MARKER, "preview.png")
 _EID_STREAM = 0x5EED  # spawn key of the eid generator, apart from every subject's
 
 
@@ -143,6 +146,7 @@ def generate_cohort(
     pheno = table[list(PHENOTYPES)]
     pheno.to_csv(out / "phenotypes.csv", float_format="%.4f")
     table.drop(columns=list(PHENOTYPES)).to_csv(out / "truth.csv", float_format="%.6g")
+    (out / SYNTH_MARKER).write_text(marker_contents(n, seed), encoding="utf-8")
     return pheno
 
 

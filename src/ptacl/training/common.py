@@ -385,11 +385,30 @@ def build_trainer(
             *([] if config.progress_bar else [ProgressLines(config.log_every_n_steps)]),
             *callbacks,
         ],
-        logger=[
-            AppendingCSVLogger(run_dir, name="", version=""),
-            TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False),
-        ],
+        logger=[AppendingCSVLogger(run_dir, name="", version=""), *_tensorboard(run_dir)],
     )
+
+
+def _tensorboard(run_dir: Path) -> list[TensorBoardLogger]:
+    """The TensorBoard logger when tensorboard is installed (the 'train' extra brings it);
+    without it, a warning: metrics.csv holds the same curves."""
+    import importlib.util
+
+    if (
+        importlib.util.find_spec("tensorboard") is None
+        and importlib.util.find_spec("tensorboardX") is None
+    ):
+        import warnings
+
+        from ptacl.extras import hint
+
+        warnings.warn(
+            f"tensorboard is not installed, so no TensorBoard log ({hint('tensorboard')}); "
+            "metrics.csv has the same curves",
+            stacklevel=3,
+        )
+        return []
+    return [TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False)]
 
 
 def fit_stage(

@@ -1,0 +1,141 @@
+"""`ptacl prepare` on UK Biobank CMR as delivered (field-20209 zips, zipped and unzipped) gives
+the store its NIfTI twin gives.
+
+The twin is the same `ptacl synth` cohort with the cines as `{eid}/sa.nii.gz` without the seg
+(a zip holds none): both then take the mid-ventricular slice and the heart centre from motion,
+so the stored cines are equal exactly (tolerance 0: same pixels, same slice, same crop). Against
+the seg-guided NIfTI read, the zip's slice is within one slice (10 mm) of the seg's choice.
+"""
+
+import shutil
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from raw_cohort import ukb_cmr_files, write_ukb_cmr_zip
+
+from ptacl.cli.prepare import main as prepare
+from ptacl.data.prepare import ORIGIN_SYNTHETIC, ORIGIN_UKB
+from ptacl.data.store import Store
+from ptacl.io import read_cmr
+from ptacl.synth.cohort import generate_cohort
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory):
+    """A 3-subject synth cohort, its cines as UK Biobank zips (the last one unzipped) and as
+    seg-less NIfTI; both stores prepared through the CLI."""
+    root = tmp_path_factory.mktemp("ukb")
+    cohort = root / "cohort"
+    generate_cohort(cohort, 3, seed=4, progress=False)
+    eids = sorted(p.name for p in (cohort / "cmr").iterdir())
+    for k, eid in enumerate(eids):
+        sa = cohort / "cmr" / eid / "sa.nii.gz"
+        (root / "nifti" / eid).mkdir(parents=True)
+        shutil.copy(sa, root / "nifti" / eid / "sa.nii.gz")
+        zipped = write_ukb_cmr_zip(
+            root / "zips" / f"{eid}_20209_2_0.zip", ukb_cmr_files(sa, eid, seed=k)
+        )
+        if k == len(eids) - 1:  # unzipped into cmr/{eid}_20209_2_0/, as users do
+            with zipfile.ZipFile(zipped) as archive:
+                archive.extractall(root / "zips" / f"{eid}_20209_2_0")
+            zipped.unlink()
+    stores = {}
+    for name in ("nifti", "zips"):
+        argv = ["--ecg", str(cohort / "ecg"), "--cmr", str(root / name), "--phenotypes"]
+        argv += [str(cohort / "phenotypes.csv"), "--out", str(root / f"store_{name}"), "--quiet"]
+        assert prepare(argv) == 0
+        stores[name] = Store.open(root / f"store_{name}")
+    return root, cohort, eids, stores
+
+
+def test_zips_prepare_to_the_store_of_their_nifti_twin(twins):
+    _, _, eids, stores = twins
+    nifti, zips = stores["nifti"], stores["zips"]
+    assert list(zips.subjects["eid"]) == list(nifti.subjects["eid"]) == eids
+    assert zips.subjects["paired"].all()
+    pd.testing.assert_frame_equal(zips.subjects, nifti.subjects)
+    np.testing.assert_array_equal(zips.cmr, nifti.cmr)  # exact: same slice, centre and crop
+    np.testing.assert_array_equal(zips.ecg, nifti.ecg)
+    np.testing.assert_array_equal(zips.phenotypes, nifti.phenotypes)
+    assert zips.manifest["origin"] == ORIGIN_SYNTHETIC  # synth's marker wins over UKB names
+
+
+def test_the_zip_slice_is_mid_ventricular(twins):
+    """Chosen from motion, within one slice of the seg's choice and of the generator's truth."""
+    root, cohort, eids, _ = twins
+    truth = pd.read_csv(cohort / "truth.csv", dtype={"eid": str}).set_index("eid")
+    for eid in eids:
+        path = root / "zips" / f"{eid}_20209_2_0.zip"
+        record = read_cmr(path if path.exists() else path.with_suffix(""))
+        guided = read_cmr(cohort / "cmr" / eid / "sa.nii.gz")  # seg_sa.nii.gz beside it
+        assert abs(record.slice_index - guided.slice_index) <= 1
+        assert abs(record.slice_index - truth.loc[eid, "mid_slice"]) <= 1
+
+
+def test_every_file_not_used_is_in_qc_with_its_reason(twins, tmp_path, capsys):
+    root, cohort, eids, _ = twins
+    cmr = tmp_path / "cmr"
+    shutil.copytree(root / "zips", cmr)
+    first = eids[0]
+    shutil.copy(cmr / f"{first}_20209_2_0.zip", cmr / f"{first}_20209_3_0.zip")  # repeat visit
+    shutil.copy(cmr / f"{first}_20209_2_0.zip", cmr / f"{first}_20208_2_0.zip")  # long axis
+    (cmr / f"{eids[1]}_20209_2_0.zip").write_bytes(b"PK\x03\x04 cut short")  # damaged
+    (cmr / "notes.txt").write_text("download log")
+    argv = ["--ecg", str(cohort / "ecg"), "--cmr", str(cmr), "--out", str(tmp_path / "s")]
+    assert prepare([*argv, "--quiet"]) == 0
+    assert "files ignored: 3" in capsys.readouterr().out
+    qc = pd.read_csv(tmp_path / "s" / "qc.csv", dtype=str, keep_default_na=False)
+    reasons = qc.set_index("file")["reason"]
+    assert (
+        "instance 3, not the visit read (--instance 2)"
+        in reasons[str(cmr / f"{first}_20209_3_0.zip")]
+    )
+    assert "field 20208, not 20209" in reasons[str(cmr / f"{first}_20208_2_0.zip")]
+    assert "not a CMR file" in reasons[str(cmr / "notes.txt")]
+    assert "not a readable zip file" in reasons[str(cmr / f"{eids[1]}_20209_2_0.zip")]
+    status = qc.drop_duplicates("eid").set_index("eid")["status"]
+    assert status[eids[1]] == "ecg_only" and status[first] == "paired"
+
+
+def test_nothing_paired_exits_non_zero_and_says_why(twins, tmp_path, capsys):
+    """The report of issue 15: UK Biobank CMR beside ECGs of other eids, "0 paired", exit 0."""
+    root, cohort, eids, _ = twins
+    ecg = tmp_path / "ecg"
+    ecg.mkdir()
+    for k, eid in enumerate(eids):
+        shutil.copy(cohort / "ecg" / f"{eid}_20205_2_0.xml", ecg / f"{9000000 + k}_20205_2_0.xml")
+    argv = ["--ecg", str(ecg), "--cmr", str(root / "zips"), "--out", str(tmp_path / "s"), "--quiet"]
+    assert prepare(argv) == 1
+    err = capsys.readouterr().err
+    assert "no subject has both an ECG and a CMR" in err and "qc.csv" in err
+
+
+def test_ukb_names_without_the_synth_marker_record_uk_biobank(twins, tmp_path):
+    _, cohort, _, _ = twins
+    data = tmp_path / "data"
+    shutil.copytree(cohort / "ecg", data / "ecg")
+    argv = ["--ecg", str(data / "ecg"), "--out", str(tmp_path / "s"), "--quiet"]
+    assert prepare(argv) == 0
+    manifest = Store.open(tmp_path / "s").manifest
+    assert manifest["origin"] == ORIGIN_UKB and "20205_2_0.xml" in manifest["evidence"]
+
+
+def test_one_folder_holding_both_modalities_as_downloaded(twins, tmp_path):
+    """UK Biobank bulk downloads land in one folder: --ecg and --cmr may both name it."""
+    root, cohort, eids, _ = twins
+    both = tmp_path / "bulk"
+    shutil.copytree(root / "zips", both)
+    for eid in eids:
+        shutil.copy(cohort / "ecg" / f"{eid}_20205_2_0.xml", both)
+    argv = ["--ecg", str(both), "--cmr", str(both), "--out", str(tmp_path / "s"), "--quiet"]
+    assert prepare(argv) == 0
+    assert Store.open(tmp_path / "s").subjects["paired"].all()
+    qc = pd.read_csv(tmp_path / "s" / "qc.csv", dtype=str, keep_default_na=False)
+    xml = qc[(qc["modality"] == "cmr") & qc["file"].str.endswith(".xml")]
+    assert len(xml) == len(eids) and (xml["status"] == "paired").all()
+    assert xml["reason"].str.contains("UK Biobank field 20205, not 20209").all()
+    # the ECG side: two zips and the unzipped folder (once, not its hundreds of MR DICOMs)
+    cmr = qc[(qc["modality"] == "ecg") & qc["reason"].str.contains("field 20209, not 20205")]
+    assert len(cmr) == len(eids) and "rejected" not in set(qc["status"])

@@ -135,7 +135,10 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
     )
     label = "global only" if loss.beta == 0 else f"PTACL σ={loss.sigma}"
     trainer = build_trainer(
-        cfg.trainer, out, callbacks=[LocalSimilarityFigure(Path(out) / "figures", label)]
+        cfg.trainer,
+        out,
+        width=max(cfg.ecg_encoder.width, cfg.cmr_encoder.width),
+        callbacks=[LocalSimilarityFigure(Path(out) / "figures", label)],
     )
     fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)
     print(f"run folder: {out}", flush=True)

@@ -111,7 +111,9 @@ def test_adamw_is_fused_and_keeps_its_groups():
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]
 
 
-def test_ddp_uses_bucket_views_and_a_static_graph():
+def test_ddp_uses_bucket_views_and_a_static_graph_unless_accumulating():
     strategy = ddp_strategy()
     assert isinstance(strategy, DDPStrategy)
     assert strategy._ddp_kwargs == {"gradient_as_bucket_view": True, "static_graph": True}
+    # static_graph + no_sync() breaks gradient accumulation (pytorch/pytorch#143580)
+    assert ddp_strategy(4)._ddp_kwargs["static_graph"] is False

@@ -286,13 +286,15 @@ def compile_blocks(*modules: nn.Module) -> None:
                 block.compile()
 
 
-def ddp_strategy() -> DDPStrategy:
+def ddp_strategy(accumulate_grad_batches: int = 1) -> DDPStrategy:
     """DDP for several processes. gradient_as_bucket_view: the gradients are views into the
     all-reduce buckets (no copy in and out, less memory). static_graph: within a run every step
-    uses the same parameters (the config fixes β, the frozen blocks have no gradient and DDP
-    ignores them), so DDP can skip its per-step search for unused parameters and overlap the
-    all-reduce with the backward from the first step on."""
-    return DDPStrategy(gradient_as_bucket_view=True, static_graph=True)
+    uses the same parameters (the config fixes β; frozen blocks have no gradient and DDP ignores
+    them), so DDP can skip its per-step search for unused parameters and overlap the all-reduce
+    with the backward from the first step on. Not with gradient accumulation: static_graph with
+    no_sync() fails an internal assert or stops all-reducing (pytorch/pytorch#143580, a fix
+    still open in pytorch/pytorch#187732)."""
+    return DDPStrategy(gradient_as_bucket_view=True, static_graph=accumulate_grad_batches == 1)
 
 
 class LastCheckpoint(Callback):
@@ -392,7 +394,7 @@ def build_trainer(
         precision=resolve_precision(config, width),
         devices=config.devices,
         num_nodes=config.num_nodes,
-        strategy=ddp_strategy() if processes > 1 else "auto",
+        strategy=ddp_strategy(config.accumulate_grad_batches) if processes > 1 else "auto",
         # the projection heads' batch norms see the global batch, as the global loss does
         sync_batchnorm=processes > 1,
         deterministic=True if on_cpu else None,
@@ -673,6 +675,9 @@ __all__ = [
     "build_optimizer_and_schedule",
     "build_trainer",
     "command_parser",
+    "compile_blocks",
+    "cpu_has_amx_bf16",
+    "ddp_strategy",
     "fit_stage",
     "global_batch_size",
     "lightning_optimizers",

@@ -33,7 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +60,19 @@ def config_path(stage: str, size: str) -> Path:
     return ROOT / "configs" / size / small_name
 
 
-def build(stage: str, size: str, batch: int | None, device: str):
-    """(module, loss_fn(batch) -> loss or None, batch tensors, train?, encoder width, run config)."""
+def build(stage: str, size: str, batch: int | None, device: str, overrides: Sequence[str] = ()):
+    """(module, loss_fn(batch) -> loss or None, batch tensors, train?, encoder width, run config).
+    `overrides`: dotted key=value settings applied to the preset's config (e.g. a width)."""
     import torch
 
     from ptacl.config import load_config, to_dict
 
-    path = config_path(stage, size)
+    path, overrides = config_path(stage, size), list(overrides)
     g = torch.Generator().manual_seed(0)
     if stage in ("ecg_mae", "cmr_mae"):
         from ptacl.training.mae import MAE_RUN_CONFIGS, MaePretraining
 
-        cfg = load_config(MAE_RUN_CONFIGS[stage[:3]], path)
+        cfg = load_config(MAE_RUN_CONFIGS[stage[:3]], path, overrides)
         module = MaePretraining(to_dict(cfg))
         shape = encoder_input_shape(cfg.encoder, stage[:3])
         b = batch or default_batch(cfg, size, device)
@@ -80,7 +81,7 @@ def build(stage: str, size: str, batch: int | None, device: str):
     if stage in ("align", "embed"):
         from ptacl.training.align import AlignModule, AlignRunConfig
 
-        cfg = load_config(AlignRunConfig, path)
+        cfg = load_config(AlignRunConfig, path, overrides)
         module = AlignModule(to_dict(cfg))
         b = batch or default_batch(cfg, size, device)
         tensors = align_batch(cfg, b, g)
@@ -104,7 +105,7 @@ def build(stage: str, size: str, batch: int | None, device: str):
     from ptacl.phenotypes import PHENOTYPES
     from ptacl.training.finetune import FinetuneConfig, FinetuneModule
 
-    cfg = load_config(FinetuneConfig, path)
+    cfg = load_config(FinetuneConfig, path, overrides)
     p = len(PHENOTYPES)
     module = FinetuneModule(to_dict(cfg), [0.0] * p, [1.0] * p)
     b = batch or default_batch(cfg, size, device)
@@ -202,7 +203,7 @@ class Worker:
         self.device = spec["device"]
         torch.manual_seed(0)
         module, loss_fn, tensors, train, width, cfg = build(
-            spec["stage"], spec["size"], spec["batch"], self.device
+            spec["stage"], spec["size"], spec["batch"], self.device, spec["set"]
         )
         self.module = module.to(self.device).train(train)
         self.compile = lambda: compile_blocks(self.module)  # after the FLOP count
@@ -322,6 +323,7 @@ def measure(specs: list[dict[str, Any]], repeats: int, peaks: dict[str, float]) 
         results.append(
             {
                 **{k: spec[k] for k in ("stage", "size", "device", "precision", "compile")},
+                **({"set": spec["set"]} if spec["set"] else {}),
                 "batch": ready["batch"],
                 "threads": spec["threads"],
                 "samples_per_s": round(samples, 3),
@@ -380,6 +382,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--compile", default="off", choices=["off", "on", "both"])
     parser.add_argument("--batch", type=int, help="default: the config's (CPU paper: 8)")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. "
+        "encoder.width=256 encoder.depth=4 (keys of the stage's config file)",
+    )
     parser.add_argument("--steps", type=int, default=3, help="steps per timed block")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of blocks (median)")
     parser.add_argument("--threads", type=int, default=2)
@@ -426,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                 "precision": precision,
                 "compile": compiled,
                 "batch": args.batch,
+                "set": args.set,
                 "steps": args.steps,
                 "threads": args.threads,
             }

@@ -220,6 +220,7 @@ class Worker:
             "cuda" if self.device == "cuda" else "cpu",
             dtype=torch.bfloat16,
             enabled=spec["precision"] == "bf16-mixed",
+            cache_enabled=False,  # as Lightning's bf16-mixed: weights cast at every use
         )
 
     def step(self) -> None:

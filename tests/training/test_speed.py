@@ -13,6 +13,7 @@ from ptacl.training.common import (
     OptimConfig,
     TrainerConfig,
     build_optimizer_and_schedule,
+    build_trainer,
     ddp_strategy,
     resolve_precision,
 )
@@ -117,3 +118,29 @@ def test_ddp_uses_bucket_views_and_a_static_graph_unless_accumulating():
     assert strategy._ddp_kwargs == {"gradient_as_bucket_view": True, "static_graph": True}
     # static_graph + no_sync() breaks gradient accumulation (pytorch/pytorch#143580)
     assert ddp_strategy(4)._ddp_kwargs["static_graph"] is False
+
+
+class _Ecgs(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"ecg": torch.randn(12, 500, generator=torch.Generator().manual_seed(i))}
+
+
+def test_lightning_fits_in_bf16_on_the_cpu_with_compiled_blocks(tmp_path):
+    reason = _compile_works()
+    if reason:
+        pytest.skip(reason)
+    module = _tiny_mae(compile_=True)
+    config = TrainerConfig(
+        accelerator="cpu", precision="bf16-mixed", max_steps=2, sanity_val_steps=0,
+        progress_bar=False, compile=True,
+    )  # fmt: skip
+    trainer = build_trainer(config, tmp_path)
+    loader = torch.utils.data.DataLoader(_Ecgs(), batch_size=4)
+    trainer.fit(module, loader, loader)
+    torch.use_deterministic_algorithms(False)
+    assert trainer.precision == "bf16-mixed" and trainer.global_step == 2
+    assert trainer.optimizers[0].defaults["fused"] is True
+    assert torch.isfinite(trainer.callback_metrics["val/loss"])

@@ -165,6 +165,11 @@ def build_optimizer_and_schedule(
     devices = {p.device.type for group in groups for p in group["params"]}
     fused = True if devices and devices <= {"cpu", "cuda"} else None
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(config.betas), fused=fused)
+    # A fused AdamW announces that it unscales fp16 gradients itself, and for such optimizers
+    # Lightning's mixed precision refuses gradient clipping (even in bf16, where nothing is
+    # scaled). Saying no makes a GradScaler (16-mixed) unscale first, as for any optimizer; the
+    # fused step then sees plain gradients. Clipping then works in every precision.
+    optimizer._step_supports_amp_scaling = False
 
     def multiplier(step: int) -> float:  # a plain function: LambdaLR then saves no closure
         return warmup_cosine(

@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/bench_retrieval.py                    # 6,000 and 100,000
     .venv/bin/python benchmarks/bench_retrieval.py --n 6000 --dim 512 --chunk-size 512
+    .venv/bin/python benchmarks/bench_retrieval.py --n 6000 --before /tmp/base/src  # old vs new
+
+With `--before SRC` each size also runs on the code under SRC (e.g. `git archive REV src | tar
+-x -C /tmp/base`), before the current code, and the two metric tables must be equal (exactly:
+the same floats); the line says `"equal": true`.
 
 Each size runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own. Phenotypes are
 ten standard-normal columns with 5 % NaN, as in a real table; embeddings are random, so the
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -51,6 +57,7 @@ def run_one(n: int, dim: int, chunk_size: int | None, threads: int) -> dict:
         "inputs_rss_mib": round(base_rss),
         "mean_P@1": round(float(table["P@1"].mean()), 4),
         "mean_MnR": round(float(table["MnR"].mean()), 3),
+        "table": table.to_json(orient="split", double_precision=15),
     }
 
 
@@ -60,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--chunk-size", type=int, default=None, help="default: 256 MiB blocks")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--before", help="also run the code under this src folder, compare")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -70,8 +78,20 @@ def main(argv: list[str] | None = None) -> int:
         cmd += ["--threads", str(args.threads)]
         if args.chunk_size:
             cmd += ["--chunk-size", str(args.chunk_size)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        print(out.strip().splitlines()[-1], flush=True)
+        runs = {}
+        for code in (["before"] if args.before else []) + ["now"]:
+            env = dict(os.environ)
+            if code == "before":
+                env["PYTHONPATH"] = os.pathsep.join([args.before, env.get("PYTHONPATH", "")])
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+            runs[code] = json.loads(out.strip().splitlines()[-1])
+        line = runs["now"]
+        if args.before:
+            line["before_seconds"] = runs["before"]["seconds"]
+            line["before_peak_rss_mib"] = runs["before"]["peak_rss_mib"]
+            line["equal"] = runs["before"]["table"] == line["table"]
+        del line["table"]
+        print(json.dumps(line), flush=True)
     return 0
 
 

@@ -181,3 +181,60 @@ def test_top1_candidates_and_collapse_by_hand():
     }
     assert top1_collapse(np.arange(4), 4)["top1_hub_share"] == 0.25  # one-to-one: 1/N
     assert top1_collapse(np.array([], dtype=int), 0)["top1_hub_share"] is None
+
+
+def _sorted_reference(ecg, cmr, pheno, ks, exclude_self):
+    """P@k and first-match rank by a full stable sort of every row of the float32 similarity
+    (the same matrix product as the code under test, so no rounding can differ)."""
+    e = torch.nn.functional.normalize(torch.as_tensor(ecg, dtype=torch.float32), dim=1)
+    c = torch.nn.functional.normalize(torch.as_tensor(cmr, dtype=torch.float32), dim=1)
+    sim = (e @ c.T).numpy()
+    n = len(sim)
+    if exclude_self:
+        sim[np.arange(n), np.arange(n)] = -np.inf
+    out = {}
+    for col in pheno.columns:
+        y = pheno[col].to_numpy(float)
+        ok = ~np.isnan(y)
+        half = 0.5 * np.std(y[ok], ddof=1)
+        order = np.argsort(-sim, axis=1, kind="stable")
+        prec = np.full((n, len(ks)), np.nan)
+        rank = np.full(n, np.nan)
+        for i in np.flatnonzero(ok):
+            cands = order[i][ok[order[i]] & ((order[i] != i) | (not exclude_self))]
+            match = (y[cands] >= y[i] - half) & (y[cands] <= y[i] + half)
+            for j, k in enumerate(ks):
+                if k <= len(cands):
+                    prec[i, j] = match[:k].sum() / k
+            if match.any():
+                rank[i] = np.argmax(match) + 1
+        out[col] = (prec, rank)
+    return out
+
+
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_wide_rows_with_ties_equal_a_full_sort(exclude_self):
+    # 2,400 candidates and top=8: rows are narrowed by block maxima before the top-K, and many
+    # first matches lie beyond it (the counting path). Duplicated embeddings make exact ties,
+    # inside and across the narrowed blocks and at the first match's similarity.
+    rng = np.random.default_rng(5)
+    n = 2400
+    ecg = rng.normal(size=(n, 4)).astype(np.float32)
+    cmr = rng.normal(size=(n, 4)).astype(np.float32)
+    cmr[::3] = cmr[7]
+    cmr[1::50] = cmr[2]
+    ecg[::13] = ecg[4]
+    pheno = pd.DataFrame(
+        {
+            "normal": rng.normal(size=n),
+            "rare": np.exp(2 * rng.normal(size=n)),
+            "holes": np.where(rng.random(n) < 0.3, np.nan, rng.normal(size=n)),
+            "steps": np.round(rng.normal(size=n)),  # equal values: window edges exactly hit
+        }
+    )
+    ks = (1, 3, 5, 10, 15)
+    got = retrieval_scores(ecg, cmr, pheno, ks, exclude_self=exclude_self, top=8, chunk_size=500)
+    ref = _sorted_reference(ecg, cmr, pheno, ks, exclude_self)
+    for col in pheno.columns:
+        np.testing.assert_array_equal(got[col].precision, ref[col][0])
+        np.testing.assert_array_equal(got[col].first_rank, ref[col][1])

@@ -121,3 +121,17 @@ def test_positional_codes_tell_every_token_apart(tiny):
     assert codes.shape == (encoder.num_tokens, encoder.width)
     distances = torch.cdist(codes, codes) + torch.eye(len(codes)) * 1e3
     assert distances.min() > 1e-3  # no two tokens start with the same position
+
+
+def test_patch_embedding_as_a_matmul_equals_the_convolution():
+    torch.manual_seed(0)
+    ecg = EcgEncoder(EcgEncoderConfig(samples=500, width=32, depth=1, heads=2))
+    x = torch.randn(2, 12, 500)
+    conv = ecg.patch_embed(x.reshape(24, 1, 500))  # (B*C, D, T)
+    expected = conv.reshape(2, 12, 32, 10).permute(0, 1, 3, 2).reshape(2, 120, 32)
+    position = (ecg.lead_embed[:, None] + ecg.time_embed[None]).reshape(120, 32)
+    torch.testing.assert_close(ecg.embed(x), expected + position)
+    cmr = CmrEncoder(CmrEncoderConfig(width=32, depth=1, heads=2))
+    v = torch.rand(2, 1, 26, 84, 84)
+    expected = cmr.patch_embed(v).flatten(2).transpose(1, 2)  # (B, F*H*W tokens, D)
+    torch.testing.assert_close(cmr.embed(v), expected + cmr.pos_embed)

@@ -141,6 +141,7 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
         cfg.trainer,
         out,
         monitor="val/global",
+        width=max(cfg.ecg_encoder.width, cfg.cmr_encoder.width),
         callbacks=[LocalSimilarityFigure(Path(out) / "figures", label)],
     )
     fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)

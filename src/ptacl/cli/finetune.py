@@ -149,7 +149,8 @@ def run_finetune(cfg, store, out: Path, resume_from: Path | None, *, n_boot: int
         flush=True,
     )
     stop = EarlyStopping(monitor="val/loss", mode="min", patience=cfg.patience)
-    trainer = build_trainer(cfg.trainer, out, callbacks=[stop])
+    width = (cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder).width
+    trainer = build_trainer(cfg.trainer, out, width=width, callbacks=[stop])
     trainer.fit(
         module,
         build_dataloader(train_set, cfg.data, train=True),

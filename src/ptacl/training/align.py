@@ -43,7 +43,13 @@ from ptacl.models import (
 )
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
-from ptacl.training.common import DataConfig, OptimConfig, TrainerConfig, stage_optimizers
+from ptacl.training.common import (
+    DataConfig,
+    OptimConfig,
+    TrainerConfig,
+    compile_blocks,
+    stage_optimizers,
+)
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,8 @@ class AlignModule(L.LightningModule):
         self.cmr_head = projection_head(self.cmr_encoder.width, cfg.head)
         freeze_first_blocks(self.ecg_encoder, cfg.freeze_blocks)
         freeze_first_blocks(self.cmr_encoder, cfg.freeze_blocks)
+        if cfg.trainer.compile:
+            compile_blocks(self.ecg_encoder, self.cmr_encoder)
         if cfg.loss.local_space == "tokens" and self.ecg_encoder.width != self.cmr_encoder.width:
             raise ValueError(
                 f"loss.local_space=tokens compares tokens directly, but the ECG width "

@@ -42,6 +42,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -83,7 +84,9 @@ class TrainerConfig:
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     accumulate_grad_batches: int = 1
     accelerator: str = "auto"
-    precision: str = "auto"  # auto: bf16-mixed on a GPU, 32-true on the CPU
+    # auto: bf16-mixed on a GPU; on the CPU bf16-mixed only where it pays (`resolve_precision`)
+    precision: str = "auto"
+    compile: bool = False  # torch.compile the encoders' transformer blocks (`compile_blocks`)
     devices: int = 1
     num_nodes: int = 1
     seed: int = 0
@@ -157,7 +160,17 @@ def build_optimizer_and_schedule(
             groups.append(
                 {"params": head, "weight_decay": weight_decay, "lr": lr * config.head_lr_scale}
             )
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(config.betas))
+    # fused: one pass over each parameter instead of ~10 element-wise kernels (several launches
+    # per tensor on CUDA; on this CPU a 20 M-parameter step took 0.04-0.17 s fused, 0.7-2.0 s
+    # by default, which was a third of a paper-size bf16 ECG MAE step). CPU and CUDA have it.
+    devices = {p.device.type for group in groups for p in group["params"]}
+    fused = True if devices and devices <= {"cpu", "cuda"} else None
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(config.betas), fused=fused)
+    # A fused AdamW announces that it unscales fp16 gradients itself, and for such optimizers
+    # Lightning's mixed precision refuses gradient clipping (even in bf16, where nothing is
+    # scaled). Saying no makes a GradScaler (16-mixed) unscale first, as for any optimizer; the
+    # fused step then sees plain gradients. Clipping then works in every precision.
+    optimizer._step_supports_amp_scaling = False
 
     def multiplier(step: int) -> float:  # a plain function: LambdaLR then saves no closure
         return warmup_cosine(
@@ -234,10 +247,60 @@ def _on_cpu(accelerator: str) -> bool:
     return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
 
 
-def resolve_precision(config: TrainerConfig) -> str:
+#: Narrowest encoder width at which bf16-mixed beats fp32 on a CPU with AMX-bf16: measured ECG
+#: MAE train step bf16 / fp32 speed 0.48x at width 64, 1.40x at 256, 1.87x at 512 (BENCHMARKS.md).
+#: Narrow models are bound by the casts and element-wise work autocast adds, not by matmuls.
+CPU_BF16_MIN_WIDTH = 256
+
+
+def cpu_has_amx_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX: the `amx_bf16` flag in
+    /proc/cpuinfo). The bf16 gains in BENCHMARKS.md were measured with AMX; without it
+    (avx512_bf16 alone, or not Linux) `auto` keeps fp32 (decision: not measured here)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            flags = next((line for line in file if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return "amx_bf16" in flags.split()
+
+
+def resolve_precision(config: TrainerConfig, width: int | None = None) -> str:
+    """trainer.precision, with "auto" resolved: bf16-mixed on a GPU; on the CPU bf16-mixed when
+    it has AMX-bf16 and the encoder `width` is at least CPU_BF16_MIN_WIDTH, else 32-true."""
     if config.precision != "auto":
         return config.precision
-    return "32-true" if _on_cpu(config.accelerator) else "bf16-mixed"
+    if not _on_cpu(config.accelerator):
+        return "bf16-mixed"
+    fast = width is not None and width >= CPU_BF16_MIN_WIDTH and cpu_has_amx_bf16()
+    return "bf16-mixed" if fast else "32-true"
+
+
+def compile_blocks(*modules: nn.Module) -> None:
+    """torch.compile, in place, every transformer `Block` inside `modules` (trainer.compile).
+
+    The blocks hold almost all of a step's FLOPs and have static shapes; the code around them
+    (random masking, R-peak gathers) would only add graph breaks and recompilations. In-place
+    `nn.Module.compile` keeps the state-dict keys, so checkpoints are the same either way, and
+    blocks of one shape share one compiled graph.
+    """
+    from ptacl.models.vit import Block
+
+    for module in modules:
+        for block in module.modules():
+            if isinstance(block, Block):
+                block.compile()
+
+
+def ddp_strategy(accumulate_grad_batches: int = 1) -> DDPStrategy:
+    """DDP for several processes. gradient_as_bucket_view: the gradients are views into the
+    all-reduce buckets (no copy in and out, less memory). static_graph: within a run every step
+    uses the same parameters (the config fixes β; frozen blocks have no gradient and DDP ignores
+    them), so DDP can skip its per-step search for unused parameters and overlap the all-reduce
+    with the backward from the first step on. Not with gradient accumulation: static_graph with
+    no_sync() fails an internal assert or stops all-reducing (pytorch/pytorch#143580, a fix
+    still open in pytorch/pytorch#187732)."""
+    return DDPStrategy(gradient_as_bucket_view=True, static_graph=accumulate_grad_batches == 1)
 
 
 class LastCheckpoint(Callback):
@@ -338,10 +401,11 @@ def build_trainer(
     *,
     monitor: str = "val/loss",
     callbacks: Sequence[Callback] = (),
+    width: int | None = None,
 ) -> L.Trainer:
-    """A Trainer for one stage: precision by device, DDP when several processes, gradient
-    clipping, last.ckpt + best.ckpt (lowest `monitor`), CSV + TensorBoard logs, deterministic
-    and seeded on the CPU."""
+    """A Trainer for one stage: precision by device (and, on the CPU, by the encoder `width`:
+    `resolve_precision`), DDP when several processes, gradient clipping, last.ckpt + best.ckpt
+    (lowest `monitor`), CSV + TensorBoard logs, deterministic and seeded on the CPU."""
     run_dir = Path(run_dir)
     checkpoints = run_dir / "checkpoints"
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -367,10 +431,10 @@ def build_trainer(
         gradient_clip_val=config.grad_clip or None,
         accumulate_grad_batches=config.accumulate_grad_batches,
         accelerator=config.accelerator,
-        precision=resolve_precision(config),
+        precision=resolve_precision(config, width),
         devices=config.devices,
         num_nodes=config.num_nodes,
-        strategy="ddp" if processes > 1 else "auto",
+        strategy=ddp_strategy(config.accumulate_grad_batches) if processes > 1 else "auto",
         # the projection heads' batch norms see the global batch, as the global loss does
         sync_batchnorm=processes > 1,
         deterministic=True if on_cpu else None,
@@ -451,6 +515,7 @@ RESUMABLE = (
     "trainer.log_every_n_steps",
     "trainer.sanity_val_steps",
     "trainer.progress_bar",
+    "trainer.compile",  # the same computation, compiled or not
     "data.num_workers",
 )
 
@@ -670,6 +735,9 @@ __all__ = [
     "build_optimizer_and_schedule",
     "build_trainer",
     "command_parser",
+    "compile_blocks",
+    "cpu_has_amx_bf16",
+    "ddp_strategy",
     "fit_stage",
     "global_batch_size",
     "lightning_optimizers",

@@ -31,6 +31,7 @@ from ptacl.training.common import (
     DataConfig,
     OptimConfig,
     TrainerConfig,
+    compile_blocks,
     stage_optimizers,
 )
 
@@ -128,6 +129,8 @@ class FinetuneModule(L.LightningModule):
         self.modality = cfg.modality
         encoder_config = cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder
         self.add_module(f"{cfg.modality}_encoder", build_encoder(cfg.modality, encoder_config))
+        if cfg.trainer.compile:
+            compile_blocks(self.encoder)
         outputs = len(target_mean)
         self.head = AttentionPoolHead(
             self.encoder.width, outputs, heads=cfg.head.heads, dropout=cfg.head.dropout

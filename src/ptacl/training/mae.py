@@ -27,7 +27,13 @@ from ptacl.models import (
     count_parameters,
 )
 from ptacl.models.mae import mean_prediction_mse
-from ptacl.training.common import DataConfig, OptimConfig, TrainerConfig, stage_optimizers
+from ptacl.training.common import (
+    DataConfig,
+    OptimConfig,
+    TrainerConfig,
+    compile_blocks,
+    stage_optimizers,
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,8 @@ class MaePretraining(L.LightningModule):
         self.batch_size = cfg.data.batch_size
         self.seed = cfg.trainer.seed
         self.mae = MaskedAutoencoder(build_encoder(cfg.modality, cfg.encoder), cfg.mae)
+        if cfg.trainer.compile:
+            compile_blocks(self.mae)  # the encoder's and the decoder's blocks
         self.example: dict[str, torch.Tensor] | None = None  # for ReconstructionFigure
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

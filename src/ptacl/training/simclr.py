@@ -31,7 +31,13 @@ from ptacl.losses.nt_xent import nt_xent_loss
 from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder, count_parameters
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.training.align import retrieval_hits
-from ptacl.training.common import DataConfig, OptimConfig, TrainerConfig, stage_optimizers
+from ptacl.training.common import (
+    DataConfig,
+    OptimConfig,
+    TrainerConfig,
+    compile_blocks,
+    stage_optimizers,
+)
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,8 @@ class SimclrPretraining(L.LightningModule):
         # The attribute name is where `load_encoder_weights` looks: `<modality>_encoder.`
         setattr(self, f"{cfg.modality}_encoder", build_encoder(cfg.modality, cfg.encoder))
         self.projection = projection_head(self.encoder.width, cfg.head)
+        if cfg.trainer.compile:
+            compile_blocks(self.encoder)
 
     @property
     def encoder(self) -> torch.nn.Module:

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,17 @@ def test_report_has_both_tables_with_cis_and_the_figures(tmp_path):
     assert "(figures/pk.png)" in text
     for path in figures.values():
         assert path.stat().st_size > 1000
+
+
+def test_figure_links_are_relative_to_the_report_when_paths_are_relative(tmp_path, monkeypatch):
+    """`ptacl evaluate --out demo_out/eval` hands relative paths: the link must still be
+    figures/x.png, not demo_out/eval/figures/x.png (broken when report.md is opened)."""
+    monkeypatch.chdir(tmp_path)
+    out = Path("demo_out") / "eval"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "x.png").write_bytes(b"png")
+    text = write_report(out, {"info": {}}, {"X": out / "figures" / "x.png"}).read_text()
+    assert "![X](figures/x.png)" in text
 
 
 def test_retrieval_warnings_below_random_and_hub():

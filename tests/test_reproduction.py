@@ -12,6 +12,7 @@ from ptacl.reproduction import (
     RETRIEVAL_SETTING,
     build_steps,
     collect_results,
+    intervals_note,
     select_methods,
     table1_markdown,
     table2_markdown,
@@ -40,7 +41,9 @@ def test_supervised_cmr_and_underdetermined_probes_are_read_back(tmp_path):
     assert results["regression"][("CMR", "MAE", "LP")] == [{"LVEDV": 0.5}]
     assert results["warnings"] == {("CMR", "MAE", "LP"): [f"seed 0: {warning}"]}
     table = table2_markdown(results, ["LVEDV"])
-    assert "| CMR | supervised | FN | 1 | 0.500 | 0.814 |" in table  # the paper's figure beside
+    # the bootstrap CI beside the value, then the paper's UK Biobank figure, labelled as such
+    assert "| CMR | supervised | FN | 1 | 0.500 [0.400, 0.600] | 0.814 |" in table
+    assert "| UKB paper LVEDV |" in table and "not comparable" in table
     assert "not meaningful" in table and f"CMR / MAE / LP: seed 0: {warning}" in table
     assert "ECG / MAE" not in table  # only the flagged row
 
@@ -121,7 +124,9 @@ def test_random_init_rows_for_both_inputs(tmp_path):
     _write(tmp_path / "seed0/eval/random_cmr/metrics.json", {"regression": {"LP (ols)": R2}})
     results = collect_results(tmp_path, [0], methods)
     assert results["regression"] == {("CMR", "random init", "LP"): [{"LVEDV": 0.5}]}
-    assert "| CMR | random init | LP | 1 | 0.500 | – |" in table2_markdown(results, ["LVEDV"])
+    assert "| CMR | random init | LP | 1 | 0.500 [0.400, 0.600] | – |" in table2_markdown(
+        results, ["LVEDV"]
+    )
 
 
 def test_include_self_reaches_every_evaluation_and_table1_names_the_protocol(tmp_path):
@@ -153,3 +158,29 @@ def test_table1_shows_collapse_and_warns_below_random_and_on_a_hub(tmp_path):
     assert "- PTACL: LVEDV: retrieval below the random ranking (P@1 0.100 < 0.280, " in table
     assert "- PTACL: collapse: one CMR is the top-1 candidate of 80% of the queries" in table
     assert "Global only:" not in table  # above random, no hub: nothing to say
+
+
+def test_tables_show_mean_sd_over_seeds_and_the_averaged_bootstrap_ci(tmp_path):
+    methods = select_methods(["ptacl"])
+    boot = {"n_boot": 200, "seed": 0, "level": 0.95}
+    for seed, (r2, p1) in enumerate([(0.4, 0.2), (0.6, 0.4)]):
+        lp = {"LVEDV (mL)": {"R2": r2, "n": 10, "ci": [r2 - 0.1, r2 + 0.2]}}
+        retrieval = _retrieval(p1)
+        retrieval["model_ci"] = {"LVEDV (mL)": {"P@1": [p1 - 0.1, p1 + 0.1], "P@10": None,
+                                                "MnR": [1.5, 2.5], "MdR": [None, None]}}  # fmt: skip
+        _write(tmp_path / f"seed{seed}/eval/ptacl/metrics.json",
+               {"regression": {"LP (ols)": lp}, "bootstrap": boot})  # fmt: skip
+        _write(tmp_path / f"seed{seed}/eval/ptacl_retrieval/metrics.json",
+               {"retrieval": retrieval, "bootstrap": boot})  # fmt: skip
+    results = collect_results(tmp_path, [0, 1], methods)
+    assert results["bootstrap"] == [{"n_boot": 200, "level": 0.95}]
+    # R² 0.5 ± 0.141 over two seeds; CI bounds averaged: [0.4, 0.7]
+    assert "| ECG | PTACL | LP | 2 | 0.500 ± 0.141 [0.400, 0.700] |" in table2_markdown(
+        results, ["LVEDV"]
+    )
+    table1 = table1_markdown(results)
+    assert "| LVEDV | PTACL | 0.300 ± 0.141 [0.200, 0.400] | 0.300 ± 0.141 |" in table1
+    assert "| 2.00 ± 0.00 [1.50, 2.50] | 1.00 ± 0.00 |" in table1  # MnR with its CI, MdR without
+    assert "| LVEDV | random ranking | 0.280 ± 0.000 |" in table1  # an expectation: no CI
+    note = intervals_note(results)
+    assert "200 replicates" in note and "MdR has no CI" in note

@@ -2,6 +2,7 @@
 and the steps the benchmark lays out (nothing run)."""
 
 import json
+import math
 from pathlib import Path
 
 from ptacl.config import load_config
@@ -184,3 +185,40 @@ def test_tables_show_mean_sd_over_seeds_and_the_averaged_bootstrap_ci(tmp_path):
     assert "| LVEDV | random ranking | 0.280 ± 0.000 |" in table1  # an expectation: no CI
     note = intervals_note(results)
     assert "200 replicates" in note and "MdR has no CI" in note
+
+
+def test_cohort_check_at_the_demo_size_and_below():
+    from ptacl.reproduction import cohort_problems
+
+    demo = PRESETS["demo"]
+    at_100 = {"train_ecg": 70, "train_cmr": 70, "train_paired": 70, "train_probe": 70,
+              "test_paired": 20}  # fmt: skip
+    assert cohort_problems(demo, at_100) == []  # `ptacl demo --subjects 100`
+    at_40 = {k: v * 4 // 10 for k, v in at_100.items()}
+    problems = cohort_problems(demo, at_40)
+    assert any("ecg_mae: 28 training subjects" in p and "batch_size 32" in p for p in problems)
+    assert any("linear probe: 28 train subjects" in p and "64-wide" in p for p in problems)
+    # the benchmark exports nothing: an under-determined probe is a warning there, not a stop
+    assert not any("probe" in p for p in cohort_problems(demo, at_40, export=False))
+    tiny_24 = {"train_ecg": 16, "train_cmr": 16, "train_paired": 16, "train_probe": 16,
+               "test_paired": 5}  # fmt: skip
+    assert cohort_problems(PRESETS["tiny"], tiny_24, export=False) == []
+
+
+def test_the_demo_probes_with_ridge_where_ols_would_only_fit_noise():
+    from ptacl.reproduction import demo_probe, ols_inflation
+
+    assert ols_inflation(70, 64) == 16 and ols_inflation(66, 64) == math.inf
+    assert ols_inflation(1050, 64) < 0.1
+    counts = {"train_probe": 70}
+    probe, why = demo_probe(PRESETS["demo"], counts)  # `ptacl demo --subjects 100`
+    assert probe == "ridge" and "70 train subjects for a 64-wide" in why and "194" in why
+    assert demo_probe(PRESETS["demo"], {"train_probe": 1050}) == ("ols", None)  # 1,500 subjects
+    steps = build_steps(PRESETS["demo"], Path("S"), Path("B"), [0], select_methods(["ptacl"]),
+                        probe="ridge")  # fmt: skip
+    evals = [s.argv for s in steps if "/eval/" in s.name]
+    assert evals and all(a[a.index("--probe") + 1] == "ridge" for a in evals)
+    assert not any(
+        "--probe" in s.argv
+        for s in build_steps(PRESETS["demo"], Path("S"), Path("B"), [0], select_methods(["ptacl"]))
+    )

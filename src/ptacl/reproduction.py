@@ -176,11 +176,12 @@ def build_steps(
     *,
     finetune: bool = True,
     include_self: bool = False,
+    probe: str = "ols",
 ) -> list[Step]:
     """Training and evaluation steps of `methods` for each seed, in an order that respects
     `needs` (METHODS is listed in such an order). `finetune=False` skips FN+AP (the demo);
     `include_self` keeps each query's own CMR among the retrieval candidates (`ptacl evaluate
-    --include-self`)."""
+    --include-self`); `probe` the linear probe of every evaluation (`ptacl evaluate --probe`)."""
     steps: list[Step] = []
     for seed in seeds:
         runs, evals = out / f"seed{seed}" / "runs", out / f"seed{seed}" / "eval"
@@ -218,6 +219,8 @@ def build_steps(
                 argv += ["--finetune-set", f"trainer.seed={seed}"]
             if include_self:
                 argv += ["--include-self"]
+            if probe != "ols":
+                argv += ["--probe", probe]
             argv += ["--no-progress", *preset.eval_args]
             steps.append(Step(f"seed{seed}/eval/{m.key}", tuple(argv), evals / m.key))
     return steps
@@ -527,6 +530,36 @@ def cohort_problems(preset: Preset, counts: dict[str, int], *, export: bool = Tr
     return problems
 
 
+#: OLS's expected test-MSE inflation from estimating p coefficients on n subjects is
+#: p / (n − p − 2) (Gaussian design). Above this the estimation noise adds more than half the
+#: irreducible error: at the demo's width 64 and 100 subjects (70 train) it is 16, and the OLS
+#: probe scored R² of −5 to −21 on every phenotype (measured after a 6-step MAE); the demo then
+#: probes with ridge.
+OLS_INFLATION_LIMIT = 0.5
+
+
+def ols_inflation(n_train: int, features: int) -> float:
+    """p / (n − p − 2): how much OLS's estimation noise inflates its test MSE (inf when n ≤ p + 2)."""
+    spare = n_train - features - 2
+    return features / spare if spare > 0 else math.inf
+
+
+def demo_probe(preset: Preset, counts: dict[str, int]) -> tuple[str, str | None]:
+    """("ols", None), or ("ridge", why) when the cohort is too small for an OLS probe of the
+    preset's ECG embedding to mean anything (`OLS_INFLATION_LIMIT`)."""
+    from ptacl.config import load_yaml
+
+    width = int((load_yaml(preset.configs["ecg_mae"]).get("encoder") or {}).get("width", 0))
+    inflation = ols_inflation(counts["train_probe"], width)
+    if not width or inflation <= OLS_INFLATION_LIMIT:
+        return "ols", None
+    return "ridge", (
+        f"linear probe: ridge, not OLS: {counts['train_probe']} train subjects for a {width}-wide "
+        f"ECG embedding would inflate OLS's test error {1 + inflation:.1f}-fold (OLS "
+        f"needs {3 * width + 2} or more); the bundle's probe stays OLS (`ptacl export`)"
+    )
+
+
 def store_counts(store: Path) -> dict[str, int]:
     """The subject counts `cohort_problems` reads, from a prepared store."""
     import numpy as np
@@ -626,12 +659,12 @@ class DemoRun:
 
 
 def demo_steps(
-    out: Path, store: Path, preset: Preset, examples: Sequence[Path]
+    out: Path, store: Path, preset: Preset, examples: Sequence[Path], *, probe: str = "ols"
 ) -> tuple[list[Step], tuple[Method, ...]]:
     """The demo's training, evaluation, export and predict steps (after the cohort's)."""
     methods = select_methods(DEMO_METHODS)
     bundle, predictions = out / "bundle", out / "predictions.csv"
-    steps = build_steps(preset, store, out, [0], methods, finetune=False)
+    steps = build_steps(preset, store, out, [0], methods, finetune=False, probe=probe)
     steps += [
         Step("export", ("export", "--model", str(out / "seed0/runs/ptacl"), "--out",
                         str(bundle)), bundle),
@@ -662,11 +695,15 @@ def run_demo(
     cohort, store = cohort_steps(out, subjects, workers)
     seconds = run_steps(cohort, out, quiet=quiet)
     check_cohort(chosen, store, subjects)
+    probe, why = demo_probe(chosen, store_counts(store))
+    if why and not quiet:
+        print(f"demo: {why}", flush=True)
     examples = sorted((out / "cohort" / "ecg").glob("*.xml"))[-5:]  # known once it exists
-    steps, methods = demo_steps(out, store, chosen, examples)
+    steps, methods = demo_steps(out, store, chosen, examples, probe=probe)
     rebuilt = [s.output for s in cohort if seconds[s.name] > 0]  # runs on it are outdated
     seconds |= run_steps(steps, out, rebuilt=rebuilt, jobs=jobs, quiet=quiet)
     header = f"# ptacl demo ({subjects} synthetic subjects, preset {preset}, seed 0)"
+    header += f"\n\nNote: {why}." if why else ""
     return DemoRun(
         tables=write_tables(out, [0], methods, header),
         seconds=seconds,

@@ -1,11 +1,12 @@
-"""The paper's comparisons on one command (`ptacl benchmark`) and the demo (`make demo`).
+"""The paper's comparisons on one command (`ptacl benchmark`) and the demo (`ptacl demo`).
 
 Every method of the paper's Tables 1 and 2 is a `ptacl` command with a config of the chosen
 preset; `build_steps` lays them out for several seeds over one prepared store, `run_steps`
 (`ptacl.pipeline`) runs them and reuses finished ones, and `write_tables` reads each step's
-metrics back into side-by-side tables (mean ± sd over seeds), with the paper's figures beside
-ours for reference. As in the paper, Table 2 reads regression-setting runs and Table 1
-retrieval-setting runs (PTACL and Global only are trained in both). Presets differ only in
+metrics back into side-by-side tables (mean ± sd over seeds [bootstrap CI]), with the paper's
+UK Biobank figures beside ours, labelled as reference only; `run_demo` is `ptacl demo`. As in
+the paper, Table 2 reads regression-setting runs and Table 1 retrieval-setting runs (PTACL and
+Global only are trained in both). Presets differ only in
 sizes and steps, never in the method:
 
 - tiny:  a few subjects and 2-step runs of tiny models (seconds; the end-to-end test);

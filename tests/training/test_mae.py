@@ -91,7 +91,8 @@ def test_reconstruction_figure_says_when_the_mae_still_predicts_the_mean(tmp_pat
 
     from ptacl.training.mae import MEAN_PLATEAU_RATIO, ReconstructionFigure, mean_plateau_note
 
-    assert mean_plateau_note(0.97, 1.0) and mean_plateau_note(0.5, 1.0) is None
+    assert "mean:" in mean_plateau_note(0.97, 1.0) and mean_plateau_note(0.5, 1.0) is None
+    assert "(or worse)" in mean_plateau_note(1.7, 1.0)
     assert mean_plateau_note(None, 1.0) is None and mean_plateau_note(1.0, 0.0) is None
     assert mean_plateau_note(MEAN_PLATEAU_RATIO, 1.0) is None  # at the limit: not flagged
     module, x = _module("ecg")

@@ -6,8 +6,10 @@
 Without --data a synthetic cohort of the preset's size is generated and prepared in DIR. Each
 method is trained and evaluated per seed (DIR/seed{S}/runs, DIR/seed{S}/eval, logs in DIR/logs);
 finished steps are reused when the command is run again. DIR/tables.md holds Table 1
-(retrieval) and Table 2 (R²) as mean ± sd over seeds with the paper's figures beside ours, and
-DIR/results.json the per-seed numbers behind them. As in the paper, PTACL and Global only are
+(retrieval) and Table 2 (R²) as mean ± sd over seeds with the per-seed bootstrap CIs beside
+them, and the paper's UK Biobank figures as labelled reference columns (not comparable with a
+synthetic cohort); DIR/results.json the per-seed numbers and CIs behind them. A store too small
+for the preset's batches is refused before any training. As in the paper, PTACL and Global only are
 trained twice: in the regression setting (the preset's ptacl config; Table 2) and in the
 retrieval setting (σ = 0, τ 0.07 / 0.07; methods global_retrieval and ptacl_retrieval, which
 `--methods global ptacl` brings along; Table 1).

@@ -182,8 +182,9 @@ def mean_plateau_note(loss: Any, baseline: Any, limit: float = MEAN_PLATEAU_RATI
     ratio = float(loss) / float(baseline)
     if ratio <= limit:
         return None
+    worse = " (or worse)" if ratio > 1 else ""
     return (
-        f"still predicting the mean: val loss {ratio:.2f} × the mean predictor's "
+        f"still predicting the mean{worse}: val loss {ratio:.2f} × the mean predictor's "
         f"(> {limit:g}); the reconstruction is not yet the signal"
     )
 

@@ -31,13 +31,14 @@ from torch import nn
 import ptacl
 from ptacl.atomic import output_lock
 from ptacl.config import to_dict
-from ptacl.data.store import ECG_FS, ECG_SAMPLES, LEADS, Store
+from ptacl.data.store import Store
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
 from ptacl.inference.card import data_provenance, model_card
 from ptacl.inference.crops import run_over_crops
 from ptacl.inference.modules import BundleModel, LinearProbe
 from ptacl.inference.plausibility import fit_ood, fit_ranges
 from ptacl.phenotypes import PHENOTYPE_NAMES, PHENOTYPE_UNITS, PHENOTYPES
+from ptacl.schema import ECG_FS, ECG_SAMPLES, LEADS
 
 COMBINE = (
     "mean over ceil(S / crop) crops spread evenly from the first to the last sample "
@@ -56,7 +57,7 @@ def preprocessing_spec(crop: int) -> dict[str, Any]:
     defaults = inspect.signature(preprocess_ecg).parameters
     return {
         "function": "ptacl.ecg.preprocess_ecg",
-        "validation": "ptacl.io.validate.validate_ecg",
+        "validation": "ptacl.qc.validate_ecg",
         "fs": ECG_FS,
         "samples": ECG_SAMPLES,
         "crop": int(crop),

@@ -17,7 +17,6 @@ from lightning.pytorch.callbacks import Callback
 from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
-from ptacl.data.store import LEADS
 from ptacl.models import (
     CmrEncoderConfig,
     EcgEncoderConfig,
@@ -27,6 +26,7 @@ from ptacl.models import (
     count_parameters,
 )
 from ptacl.models.mae import mean_prediction_mse
+from ptacl.schema import LEADS
 from ptacl.training.common import (
     DataConfig,
     OptimConfig,

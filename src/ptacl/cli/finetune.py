@@ -60,13 +60,13 @@ def source_encoder_config(model: str, modality: str = "ecg") -> dict | None:
 def with_source_encoder(cfg):
     """`cfg` with the encoder architecture of its source run (the weights must fit it)."""
     from ptacl.config import from_dict
-    from ptacl.models import ENCODERS
+    from ptacl.models import default_config
 
     section = source_encoder_config(cfg.model, cfg.modality)
     if section is None:
         return cfg
     key = f"{cfg.modality}_encoder"
-    config_cls = ENCODERS[cfg.modality][1]
+    config_cls = type(default_config(cfg.modality))  # the section's `name` may pick another
     return dataclasses.replace(cfg, **{key: from_dict(config_cls, section, f"{cfg.model} {key}")})
 
 

@@ -145,7 +145,7 @@ def load_run_encoders(
     """The encoders of run folder `model`, or random ones for `none`: seeded, both of the
     paper's sizes, or the encoders run `like` holds with its architecture (the fair random-init
     baseline for that run: an ECG MAE run gives a random ECG encoder only)."""
-    from ptacl.models import build_encoder
+    from ptacl.models import encoder_from_config
     from ptacl.training.common import load_encoder, read_run_config
 
     if str(model) == "none":
@@ -162,7 +162,7 @@ def load_run_encoders(
             if not sections:
                 raise EmbedError(f"{like}/config.yaml: cannot tell which encoders this run holds")
         torch.manual_seed(seed)
-        encoders = {m: build_encoder(m, s) for m, s in sections.items()}
+        encoders = {m: encoder_from_config(s, m) for m, s in sections.items()}
         return RunEncoders(
             kind="none",
             source="none" if like is None else f"none (architecture of {like})",
@@ -218,8 +218,8 @@ def compute_embeddings(
     store = store if isinstance(store, Store) else Store.open(store)
     has_ecg, has_cmr = encoders.ecg is not None, encoders.cmr is not None
     # Inputs shaped as each encoder was built for (a tiny config may crop 500 samples).
-    crop = encoders.ecg.config.samples if has_ecg else 2500
-    frames = encoders.cmr.config.frames if has_cmr else 26
+    crop = encoders.ecg.samples if has_ecg else 2500
+    frames = encoders.cmr.frames if has_cmr else 26
     if has_ecg and has_cmr:
         dataset = PairedDataset(
             store, split, train=False, ecg_augment=None, cmr_augment=None, crop=crop, frames=frames
@@ -259,13 +259,12 @@ def compute_embeddings(
         if has_ecg and has_cmr:
             steps = encoders.num_steps
             ecg_local, valid = ecg_local_embeddings(
-                tokens["ecg"],
-                encoders.ecg.grid,
+                encoders.ecg.time_tokens(tokens["ecg"]),
                 batch["r_peaks"].to(device),
-                encoders.ecg.config.patch,
+                encoders.ecg.samples_per_step,
                 steps,
             )  # (B, T, D), (B,)
-            cmr_local = cmr_local_embeddings(tokens["cmr"], encoders.cmr.grid, steps)  # (B, T, D)
+            cmr_local = cmr_local_embeddings(encoders.cmr.time_tokens(tokens["cmr"]), steps)
             if ecg_local.shape[-1] != cmr_local.shape[-1] and encoders.ecg_head is not None:
                 ecg_local, cmr_local = encoders.ecg_head(ecg_local), encoders.cmr_head(cmr_local)
             if ecg_local.shape[-1] == cmr_local.shape[-1] and valid.any():

@@ -30,13 +30,13 @@ from torch import nn
 
 import ptacl
 from ptacl.atomic import output_lock
-from ptacl.config import to_dict
 from ptacl.data.store import Store
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
 from ptacl.inference.card import data_provenance, model_card
 from ptacl.inference.crops import run_over_crops
 from ptacl.inference.modules import BundleModel, LinearProbe
 from ptacl.inference.plausibility import fit_ood, fit_ranges
+from ptacl.models.registry import encoder_spec
 from ptacl.phenotypes import PHENOTYPE_NAMES, PHENOTYPE_UNITS, PHENOTYPES
 from ptacl.schema import ECG_FS, ECG_SAMPLES, LEADS
 
@@ -216,14 +216,14 @@ def export_with_probe(
 ) -> Path:
     """Fit the OLS probe on `store`'s train split, then write the bundle to `out`.
 
-    `encoder` is an `EcgEncoder` (its `config` dataclass becomes config.json's constructor
-    arguments); `projection` the ECG projection head of an aligned run, described by
+    `encoder` is a registered ECG encoder (its name and `config` become config.json's
+    constructor arguments, `ptacl.models.registry.encoder_spec`); `projection` the ECG projection head of an aligned run, described by
     `projection_spec` ({"kind", "kwargs"}, see `ptacl.inference.modules.PROJECTIONS`).
     `card`: `model_card` keywords (training, metrics); the data's are read from `store`.
     """
     _refuse_existing(out, overwrite)
     store = store if isinstance(store, Store) else Store.open(store)
-    crop = int(encoder.config.samples)
+    crop = int(encoder.samples)
     rows, train = embed_store(encoder, store, "train", crop=crop, batch_size=batch_size)
     targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
     mean, weight, bias, used = fit_ols(train, targets, where=f"{store.root} (train split)")
@@ -291,6 +291,7 @@ def export_bundle(
     if (projection is None) != (projection_spec is None):
         raise ValueError("give both projection and projection_spec, or neither")
     encoder_state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+    name, kwargs = encoder_spec(encoder)  # what `ptacl.load` rebuilds it from
     shared_dim = None
     if projection is not None:
         with torch.no_grad():
@@ -299,7 +300,7 @@ def export_bundle(
         "model": "ptacl ECG encoder with a phenotype head",
         "ptacl_version": ptacl.__version__,
         "source": dict(source),
-        "encoder": {"kind": "ecg_encoder", "kwargs": to_dict(encoder.config)},
+        "encoder": {"kind": "ecg_encoder", "name": name, "kwargs": kwargs},
         "projection": dict(projection_spec) if projection_spec is not None else None,
         "head": dict(head_spec),
         "embedding": {
@@ -325,7 +326,7 @@ def export_bundle(
         tensors["ood"] = plausibility.tensors
     else:
         phenotypes["ranges"] = fit_ranges(np.zeros((0, len(PHENOTYPES))), PHENOTYPES)
-    preprocessing = preprocessing_spec(int(encoder.config.samples))
+    preprocessing = preprocessing_spec(int(encoder.samples))
     return write_bundle(
         out,
         config=config,
@@ -462,7 +463,7 @@ def _export_run(
         head, spec = finetune_head_from_state(state, config, int(encoder.width))
         checks = None
         if store:
-            crop = int(encoder.config.samples)
+            crop = int(encoder.samples)
             model = BundleModel(encoder, head, "tokens")
             opened = Store.open(store)
             spec["validation_r2"], spec["validation_subjects"] = validation_r2(

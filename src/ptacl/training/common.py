@@ -617,7 +617,7 @@ def load_encoder_weights(
 
 def load_encoder(run_dir: str | Path, modality: str, which: str = "best") -> nn.Module:
     """The run's `modality` encoder, built from its config.yaml and loaded with its weights."""
-    from ptacl.models import build_encoder
+    from ptacl.models import encoder_from_config
 
     weights = load_encoder_weights(run_dir, modality, which)  # raises if the run has none
     config = read_run_config(run_dir)
@@ -626,7 +626,7 @@ def load_encoder(run_dir: str | Path, modality: str, which: str = "best") -> nn.
         section = config.get("encoder")
     if section is None:
         raise RunDirError(f"{run_dir}/config.yaml: no `{modality}_encoder` or `encoder` section")
-    encoder = build_encoder(modality, section)
+    encoder = encoder_from_config(section, modality, f"{run_dir}/config.yaml")
     encoder.load_state_dict(weights)
     return encoder
 

@@ -26,7 +26,7 @@ from torch import nn
 from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
-from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder
+from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, encoder_from_config
 from ptacl.training.common import (
     DataConfig,
     OptimConfig,
@@ -128,7 +128,9 @@ class FinetuneModule(L.LightningModule):
         self.batch_size = cfg.data.batch_size
         self.modality = cfg.modality
         encoder_config = cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder
-        self.add_module(f"{cfg.modality}_encoder", build_encoder(cfg.modality, encoder_config))
+        self.add_module(
+            f"{cfg.modality}_encoder", encoder_from_config(encoder_config, cfg.modality)
+        )
         if cfg.trainer.compile:
             compile_blocks(self.encoder)
         outputs = len(target_mean)

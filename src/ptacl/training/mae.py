@@ -22,8 +22,8 @@ from ptacl.models import (
     EcgEncoderConfig,
     MaeConfig,
     MaskedAutoencoder,
-    build_encoder,
     count_parameters,
+    encoder_from_config,
 )
 from ptacl.models.mae import mean_prediction_mse
 from ptacl.schema import LEADS
@@ -79,7 +79,7 @@ class MaePretraining(L.LightningModule):
         self.optim_config = cfg.optim
         self.batch_size = cfg.data.batch_size
         self.seed = cfg.trainer.seed
-        self.mae = MaskedAutoencoder(build_encoder(cfg.modality, cfg.encoder), cfg.mae)
+        self.mae = MaskedAutoencoder(encoder_from_config(cfg.encoder, cfg.modality), cfg.mae)
         if cfg.trainer.compile:
             compile_blocks(self.mae)  # the encoder's and the decoder's blocks
         self.example: dict[str, torch.Tensor] | None = None  # for ReconstructionFigure

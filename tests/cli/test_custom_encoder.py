@@ -198,3 +198,10 @@ def test_an_unregistered_encoder_is_named_not_imported():
         _ecg_encoder(spec, "config.json [encoder]")
     with pytest.raises(BundleError, match="not an ECG encoder"):
         _ecg_encoder({"kind": "ecg_encoder", "name": "cmr_vit", "kwargs": {}}, "config.json")
+
+
+def test_the_mae_refuses_an_encoder_without_vit_token_geometry():
+    from ptacl.models import MaskedAutoencoder
+
+    with pytest.raises(TypeError, match="'test_conv1d' is not one"):
+        MaskedAutoencoder(ConvEcgEncoder())

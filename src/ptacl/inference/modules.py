@@ -24,8 +24,12 @@ def _ecg_encoder(spec: Mapping[str, Any], where: str) -> nn.Module:
     from ptacl.models import DEFAULT_ENCODERS, build_encoder
     from ptacl.models.registry import lookup
 
-    if not isinstance(spec, Mapping) or spec.get("kind") != "ecg_encoder":
-        raise BundleError(f"{where}: needs a mapping with kind 'ecg_encoder', 'name' and 'kwargs'")
+    if not isinstance(spec, Mapping) or "kind" not in spec:
+        raise BundleError(f"{where}: needs a mapping with 'kind', 'name' and 'kwargs'")
+    if spec["kind"] != "ecg_encoder":
+        raise BundleError(
+            f"{where}: unknown kind {spec['kind']!r}; this ptacl knows ['ecg_encoder']"
+        )
     name, kwargs = str(spec.get("name", DEFAULT_ENCODERS["ecg"])), spec.get("kwargs", {})
     try:
         if lookup(name, where).modality != "ecg":

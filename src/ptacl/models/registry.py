@@ -30,8 +30,12 @@ What every stage uses of an encoder, and so what a registered encoder must offer
                                    diastole; time step t covers frames [t·f, (t+1)·f)
 
 Their configs carry `width`, and `samples` (ECG) or `frames` (CMR), so a run's config tells the
-input size and width without building the encoder (checked at registration). Registering a new
-ECG encoder takes its module (class + config), the decorator line, and a config naming it.
+input size and width without building the encoder (checked at registration).
+
+A new ECG encoder in ptacl: its module (class, config, the decorator), its line in
+`BUILTIN_MODULES`, and a config naming it. One outside ptacl registers when its module is
+imported, before the run is built or the bundle loaded (as tests/cli/test_custom_encoder.py
+does); the `ptacl` command line does not import user modules.
 """
 
 from __future__ import annotations
@@ -130,9 +134,16 @@ def register_encoder(name: str, *, modality: str, config: type[EncoderConfig]) -
     return decorate
 
 
+#: Modules whose import registers ptacl's own encoders: a new built-in encoder adds its line.
+BUILTIN_MODULES: tuple[str, ...] = ("ptacl.models.vit",)
+
+
 def _builtin() -> None:
-    """Register the built-in encoders (importing their module registers them)."""
-    import ptacl.models.vit  # noqa: F401
+    """Register the built-in encoders (importing their modules registers them; cached)."""
+    import importlib
+
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
 def lookup(name: str, where: str = "encoder") -> EncoderEntry:

@@ -81,7 +81,7 @@ def main() -> None:
 
     from ptacl.config import load_config, to_dict
     from ptacl.training.align import AlignModule, AlignRunConfig
-    from ptacl.training.common import build_optimizer_and_schedule
+    from ptacl.training.optim import build_optimizer_and_schedule
 
     torch.set_num_threads(args.threads)
     models = {}

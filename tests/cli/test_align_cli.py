@@ -8,7 +8,7 @@ import yaml
 
 from ptacl.cli.align import main
 from ptacl.models import build_encoder
-from ptacl.training.common import load_encoder_weights
+from ptacl.runs import load_encoder_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs" / "tiny" / "ptacl.yaml")

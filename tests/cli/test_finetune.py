@@ -62,7 +62,7 @@ def test_finetune_from_random_init_writes_test_predictions(tiny_store, tmp_path)
 
 
 def test_finetune_starts_from_the_runs_encoder(tiny_store, ecg_mae_run, tmp_path):
-    from ptacl.training.common import load_encoder_weights, read_run_config
+    from ptacl.runs import load_encoder_weights, read_run_config
 
     out = tmp_path / "ft"
     args = ["--model", str(ecg_mae_run), "--data", str(tiny_store), "--out", str(out)]
@@ -85,7 +85,7 @@ def test_finetune_refuses_a_run_without_an_ecg_encoder(tiny_store, tmp_path, cap
 
 
 def test_supervised_cmr_baseline_trains_a_cmr_encoder(tiny_store, tmp_path):
-    from ptacl.eval.embed import load_run_encoders
+    from ptacl.runs import load_run_encoders
 
     out = tmp_path / "sup_cmr"
     args = ["--modality", "cmr", "--model", "none", "--data", str(tiny_store), "--out", str(out)]
@@ -101,7 +101,7 @@ def test_supervised_cmr_baseline_trains_a_cmr_encoder(tiny_store, tmp_path):
 
 
 def test_cmr_finetune_starts_from_a_cmr_mae_run(tiny_store, tmp_path):
-    from ptacl.training.common import load_encoder_weights, read_run_config
+    from ptacl.runs import load_encoder_weights, read_run_config
 
     mae = tmp_path / "cmr_mae"
     config = ["--config", "configs/tiny/cmr_mae.yaml"]

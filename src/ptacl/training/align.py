@@ -43,13 +43,9 @@ from ptacl.models import (
 )
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 
 @dataclass(frozen=True)
@@ -108,7 +104,7 @@ class AlignModule(L.LightningModule):
 
     Takes its config as a plain dict (the resolved config.yaml) so checkpoints load with
     `weights_only=True`; the encoders are the attributes `ecg_encoder` / `cmr_encoder`, where
-    `ptacl.training.common.load_encoder_weights` finds them. Usable without a Trainer:
+    `ptacl.runs.load_encoder_weights` finds them. Usable without a Trainer:
     `forward` and `losses` are plain torch.
     """
 

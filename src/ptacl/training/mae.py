@@ -27,13 +27,9 @@ from ptacl.models import (
     count_parameters,
 )
 from ptacl.models.mae import mean_prediction_mse
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def ecg_mae_run(tiny_store, tmp_path_factory):
             "--data",
             str(tiny_store),
             "--config",
-            "configs/tiny/ecg_mae.yaml",
+            "tiny/ecg_mae.yaml",
             "--out",
             str(out),
         ]
@@ -89,7 +89,7 @@ def test_supervised_cmr_baseline_trains_a_cmr_encoder(tiny_store, tmp_path):
 
     out = tmp_path / "sup_cmr"
     args = ["--modality", "cmr", "--model", "none", "--data", str(tiny_store), "--out", str(out)]
-    assert main([*args, "--config", "configs/tiny/finetune.yaml", "--n-boot", "10"]) == 0
+    assert main([*args, "--config", "tiny/finetune.yaml", "--n-boot", "10"]) == 0
     with np.load(out / "test_predictions.npz", allow_pickle=False) as data:
         assert data["eids"].tolist() == ["2000010"]  # the tiny store's one test CMR (no ECG)
         assert data["predicted"].shape == (1, 10) and np.isfinite(data["predicted"]).all()
@@ -104,7 +104,7 @@ def test_cmr_finetune_starts_from_a_cmr_mae_run(tiny_store, tmp_path):
     from ptacl.runs import load_encoder_weights, read_run_config
 
     mae = tmp_path / "cmr_mae"
-    config = ["--config", "configs/tiny/cmr_mae.yaml"]
+    config = ["--config", "tiny/cmr_mae.yaml"]
     assert pretrain(["cmr", "--data", str(tiny_store), "--out", str(mae), *config]) == 0
     out = tmp_path / "ft"
     args = ["--modality", "cmr", "--model", str(mae), "--data", str(tiny_store), "--out", str(out)]

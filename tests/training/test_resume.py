@@ -8,11 +8,12 @@ import torch
 import yaml
 
 from faults import hold_lock
+from ptacl import configs
 from ptacl.cli.pretrain import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-CONFIGS = Path(__file__).parents[2] / "configs"
+CONFIGS = configs.root()
 TINY = ["--config", str(CONFIGS / "tiny" / "ecg_mae.yaml")]
 
 

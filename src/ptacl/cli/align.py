@@ -6,8 +6,8 @@
 --ecg-init / --cmr-init are stage-1 runs (`ptacl pretrain`): their encoder architecture and
 weights start this stage. Without them the encoders start from random weights (the paper's
 "without SMP" ablation, which trains them whole: pass freeze_blocks=0, else a warning).
-Configs: configs/ptacl_regression.yaml (σ = 0.1, τ 0.1 / 1.0, the
-default), configs/ptacl_retrieval.yaml (σ = 0, τ 0.07 / 0.07), configs/global.yaml (β = 0).
+Shipped configs (`--config NAME`): ptacl_regression.yaml (σ = 0.1, τ 0.1 / 1.0, the
+default), ptacl_retrieval.yaml (σ = 0, τ 0.07 / 0.07), global.yaml (β = 0).
 Trains on the paired subjects of the train split, validates on the val split; each validation
 writes figures/local_similarity_*.png (the paper's Figure 2).
 """

@@ -5,7 +5,7 @@
 
 The ECG MAE trains on every ECG of the store's train split (ECG-only subjects too) and
 validates on the val split; the CMR MAE likewise on every cine. Without --config the paper's
-sizes are used (the same as configs/ecg_mae.yaml, configs/cmr_mae.yaml).
+sizes are used (the same as the shipped ecg_mae.yaml, cmr_mae.yaml).
 """
 
 from __future__ import annotations

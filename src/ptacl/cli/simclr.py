@@ -6,7 +6,7 @@
 Trains on every ECG (or cine) of the store's train split and validates on the val split with
 views drawn from a fixed seed. The run folder is laid out like a `ptacl pretrain` run, so
 `ptacl embed --model RUN` and the evaluation take it as they are. Without --config the encoder
-has the paper's size (configs/simclr_ecg.yaml, configs/simclr_cmr.yaml hold the same values).
+has the paper's size (the shipped simclr_ecg.yaml, simclr_cmr.yaml hold the same values).
 """
 
 from __future__ import annotations

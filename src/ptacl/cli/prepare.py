@@ -23,7 +23,6 @@ import sys
 import threading
 
 
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ptacl prepare", description=__doc__.splitlines()[0] if __doc__ else None

@@ -21,12 +21,12 @@ import yaml
 from torch import nn
 
 from inference.builders import beats_ecg, write_cardiosoft_xml
+from ptacl import configs
 from ptacl.cli.main import main as ptacl
 from ptacl.data.store import write_store
 from ptacl.models import EcgEncoder, EcgEncoderConfig, EncoderConfig, register_encoder
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / "configs" / "tiny" / "ptacl.yaml"
+TINY = configs.root() / "tiny" / "ptacl.yaml"
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def test_a_registered_conv_net_goes_through_align_evaluate_export_predict(
 def test_a_section_or_bundle_without_a_name_is_the_paper_vit(tmp_path):
     """Run folders and bundles written before the registry name no encoder: the ViT."""
     from ptacl.inference.modules import _ecg_encoder
-    from ptacl.training.common import load_encoder
+    from ptacl.runs import load_encoder
 
     torch.manual_seed(0)
     vit = EcgEncoder(EcgEncoderConfig(width=16, depth=1, heads=2))

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
     from ptacl.eval.embed import EmbedError
-    from ptacl.training.common import RunDirError
+    from ptacl.runs import RunDirError
 
     if args.finetune and args.split != "test":
         print("ptacl evaluate: --finetune scores the test split; drop --split", file=sys.stderr)
@@ -99,7 +99,7 @@ def evaluate(args: argparse.Namespace, store, argv: list[str] | None) -> int:
 
     import ptacl
     from ptacl.eval.bootstrap import retrieval_ci
-    from ptacl.eval.embed import compute_embeddings, load_run_encoders
+    from ptacl.eval.embed import compute_embeddings
     from ptacl.eval.report import (
         plot_alignment_matrix,
         plot_precision_curves,
@@ -113,6 +113,7 @@ def evaluate(args: argparse.Namespace, store, argv: list[str] | None) -> int:
         top1_candidates,
         top1_collapse,
     )
+    from ptacl.runs import load_run_encoders
 
     out: Path = args.out
     figures_dir = out / "figures"
@@ -256,7 +257,7 @@ def _finetune(args, store, run_dir: Path, metrics: dict, figures: dict, figures_
     from ptacl.cli.finetune import run_finetune, with_source_encoder
     from ptacl.config import load_config
     from ptacl.eval.report import plot_predictions
-    from ptacl.training.common import prepare_run_dir
+    from ptacl.runs import prepare_run_dir
     from ptacl.training.finetune import FinetuneConfig
 
     overrides = [f"model={args.model}", f"data.store={store.root}", *args.finetune_set]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ptacl.training.common import add_run_arguments
+    from ptacl.cli.common import add_run_arguments
 
     parser = argparse.ArgumentParser(
         prog="ptacl finetune",
@@ -40,16 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 def source_encoder_config(model: str, modality: str = "ecg") -> dict | None:
     """The `modality` encoder section of run `model`'s config.yaml (None for `none`)."""
     from ptacl.config import ConfigError
-    from ptacl.training.common import read_run_config
+    from ptacl.runs import encoder_section, read_run_config
 
     if model == "none":
         return None
-    config = read_run_config(model)
-    section = config.get(f"{modality}_encoder")
-    if config.get("stage") == "finetune" and config.get("modality", "ecg") != modality:
-        section = None  # a fine-tune run keeps the other encoder's (unused) default section
-    if section is None and config.get("modality") == modality:
-        section = config.get("encoder")
+    section = encoder_section(read_run_config(model), modality)
     if section is None:
         raise ConfigError(
             f"{model}/config.yaml: this run holds no {modality.upper()} encoder to fine-tune"
@@ -75,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     import contextlib
 
     from ptacl.atomic import OutputBusy
+    from ptacl.cli.common import resolve_config
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
-    from ptacl.training.common import RunDirError, prepare_run_dir, resolve_config, run_lock
+    from ptacl.runs import RunDirError, prepare_run_dir, run_lock
     from ptacl.training.finetune import FinetuneConfig
 
     with contextlib.ExitStack() as stack:
@@ -101,7 +97,6 @@ def run_finetune(cfg, store, out: Path, resume_from: Path | None, *, n_boot: int
     """Train, early-stop, then score the best checkpoint on the test split."""
     import lightning as L
     import numpy as np
-    import torch
     from lightning.pytorch.callbacks import EarlyStopping
 
     from ptacl.config import to_dict
@@ -109,12 +104,10 @@ def run_finetune(cfg, store, out: Path, resume_from: Path | None, *, n_boot: int
     from ptacl.eval.bootstrap import r2_ci
     from ptacl.eval.probe import r2_per_phenotype
     from ptacl.eval.report import regression_section
-    from ptacl.training.common import (
-        build_dataloader,
-        build_trainer,
-        load_encoder_weights,
-    )
+    from ptacl.runs import checkpoint_state, load_encoder_weights
     from ptacl.training.finetune import FinetuneModule, predict_split, target_statistics
+    from ptacl.training.loaders import build_dataloader
+    from ptacl.training.trainer import build_trainer
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     names = list(store.manifest.get("phenotypes", []))
@@ -160,9 +153,8 @@ def run_finetune(cfg, store, out: Path, resume_from: Path | None, *, n_boot: int
     )
     if not trainer.is_global_zero:
         return 0
-    best = out / "checkpoints" / "best.ckpt"
-    ckpt = best if best.is_file() else out / "checkpoints" / "last.ckpt"
-    module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
+    ckpt, state = checkpoint_state(out)  # best, or last when no validation ran
+    module.load_state_dict(state)
     if len(test_set) == 0:
         print(f"ptacl finetune: {store.root}: no {what} in the test split; not scored")
         return 0

@@ -27,13 +27,10 @@ from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, encoder_from_config
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.models.heads import AttentionPoolHead
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 
 @dataclass(frozen=True)
@@ -60,31 +57,6 @@ class FinetuneConfig:
         default_factory=lambda: OptimConfig(base_lr=1e-4, warmup_steps=500, min_lr_ratio=0.01)
     )
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=20_000))
-
-
-class AttentionPoolHead(nn.Module):
-    """tokens (B, L, D) -> (B, P): one learned query attends over all L tokens (multi-head),
-    then LayerNorm and a linear map to the P outputs."""
-
-    def __init__(self, width: int, outputs: int, *, heads: int = 8, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.query = nn.Parameter(torch.zeros(1, 1, width))
-        nn.init.trunc_normal_(self.query, std=0.02)
-        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.norm = nn.LayerNorm(width)
-        self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(width, outputs)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        query = self.query.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
-        pooled, _ = self.attention(query, tokens, tokens, need_weights=False)  # (B, 1, D)
-        return self.out(self.dropout(self.norm(pooled[:, 0])))  # (B, P)
-
-    def attention_weights(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) -> (B, L): the query's attention over tokens, averaged over heads."""
-        query = self.query.expand(tokens.shape[0], -1, -1)
-        _, weights = self.attention(query, tokens, tokens, need_weights=True)  # (B, 1, L)
-        return weights[:, 0]
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -36,13 +36,9 @@ from ptacl.models import (
 )
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.training.align import retrieval_hits
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 
 @dataclass(frozen=True)

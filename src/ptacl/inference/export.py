@@ -218,8 +218,9 @@ def export_with_probe(
     """Fit the OLS probe on `store`'s train split, then write the bundle to `out`.
 
     `encoder` is a registered ECG encoder (its name and `config` become config.json's
-    constructor arguments, `ptacl.models.registry.encoder_spec`); `projection` the ECG projection head of an aligned run, described by
-    `projection_spec` ({"kind", "kwargs"}, see `ptacl.inference.modules.PROJECTIONS`).
+    constructor arguments, `ptacl.models.registry.encoder_spec`); `projection` the ECG
+    projection head of an aligned run, described by `projection_spec` ({"kind", "kwargs"},
+    see `ptacl.inference.modules.PROJECTIONS`).
     `card`: `model_card` keywords (training, metrics); the data's are read from `store`.
     """
     _refuse_existing(out, overwrite)

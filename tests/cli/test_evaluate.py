@@ -1,4 +1,6 @@
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -204,7 +206,15 @@ def probe_store(tmp_path_factory):
     )
 
 
-def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, tmp_path):
+@pytest.fixture(scope="module")
+def probe_run(probe_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe_align") / "run"
+    args = ["--data", str(probe_store), "--config", "configs/tiny/ptacl.yaml", "--out", str(out)]
+    assert align(args) == 0
+    return out
+
+
+def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run, tmp_path):
     """Issue 12: `ptacl export` must bundle the linear probe whose test R² `ptacl evaluate`
     reports: same embedding (crops averaged), same fit, same train split. The bundle's
     predictions on the test ECGs equal the evaluation's LP predictions, and its shared-space
@@ -218,9 +228,7 @@ def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, tmp_path):
     from ptacl.inference import Predictor
     from ptacl.inference.crops import run_over_crops
 
-    run = tmp_path / "run"
-    args = ["--data", str(probe_store), "--config", "configs/tiny/ptacl.yaml", "--out", str(run)]
-    assert align(args) == 0
+    run = probe_run
     out = tmp_path / "eval"
     args = ["--model", str(run), "--data", str(probe_store), "--out", str(out)]
     assert main([*args, "--n-boot", "10", "--no-progress"]) == 0
@@ -258,3 +266,58 @@ def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, tmp_path):
     with torch.no_grad():
         shared = predictor.model.project(torch.from_numpy(deployed["embedding"]).float())
     np.testing.assert_allclose(shared.numpy(), paired.ecg_proj, rtol=1e-4, atol=1e-5)
+
+
+def test_the_library_evaluate_takes_typed_options_and_a_finetune_step(
+    probe_store, probe_run, tmp_path
+):
+    """ptacl.eval.evaluate runs without argparse and without training code: FN+AP is a step
+    the caller passes (here a stand-in writing what `run_finetune` writes)."""
+    from ptacl.data.store import Store
+    from ptacl.eval.evaluate import EvaluateOptions, evaluate
+
+    def failing(run_dir):
+        return 3
+
+    options = EvaluateOptions(model=str(probe_run), out=tmp_path / "a", n_boot=5, progress=False)
+    store = Store.open(probe_store)
+    assert evaluate(options, store, finetune=failing) == 3
+    assert not (tmp_path / "a" / "metrics.json").exists()
+
+    def finished(run_dir):
+        run_dir.mkdir()
+        names = list(store.manifest["phenotypes"])
+        r2 = {name: {"R2": 0.5, "n": 12, "ci": [0.1, 0.9]} for name in names}
+        result = {"stopped_at_step": 7, "r2": r2}
+        (run_dir / "test_metrics.json").write_text(json.dumps(result))
+        truth = np.ones((12, len(names)), np.float32)
+        np.savez(
+            run_dir / "test_predictions.npz",
+            true=truth,
+            predicted=truth,
+            phenotype_names=np.asarray(names),
+        )
+        return 0
+
+    options = dataclasses.replace(options, out=tmp_path / "b", probe="ridge", command="test")
+    assert evaluate(options, store, finetune=finished) == 0
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert set(metrics["regression"]) == {"LP (ridge)", "FN+AP"}
+    assert "stopped at step 7" in metrics["regression_notes"]["FN+AP"]
+    assert metrics["info"]["command"] == "test"
+    assert (tmp_path / "b" / "figures" / "scatter_finetune.png").is_file()
+
+
+def test_cli_evaluate_does_not_import_another_command():
+    """cli/ parses arguments and calls the library: `ptacl evaluate` reaches fine-tuning through
+    ptacl.training.finetune, not through the `ptacl finetune` command module."""
+    import ast
+
+    import ptacl.cli.evaluate
+
+    tree = ast.parse(Path(ptacl.cli.evaluate.__file__).read_text(encoding="utf-8"))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.startswith("ptacl.cli")}, imported

@@ -259,6 +259,7 @@ def compute_embeddings(
     `ptacl embed` and `ptacl export` (the probe it fits and the OOD statistics) all call it, and
     `ptacl predict` computes the same from a recording (`ptacl.inference.crops`): the encoder's
     pooled tokens averaged over the recording's crops, and the projection of that average.
+    `num_workers` load the CMRs; the ECGs are read `chunk` subjects at a time.
     """
     from torch.utils.data import DataLoader, Subset
 

@@ -216,7 +216,7 @@ def predict_ecg_crops(
         batch_size=batch_size,
         device=device,
     )
-    eids = store.subjects["eid"].astype(str).to_numpy()[rows]
+    eids = np.asarray(store.subjects["eid"].astype(str).to_numpy()[rows], dtype=str)
     truth = np.asarray(store.phenotypes[rows], dtype=np.float32)
     return eids, truth, out["phenotypes"]
 

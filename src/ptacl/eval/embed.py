@@ -279,6 +279,14 @@ def compute_embeddings(
         raise EmbedError(
             f"{store.root}: split {split!r} has no subjects with {' and '.join(encoders.modalities)}"
         )
+    if has_ecg:
+        short = rows[store.subjects["ecg_length"].to_numpy()[rows] < crop]
+        if len(short):
+            eid = store.subjects["eid"].astype(str).iloc[int(short[0])]
+            raise EmbedError(
+                f"{store.root}: {len(short)} ECGs of split {split!r} are shorter than the "
+                f"encoder's crop of {crop} samples (first: eid {eid})"
+            )
     for module in (encoders.ecg, encoders.cmr, encoders.ecg_head, encoders.cmr_head):
         if module is not None:
             module.to(device).eval()

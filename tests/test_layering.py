@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ptacl
 
 SRC = Path(ptacl.__file__).parent
@@ -105,3 +107,54 @@ def test_help_imports_no_heavy_library() -> None:
         [sys.executable, "-c", HELP], capture_output=True, text=True, check=True, timeout=300
     )
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+# --- the data layers: schema <- io <- ecg/cmr <- qc <- data ----------------------------------
+
+#: a lower layer (a ptacl package or module) -> the ptacl packages it must not import ("*": any)
+BELOW: dict[str, set[str]] = {
+    "schema": {"*"},
+    "phenotypes": {"*"},
+    "io": {"data", "ecg", "cmr", "qc", "models", "training", "eval", "inference", "cli"},
+    "ecg": {"data", "qc", "models", "training", "eval", "inference", "cli"},
+    "cmr": {"data", "qc", "models", "training", "eval", "inference", "cli"},
+    "qc": {"data", "models", "training", "eval", "inference", "cli"},
+}
+
+
+def ptacl_packages(path: Path) -> set[str]:
+    """The top-level ptacl packages ('io', 'data', ...) the module at `path` imports."""
+    return {m.split(".")[1] for m in module_imports(path) if m.startswith("ptacl.")}
+
+
+@pytest.mark.parametrize("package", sorted(BELOW))
+def test_lower_layers_import_nothing_above_them(package: str) -> None:
+    """The readers, preprocessing and QC get leads and sizes from ptacl.schema, never from the
+    store, so no folder-level circle (io -> data -> io) can come back."""
+    folder = SRC / package
+    paths = sorted(folder.rglob("*.py")) if folder.is_dir() else [SRC / f"{package}.py"]
+    assert paths and all(p.is_file() for p in paths)
+    forbidden = BELOW[package]
+    wrong = {}
+    for path in paths:
+        imported = ptacl_packages(path) - {package}
+        bad = imported if "*" in forbidden else imported & forbidden
+        if bad:
+            wrong[str(path.relative_to(SRC))] = sorted(bad)
+    assert wrong == {}, f"ptacl.{package} imports layers above it"
+
+
+def test_the_layer_check_sees_imports_inside_functions() -> None:
+    """The rule above would pass vacuously if function-level imports were missed."""
+    assert "cmr" in ptacl_packages(SRC / "data" / "prepare.py")
+    assert "qc" in ptacl_packages(SRC / "inference" / "predictor.py")  # imported in a method
+
+
+def test_io_holds_no_quality_control() -> None:
+    """io/ reads; judging (validate_ecg, check_labels) lives in ptacl.qc."""
+    import ptacl.io
+    import ptacl.io.phenotypes
+
+    assert not hasattr(ptacl.io, "validate_ecg") and not hasattr(ptacl.io, "validate_record")
+    assert not hasattr(ptacl.io.phenotypes, "check_labels")
+    assert not (SRC / "io" / "validate.py").exists()

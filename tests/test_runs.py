@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from ptacl.config import to_dict
-from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder
+from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, encoder_from_config
 from ptacl.runs import (
     RunDirError,
     checkpoint_path,
@@ -106,7 +106,7 @@ def test_random_baseline_like_a_finetune_run_has_that_runs_encoder(tmp_path: Pat
     encoders = load_run_encoders("none", like=run, seed=3)
     assert encoders.modalities == ("ecg",)
     torch.manual_seed(3)
-    expected = build_encoder("ecg", ECG).state_dict()
+    expected = encoder_from_config(ECG, "ecg").state_dict()
     for key, value in encoders.ecg.state_dict().items():
         torch.testing.assert_close(value, expected[key])
 

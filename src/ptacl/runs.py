@@ -147,12 +147,12 @@ def load_encoder_weights(
 
 def build_run_encoder(config: dict[str, Any], modality: str, where: str) -> nn.Module:
     """The `modality` encoder of a run's architecture, randomly initialised."""
-    from ptacl.models import build_encoder
+    from ptacl.models import encoder_from_config
 
     section = encoder_section(config, modality)
     if section is None:
         raise RunDirError(f"{where}/config.yaml: this run holds no {modality.upper()} encoder")
-    return build_encoder(modality, section)
+    return encoder_from_config(section, modality, f"{where}/config.yaml")
 
 
 def load_encoder(run_dir: str | Path, modality: str, which: str = "best") -> nn.Module:
@@ -247,7 +247,7 @@ def load_run_encoders(
     encoder only)."""
     import torch
 
-    from ptacl.models import build_encoder
+    from ptacl.models import encoder_from_config
 
     if str(model) == "none":
         sections: dict[str, Any] = dict.fromkeys(MODALITIES)
@@ -260,7 +260,7 @@ def load_run_encoders(
             if not sections:
                 raise RunDirError(f"{like}/config.yaml: cannot tell which encoders this run holds")
         torch.manual_seed(seed)
-        encoders = {m: build_encoder(m, s) for m, s in sections.items()}
+        encoders = {m: encoder_from_config(s, m) for m, s in sections.items()}
         return RunEncoders(
             kind="none",
             source="none" if like is None else f"none (architecture of {like})",

@@ -13,8 +13,8 @@ import yaml
 from inference.builders import beats_ecg, probe_store_for, tiny_encoder
 from ptacl.cli.main import main as ptacl
 from ptacl.config import save_config, to_dict
-from ptacl.data.store import ECG_FS
 from ptacl.inference import Predictor, encoder_fingerprint
+from ptacl.schema import ECG_FS
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 
 from ptacl.data.store import Store, write_store
 from ptacl.eval.embed import EmbedError, RunEncoders, compute_embeddings
-from ptacl.models import build_encoder
+from ptacl.models import encoder_from_config
 
 
 def _store(path, lengths):
@@ -34,7 +34,9 @@ def _store(path, lengths):
 def test_an_ecg_is_the_mean_of_its_crops_embeddings(tmp_path):
     store = Store.open(_store(tmp_path / "s", [5000, 3200]))
     torch.manual_seed(0)
-    encoder = build_encoder("ecg", {"samples": 1000, "width": 16, "depth": 1, "heads": 2}).eval()
+    encoder = encoder_from_config(
+        {"samples": 1000, "width": 16, "depth": 1, "heads": 2}, "ecg"
+    ).eval()
     got = compute_embeddings(RunEncoders(kind="t", source="t", ecg=encoder), store, "train")
     ecg = torch.from_numpy(np.asarray(store.ecg[:], dtype=np.float32))
     with torch.no_grad():
@@ -50,6 +52,6 @@ def test_an_ecg_is_the_mean_of_its_crops_embeddings(tmp_path):
 
 def test_an_ecg_shorter_than_the_crop_is_refused_by_name(tmp_path):
     store = Store.open(_store(tmp_path / "s", [5000, 800]))
-    encoder = build_encoder("ecg", {"samples": 1000, "width": 16, "depth": 1, "heads": 2})
+    encoder = encoder_from_config({"samples": 1000, "width": 16, "depth": 1, "heads": 2}, "ecg")
     with pytest.raises(EmbedError, match=r"shorter than the encoder's crop of 1000.*5000001"):
         compute_embeddings(RunEncoders(kind="t", source="t", ecg=encoder), store, "train")

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ptacl.data.store import ECG_FS, LEADS, write_store
+from ptacl.data.store import write_store
 from ptacl.ecg import preprocess_ecg
 from ptacl.models.vit import EcgEncoder, EcgEncoderConfig
+from ptacl.schema import ECG_FS, LEADS
 
 #: Lead gains of a plausible resting ECG (mV of the R wave), in LEADS order; the limb leads
 #: follow Einthoven's and Goldberger's laws from I and II, as a device computes them.

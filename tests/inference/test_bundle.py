@@ -12,10 +12,10 @@ import pytest
 import torch
 from builders import beats_ecg, tiny_encoder
 
-from ptacl.data.store import ECG_FS
 from ptacl.inference import BundleError, Predictor, encoder_fingerprint, read_bundle
 from ptacl.inference.bundle import WEIGHTS, sha256_bytes
 from ptacl.inference.crops import crop_starts
+from ptacl.schema import ECG_FS
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 from builders import beats_ecg, synth_subject, synth_xmls, write_cardiosoft_xml
 
 import ptacl
-from ptacl.data.store import ECG_FS
 from ptacl.inference import Predictor, eid_from_path
 from ptacl.io import InputError
 from ptacl.phenotypes import PHENOTYPES
+from ptacl.schema import ECG_FS
 
 #: Wide adult ranges; a value outside means units, order or scale went wrong somewhere.
 PLAUSIBLE = {

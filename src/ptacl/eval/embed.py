@@ -125,7 +125,7 @@ def _ecg_crop_outputs(encoders: RunEncoders, local: bool) -> Callable[..., dict[
         out = {"embedding": encoder.pool(tokens)}  # (n, D)
         if local and peaks is not None:
             ecg_local, valid = ecg_local_embeddings(
-                tokens, encoder.grid, peaks, encoder.config.patch, encoders.num_steps
+                encoder.time_tokens(tokens), peaks, encoder.samples_per_step, encoders.num_steps
             )  # (n, T, D), (n,)
             if through_heads:
                 ecg_local = encoders.ecg_head(ecg_local)
@@ -168,8 +168,8 @@ def compute_embeddings(
     has_ecg, has_cmr = encoders.ecg is not None, encoders.cmr is not None
     both = has_ecg and has_cmr
     # Inputs shaped as each encoder was built for (a tiny config may crop 500 samples).
-    crop = encoders.ecg.config.samples if has_ecg else 2500
-    frames = encoders.cmr.config.frames if has_cmr else 26
+    crop = encoders.ecg.samples if has_ecg else 2500
+    frames = encoders.cmr.frames if has_cmr else 26
     rows = store.indices(split, ecg=has_ecg, cmr=has_cmr)
     if len(rows) == 0:
         raise EmbedError(
@@ -238,7 +238,9 @@ def compute_embeddings(
                 if encoders.cmr_head is not None:
                     parts["cmr_proj"].append(encoders.cmr_head(pooled_cmr).float().cpu().numpy())
                 if both:
-                    local = cmr_local_embeddings(tokens, encoders.cmr.grid, encoders.num_steps)
+                    local = cmr_local_embeddings(
+                        encoders.cmr.time_tokens(tokens), encoders.num_steps
+                    )
                     if _local_through_heads(encoders):
                         local = encoders.cmr_head(local)
                     cmr_local_parts.append(local.float().cpu())  # (b, T, D')

@@ -34,8 +34,7 @@ from torch import nn
 
 import ptacl
 from ptacl.atomic import output_lock
-from ptacl.config import to_dict
-from ptacl.data.store import ECG_FS, ECG_SAMPLES, LEADS, Store
+from ptacl.data.store import Store
 from ptacl.eval.probe import RCOND
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
 from ptacl.inference.card import data_provenance, model_card
@@ -43,7 +42,9 @@ from ptacl.inference.crops import store_outputs
 from ptacl.inference.modules import BundleModel
 from ptacl.inference.plausibility import fit_ood, fit_ranges
 from ptacl.models.heads import LinearProbe
+from ptacl.models.registry import encoder_spec
 from ptacl.phenotypes import PHENOTYPE_NAMES, PHENOTYPE_UNITS, PHENOTYPES
+from ptacl.schema import ECG_FS, ECG_SAMPLES, LEADS
 
 COMBINE = (
     "mean over ceil(S / crop) crops spread evenly from the first to the last sample "
@@ -58,7 +59,7 @@ def preprocessing_spec(crop: int) -> dict[str, Any]:
     defaults = inspect.signature(preprocess_ecg).parameters
     return {
         "function": "ptacl.ecg.preprocess_ecg",
-        "validation": "ptacl.io.validate.validate_ecg",
+        "validation": "ptacl.qc.validate_ecg",
         "fs": ECG_FS,
         "samples": ECG_SAMPLES,
         "crop": int(crop),
@@ -186,14 +187,14 @@ def export_with_probe(
 ) -> Path:
     """Fit the OLS probe on `store`'s train split, then write the bundle to `out`.
 
-    `encoder` is an `EcgEncoder` (its `config` dataclass becomes config.json's constructor
-    arguments); `projection` the ECG projection head of an aligned run, described by
+    `encoder` is a registered ECG encoder (its name and `config` become config.json's
+    constructor arguments, `ptacl.models.registry.encoder_spec`); `projection` the ECG projection head of an aligned run, described by
     `projection_spec` ({"kind", "kwargs"}, see `ptacl.inference.modules.PROJECTIONS`).
     `card`: `model_card` keywords (training, metrics); the data's are read from `store`.
     """
     _refuse_existing(out, overwrite)
     store = store if isinstance(store, Store) else Store.open(store)
-    crop = int(encoder.config.samples)
+    crop = int(encoder.samples)
     rows, train = embed_store(encoder, store, "train", batch_size=batch_size)
     targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
     head, used = fit_probe(train, targets, where=f"{store.root} (train split)")
@@ -251,6 +252,7 @@ def export_bundle(
     if (projection is None) != (projection_spec is None):
         raise ValueError("give both projection and projection_spec, or neither")
     encoder_state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+    name, kwargs = encoder_spec(encoder)  # what `ptacl.load` rebuilds it from
     shared_dim = None
     if projection is not None:
         with torch.no_grad():
@@ -259,7 +261,7 @@ def export_bundle(
         "model": "ptacl ECG encoder with a phenotype head",
         "ptacl_version": ptacl.__version__,
         "source": dict(source),
-        "encoder": {"kind": "ecg_encoder", "kwargs": to_dict(encoder.config)},
+        "encoder": {"kind": "ecg_encoder", "name": name, "kwargs": kwargs},
         "projection": dict(projection_spec) if projection_spec is not None else None,
         "head": dict(head_spec),
         "embedding": {
@@ -285,7 +287,7 @@ def export_bundle(
         tensors["ood"] = plausibility.tensors
     else:
         phenotypes["ranges"] = fit_ranges(np.zeros((0, len(PHENOTYPES))), PHENOTYPES)
-    preprocessing = preprocessing_spec(int(encoder.config.samples))
+    preprocessing = preprocessing_spec(int(encoder.samples))
     return write_bundle(
         out,
         config=config,
@@ -393,7 +395,7 @@ def _export_run(
         spec = finetune_head_spec(head, config, int(encoder.width))
         checks = None
         if store:
-            crop = int(encoder.config.samples)
+            crop = int(encoder.samples)
             model = BundleModel(encoder, head, "tokens")
             opened = Store.open(store)
             spec["validation_r2"], spec["validation_subjects"] = validation_r2(

@@ -1,7 +1,9 @@
 """Build a bundle's modules from config.json and load its tensors, checking every shape.
 
-Module classes come from a fixed table keyed by `kind`, never from a name in the file, so a
-bundle can choose among our models but cannot make us import anything else.
+Module classes come from fixed tables keyed by `kind`, and the encoder from the encoder
+registry (`ptacl.models.registry`) by its registered `name`, never from a module path in the
+file: a bundle can choose among the models this process has registered (ptacl's own, and a
+custom encoder once its module is imported) but cannot make us import anything else.
 """
 
 from __future__ import annotations
@@ -16,10 +18,26 @@ from ptacl.inference.bundle import WEIGHTS, Bundle, BundleError
 from ptacl.models.heads import AttentionPoolPhenotypes, LinearProbe
 
 
-def _ecg_encoder(kwargs: Mapping[str, Any]) -> nn.Module:
-    from ptacl.models import build_encoder
+def _ecg_encoder(spec: Mapping[str, Any], where: str) -> nn.Module:
+    """config.json `encoder`: {"kind": "ecg_encoder", "name": registered encoder, "kwargs"};
+    bundles written before the registry have no `name` and hold the default ECG ViT."""
+    from ptacl.config import ConfigError
+    from ptacl.models import DEFAULT_ENCODERS, build_encoder
+    from ptacl.models.registry import lookup
 
-    return build_encoder("ecg", kwargs)
+    if not isinstance(spec, Mapping) or "kind" not in spec:
+        raise BundleError(f"{where}: needs a mapping with 'kind', 'name' and 'kwargs'")
+    if spec["kind"] != "ecg_encoder":
+        raise BundleError(
+            f"{where}: unknown kind {spec['kind']!r}; this ptacl knows ['ecg_encoder']"
+        )
+    name, kwargs = str(spec.get("name", DEFAULT_ENCODERS["ecg"])), spec.get("kwargs", {})
+    try:
+        if lookup(name, where).modality != "ecg":
+            raise ValueError(f"{name!r} is not an ECG encoder")
+        return build_encoder(name, **kwargs)
+    except (TypeError, ValueError, KeyError, ConfigError) as e:
+        raise BundleError(f"{where}: cannot build encoder {name} from {kwargs}: {e}") from e
 
 
 def _mlp_projection(kwargs: Mapping[str, Any]) -> nn.Module:
@@ -46,7 +64,6 @@ def _attention_pool_head(kwargs: Mapping[str, Any]) -> nn.Module:
     )
 
 
-ENCODERS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"ecg_encoder": _ecg_encoder}
 HEADS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
     "linear": _linear_head,
     "attention_pool": _attention_pool_head,
@@ -134,7 +151,7 @@ def build_model(bundle: Bundle) -> BundleModel:
     cfg = bundle.config
     where = str(bundle.root / "config.json")
     file = str(bundle.root / WEIGHTS)
-    encoder = _build(ENCODERS, cfg.get("encoder"), f"{where} [encoder]")
+    encoder = _ecg_encoder(cfg.get("encoder"), f"{where} [encoder]")
     load_checked(encoder, bundle.tensors["encoder"], f"{file} [encoder]")
     projection = None
     if cfg.get("projection") is not None:

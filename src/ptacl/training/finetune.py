@@ -31,7 +31,7 @@ from torch import nn
 from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
-from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder
+from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, encoder_from_config
 from ptacl.models.heads import AttentionPoolHead
 from ptacl.training.loaders import DataConfig
 from ptacl.training.optim import OptimConfig, stage_optimizers
@@ -108,7 +108,9 @@ class FinetuneModule(L.LightningModule):
         self.batch_size = cfg.data.batch_size
         self.modality = cfg.modality
         encoder_config = cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder
-        self.add_module(f"{cfg.modality}_encoder", build_encoder(cfg.modality, encoder_config))
+        self.add_module(
+            f"{cfg.modality}_encoder", encoder_from_config(encoder_config, cfg.modality)
+        )
         if cfg.trainer.compile:
             compile_blocks(self.encoder)
         outputs = len(target_mean)
@@ -184,7 +186,7 @@ def predict_ecg_crops(
         lambda x: {"phenotypes": module.predict_phenotypes(x)},
         store,
         rows,
-        crop=int(module.encoder.config.samples),
+        crop=int(module.encoder.samples),
         batch_size=batch_size,
         device=device,
     )
@@ -210,13 +212,13 @@ def source_encoder_config(model: str, modality: str = "ecg") -> dict[str, Any] |
 
 def with_source_encoder(cfg: FinetuneConfig) -> FinetuneConfig:
     """`cfg` with the encoder architecture of its source run (the weights must fit it)."""
-    from ptacl.models import ENCODERS
+    from ptacl.models import default_config
 
     section = source_encoder_config(cfg.model, cfg.modality)
     if section is None:
         return cfg
     key = f"{cfg.modality}_encoder"
-    config_cls = ENCODERS[cfg.modality][1]
+    config_cls = type(default_config(cfg.modality))  # the section's `name` may pick another
     return dataclasses.replace(cfg, **{key: from_dict(config_cls, section, f"{cfg.model} {key}")})
 
 

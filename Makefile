@@ -33,7 +33,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 
 demo: $(STAMP)
-	$(BIN)/python -m ptacl.demo --out $(DEMO_DIR) --subjects $(DEMO_SUBJECTS) --workers $(JOBS)
+	$(BIN)/ptacl demo --out $(DEMO_DIR) --subjects $(DEMO_SUBJECTS) --workers $(JOBS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -1,9 +1,9 @@
 """What the local loss costs: training step time of PTACL (β = 1) and global only (β = 0).
 
     .venv/bin/python benchmarks/bench_align.py                  # paper-size encoders, batch 4
-    .venv/bin/python benchmarks/bench_align.py --batch 8 --repeats 5 --config configs/tiny/ptacl.yaml
+    .venv/bin/python benchmarks/bench_align.py --batch 8 --repeats 5 --config tiny/ptacl.yaml
 
-Both models are built from the same config (default: configs/ptacl_regression.yaml, the paper's
+Both models are built from the same config (default: the shipped ptacl_regression.yaml, the paper's
 encoders, first 2 blocks frozen) with identical weights, and trained on the same batch (random
 ECG/CMR with four R peaks per 5 s crop). Steps alternate PTACL, global, PTACL, ... so both see
 the same machine load; a step is forward, losses, backward and an AdamW update. The local part
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from ptacl import configs
 
 
 def make_batch(module, batch: int) -> dict[str, torch.Tensor]:
@@ -73,7 +73,7 @@ def local_part(module, batch) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ptacl_regression.yaml")
+    parser.add_argument("--config", type=Path, default=configs.path("ptacl_regression"))
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per model")
     parser.add_argument("--threads", type=int, default=2)
@@ -81,7 +81,7 @@ def main() -> None:
 
     from ptacl.config import load_config, to_dict
     from ptacl.training.align import AlignModule, AlignRunConfig
-    from ptacl.training.common import build_optimizer_and_schedule
+    from ptacl.training.optim import build_optimizer_and_schedule
 
     torch.set_num_threads(args.threads)
     models = {}

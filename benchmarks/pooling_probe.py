@@ -26,7 +26,7 @@ from ptacl.data.datasets import EcgDataset
 from ptacl.data.store import Store
 from ptacl.models.local import ecg_local_embeddings
 from ptacl.phenotypes import PHENOTYPES
-from ptacl.training.common import load_encoder
+from ptacl.runs import load_encoder
 
 
 @torch.no_grad()

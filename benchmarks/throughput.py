@@ -7,8 +7,8 @@
 A step is what Lightning runs for the stage: forward + loss under autocast (bf16-mixed), backward,
 gradient clipping, AdamW (`build_optimizer_and_schedule`, fused on CUDA) and zero_grad, on
 synthetic tensors of the stage's shapes (no store). `embed` is the ECG encoder's inference
-(mean-pooled tokens, no gradient). Encoders are built from the presets' configs (tiny: configs/
-tiny, small: configs/small, paper: configs/*.yaml); `trainer.compile` is `compile_blocks`.
+(mean-pooled tokens, no gradient). Encoders are built from the presets' configs (tiny: ptacl/configs/
+tiny, small: ptacl/configs/small, paper: ptacl/configs/*.yaml); `trainer.compile` is `compile_blocks`.
 
 FLOPs of one step are counted with `torch.utils.flop_counter.FlopCounterMode` on an eager step
 (matmuls, convolutions, attention; the CPU's fused attention kernel is added to its table: torch
@@ -37,10 +37,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from ptacl import configs
+
 STAGES = ("ecg_mae", "cmr_mae", "align", "finetune", "embed")
 SIZES = ("tiny", "small", "paper")
-PRESET_FILES = {  # stage -> (file in configs/tiny and configs/small, file in configs/)
+PRESET_FILES = {  # stage -> (file in ptacl/configs/tiny and small, file in ptacl/configs/)
     "ecg_mae": ("ecg_mae.yaml", "ecg_mae.yaml"),
     "cmr_mae": ("cmr_mae.yaml", "cmr_mae.yaml"),
     "align": ("ptacl.yaml", "ptacl_retrieval.yaml"),
@@ -56,8 +57,8 @@ CPU_PAPER_BATCH = 8
 def config_path(stage: str, size: str) -> Path:
     small_name, paper_name = PRESET_FILES[stage]
     if size == "paper":
-        return ROOT / "configs" / paper_name
-    return ROOT / "configs" / size / small_name
+        return configs.root() / paper_name
+    return configs.root() / size / small_name
 
 
 def build(stage: str, size: str, batch: int | None, device: str, overrides: Sequence[str] = ()):
@@ -197,7 +198,8 @@ class Worker:
     def __init__(self, spec: dict[str, Any]) -> None:
         import torch
 
-        from ptacl.training.common import build_optimizer_and_schedule, compile_blocks
+        from ptacl.training.optim import build_optimizer_and_schedule
+        from ptacl.training.trainer import compile_blocks
 
         self.spec = spec
         self.device = spec["device"]

@@ -2,6 +2,7 @@
 and the steps the benchmark lays out (nothing run)."""
 
 import json
+import math
 from pathlib import Path
 
 from ptacl.config import load_config
@@ -12,6 +13,7 @@ from ptacl.reproduction import (
     RETRIEVAL_SETTING,
     build_steps,
     collect_results,
+    intervals_note,
     select_methods,
     table1_markdown,
     table2_markdown,
@@ -40,7 +42,9 @@ def test_supervised_cmr_and_underdetermined_probes_are_read_back(tmp_path):
     assert results["regression"][("CMR", "MAE", "LP")] == [{"LVEDV": 0.5}]
     assert results["warnings"] == {("CMR", "MAE", "LP"): [f"seed 0: {warning}"]}
     table = table2_markdown(results, ["LVEDV"])
-    assert "| CMR | supervised | FN | 1 | 0.500 | 0.814 |" in table  # the paper's figure beside
+    # the bootstrap CI beside the value, then the paper's UK Biobank figure, labelled as such
+    assert "| CMR | supervised | FN | 1 | 0.500 [0.400, 0.600] | 0.814 |" in table
+    assert "| UKB paper LVEDV |" in table and "not comparable" in table
     assert "not meaningful" in table and f"CMR / MAE / LP: seed 0: {warning}" in table
     assert "ECG / MAE" not in table  # only the flagged row
 
@@ -121,7 +125,9 @@ def test_random_init_rows_for_both_inputs(tmp_path):
     _write(tmp_path / "seed0/eval/random_cmr/metrics.json", {"regression": {"LP (ols)": R2}})
     results = collect_results(tmp_path, [0], methods)
     assert results["regression"] == {("CMR", "random init", "LP"): [{"LVEDV": 0.5}]}
-    assert "| CMR | random init | LP | 1 | 0.500 | – |" in table2_markdown(results, ["LVEDV"])
+    assert "| CMR | random init | LP | 1 | 0.500 [0.400, 0.600] | – |" in table2_markdown(
+        results, ["LVEDV"]
+    )
 
 
 def test_include_self_reaches_every_evaluation_and_table1_names_the_protocol(tmp_path):
@@ -153,3 +159,66 @@ def test_table1_shows_collapse_and_warns_below_random_and_on_a_hub(tmp_path):
     assert "- PTACL: LVEDV: retrieval below the random ranking (P@1 0.100 < 0.280, " in table
     assert "- PTACL: collapse: one CMR is the top-1 candidate of 80% of the queries" in table
     assert "Global only:" not in table  # above random, no hub: nothing to say
+
+
+def test_tables_show_mean_sd_over_seeds_and_the_averaged_bootstrap_ci(tmp_path):
+    methods = select_methods(["ptacl"])
+    boot = {"n_boot": 200, "seed": 0, "level": 0.95}
+    for seed, (r2, p1) in enumerate([(0.4, 0.2), (0.6, 0.4)]):
+        lp = {"LVEDV (mL)": {"R2": r2, "n": 10, "ci": [r2 - 0.1, r2 + 0.2]}}
+        retrieval = _retrieval(p1)
+        retrieval["model_ci"] = {"LVEDV (mL)": {"P@1": [p1 - 0.1, p1 + 0.1], "P@10": None,
+                                                "MnR": [1.5, 2.5], "MdR": [None, None]}}  # fmt: skip
+        _write(tmp_path / f"seed{seed}/eval/ptacl/metrics.json",
+               {"regression": {"LP (ols)": lp}, "bootstrap": boot})  # fmt: skip
+        _write(tmp_path / f"seed{seed}/eval/ptacl_retrieval/metrics.json",
+               {"retrieval": retrieval, "bootstrap": boot})  # fmt: skip
+    results = collect_results(tmp_path, [0, 1], methods)
+    assert results["bootstrap"] == [{"n_boot": 200, "level": 0.95}]
+    # R² 0.5 ± 0.141 over two seeds; CI bounds averaged: [0.4, 0.7]
+    assert "| ECG | PTACL | LP | 2 | 0.500 ± 0.141 [0.400, 0.700] |" in table2_markdown(
+        results, ["LVEDV"]
+    )
+    table1 = table1_markdown(results)
+    assert "| LVEDV | PTACL | 0.300 ± 0.141 [0.200, 0.400] | 0.300 ± 0.141 |" in table1
+    assert "| 2.00 ± 0.00 [1.50, 2.50] | 1.00 ± 0.00 |" in table1  # MnR with its CI, MdR without
+    assert "| LVEDV | random ranking | 0.280 ± 0.000 |" in table1  # an expectation: no CI
+    note = intervals_note(results)
+    assert "200 replicates" in note and "MdR has no CI" in note
+
+
+def test_cohort_check_at_the_demo_size_and_below():
+    from ptacl.reproduction import cohort_problems
+
+    demo = PRESETS["demo"]
+    at_100 = {"train_ecg": 70, "train_cmr": 70, "train_paired": 70, "train_probe": 70,
+              "test_paired": 20}  # fmt: skip
+    assert cohort_problems(demo, at_100) == []  # `ptacl demo --subjects 100`
+    at_40 = {k: v * 4 // 10 for k, v in at_100.items()}
+    problems = cohort_problems(demo, at_40)
+    assert any("ecg_mae: 28 training subjects" in p and "batch_size 32" in p for p in problems)
+    assert any("linear probe: 28 train subjects" in p and "64-wide" in p for p in problems)
+    # the benchmark exports nothing: an under-determined probe is a warning there, not a stop
+    assert not any("probe" in p for p in cohort_problems(demo, at_40, export=False))
+    tiny_24 = {"train_ecg": 16, "train_cmr": 16, "train_paired": 16, "train_probe": 16,
+               "test_paired": 5}  # fmt: skip
+    assert cohort_problems(PRESETS["tiny"], tiny_24, export=False) == []
+
+
+def test_the_demo_probes_with_ridge_where_ols_would_only_fit_noise():
+    from ptacl.reproduction import demo_probe, ols_inflation
+
+    assert ols_inflation(70, 64) == 16 and ols_inflation(66, 64) == math.inf
+    assert ols_inflation(1050, 64) < 0.1
+    counts = {"train_probe": 70}
+    probe, why = demo_probe(PRESETS["demo"], counts)  # `ptacl demo --subjects 100`
+    assert probe == "ridge" and "70 train subjects for a 64-wide" in why and "194" in why
+    assert demo_probe(PRESETS["demo"], {"train_probe": 1050}) == ("ols", None)  # 1,500 subjects
+    steps = build_steps(PRESETS["demo"], Path("S"), Path("B"), [0], select_methods(["ptacl"]),
+                        probe="ridge")  # fmt: skip
+    evals = [s.argv for s in steps if "/eval/" in s.name]
+    assert evals and all(a[a.index("--probe") + 1] == "ridge" for a in evals)
+    assert not any(
+        "--probe" in s.argv
+        for s in build_steps(PRESETS["demo"], Path("S"), Path("B"), [0], select_methods(["ptacl"]))
+    )

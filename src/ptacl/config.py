@@ -3,7 +3,10 @@
 Every run folder gets `config.yaml`, the fully resolved config, so a run can be repeated from it
 alone. Unknown keys are errors (a typo must not silently fall back to a default).
 
-    cfg = load_config(MaeConfig, "configs/ecg_mae.yaml", ["optim.lr=1e-4", "trainer.max_steps=2"])
+    cfg = load_config(MaeConfig, "ecg_mae.yaml", ["optim.lr=1e-4", "trainer.max_steps=2"])
+
+A config path that is not a file is looked up among the shipped configs (`ptacl.configs`:
+"ecg_mae.yaml", "tiny/ptacl", ...), so `--config tiny/ptacl` works from an installed wheel.
     save_config(cfg, run_dir / "config.yaml")
 """
 
@@ -150,10 +153,22 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return out
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def config_file(path: str | Path) -> Path:
+    """`path` if it is a file, else the shipped config of that name (`ptacl.configs.path`)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    if path.is_file():
+        return path
+    from ptacl import configs
+
+    try:
+        return configs.path(path)
+    except KeyError as e:
+        raise ConfigError(f"{path}: config file not found, nor a shipped config; shipped: "
+                          f"{', '.join(configs.names())}") from e  # fmt: skip
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = config_file(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:

@@ -1,11 +1,12 @@
-"""The paper's comparisons on one command (`ptacl benchmark`) and the demo (`make demo`).
+"""The paper's comparisons on one command (`ptacl benchmark`) and the demo (`ptacl demo`).
 
 Every method of the paper's Tables 1 and 2 is a `ptacl` command with a config of the chosen
 preset; `build_steps` lays them out for several seeds over one prepared store, `run_steps`
 (`ptacl.pipeline`) runs them and reuses finished ones, and `write_tables` reads each step's
-metrics back into side-by-side tables (mean ± sd over seeds), with the paper's figures beside
-ours for reference. As in the paper, Table 2 reads regression-setting runs and Table 1
-retrieval-setting runs (PTACL and Global only are trained in both). Presets differ only in
+metrics back into side-by-side tables (mean ± sd over seeds [bootstrap CI]), with the paper's
+UK Biobank figures beside ours, labelled as reference only; `run_demo` is `ptacl demo`. As in
+the paper, Table 2 reads regression-setting runs and Table 1 retrieval-setting runs (PTACL and
+Global only are trained in both). Presets differ only in
 sizes and steps, never in the method:
 
 - tiny:  a few subjects and 2-step runs of tiny models (seconds; the end-to-end test);
@@ -13,11 +14,11 @@ sizes and steps, never in the method:
   seeds in 44 min on 2 CPU cores, RESULTS.md, before the two retrieval-setting runs per seed
   were added). Too short for any model to leave its trivial solution: it shows the pipeline;
 - demo:  `make demo`: width-64 models with budgets at which each leaves its trivial solution
-  (ECG MAE 2,000 steps, CMR MAE 300, stage 2 250 with the best checkpoint; configs/demo say why),
+  (ECG MAE 2,000 steps, CMR MAE 300, stage 2 250 with the best checkpoint; ptacl/configs/demo say why),
   sized for `--methods random global ptacl --no-finetune` in the demo's 30 minutes;
 - medium: the demo's configs for every method, FN+AP included, over 3 seeds (the longer
   benchmark of RESULTS.md), with 1,000 bootstrap replicates for the CIs;
-- paper: the paper's model sizes and schedules (configs/*.yaml; a GPU and a real cohort).
+- paper: the paper's model sizes and schedules (ptacl/configs/*.yaml; a GPU and a real cohort).
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ptacl import configs as _configs
+from ptacl.markdown import DASH, digits_for, mean_sd, mean_sd_ci
+from ptacl.markdown import table as md_table
 from ptacl.phenotypes import PHENOTYPES, split_name
 from ptacl.pipeline import Step
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# Package data (ptacl/configs), found through importlib.resources so that an installed wheel
+# runs the presets as a checkout does.
+CONFIGS = _configs.root()
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ PRESETS: dict[str, Preset] = {
 
 #: The paper trains PTACL in two settings (METHOD.md): regression runs (Table 2) with the ptacl
 #: config as it is (σ = 0.1, τ_global 0.1, τ_local 1.0) and retrieval runs (Table 1) with these
-#: overrides on top. Overrides rather than configs/ptacl_retrieval.yaml, for every preset: the
+#: overrides on top. Overrides rather than ptacl_retrieval.yaml, for every preset: the
 #: two settings then differ in these three keys only, whatever the preset's sizes (a test checks
 #: that the paper's two YAMLs differ in exactly these).
 RETRIEVAL_SETTING = ("loss.sigma=0", "loss.temperature_global=0.07", "loss.temperature_local=0.07")
@@ -171,11 +177,12 @@ def build_steps(
     *,
     finetune: bool = True,
     include_self: bool = False,
+    probe: str = "ols",
 ) -> list[Step]:
     """Training and evaluation steps of `methods` for each seed, in an order that respects
     `needs` (METHODS is listed in such an order). `finetune=False` skips FN+AP (the demo);
     `include_self` keeps each query's own CMR among the retrieval candidates (`ptacl evaluate
-    --include-self`)."""
+    --include-self`); `probe` the linear probe of every evaluation (`ptacl evaluate --probe`)."""
     steps: list[Step] = []
     for seed in seeds:
         runs, evals = out / f"seed{seed}" / "runs", out / f"seed{seed}" / "eval"
@@ -213,6 +220,8 @@ def build_steps(
                 argv += ["--finetune-set", f"trainer.seed={seed}"]
             if include_self:
                 argv += ["--include-self"]
+            if probe != "ols":
+                argv += ["--probe", probe]
             argv += ["--no-progress", *preset.eval_args]
             steps.append(Step(f"seed{seed}/eval/{m.key}", tuple(argv), evals / m.key))
     return steps
@@ -225,28 +234,42 @@ def _short(name: str) -> str:
     return split_name(name)[0]
 
 
-def _r2_of(section: dict) -> dict[str, float]:
-    """{phenotype short name: R²} from a metrics.json regression section."""
-    out = {}
+def _r2_of(section: dict) -> tuple[dict[str, float], dict[str, list[float] | None]]:
+    """({phenotype short name: R²}, {phenotype short name: bootstrap CI or None}) from a
+    metrics.json regression section."""
+    r2s, cis = {}, {}
     for name, value in section.items():
         r2 = value.get("R2") if isinstance(value, dict) else value
-        out[_short(name)] = math.nan if r2 is None else float(r2)
-    return out
+        r2s[_short(name)] = math.nan if r2 is None else float(r2)
+        cis[_short(name)] = value.get("ci") if isinstance(value, dict) else None
+    return r2s, cis
 
 
 def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) -> dict:
     """Read every finished evaluation back: {"regression": {(input, label, eval): [per-seed
-    {phenotype: R²}]}, "retrieval": {label: [per-seed {phenotype: {metric: value}}]},
-    "random_retrieval": [...], "warnings": {(input, label, eval): [evaluate's warnings]}}.
-    Table 2 ("regression") reads regression-setting runs only and Table 1 ("retrieval" and the
-    random ranking) retrieval-setting runs only, as in the paper. Missing results are skipped,
-    never invented."""
+    {phenotype: R²}]}, "regression_ci": the same keys with per-seed {phenotype: [lo, hi]}
+    bootstrap CIs, "retrieval": {label: [per-seed {phenotype: {metric: value}}]},
+    "retrieval_ci": {label: [per-seed {phenotype: {metric: [lo, hi]}}]}, "random_retrieval":
+    [...], "warnings": {(input, label, eval): [evaluate's warnings]}, "bootstrap": the distinct
+    bootstrap settings of the evaluations read}. Table 2 ("regression") reads
+    regression-setting runs only and Table 1 ("retrieval" and the random ranking)
+    retrieval-setting runs only, as in the paper. Missing results are skipped, never
+    invented."""
     regression: dict[tuple[str, str, str], list[dict[str, float]]] = {}
+    regression_ci: dict[tuple[str, str, str], list[dict[str, list[float] | None]]] = {}
     warnings: dict[tuple[str, str, str], list[str]] = {}
     retrieval: dict[str, list[dict]] = {}
+    retrieval_ci: dict[str, list[dict]] = {}
     random_retrieval: list[dict] = []
     exclude_self: set[bool] = set()  # the retrieval protocol of the Table 1 runs
     collapse: dict[str, list[dict]] = {}  # label -> per-seed top-1 hub share, distinct top-1s
+    bootstrap: list[dict] = []  # n_boot, level of the evaluations read (one entry if all agree)
+
+    def add_regression(key: tuple[str, str, str], section: dict) -> None:
+        r2s, cis = _r2_of(section)
+        regression.setdefault(key, []).append(r2s)
+        regression_ci.setdefault(key, []).append(cis)
+
     for seed in seeds:
         base = out / f"seed{seed}"
         seed_random = None  # the random ranking depends on the test set only: once per seed
@@ -255,27 +278,32 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
                 path = base / "runs" / m.key / "test_metrics.json"
                 if path.is_file():
                     data = json.loads(path.read_text(encoding="utf-8"))
-                    regression.setdefault((m.input, m.label, "FN"), []).append(_r2_of(data["r2"]))
+                    add_regression((m.input, m.label, "FN"), data["r2"])
                 continue
             path = base / "eval" / m.key / "metrics.json"
             if not path.is_file():
                 continue
             metrics = json.loads(path.read_text(encoding="utf-8"))
+            boot = {k: metrics.get("bootstrap", {}).get(k) for k in ("n_boot", "level")}
+            if metrics.get("bootstrap") and boot not in bootstrap:
+                bootstrap.append(boot)
             if m.setting == "retrieval":
                 if "retrieval" in metrics:
-                    rows = {_short(k): v for k, v in metrics["retrieval"]["model"].items()}
+                    section = metrics["retrieval"]
+                    rows = {_short(k): v for k, v in section["model"].items()}
                     retrieval.setdefault(m.label, []).append(rows)
-                    exclude_self.add(bool(metrics["retrieval"].get("exclude_self", True)))
-                    if "collapse" in metrics["retrieval"]:
-                        collapse.setdefault(m.label, []).append(metrics["retrieval"]["collapse"])
+                    cis = {_short(k): v for k, v in section.get("model_ci", {}).items()}
+                    retrieval_ci.setdefault(m.label, []).append(cis)
+                    exclude_self.add(bool(section.get("exclude_self", True)))
+                    if "collapse" in section:
+                        collapse.setdefault(m.label, []).append(section["collapse"])
                     if seed_random is None:
-                        random = metrics["retrieval"]["random"]
-                        seed_random = {_short(k): v for k, v in random.items()}
+                        seed_random = {_short(k): v for k, v in section["random"].items()}
                         random_retrieval.append(seed_random)
                 continue
             for label, section in metrics.get("regression", {}).items():
                 kind = "FN+AP" if label == "FN+AP" else "LP"
-                regression.setdefault((m.input, m.label, kind), []).append(_r2_of(section))
+                add_regression((m.input, m.label, kind), section)
                 found = [w for w in metrics.get("warnings", []) if w.startswith(f"{label}:")]
                 if found:
                     warnings.setdefault((m.input, m.label, kind), []).extend(
@@ -283,34 +311,65 @@ def collect_results(out: Path, seeds: Sequence[int], methods: Sequence[Method]) 
                     )
     return {
         "regression": regression,
+        "regression_ci": regression_ci,
         "retrieval": retrieval,
+        "retrieval_ci": retrieval_ci,
         "random_retrieval": random_retrieval,
         "warnings": warnings,
         "retrieval_exclude_self": sorted(exclude_self),
         "retrieval_collapse": collapse,
+        "bootstrap": bootstrap,
     }
 
 
-def _mean_sd(values: Sequence[float], digits: int = 3) -> str:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+def intervals_note(results: dict) -> str:
+    """What the numbers and the two kinds of spread in tables.md are, in words."""
+    boots = results.get("bootstrap", [])
+    if len(boots) == 1 and boots[0].get("n_boot"):
+        level = boots[0].get("level") or 0.95
+        how = f"percentile bootstrap, {boots[0]['n_boot']} replicates, {level:.0%}"
+    elif boots:
+        how = "percentile bootstrap; **the evaluations used different settings** " + ", ".join(
+            f"{b.get('n_boot')} replicates" for b in boots
+        )
+    else:
+        how = "percentile bootstrap"
+    return (
+        "Cells: mean ± sd over seeds (the spread from training), then in brackets the "
+        f"bootstrap 95 % CI over the test subjects ({how}; each seed's evaluation has its own, "
+        "and the bracket is their bounds averaged over seeds: the uncertainty of one run's "
+        "test set). One seed: its value and its CI. Ranks (MnR, MdR) with 2 decimals; MdR has no "
+        "CI: a median of integer ranks is an integer, and its bootstrap interval collapses onto "
+        "one value (e.g. [7.00, 7.00]), so MnR's CI is the rank's uncertainty to read. The "
+        "random ranking has no CI: its P@k and MnR are exact expectations."
+    )
+
+
+PAPER_NOTE = (
+    "Columns `UKB paper …`: the paper's own Table 2 R² (Selivanov et al. 2025), measured on "
+    "UK Biobank (27,951 training and 5,991 test subjects with real paired ECG and CMR; "
+    "paper-size models). They are **reference "
+    "figures only, not comparable** with a synthetic cohort's or a small preset's numbers: "
+    "they show what the method reaches at scale, not what these runs should match."
+)
 
 
 def table2_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> str:
-    """Table 2: R² per phenotype, mean ± sd over seeds, with the paper's figures beside."""
+    """Table 2: R² per phenotype, mean ± sd over seeds with the bootstrap CI, then the paper's
+    UK Biobank figures (labelled as such, for reference)."""
     names = list(phenotypes or [_short(p) for p in PHENOTYPES])
-    head = ["input", "method", "eval", "seeds", *names, *(f"paper {c}" for c in PAPER_COLUMNS)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["input", "method", "eval", "seeds", *names, *(f"UKB paper {c}" for c in PAPER_COLUMNS)]
+    rows = []
     for key, runs in results["regression"].items():
+        cis = results.get("regression_ci", {}).get(key, [{}] * len(runs))
         cells = [*key, str(len(runs))]
-        cells += [_mean_sd([r.get(n, math.nan) for r in runs]) for n in names]
+        cells += [
+            mean_sd_ci([r.get(n, math.nan) for r in runs], [c.get(n) for c in cis]) for n in names
+        ]
         paper = PAPER_R2.get(key)
-        cells += [f"{v:.3f}" for v in paper] if paper else ["–"] * len(PAPER_COLUMNS)
-        lines.append("| " + " | ".join(cells) + " |")
+        cells += [f"{v:.3f}" for v in paper] if paper else [DASH] * len(PAPER_COLUMNS)
+        rows.append(cells)
+    lines = [PAPER_NOTE, "", md_table(head, rows)]
     # An under-determined OLS probe interpolates its training set: its R² means nothing, and a
     # table must not show it as if it did (`ptacl evaluate` warned about each of these).
     flagged = results.get("warnings", {})
@@ -322,8 +381,9 @@ def table2_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
 
 
 def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> str:
-    """Table 1: retrieval per phenotype and method (P@k, MnR, MdR), mean ± sd over seeds, from
-    the retrieval-setting runs (σ = 0, τ_global = τ_local = 0.07), under the protocol they were
+    """Table 1: retrieval per phenotype and method (P@k, MnR, MdR), mean ± sd over seeds with
+    the bootstrap CI (none for the random ranking: an exact expectation), from the
+    retrieval-setting runs (σ = 0, τ_global = τ_local = 0.07), under the protocol they were
     evaluated with; then each method's collapse figures and, in words, `table1_warnings`."""
     blocks = dict(results["retrieval"])
     if results["random_retrieval"]:
@@ -343,17 +403,22 @@ def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
     first = next(iter(blocks.values()))[0]
     names = list(phenotypes or first.keys())
     metrics = [m for m in next(iter(first.values())) if m.startswith("P@") or m in ("MnR", "MdR")]
-    head = ["phenotype", "method", *metrics]
-    lines = [protocol, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for name in names:
         for label, runs in blocks.items():
+            cis = results.get("retrieval_ci", {}).get(label, [{}] * len(runs))
             cells = [name, label]
             for metric in metrics:
-                vals = [
-                    r[name][metric] for r in runs if name in r and r[name].get(metric) is not None
+                seeds = [
+                    (r[name][metric], c.get(name, {}).get(metric))
+                    for r, c in zip(runs, cis)
+                    if name in r and r[name].get(metric) is not None
                 ]
-                cells.append(_mean_sd(vals, 2 if metric in ("MnR", "MdR") else 3))
-            lines.append("| " + " | ".join(cells) + " |")
+                cells.append(
+                    mean_sd_ci([v for v, _ in seeds], [c for _, c in seeds], digits_for(metric))
+                )
+            rows.append(cells)
+    lines = [protocol, "", md_table(["phenotype", "method", *metrics], rows)]
     collapse = results.get("retrieval_collapse", {})
     if collapse:
         lines += [
@@ -362,14 +427,19 @@ def table1_markdown(results: dict, phenotypes: Sequence[str] | None = None) -> s
             "of queries whose top-1 is the most frequent top-1 candidate (1/N for a one-to-one "
             "ranking, 1 when every query gets the same CMR); N is the database size.",
             "",
-            "| method | seeds | top-1 hub share | distinct top-1 candidates | N |",
-            "|---|---|---|---|---|",
         ]
-        for label, runs in collapse.items():
-            share = _mean_sd([r.get("top1_hub_share") for r in runs])
-            distinct = _mean_sd([r.get("top1_distinct") for r in runs], 1)
-            n = _mean_sd([r.get("candidates") for r in runs], 0)
-            lines.append(f"| {label} | {len(runs)} | {share} | {distinct} | {n} |")
+        rows = [
+            [
+                label,
+                str(len(runs)),
+                mean_sd([r.get("top1_hub_share") for r in runs]),
+                mean_sd([r.get("top1_distinct") for r in runs], 1),
+                mean_sd([r.get("candidates") for r in runs], 0),
+            ]
+            for label, runs in collapse.items()
+        ]
+        head = ["method", "seeds", "top-1 hub share", "distinct top-1 candidates", "N"]
+        lines.append(md_table(head, rows))
     warnings = table1_warnings(results)
     if warnings:
         lines += ["", "**Warning: these retrieval results are not what they seem** (means over "
@@ -404,3 +474,242 @@ def table1_warnings(results: dict) -> list[str]:
         collapse = {k: statistics.mean(r[k] for r in seeds) for k in keys} if seeds else None
         out += [f"{label}: {w}" for w in retrieval_warnings(_mean_of(runs, pk), random, collapse)]
     return out
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def cohort_steps(out: Path, subjects: int, workers: int, seed: int = 0) -> tuple[list[Step], Path]:
+    """Steps generating and preparing a synthetic cohort in `out`; returns (steps, store)."""
+    cohort, store = out / "cohort", out / "store"
+    synth = ["synth", "--out", str(cohort), "--subjects", str(subjects), "--seed", str(seed)]
+    # no --quiet: their progress bars go to the step's log, whose last line the pipeline shows
+    synth += ["--workers", str(workers), "--preview"]
+    prepare = ["prepare", "--ecg", str(cohort / "ecg"), "--cmr", str(cohort / "cmr")]
+    prepare += ["--phenotypes", str(cohort / "phenotypes.csv"), "--out", str(store)]
+    prepare += ["--seed", str(seed), "--workers", str(workers)]
+    return [
+        Step("cohort/synth", tuple(synth), cohort),
+        Step("cohort/prepare", tuple(prepare), store),
+    ], store
+
+
+class CohortTooSmall(ValueError):
+    """A store with too few subjects for a preset's batch sizes or probe (said before training)."""
+
+
+def cohort_problems(preset: Preset, counts: dict[str, int], *, export: bool = True) -> list[str]:
+    """Why `preset` cannot run on a store with these subject counts, in words (empty: it can).
+
+    counts: "train_ecg", "train_cmr", "train_paired" (training items per stage; training
+    batches are full, `drop_last`, so a split smaller than the batch size gives no step at all),
+    "train_probe" (train subjects with an ECG and every phenotype: the OLS probe of `ptacl
+    evaluate` and `ptacl export` needs more of them than the ECG encoder has dimensions + 1:
+    evaluate warns, export refuses; checked when `export`) and "test_paired" (retrieval
+    queries). Validation needs nothing: it runs by steps over whatever the val split holds."""
+    from ptacl.config import load_yaml
+
+    def section(kind: str, key: str) -> dict:
+        return load_yaml(preset.configs[kind]).get(key) or {}
+
+    items = {"ecg_mae": "train_ecg", "cmr_mae": "train_cmr", "ptacl": "train_paired"}
+    problems = []
+    for kind, count in items.items():
+        batch = int(section(kind, "data").get("batch_size", 64))
+        if counts[count] < batch:
+            problems.append(
+                f"{kind}: {counts[count]} training subjects ({count}) for data.batch_size {batch}"
+            )
+    width = int(section("ecg_mae", "encoder").get("width", 0))
+    if export and width and counts["train_probe"] <= width + 1:
+        problems.append(
+            f"linear probe: {counts['train_probe']} train subjects with every phenotype for a "
+            f"{width}-wide ECG embedding + 1 intercept (OLS needs more; export refuses)"
+        )
+    if counts["test_paired"] < 2:
+        problems.append(f"retrieval: {counts['test_paired']} paired test subject(s)")
+    return problems
+
+
+#: OLS's expected test-MSE inflation from estimating p coefficients on n subjects is
+#: p / (n − p − 2) (Gaussian design). Above this the estimation noise adds more than half the
+#: irreducible error: at the demo's width 64 and 100 subjects (70 train) it is 16, and the OLS
+#: probe scored R² of −5 to −21 on every phenotype (measured after a 6-step MAE); the demo then
+#: probes with ridge.
+OLS_INFLATION_LIMIT = 0.5
+
+
+def ols_inflation(n_train: int, features: int) -> float:
+    """p / (n − p − 2): how much OLS's estimation noise inflates its test MSE (inf when n ≤ p + 2)."""
+    spare = n_train - features - 2
+    return features / spare if spare > 0 else math.inf
+
+
+def demo_probe(preset: Preset, counts: dict[str, int]) -> tuple[str, str | None]:
+    """("ols", None), or ("ridge", why) when the cohort is too small for an OLS probe of the
+    preset's ECG embedding to mean anything (`OLS_INFLATION_LIMIT`)."""
+    from ptacl.config import load_yaml
+
+    width = int((load_yaml(preset.configs["ecg_mae"]).get("encoder") or {}).get("width", 0))
+    inflation = ols_inflation(counts["train_probe"], width)
+    if not width or inflation <= OLS_INFLATION_LIMIT:
+        return "ols", None
+    return "ridge", (
+        f"linear probe: ridge, not OLS: {counts['train_probe']} train subjects for a {width}-wide "
+        f"ECG embedding would inflate OLS's test error {1 + inflation:.1f}-fold (OLS "
+        f"needs {3 * width + 2} or more); the bundle's probe stays OLS (`ptacl export`)"
+    )
+
+
+def store_counts(store: Path) -> dict[str, int]:
+    """The subject counts `cohort_problems` reads, from a prepared store."""
+    import numpy as np
+
+    from ptacl.data.store import Store
+
+    opened = Store.open(store)
+    train = opened.indices("train", ecg=True)
+    known = np.isfinite(np.asarray(opened.phenotypes[train], dtype=np.float64)).all(axis=1)
+    return {
+        "train_ecg": len(train),
+        "train_cmr": len(opened.indices("train", cmr=True)),
+        "train_paired": len(opened.indices("train", ecg=True, cmr=True)),
+        "train_probe": int(known.sum()),
+        "test_paired": len(opened.indices("test", ecg=True, cmr=True)),
+    }
+
+
+def check_cohort(
+    preset: Preset, store: Path, subjects: int | None = None, *, export: bool = True
+) -> None:
+    """Raise CohortTooSmall, before any training, when `preset` cannot run on `store`. A folder
+    that is no store passes: the first step that opens it says so, with its log."""
+    from ptacl.data.store import StoreError
+
+    try:
+        counts = store_counts(store)
+    except StoreError:
+        return
+    problems = cohort_problems(preset, counts, export=export)
+    if problems:
+        more = f" ({subjects} subjects asked for: generate more)" if subjects else ""
+        raise CohortTooSmall(
+            f"{store}: too few subjects for preset {preset.name}{more}: " + "; ".join(problems)
+        )
+
+
+def write_tables(out: Path, seeds: Sequence[int], methods: Sequence[Method], header: str) -> str:
+    """Collect the evaluations under `out` into tables.md and results.json; returns the text."""
+    results = collect_results(out, seeds, methods)
+    text = "\n\n".join(
+        [
+            header,
+            intervals_note(results),
+            "## Table 2: phenotype regression, R² on the test split (mean ± sd over seeds "
+            "[bootstrap 95 % CI]); PTACL runs in the regression setting (σ = 0.1, τ_global 0.1, "
+            "τ_local 1.0)",
+            table2_markdown(results),
+            "## Table 1: similar-patient retrieval, ECG query → CMR database (mean ± sd over "
+            "seeds [bootstrap 95 % CI]); PTACL and Global only in the retrieval setting (σ = 0, "
+            "τ_global = τ_local = 0.07)",
+            table1_markdown(results),
+        ]
+    )
+    (out / "tables.md").write_text(text + "\n", encoding="utf-8")
+    plain = {
+        "regression": [
+            {
+                "input": k[0],
+                "method": k[1],
+                "eval": k[2],
+                "seeds": v,
+                "ci": results["regression_ci"][k],
+            }
+            for k, v in results["regression"].items()
+        ],
+        "retrieval": results["retrieval"],
+        "retrieval_ci": results["retrieval_ci"],  # label -> per-seed bootstrap 95 % CIs
+        "bootstrap": results["bootstrap"],
+        "random_retrieval": results["random_retrieval"],
+        "retrieval_exclude_self": results["retrieval_exclude_self"],  # [true]: own CMR excluded
+        "retrieval_collapse": results["retrieval_collapse"],  # label -> per-seed hub share, ...
+        "retrieval_warnings": table1_warnings(results),
+    }
+    (out / "results.json").write_text(json.dumps(plain, indent=2), encoding="utf-8")
+    return text
+
+
+# ----------------------------------------------------------------------------- demo
+
+#: `ptacl demo` = `ptacl benchmark --methods random global ptacl --seeds 1 --no-finetune`: the
+#: random-init LP rows beside the aligned runs, and Table 1 from the retrieval-setting runs
+#: that global and ptacl bring along; then an exported bundle predicting from raw ECG files.
+DEMO_METHODS = ("random", "global", "ptacl")
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What `run_demo` made: the tables' text, seconds per step (0 = reused) and the files."""
+
+    tables: str
+    seconds: dict[str, float]
+    reports: list[Path]
+    bundle: Path
+    predictions: Path
+    preview: Path
+
+
+def demo_steps(
+    out: Path, store: Path, preset: Preset, examples: Sequence[Path], *, probe: str = "ols"
+) -> tuple[list[Step], tuple[Method, ...]]:
+    """The demo's training, evaluation, export and predict steps (after the cohort's)."""
+    methods = select_methods(DEMO_METHODS)
+    bundle, predictions = out / "bundle", out / "predictions.csv"
+    steps = build_steps(preset, store, out, [0], methods, finetune=False, probe=probe)
+    steps += [
+        Step("export", ("export", "--model", str(out / "seed0/runs/ptacl"), "--out",
+                        str(bundle)), bundle),
+        # exit 1: written, with a row flagged (a warning the demo shows rather than fails on)
+        Step("predict", ("predict", "--model", str(bundle), "--ecg", *map(str, examples),
+                         "--out", str(predictions), "--no-progress"), predictions, (0, 1)),
+    ]  # fmt: skip
+    return steps, methods
+
+
+def run_demo(
+    out: Path,
+    *,
+    subjects: int,
+    preset: str = "demo",
+    workers: int = 2,
+    jobs: int = 2,
+    quiet: bool = False,
+) -> DemoRun:
+    """synthetic cohort -> store -> the preset's runs of DEMO_METHODS (seed 0) -> evaluation ->
+    export -> predict from five raw ECG files; finished steps are reused. Raises
+    `ptacl.pipeline.PipelineError` when a step fails and CohortTooSmall (before training) when
+    the cohort cannot feed the preset's batches and probe."""
+    from ptacl.pipeline import run_steps
+
+    chosen = PRESETS[preset]
+    out.mkdir(parents=True, exist_ok=True)
+    cohort, store = cohort_steps(out, subjects, workers)
+    seconds = run_steps(cohort, out, quiet=quiet)
+    check_cohort(chosen, store, subjects)
+    probe, why = demo_probe(chosen, store_counts(store))
+    if why and not quiet:
+        print(f"demo: {why}", flush=True)
+    examples = sorted((out / "cohort" / "ecg").glob("*.xml"))[-5:]  # known once it exists
+    steps, methods = demo_steps(out, store, chosen, examples, probe=probe)
+    rebuilt = [s.output for s in cohort if seconds[s.name] > 0]  # runs on it are outdated
+    seconds |= run_steps(steps, out, rebuilt=rebuilt, jobs=jobs, quiet=quiet)
+    header = f"# ptacl demo ({subjects} synthetic subjects, preset {preset}, seed 0)"
+    header += f"\n\nNote: {why}." if why else ""
+    return DemoRun(
+        tables=write_tables(out, [0], methods, header),
+        seconds=seconds,
+        reports=[out / f"seed0/eval/{m.key}/report.md" for m in methods if m.evaluate],
+        bundle=out / "bundle",
+        predictions=out / "predictions.csv",
+        preview=out / "cohort" / "preview.png",
+    )

@@ -6,12 +6,12 @@ import pytest
 import torch
 import yaml
 
+from ptacl import configs
 from ptacl.cli.align import main
 from ptacl.models import build_encoder
-from ptacl.training.common import load_encoder_weights
+from ptacl.runs import load_encoder_weights
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY = str(ROOT / "configs" / "tiny" / "ptacl.yaml")
+TINY = str(configs.root() / "tiny" / "ptacl.yaml")
 
 
 def fake_mae_run(run: Path, modality: str, encoder_section: dict, seed: int) -> dict:
@@ -94,7 +94,7 @@ def test_pretrain_then_align(tiny_store, tmp_path):
     from ptacl.cli.pretrain import main as pretrain
 
     for modality in ("ecg", "cmr"):
-        config = str(ROOT / "configs" / "tiny" / f"{modality}_mae.yaml")
+        config = str(configs.root() / "tiny" / f"{modality}_mae.yaml")
         argv = [modality, "--data", str(tiny_store), "--out", str(tmp_path / modality)]
         argv += ["--config", config]
         if modality == "ecg":  # 2 s crops, so that validation crops hold a complete beat

@@ -29,7 +29,7 @@ def test_selecting_a_method_brings_what_it_starts_from():
 
 
 def test_the_demo_runs_what_the_reviewer_runs():
-    from ptacl.demo import DEMO_METHODS
+    from ptacl.reproduction import DEMO_METHODS
 
     keys = {m.key for m in select_methods(DEMO_METHODS)}
     assert {"random", "global", "ptacl", "global_retrieval", "ptacl_retrieval"} <= keys

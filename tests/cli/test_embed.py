@@ -44,7 +44,7 @@ def test_embed_a_single_modality_run_keeps_only_its_modality(tiny_store, tmp_pat
     from ptacl.cli.pretrain import main as pretrain
 
     run = tmp_path / "ecg_mae"
-    args = ["ecg", "--data", str(tiny_store), "--config", "configs/tiny/ecg_mae.yaml"]
+    args = ["ecg", "--data", str(tiny_store), "--config", "tiny/ecg_mae.yaml"]
     assert pretrain([*args, "--out", str(run)]) == 0
     out = tmp_path / "emb.npz"
     assert main(["--model", str(run), "--data", str(tiny_store), "--split", "test", "--out",

@@ -40,7 +40,7 @@ def eval_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def align_run(eval_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("align") / "run"
-    args = ["--data", str(eval_store), "--config", "configs/tiny/ptacl.yaml", "--out", str(out)]
+    args = ["--data", str(eval_store), "--config", "tiny/ptacl.yaml", "--out", str(out)]
     assert align(args) == 0
     return out
 
@@ -109,7 +109,7 @@ def test_evaluate_random_init_and_refuse_a_used_folder(eval_store, align_run, tm
 def _pretrain(store, out, modality):
     from ptacl.cli.pretrain import main as pretrain
 
-    config = f"configs/tiny/{modality}_mae.yaml"
+    config = f"tiny/{modality}_mae.yaml"
     assert pretrain([modality, "--data", str(store), "--out", str(out), "--config", config]) == 0
     return out
 

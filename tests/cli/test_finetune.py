@@ -37,7 +37,7 @@ def ecg_mae_run(tiny_store, tmp_path_factory):
             "--data",
             str(tiny_store),
             "--config",
-            "configs/tiny/ecg_mae.yaml",
+            "tiny/ecg_mae.yaml",
             "--out",
             str(out),
         ]
@@ -81,7 +81,7 @@ def test_finetune_from_random_init_writes_test_predictions(tiny_store, tmp_path)
 
 
 def test_finetune_starts_from_the_runs_encoder(tiny_store, ecg_mae_run, tmp_path):
-    from ptacl.training.common import load_encoder_weights, read_run_config
+    from ptacl.runs import load_encoder_weights, read_run_config
 
     out = tmp_path / "ft"
     args = ["--model", str(ecg_mae_run), "--data", str(tiny_store), "--out", str(out)]
@@ -104,11 +104,11 @@ def test_finetune_refuses_a_run_without_an_ecg_encoder(tiny_store, tmp_path, cap
 
 
 def test_supervised_cmr_baseline_trains_a_cmr_encoder(tiny_store, tmp_path):
-    from ptacl.eval.embed import load_run_encoders
+    from ptacl.runs import load_run_encoders
 
     out = tmp_path / "sup_cmr"
     args = ["--modality", "cmr", "--model", "none", "--data", str(tiny_store), "--out", str(out)]
-    assert main([*args, "--config", "configs/tiny/finetune.yaml", "--n-boot", "10"]) == 0
+    assert main([*args, "--config", "tiny/finetune.yaml", "--n-boot", "10"]) == 0
     with np.load(out / "test_predictions.npz", allow_pickle=False) as data:
         assert data["eids"].tolist() == ["2000010"]  # the tiny store's one test CMR (no ECG)
         assert data["predicted"].shape == (1, 10) and np.isfinite(data["predicted"]).all()
@@ -120,10 +120,10 @@ def test_supervised_cmr_baseline_trains_a_cmr_encoder(tiny_store, tmp_path):
 
 
 def test_cmr_finetune_starts_from_a_cmr_mae_run(tiny_store, tmp_path):
-    from ptacl.training.common import load_encoder_weights, read_run_config
+    from ptacl.runs import load_encoder_weights, read_run_config
 
     mae = tmp_path / "cmr_mae"
-    config = ["--config", "configs/tiny/cmr_mae.yaml"]
+    config = ["--config", "tiny/cmr_mae.yaml"]
     assert pretrain(["cmr", "--data", str(tiny_store), "--out", str(mae), *config]) == 0
     out = tmp_path / "ft"
     args = ["--modality", "cmr", "--model", str(mae), "--data", str(tiny_store), "--out", str(out)]

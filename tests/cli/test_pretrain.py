@@ -1,14 +1,14 @@
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 import yaml
 
+from ptacl import configs
 from ptacl.cli.pretrain import main
 from ptacl.config import load_config
-from ptacl.training.common import load_encoder
+from ptacl.runs import load_encoder
 from ptacl.training.mae import MAE_RUN_CONFIGS
 
 
@@ -21,7 +21,7 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-CONFIGS = Path(__file__).parents[2] / "configs"
+CONFIGS = configs.root()
 
 
 def _run(store, out, modality, *extra):

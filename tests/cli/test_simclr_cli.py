@@ -1,19 +1,18 @@
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
 
+from ptacl import configs
 from ptacl.cli.embed import main as embed_main
 from ptacl.cli.simclr import main
 from ptacl.config import load_config
-from ptacl.training.common import load_encoder, load_encoder_weights
+from ptacl.runs import load_encoder, load_encoder_weights
 from ptacl.training.mae import MAE_RUN_CONFIGS
 from ptacl.training.simclr import SIMCLR_RUN_CONFIGS
 
-CONFIGS = Path(__file__).parents[2] / "configs"
+CONFIGS = configs.root()
 
 
 def _run(store, out, modality, *extra):

@@ -5,9 +5,9 @@ import pytest
 from ptacl.eval.bootstrap import bootstrap_ci, r2_ci, retrieval_ci
 from ptacl.eval.probe import r2_per_phenotype
 from ptacl.eval.retrieval import (
-    random_retrieval_scores,
+    RetrievalScores,
+    metric_columns,
     retrieval_scores,
-    summarize_random,
     summarize_retrieval,
 )
 
@@ -28,19 +28,31 @@ def test_retrieval_ci_contains_the_point_estimate_and_narrows_with_n():
         scores = _retrieval(n)
         point = summarize_retrieval(scores, KS)
         lo, hi = retrieval_ci(scores, KS, n_boot=200)
-        for col in ("P@1", "P@5", "MnR", "MdR"):
+        for col in ("P@1", "P@5", "MnR"):
             assert lo.loc["y", col] <= point.loc["y", col] <= hi.loc["y", col]
+        assert np.isnan(lo.loc["y", "MdR"]) and np.isnan(hi.loc["y", "MdR"])  # no MdR interval
         widths.append(hi.loc["y", "P@1"] - lo.loc["y", "P@1"])
     assert widths[1] < 0.5 * widths[0]  # SE ~ 1/sqrt(N): about a third
 
 
-def test_random_baseline_ci_uses_the_sampled_median():
-    pheno = pd.DataFrame({"y": np.random.default_rng(0).normal(size=500)})
-    scores = random_retrieval_scores(pheno, KS)
-    point = summarize_random(scores, KS)
-    lo, hi = retrieval_ci(scores, KS, summarize=summarize_random, n_boot=100)
-    assert lo.loc["y", "MdR"] <= point.loc["y", "MdR"] <= hi.loc["y", "MdR"]
-    assert float(point.loc["y", "MdR"]).is_integer() or point.loc["y", "MdR"] % 0.5 == 0
+def test_median_rank_has_no_interval_because_its_bootstrap_is_degenerate():
+    # 40 % of the queries find their first match at rank 7, the rest spread around it: the
+    # percentile bootstrap of a median of integers gave [7.00, 7.00], shown as if certain
+    n = 120
+    rank = np.array([7.0] * 48 + [5.0, 6.0, 8.0, 9.0] * 18, dtype=np.float64)
+    scores = {"y": RetrievalScores(np.full((n, 2), 0.5), rank, np.ones(n, dtype=bool))}
+    plain_lo, plain_hi = bootstrap_ci(
+        lambda idx: summarize_retrieval(scores, KS, idx), n, columns=metric_columns(KS), n_boot=200
+    )
+    assert plain_lo.loc["y", "MdR"] == plain_hi.loc["y", "MdR"] == 7.0  # what it was
+    lo, hi = retrieval_ci(scores, KS, n_boot=200)
+    assert np.isnan(lo.loc["y", "MdR"]) and np.isnan(hi.loc["y", "MdR"])
+    assert lo.loc["y", "MnR"] < hi.loc["y", "MnR"]  # the rank's uncertainty, from the mean
+    for col in ("P@1", "P@5", "MnR"):  # the same replicates as before
+        assert (
+            lo.loc["y", col] == plain_lo.loc["y", col]
+            and hi.loc["y", col] == plain_hi.loc["y", col]
+        )
 
 
 def test_r2_ci_contains_the_point_estimate_and_narrows_with_n():

@@ -108,3 +108,55 @@ def test_report_states_collapse_and_warns_in_words(tmp_path):
     assert "Collapse: top-1 hub share 0.900" in text and "2 distinct top-1 candidates of 40" in text
     assert "**Warning — LVEDV: retrieval below the random ranking (P@1 0.000 <" in text
     assert "**Warning — collapse: one CMR is the top-1 candidate of 90% of the queries" in text
+
+
+def _captured(monkeypatch):
+    """Figures handed to `_save` (pyplot) or savefig (Figure API), kept for inspection."""
+    from matplotlib.figure import Figure
+
+    import ptacl.eval.report as report
+
+    figures = []
+    monkeypatch.setattr(report, "_save", lambda plt, fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    return figures
+
+
+def test_scatter_panels_carry_r2_and_units(tmp_path, monkeypatch):
+    figures = _captured(monkeypatch)
+    rng = np.random.default_rng(0)
+    y = rng.normal(100, 20, size=(40, 2))
+    pred = y + rng.normal(0, 10, size=y.shape)
+    plot_predictions(y, pred, ["LVEDV (mL)", "LVCO (L/min)"], tmp_path / "s.png")
+    axes = figures[0].axes
+    r2 = 1 - ((y[:, 0] - pred[:, 0]) ** 2).sum() / ((y[:, 0] - y[:, 0].mean()) ** 2).sum()
+    assert axes[0].get_title() == f"LVEDV: R² {r2:.3f} (n 40)"
+    assert axes[0].get_xlabel() == "true (mL)" and axes[0].get_ylabel() == "predicted (mL)"
+    assert axes[1].get_ylabel() == "predicted (L/min)"
+
+
+def test_alignment_accuracy_and_its_chance_level():
+    from ptacl.eval.report import alignment_accuracy, alignment_chance
+
+    assert alignment_accuracy(np.eye(13)) == 1.0
+    shifted = np.roll(np.eye(13), 1, axis=1)  # each ECG step most similar to the next CMR step
+    assert alignment_accuracy(shifted) == 0.0
+    assert alignment_accuracy(shifted, 1) == 12 / 13  # the last step wraps round to t = 0
+    assert alignment_accuracy(shifted, 1, circular=True) == 1.0
+    assert alignment_chance(13) == 1 / 13
+    assert alignment_chance(13, 1) == (3 * 13 - 2) / 13**2
+    assert alignment_chance(13, 1, circular=True) == 3 / 13
+    # the chance level is what random matrices give on average
+    rng = np.random.default_rng(0)
+    mean = np.mean([alignment_accuracy(rng.normal(size=(13, 13)), 1) for _ in range(3000)])
+    assert abs(mean - alignment_chance(13, 1)) < 0.01
+
+
+def test_alignment_figure_shows_accuracy_against_chance(tmp_path, monkeypatch):
+    figures = _captured(monkeypatch)
+    plot_alignment_matrix(np.eye(13), tmp_path / "a.png", "PTACL")
+    heatmap, bars = figures[0].axes[:2]
+    assert [round(b.get_height(), 3) for b in bars.patches] == [1.0, 1.0]  # exact, ±1
+    chance = sorted(round(float(c.get_segments()[0][0][1]), 3) for c in bars.collections)
+    assert chance == [round(1 / 13, 3), round(37 / 169, 3)]
+    assert "chance" in bars.get_title() and heatmap.get_title() == "PTACL"

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ptacl import configs
 from ptacl.cli.main import main as ptacl
 from ptacl.phenotypes import PHENOTYPES
 
 pytestmark = pytest.mark.slow
 
-TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny"
+TINY = configs.root() / "tiny"
 QUIET = [
     "trainer.max_steps=2",
     "trainer.val_every_n_steps=2",

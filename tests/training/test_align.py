@@ -1,9 +1,8 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from ptacl import configs
 from ptacl.config import load_config, to_dict
 from ptacl.losses import global_contrastive_loss, local_contrastive_loss
 from ptacl.models import count_parameters
@@ -17,8 +16,7 @@ from ptacl.training.align import (
     temporal_alignment_hits,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / "configs" / "tiny" / "ptacl.yaml"
+TINY = configs.root() / "tiny" / "ptacl.yaml"
 
 
 def tiny_module(*overrides: str) -> AlignModule:
@@ -43,15 +41,15 @@ ALIGN_CONFIGS = ["ptacl_regression.yaml", "ptacl_retrieval.yaml", "global.yaml",
 
 @pytest.mark.parametrize("name", ALIGN_CONFIGS)
 def test_shipped_align_configs_build(name):
-    cfg = load_config(AlignRunConfig, ROOT / "configs" / name)
+    cfg = load_config(AlignRunConfig, configs.root() / name)
     module = AlignModule(to_dict(cfg)) if name.startswith("tiny") else None
     assert cfg.loss.num_steps == 13 and (module is None or module.loss_config == cfg.loss)
 
 
 def test_paper_hyperparameters_in_shipped_configs():
-    regression = load_config(AlignRunConfig, ROOT / "configs" / "ptacl_regression.yaml").loss
-    retrieval = load_config(AlignRunConfig, ROOT / "configs" / "ptacl_retrieval.yaml").loss
-    global_only = load_config(AlignRunConfig, ROOT / "configs" / "global.yaml").loss
+    regression = load_config(AlignRunConfig, configs.root() / "ptacl_regression.yaml").loss
+    retrieval = load_config(AlignRunConfig, configs.root() / "ptacl_retrieval.yaml").loss
+    global_only = load_config(AlignRunConfig, configs.root() / "global.yaml").loss
     assert (regression.sigma, regression.temperature_global, regression.temperature_local) == (
         0.1,
         0.1,

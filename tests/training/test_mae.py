@@ -82,3 +82,35 @@ def test_norm_target_reconstruction_returns_input_units():
     mask = torch.ones(1, 120)
     pictures = module.mae.reconstruct(x, perfect, mask)
     assert torch.allclose(module.mae.encoder.patchify(pictures["prediction"]), patches, atol=1e-3)
+
+
+def test_reconstruction_figure_says_when_the_mae_still_predicts_the_mean(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from matplotlib.figure import Figure
+
+    from ptacl.training.mae import MEAN_PLATEAU_RATIO, ReconstructionFigure, mean_plateau_note
+
+    assert "mean:" in mean_plateau_note(0.97, 1.0) and mean_plateau_note(0.5, 1.0) is None
+    assert "(or worse)" in mean_plateau_note(1.7, 1.0)
+    assert mean_plateau_note(None, 1.0) is None and mean_plateau_note(1.0, 0.0) is None
+    assert mean_plateau_note(MEAN_PLATEAU_RATIO, 1.0) is None  # at the limit: not flagged
+    module, x = _module("ecg")
+    module.log = lambda *a, **k: None
+    module.validation_step({"ecg": x}, 0)
+    titles = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: titles.append(fig._suptitle))
+    for loss, flagged in ((0.98, True), (0.45, False)):
+        trainer = SimpleNamespace(
+            sanity_checking=False,
+            is_global_zero=True,
+            global_step=250,
+            callback_metrics={
+                "val/loss": torch.tensor(loss),
+                "val/mean_baseline": torch.tensor(1.0),
+            },
+        )
+        ReconstructionFigure(tmp_path).on_validation_epoch_end(trainer, module)
+        title = titles[-1]
+        assert ("still predicting the mean" in title.get_text()) == flagged
+        assert (title.get_color() == "tab:red") == flagged

@@ -8,11 +8,12 @@ import torch
 import yaml
 
 from faults import hold_lock
+from ptacl import configs
 from ptacl.cli.pretrain import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-CONFIGS = Path(__file__).parents[2] / "configs"
+CONFIGS = configs.root()
 TINY = ["--config", str(CONFIGS / "tiny" / "ecg_mae.yaml")]
 
 
@@ -72,7 +73,7 @@ def test_a_killed_and_resumed_run_ends_bit_identical(tiny_store, tmp_path, monke
     """8 training ECGs in batches of 4: 2 batches an epoch. Killed after step 3 (mid-epoch 1),
     resumed with a different number of workers, to step 7: the weights are those of a run
     never interrupted (MAE masks, augmentations, sample order all included)."""
-    from ptacl.training.common import LastCheckpoint
+    from ptacl.training.trainer import LastCheckpoint
 
     steps = ["trainer.max_steps=7", "trainer.val_every_n_steps=2"]
     assert _run(tiny_store, tmp_path / "straight", *TINY, *steps) == 0

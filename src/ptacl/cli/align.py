@@ -6,8 +6,8 @@
 --ecg-init / --cmr-init are stage-1 runs (`ptacl pretrain`): their encoder architecture and
 weights start this stage. Without them the encoders start from random weights (the paper's
 "without SMP" ablation, which trains them whole: pass freeze_blocks=0, else a warning).
-Configs: configs/ptacl_regression.yaml (σ = 0.1, τ 0.1 / 1.0, the
-default), configs/ptacl_retrieval.yaml (σ = 0, τ 0.07 / 0.07), configs/global.yaml (β = 0).
+Shipped configs (`--config NAME`): ptacl_regression.yaml (σ = 0.1, τ 0.1 / 1.0, the
+default), ptacl_retrieval.yaml (σ = 0, τ 0.07 / 0.07), global.yaml (β = 0).
 Trains on the paired subjects of the train split, validates on the val split; each validation
 writes figures/local_similarity_*.png (the paper's Figure 2).
 """
@@ -32,7 +32,7 @@ def _init_overrides(args: argparse.Namespace, config_init: dict[str, str]) -> li
     """The init runs as overrides: their paths and their encoder sections (the weights fit only
     that architecture), applied after --config and before the command line's key=value."""
     from ptacl.config import ConfigError
-    from ptacl.training.common import read_run_config
+    from ptacl.runs import encoder_section, read_run_config
 
     extra: list[str] = []
     for modality in ("ecg", "cmr"):
@@ -45,7 +45,7 @@ def _init_overrides(args: argparse.Namespace, config_init: dict[str, str]) -> li
             raise ConfigError(
                 f"{run}: --{modality}-init is a {run_config.get('modality')} run, not {modality}"
             )
-        section = run_config.get(f"{modality}_encoder") or run_config.get("encoder")
+        section = encoder_section(run_config, modality)
         if not section:
             raise ConfigError(f"{run}/config.yaml: no encoder section to start from")
         extra += _flatten(section, f"{modality}_encoder")
@@ -54,7 +54,7 @@ def _init_overrides(args: argparse.Namespace, config_init: dict[str, str]) -> li
 
 def main(argv: list[str] | None = None) -> int:
     # Imported here so `ptacl --help` stays quick.
-    from ptacl.training.common import add_run_arguments, command_parser, run_command
+    from ptacl.cli.common import add_run_arguments, command_parser, run_command
 
     parser = command_parser("ptacl align", __doc__)
     parser.add_argument("--ecg-init", type=Path, help="stage-1 ECG MAE run folder")
@@ -78,8 +78,9 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
 
     from ptacl.config import to_dict
     from ptacl.data.datasets import PairedDataset
+    from ptacl.runs import RunDirError, load_encoder_weights
     from ptacl.training.align import AlignModule, LocalSimilarityFigure, parameter_counts
-    from ptacl.training.common import RunDirError, build_trainer, fit_stage, load_encoder_weights
+    from ptacl.training.trainer import build_trainer, fit_stage
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
 

@@ -6,8 +6,10 @@
 Without --data a synthetic cohort of the preset's size is generated and prepared in DIR. Each
 method is trained and evaluated per seed (DIR/seed{S}/runs, DIR/seed{S}/eval, logs in DIR/logs);
 finished steps are reused when the command is run again. DIR/tables.md holds Table 1
-(retrieval) and Table 2 (R²) as mean ± sd over seeds with the paper's figures beside ours, and
-DIR/results.json the per-seed numbers behind them. As in the paper, PTACL and Global only are
+(retrieval) and Table 2 (R²) as mean ± sd over seeds with the per-seed bootstrap CIs beside
+them, and the paper's UK Biobank figures as labelled reference columns (not comparable with a
+synthetic cohort); DIR/results.json the per-seed numbers and CIs behind them. A store too small
+for the preset's batches is refused before any training. As in the paper, PTACL and Global only are
 trained twice: in the regression setting (the preset's ptacl config; Table 2) and in the
 retrieval setting (σ = 0, τ 0.07 / 0.07; methods global_retrieval and ptacl_retrieval, which
 `--methods global ptacl` brings along; Table 1).
@@ -16,7 +18,6 @@ retrieval setting (σ = 0, τ 0.07 / 0.07; methods global_retrieval and ptacl_re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -55,65 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cohort_steps(out: Path, subjects: int, workers: int, seed: int = 0):
-    """Steps generating and preparing a synthetic cohort in `out`; returns (steps, store)."""
-    from ptacl.pipeline import Step
-
-    cohort, store = out / "cohort", out / "store"
-    synth = ["synth", "--out", str(cohort), "--subjects", str(subjects), "--seed", str(seed)]
-    # no --quiet: their progress bars go to the step's log, whose last line the pipeline shows
-    synth += ["--workers", str(workers), "--preview"]
-    prepare = ["prepare", "--ecg", str(cohort / "ecg"), "--cmr", str(cohort / "cmr")]
-    prepare += ["--phenotypes", str(cohort / "phenotypes.csv"), "--out", str(store)]
-    prepare += ["--seed", str(seed), "--workers", str(workers)]
-    return [
-        Step("cohort/synth", tuple(synth), cohort),
-        Step("cohort/prepare", tuple(prepare), store),
-    ], store
-
-
-def write_tables(out: Path, seeds: list[int], methods, header: str) -> str:
-    """Collect the evaluations under `out` into tables.md and results.json; returns the text."""
-    from ptacl.reproduction import (
-        collect_results,
-        table1_markdown,
-        table1_warnings,
-        table2_markdown,
-    )
-
-    results = collect_results(out, seeds, methods)
-    text = "\n\n".join(
-        [
-            header,
-            "## Table 2: phenotype regression, R² on the test split (mean ± sd over seeds); "
-            "PTACL runs in the regression setting (σ = 0.1, τ_global 0.1, τ_local 1.0)",
-            table2_markdown(results),
-            "## Table 1: similar-patient retrieval, ECG query → CMR database (mean ± sd over "
-            "seeds); PTACL and Global only in the retrieval setting (σ = 0, τ_global = τ_local "
-            "= 0.07)",
-            table1_markdown(results),
-        ]
-    )
-    (out / "tables.md").write_text(text + "\n", encoding="utf-8")
-    plain = {
-        "regression": [
-            {"input": k[0], "method": k[1], "eval": k[2], "seeds": v}
-            for k, v in results["regression"].items()
-        ],
-        "retrieval": results["retrieval"],
-        "random_retrieval": results["random_retrieval"],
-        "retrieval_exclude_self": results["retrieval_exclude_self"],  # [true]: own CMR excluded
-        "retrieval_collapse": results["retrieval_collapse"],  # label -> per-seed hub share, ...
-        "retrieval_warnings": table1_warnings(results),
-    }
-    (out / "results.json").write_text(json.dumps(plain, indent=2), encoding="utf-8")
-    return text
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ptacl.pipeline import PipelineError, run_steps
-    from ptacl.reproduction import PRESETS, build_steps, select_methods
+    from ptacl.reproduction import (
+        PRESETS,
+        CohortTooSmall,
+        build_steps,
+        check_cohort,
+        cohort_steps,
+        select_methods,
+        write_tables,
+    )
 
     if args.seeds < 1 or args.jobs < 1:
         print("ptacl benchmark: --seeds and --jobs must be >= 1", file=sys.stderr)
@@ -127,13 +81,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    steps = []
-    store = args.data
-    if store is None:
-        steps, store = cohort_steps(out, args.subjects or preset.subjects, args.workers)
     seeds = list(range(args.seeds))
     methods = select_methods(args.methods)
-    steps += build_steps(
+    start = time.perf_counter()
+    cohort, store, rebuilt = [], args.data, []
+    try:
+        if store is None:
+            subjects = args.subjects or preset.subjects
+            cohort, store = cohort_steps(out, subjects, args.workers)
+            seconds = run_steps(cohort, out, quiet=args.quiet)
+            rebuilt = [s.output for s in cohort if seconds[s.name] > 0]  # runs on it are outdated
+        # before any training: a split smaller than a batch would fail steps in, one by one
+        check_cohort(preset, store, export=False)
+    except CohortTooSmall as e:
+        print(f"ptacl benchmark: {e}", file=sys.stderr)
+        return 2
+    except PipelineError as e:
+        print(f"ptacl benchmark: {e}", file=sys.stderr)
+        return 1
+    steps = build_steps(
         preset,
         store,
         out,
@@ -142,9 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         finetune=not args.no_finetune,
         include_self=args.include_self,
     )
-    start = time.perf_counter()
     try:
-        run_steps(steps, out, quiet=args.quiet, jobs=args.jobs)
+        run_steps(steps, out, quiet=args.quiet, jobs=args.jobs, rebuilt=rebuilt)
     except PipelineError as e:
         print(f"ptacl benchmark: {e}", file=sys.stderr)
         return 1

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from ptacl.markdown import cell, digits_for, fmt, mean_of_all, short, table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,25 +45,6 @@ def _load(path: Path) -> dict[str, Any]:
         raise ValueError(f"{file}: not valid JSON ({e})") from e
 
 
-def _cell(value: Any, ci: Any = None, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    text = f"{value:.{digits}f}"
-    if ci and None not in ci:
-        text += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
-    return text
-
-
-def _mean(values: list[Any], digits: int = 3) -> str:
-    known = [v for v in values if v is not None and not math.isnan(v)]
-    # A mean over fewer phenotypes would not compare with the other rows.
-    return f"{sum(known) / len(known):.{digits}f}" if known and len(known) == len(values) else "–"
-
-
-def _short(name: str) -> str:
-    return name.partition(" (")[0]
-
-
 def compare_markdown(runs: list[tuple[str, dict[str, Any]]], metrics: list[str]) -> str:
     """The comparison document for (label, metrics.json content) pairs."""
     lines = ["# Comparison", ""]
@@ -73,33 +55,32 @@ def compare_markdown(runs: list[tuple[str, dict[str, Any]]], metrics: list[str])
     with_retrieval = [(label, m["retrieval"]) for label, m in runs if m.get("retrieval")]
     if with_retrieval:
         phenotypes = list(with_retrieval[0][1]["model"])
-        header = "| run | " + " | ".join(_short(p) for p in phenotypes) + " | mean |"
-        rule = "|---|" + "---|" * (len(phenotypes) + 1)
+        head = ["run", *(short(p) for p in phenotypes), "mean"]
         for metric in metrics:
-            digits = 2 if metric in ("MnR", "MdR") else 3
-            lines += [f"## Retrieval {metric} (ECG query → CMR database)", "", header, rule]
+            digits = digits_for(metric)
+            rows = []
             for label, r in with_retrieval:
                 values = [r["model"].get(p, {}).get(metric) for p in phenotypes]
                 cis = [r.get("model_ci", {}).get(p, {}).get(metric) for p in phenotypes]
-                cells = [_cell(v, c, digits) for v, c in zip(values, cis)]
-                lines.append(f"| {label} | " + " | ".join(cells) + f" | {_mean(values, digits)} |")
+                cells = [cell(v, c, digits) for v, c in zip(values, cis)]
+                rows.append([label, *cells, mean_of_all(values, digits)])
             random = with_retrieval[0][1].get("random", {})
             if random:
                 values = [random.get(p, {}).get(metric) for p in phenotypes]
-                cells = [_cell(v, None, digits) for v in values]
-                lines.append("| random | " + " | ".join(cells) + f" | {_mean(values, digits)} |")
+                rows.append(["random", *(fmt(v, digits) for v in values),
+                             mean_of_all(values, digits)])  # fmt: skip
+            lines += [f"## Retrieval {metric} (ECG query → CMR database)", "", table(head, rows)]
             lines.append("")
-    rows = [(label, method, table) for label, m in runs for method, table in m.get("regression", {}).items()]  # fmt: skip
+    rows = [(label, method, values) for label, m in runs for method, values in m.get("regression", {}).items()]  # fmt: skip
     if rows:
         phenotypes = list(rows[0][2])
         lines += ["## Phenotype regression R² from the ECG", ""]
-        lines.append("| run | method | " + " | ".join(_short(p) for p in phenotypes) + " | mean |")
-        lines.append("|---|---|" + "---|" * (len(phenotypes) + 1))
-        for label, method, table in rows:
-            values = [table.get(p, {}).get("R2") for p in phenotypes]
-            cells = [_cell(v, table.get(p, {}).get("ci")) for v, p in zip(values, phenotypes)]
-            lines.append(f"| {label} | {method} | " + " | ".join(cells) + f" | {_mean(values)} |")
-        lines.append("")
+        body = []
+        for label, method, values in rows:
+            r2 = [values.get(p, {}).get("R2") for p in phenotypes]
+            cells = [cell(v, values.get(p, {}).get("ci")) for v, p in zip(r2, phenotypes)]
+            body.append([label, method, *cells, mean_of_all(r2)])
+        lines += [table(["run", "method", *(short(p) for p in phenotypes), "mean"], body), ""]
     splits = {m.get("info", {}).get("data") for _, m in runs}
     if len(splits) > 1:
         lines += ["Note: these runs were evaluated on different stores; rows do not compare.", ""]

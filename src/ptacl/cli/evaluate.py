@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.data.store import Store, StoreError
     from ptacl.eval.embed import EmbedError
     from ptacl.eval.evaluate import EvaluateOptions, evaluate
-    from ptacl.training.common import RunDirError
+    from ptacl.runs import RunDirError
 
     if args.finetune and args.split != "test":
         print("ptacl evaluate: --finetune scores the test split; drop --split", file=sys.stderr)
@@ -110,7 +110,7 @@ def _finetune_step(args: argparse.Namespace, store: Any) -> Callable[[Path], int
 
     def step(run_dir: Path) -> int:
         from ptacl.config import load_config
-        from ptacl.training.common import prepare_run_dir
+        from ptacl.runs import prepare_run_dir
         from ptacl.training.finetune import FinetuneConfig, run_finetune, with_source_encoder
 
         overrides = [f"model={args.model}", f"data.store={store.root}", *args.finetune_set]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ptacl.training.common import add_run_arguments
+    from ptacl.cli.common import add_run_arguments
 
     parser = argparse.ArgumentParser(
         prog="ptacl finetune",
@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     import contextlib
 
     from ptacl.atomic import OutputBusy
+    from ptacl.cli.common import resolve_config
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
-    from ptacl.training.common import RunDirError, prepare_run_dir, resolve_config, run_lock
+    from ptacl.runs import RunDirError, prepare_run_dir, run_lock
     from ptacl.training.finetune import FinetuneConfig, run_finetune, with_source_encoder
 
     with contextlib.ExitStack() as stack:

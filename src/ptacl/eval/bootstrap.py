@@ -6,7 +6,8 @@ P@k and first-match rank are computed once against the full database, and a repl
 them over a resampled set of queries (the database does not shrink or duplicate). For R², the
 test predictions stay as they are and (truth, prediction) pairs are resampled. Intervals are
 the 2.5th and 97.5th percentiles of the replicates (replicates where a metric is undefined are
-ignored). Replicates are drawn from one seeded generator, so intervals are reproducible.
+ignored). Replicates are drawn from one seeded generator, so intervals are reproducible. The
+median rank gets no interval (`retrieval_ci` says why).
 """
 
 from __future__ import annotations
@@ -66,11 +67,18 @@ def retrieval_ci(
     summarize: Callable[..., pd.DataFrame] = summarize_retrieval,
     **kwargs,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Bounds of P@k, MnR and MdR from resampled queries (see the module docstring)."""
+    """Bounds of P@k and MnR from resampled queries (see the module docstring); MdR's are NaN.
+
+    No interval for MdR on purpose: a median of integer ranks is an integer (or a half), so
+    its percentile bootstrap piles every replicate onto one or two values and the interval
+    collapses ([7.00, 7.00] for MdR 7), which reads as certainty it is not. A smoothed
+    (jittered) bootstrap would be a CI of the interpolated median, a different statistic than
+    the paper's MdR shown beside it. MnR's interval is the rank's uncertainty to read."""
     n = len(next(iter(scores.values())).is_query)
-    return bootstrap_ci(
-        lambda idx: summarize(scores, ks, idx), n, columns=metric_columns(ks), **kwargs
-    )
+    columns = [c for c in metric_columns(ks) if c != "MdR"]
+    lo, hi = bootstrap_ci(lambda idx: summarize(scores, ks, idx), n, columns=columns, **kwargs)
+    lo["MdR"], hi["MdR"] = np.nan, np.nan
+    return lo, hi
 
 
 def r2_ci(

@@ -24,7 +24,6 @@ float32 where present, meta (a JSON string).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,29 +34,13 @@ import torch
 from torch import nn
 
 from ptacl.phenotypes import PHENOTYPES
+from ptacl.runs import RunEncoders
 
 _ARRAYS = ("ecg", "cmr", "ecg_proj", "cmr_proj", "alignment")
 
 
 class EmbedError(ValueError):
     """A run or embeddings file that cannot be used, with the path and the reason."""
-
-
-@dataclass
-class RunEncoders:
-    """The encoders (and projection heads) a run holds; absent parts are None."""
-
-    kind: str  # none | pretrain-ecg | pretrain-cmr | simclr-ecg | simclr-cmr | align | finetune
-    source: str
-    ecg: nn.Module | None = None
-    cmr: nn.Module | None = None
-    ecg_head: nn.Module | None = None
-    cmr_head: nn.Module | None = None
-    num_steps: int = 13  # T of the local embeddings
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        return tuple(m for m in ("ecg", "cmr") if getattr(self, m) is not None)
 
 
 @dataclass
@@ -112,93 +95,6 @@ class Embeddings:
             meta=json.loads(str(content["meta"])),
             **{k: content.get(k) for k in _ARRAYS},
         )
-
-
-def _find(config: Any, key: str) -> Any:
-    """First value of `key` anywhere in a nested config dict (None if absent)."""
-    if isinstance(config, dict):
-        if key in config:
-            return config[key]
-        for value in config.values():
-            found = _find(value, key)
-            if found is not None:
-                return found
-    return None
-
-
-def _heads(run_dir: Path, widths: dict[str, int]) -> dict[str, nn.Module]:
-    """Projection heads found in a run's checkpoint, by modality (see ptacl.models.heads)."""
-    from ptacl.models.heads import projection_head_from_state
-
-    ckpt = run_dir / "checkpoints" / "best.ckpt"
-    if not ckpt.is_file():
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    heads = {}
-    for modality, width in widths.items():
-        pattern = re.compile(rf"^(?:.*\.)?{modality}_head\.(.+)$")
-        weights = {m.group(1): v for k, v in state.items() if (m := pattern.match(k))}
-        if weights:
-            heads[modality] = projection_head_from_state(weights, width)
-    return heads
-
-
-def load_run_encoders(
-    model: str | Path, *, seed: int = 0, like: str | Path | None = None
-) -> RunEncoders:
-    """The encoders of run folder `model`, or random ones for `none`: seeded, both of the
-    paper's sizes, or the encoders run `like` holds with its architecture (the fair random-init
-    baseline for that run: an ECG MAE run gives a random ECG encoder only)."""
-    from ptacl.models import build_encoder
-    from ptacl.training.common import load_encoder, read_run_config
-
-    if str(model) == "none":
-        sections: dict[str, Any] = {"ecg": None, "cmr": None}
-        if like is not None:
-            config = read_run_config(like)
-            for modality in ("ecg", "cmr"):
-                sections[modality] = config.get(f"{modality}_encoder")
-                if config.get("modality") == modality:
-                    sections[modality] = config.get("encoder")
-            # Only the modalities `like` holds: a paper-sized second encoder beside a tiny one
-            # would not be that run's baseline (and their widths could not be compared).
-            sections = {m: s for m, s in sections.items() if s is not None}
-            if not sections:
-                raise EmbedError(f"{like}/config.yaml: cannot tell which encoders this run holds")
-        torch.manual_seed(seed)
-        encoders = {m: build_encoder(m, s) for m, s in sections.items()}
-        return RunEncoders(
-            kind="none",
-            source="none" if like is None else f"none (architecture of {like})",
-            ecg=encoders.get("ecg"),
-            cmr=encoders.get("cmr"),
-        )
-
-    run_dir = Path(model)
-    if not run_dir.is_dir():
-        raise EmbedError(f"{run_dir}: not a run folder (or pass `none` for random encoders)")
-    config = read_run_config(run_dir)
-    if config.get("stage") == "finetune":  # one encoder; older ECG runs have no `modality`
-        modalities: tuple[str, ...] = (str(config.get("modality", "ecg")),)
-        kind = "finetune"
-    elif "modality" in config:
-        modalities = (config["modality"],)
-        kind = f"{config.get('stage', 'pretrain')}-{config['modality']}"  # simclr-ecg, ...
-    elif "ecg_encoder" in config and "cmr_encoder" in config:
-        modalities, kind = ("ecg", "cmr"), "align"
-    elif "ecg_encoder" in config:
-        modalities, kind = ("ecg",), str(config.get("stage", "finetune"))
-    else:
-        raise EmbedError(f"{run_dir}/config.yaml: cannot tell which encoders this run holds")
-    out = RunEncoders(
-        kind=kind, source=str(run_dir), num_steps=int(_find(config, "num_steps") or 13)
-    )
-    for modality in modalities:
-        setattr(out, modality, load_encoder(run_dir, modality).eval())
-    widths = {m: int(getattr(out, m).width) for m in out.modalities}
-    for modality, head in _heads(run_dir, widths).items():
-        setattr(out, f"{modality}_head", head)
-    return out
 
 
 def _local_through_heads(encoders: RunEncoders) -> bool:

@@ -60,7 +60,7 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
     is written but the embeddings and figures so far)."""
     import ptacl
     from ptacl.eval.bootstrap import retrieval_ci
-    from ptacl.eval.embed import compute_embeddings, load_run_encoders
+    from ptacl.eval.embed import compute_embeddings
     from ptacl.eval.report import (
         plot_alignment_matrix,
         plot_precision_curves,
@@ -74,6 +74,7 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
         top1_candidates,
         top1_collapse,
     )
+    from ptacl.runs import load_run_encoders
 
     out = Path(options.out)
     split = options.split

@@ -16,28 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from ptacl.markdown import cell, digits_for, fmt, short, table
 from ptacl.phenotypes import split_name
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}"
-
-
-def _cell(point: float | None, ci: Sequence[float] | None, digits: int = 3) -> str:
-    text = _fmt(point, digits)
-    if ci is not None and text != "–" and not any(_fmt(c) == "–" for c in ci):
-        text += f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
-    return text
 
 
 def _count(value: float | None) -> str:
     return "" if value is None else str(int(value))
-
-
-def _short(column: str) -> str:
-    return split_name(column)[0]
 
 
 def retrieval_protocol(exclude_self: bool) -> str:
@@ -80,7 +64,7 @@ def retrieval_warnings(
             and row[metric] < base[metric]
         ]
         if below:
-            out.append(f"{_short(name)}: retrieval below the random ranking ({', '.join(below)})")
+            out.append(f"{short(name)}: retrieval below the random ranking ({', '.join(below)})")
     collapse = collapse or {}
     share = collapse.get("top1_hub_share")
     if share is not None and share > hub_limit:
@@ -103,7 +87,7 @@ def _number(value: float | None) -> str:
 def collapse_sentence(collapse: Mapping[str, Any]) -> str:
     """One line: the top-1 hub share and the distinct top-1 candidates (out of N)."""
     return (
-        f"Collapse: top-1 hub share {_fmt(collapse.get('top1_hub_share'))} (the share of queries "
+        f"Collapse: top-1 hub share {fmt(collapse.get('top1_hub_share'))} (the share of queries "
         "whose top-1 is the most frequent top-1 candidate; 1/N for a one-to-one ranking, 1 when "
         f"fully collapsed); {_number(collapse.get('top1_distinct'))} distinct top-1 candidates "
         f"of {_number(collapse.get('candidates'))}."
@@ -112,26 +96,17 @@ def collapse_sentence(collapse: Mapping[str, Any]) -> str:
 
 def retrieval_table(retrieval: Mapping[str, Any]) -> str:
     """Markdown Table 1 from the `retrieval` section of metrics.json."""
-    ks = retrieval["ks"]
-    columns = [f"P@{k}" for k in ks] + ["MnR", "MdR"]
-    lines = [
-        "| phenotype | ranking | " + " | ".join(columns) + " | queries | no match |",
-        "|---|---|" + "---|" * len(columns) + "---|---|",
-    ]
+    columns = [f"P@{k}" for k in retrieval["ks"]] + ["MnR", "MdR"]
+    rows = []
     for name, row in retrieval["model"].items():
         ci = retrieval.get("model_ci", {}).get(name, {})
-        digits = {c: (2 if c in ("MnR", "MdR") else 3) for c in columns}
-        cells = [_cell(row.get(c), ci.get(c), digits[c]) for c in columns]
-        lines.append(
-            f"| {_short(name)} | model | "
-            + " | ".join(cells)
-            + f" | {_count(row.get('queries'))} | {_count(row.get('no_match'))} |"
-        )
+        cells = [cell(row.get(c), ci.get(c), digits_for(c)) for c in columns]
+        rows.append([short(name), "model", *cells, _count(row.get("queries")),
+                     _count(row.get("no_match"))])  # fmt: skip
         base = retrieval.get("random", {}).get(name)
         if base is not None:
-            cells = [_fmt(base.get(c), digits[c]) for c in columns]
-            lines.append("| | random | " + " | ".join(cells) + " | | |")
-    return "\n".join(lines)
+            rows.append(["", "random", *(fmt(base.get(c), digits_for(c)) for c in columns), "", ""])
+    return table(["phenotype", "ranking", *columns, "queries", "no match"], rows)
 
 
 def regression_table(regression: Mapping[str, Mapping[str, Any]]) -> str:
@@ -140,14 +115,11 @@ def regression_table(regression: Mapping[str, Mapping[str, Any]]) -> str:
     `regression` maps a method label to {phenotype: {"R2": float, "ci": [lo, hi], "n": int}}.
     """
     phenotypes = list(next(iter(regression.values())).keys()) if regression else []
-    lines = [
-        "| method | " + " | ".join(_short(p) for p in phenotypes) + " |",
-        "|---|" + "---|" * len(phenotypes),
+    rows = [
+        [method, *(cell(values[p].get("R2"), values[p].get("ci")) for p in phenotypes)]
+        for method, values in regression.items()
     ]
-    for method, table in regression.items():
-        cells = [_cell(table[p].get("R2"), table[p].get("ci")) for p in phenotypes]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return table(["method", *(short(p) for p in phenotypes)], rows)
 
 
 def _pyplot():
@@ -190,7 +162,7 @@ def plot_precision_curves(retrieval: Mapping[str, Any], path: Path) -> Path:
         if base:
             random = [_num(base.get(f"P@{k}")) for k in ks]
             ax.plot(ks, random, "s--", color="grey", label="random")
-        ax.set_title(_short(name), fontsize=9)
+        ax.set_title(short(name), fontsize=9)
         ax.set_xlabel("k")
         ax.set_ylabel("P@k")
         ax.set_ylim(0, 1)
@@ -202,7 +174,12 @@ def plot_precision_curves(retrieval: Mapping[str, Any], path: Path) -> Path:
 def plot_predictions(
     y_true: np.ndarray, y_pred: np.ndarray, columns: Sequence[str], path: Path, title: str = ""
 ) -> Path:
-    """Predicted against true value per phenotype (test subjects), with the identity line."""
+    """Predicted against true value per phenotype (test subjects), with the identity line; each
+    panel titled with its R² (as in the report's table: 1 − SS_res / SS_tot over the subjects
+    shown) and its axes in the phenotype's unit (mL, %, g, L/min), so a panel stands alone."""
+    from ptacl.eval.probe import r2_per_phenotype
+
+    r2 = r2_per_phenotype(y_true, y_pred, columns)
     plt, fig, axes = _grid(len(columns))
     for p, (ax, name) in enumerate(zip(axes, columns)):
         ok = ~np.isnan(y_true[:, p]) & ~np.isnan(y_pred[:, p])
@@ -212,26 +189,96 @@ def plot_predictions(
             lo, hi = float(min(t.min(), e.min())), float(max(t.max(), e.max()))
             ax.plot([lo, hi], [lo, hi], "k--", linewidth=0.8)
         label, unit = split_name(name)
-        ax.set_title(label, fontsize=9)
+        ax.set_title(f"{label}: R² {fmt(r2.loc[name, 'R2'])} (n {int(ok.sum())})", fontsize=9)
         ax.set_xlabel(f"true ({unit})" if unit else "true")
-        ax.set_ylabel("predicted")
+        ax.set_ylabel(f"predicted ({unit})" if unit else "predicted")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(plt, fig, path)
 
 
-def plot_alignment_matrix(matrix: np.ndarray, path: Path, title: str) -> Path:
-    """The T × T ECG–CMR local cosine similarity (the paper's Figure 2), rows ECG steps."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=120)
+def alignment_accuracy(matrix: np.ndarray, tolerance: int = 0, circular: bool = False) -> float:
+    """Share of ECG steps k (rows) whose most similar CMR step t (column argmax) lies within
+    `tolerance` steps of k (the circular distance when `circular`)."""
+    steps = matrix.shape[-1]
+    best = np.asarray(matrix).argmax(axis=-1)
+    gap = np.abs(best - np.arange(len(best)))
+    if circular:
+        gap = np.minimum(gap, steps - gap)
+    return float(np.mean(gap <= tolerance))
+
+
+def alignment_chance(steps: int, tolerance: int = 0, circular: bool = False) -> float:
+    """`alignment_accuracy` of a random match: each ECG step's CMR step drawn uniformly from
+    the `steps` columns. 1/T exact; (3T − 2)/T² within ±1 (fewer neighbours at the edges), 3/T
+    circular."""
+    if circular:
+        return min(2 * tolerance + 1, steps) / steps
+    k = np.arange(steps)
+    hits = np.minimum(k + tolerance, steps - 1) - np.maximum(k - tolerance, 0) + 1
+    return float(hits.sum() / steps**2)
+
+
+def alignment_figure(
+    matrix: np.ndarray,
+    title: str,
+    *,
+    accuracy: Mapping[str, float] | None = None,
+    source: str = "argmax of this mean matrix",
+    circular: bool = False,
+) -> Any:
+    """The paper's Figure 2 that stands alone: the T × T ECG–CMR local cosine similarity (rows
+    ECG steps k, columns CMR steps t) with each row's most similar CMR step marked and the
+    diagonal (perfect alignment) dashed; beside it, the alignment accuracy, exact and within
+    ±1 step, each against the dashed chance level of a random match (`alignment_chance`).
+
+    accuracy: {"exact": a, "±1": b} measured elsewhere (training: per validation subject), said
+    by `source`; default: `alignment_accuracy` of `matrix` itself. Returns a matplotlib Figure
+    (no pyplot state: training callbacks draw it too)."""
+    from matplotlib.figure import Figure
+
+    matrix = np.asarray(matrix, dtype=np.float64)
+    steps = matrix.shape[-1]
+    if accuracy is None:
+        accuracy = {"exact": alignment_accuracy(matrix, 0, circular),
+                    "±1": alignment_accuracy(matrix, 1, circular)}  # fmt: skip
+    chance = {"exact": alignment_chance(steps, 0, circular), "±1": alignment_chance(steps, 1, circular)}  # fmt: skip
+    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+    ax, bars = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3.2, 1]})
     image = ax.imshow(matrix, cmap="viridis", origin="upper")
+    ax.plot([0, steps - 1], [0, steps - 1], "w--", linewidth=0.8, label="k = t")
+    ax.plot(matrix.argmax(axis=1), np.arange(len(matrix)), "wx", markersize=4,
+            label="most similar t")  # fmt: skip
     ax.set_xlabel("CMR time step t")
     ax.set_ylabel("ECG time step k")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=6, loc="lower left")
     fig.colorbar(image, ax=ax, label="cosine similarity")
-    fig.tight_layout()
-    return _save(plt, fig, path)
+    names = list(chance)
+    values = [accuracy.get(n, np.nan) for n in names]
+    bars.bar(names, values, color="tab:blue")
+    for i, name in enumerate(names):
+        bars.hlines(chance[name], i - 0.4, i + 0.4, colors="tab:red", linestyles="--",
+                    label="chance" if i == 0 else None)  # fmt: skip
+        text = fmt(values[i], 2)
+        bars.text(
+            i, min(float(np.nan_to_num(values[i])) + 0.03, 0.95), text, ha="center", fontsize=7
+        )
+    bars.set_ylim(0, 1)
+    bars.set_ylabel("alignment accuracy")
+    bars.set_title(f"{source}\nchance: {chance['exact']:.2f} / {chance['±1']:.2f}", fontsize=6)
+    bars.legend(fontsize=6, loc="upper right")
+    return fig
+
+
+def plot_alignment_matrix(matrix: np.ndarray, path: Path, title: str) -> Path:
+    """`alignment_figure` of a mean T × T similarity (accuracy from its argmax) as a PNG."""
+    fig = alignment_figure(matrix, title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
 
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:
@@ -255,7 +302,8 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
         lines.append(
             f"- 95 % CIs in brackets: percentile bootstrap, {boot.get('n_boot')} replicates, "
             f"seed {boot.get('seed')}; test subjects resampled (for retrieval: the queries, "
-            "against the full database)"
+            "against the full database). No CI for MdR: a median of integer ranks is an integer, "
+            "and its bootstrap interval collapses onto one value (e.g. [7.00, 7.00]); read MnR's"
         )
     lines.append("")
     retrieval = metrics.get("retrieval")

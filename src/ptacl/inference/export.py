@@ -40,8 +40,9 @@ from ptacl.eval.probe import RCOND
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
 from ptacl.inference.card import data_provenance, model_card
 from ptacl.inference.crops import store_outputs
-from ptacl.inference.modules import BundleModel, LinearProbe
+from ptacl.inference.modules import BundleModel
 from ptacl.inference.plausibility import fit_ood, fit_ranges
+from ptacl.models.heads import LinearProbe
 from ptacl.phenotypes import PHENOTYPE_NAMES, PHENOTYPE_UNITS, PHENOTYPES
 
 COMBINE = (
@@ -82,7 +83,8 @@ def embed_store(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of the split's ECGs and their embeddings (N, D): those of `ptacl evaluate`
     (`compute_embeddings`: averaged over each recording's crops)."""
-    from ptacl.eval.embed import RunEncoders, compute_embeddings
+    from ptacl.eval.embed import compute_embeddings
+    from ptacl.runs import RunEncoders
 
     rows = store.indices(split, ecg=True)
     if not len(rows):
@@ -296,68 +298,31 @@ def export_bundle(
     )
 
 
-def _checkpoint_state(run_dir: Path, which: str) -> tuple[Path, dict[str, torch.Tensor]]:
-    """The run checkpoint's state dict, read with weights_only=True (best falls back to last)."""
-    from ptacl.training.common import RunDirError
+def ecg_projection_spec(head: nn.Module, width: int) -> dict[str, Any]:
+    """config.json's description of an align run's ECG projection head (`PROJECTIONS`: mlp)."""
+    from ptacl.models.heads import head_config_from_state
 
-    ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
-    if which == "best" and not ckpt.is_file():
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        raise RunDirError(f"{run_dir}: no checkpoint ({ckpt.name}) in {ckpt.parent}")
-    return ckpt, torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-
-
-def ecg_projection_from_state(
-    state: Mapping[str, torch.Tensor], width: int
-) -> tuple[nn.Module, dict[str, Any]] | None:
-    """The align stage's ECG projection head (keys `…ecg_head.0/2.*`), or None if absent.
-
-    Its sizes are read from the tensors themselves, so no config layout is assumed.
-    """
-    from ptacl.models.heads import head_config_from_state, projection_head_from_state
-
-    found = {k.split("ecg_head.", 1)[1]: v for k, v in state.items() if "ecg_head." in k}
-    if not found:
-        return None
-    config = head_config_from_state(found)
-    spec = {
+    config = head_config_from_state(head.state_dict())
+    return {
         "kind": "mlp",
         "kwargs": {"width": width, "hidden": config.hidden, "dim": config.dim, "norm": config.norm},
     }
-    return projection_head_from_state(found, width), spec
 
 
-def finetune_head_from_state(
-    state: Mapping[str, torch.Tensor], config: Mapping[str, Any], width: int
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The fine-tune stage's attention-pooling head and target scaling, from its checkpoint."""
-    from ptacl.inference.modules import HEADS
-
-    pool = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
-    if not pool or "target_mean" not in state or "target_sd" not in state:
-        raise ValueError("a fine-tune checkpoint needs head.*, target_mean and target_sd")
-    outputs = int(state["target_mean"].shape[0])
+def finetune_head_spec(head: nn.Module, config: Mapping[str, Any], width: int) -> dict[str, Any]:
+    """config.json's description of a fine-tune run's head (`ptacl.runs.finetune_head`)."""
+    outputs = int(head.target_mean.shape[0])
     if outputs != len(PHENOTYPES):
         raise ValueError(f"the fine-tuned head has {outputs} outputs, expected {len(PHENOTYPES)}")
     head_config = config.get("head") or {}
-    kwargs = {
-        "width": width,
-        "outputs": outputs,
-        "heads": int(head_config.get("heads", 8)),
-        "dropout": float(head_config.get("dropout", 0.0)),
-    }
-    head = HEADS["attention_pool"](kwargs)
-    head.load_state_dict(
-        {
-            **{f"pool.{k}": v for k, v in pool.items()},
-            "target_mean": state["target_mean"],
-            "target_sd": state["target_sd"],
-        }
-    )
-    spec = {
+    return {
         "kind": "attention_pool",
-        "kwargs": kwargs,
+        "kwargs": {
+            "width": width,
+            "outputs": outputs,
+            "heads": int(head_config.get("heads", 8)),
+            "dropout": float(head_config.get("dropout", 0.0)),
+        },
         "input": "tokens",
         "method": (
             "fine-tuned with attention pooling (FN+AP) on train-standardised phenotypes; "
@@ -368,7 +333,6 @@ def finetune_head_from_state(
             "split": "train",
         },
     }
-    return head.eval(), spec
 
 
 def export_run(
@@ -404,21 +368,30 @@ def _export_run(
     overwrite: bool,
     card: dict[str, Any],
 ) -> Path:
-    from ptacl.training.common import RunDirError, load_encoder, read_run_config
+    from ptacl.runs import (
+        RunDirError,
+        checkpoint_state,
+        finetune_head,
+        load_encoder,
+        projection_heads,
+        read_run_config,
+        run_modalities,
+    )
 
     config = read_run_config(run_dir)
-    if config.get("modality") == "cmr":
+    if "ecg" not in run_modalities(config):
         raise RunDirError(f"{run_dir}: a CMR run has no ECG encoder to export")
     encoder = load_encoder(run_dir, "ecg", which).eval()
     store = data or (config.get("data") or {}).get("store")
-    ckpt, state = _checkpoint_state(run_dir, which)
+    ckpt, state = checkpoint_state(run_dir, which)
     source = {
         "run": run_dir.resolve().name,  # the name only: no path of the training machine
         "checkpoint": ckpt.name,
         "checkpoint_sha256": _file_sha256(ckpt),
     }
     if config.get("stage") == "finetune":
-        head, spec = finetune_head_from_state(state, config, int(encoder.width))
+        head = finetune_head(state, config, int(encoder.width))
+        spec = finetune_head_spec(head, config, int(encoder.width))
         checks = None
         if store:
             crop = int(encoder.config.samples)
@@ -441,14 +414,15 @@ def _export_run(
         )
     if not store:
         raise RunDirError(f"{run_dir}/config.yaml names no data.store; pass --data STORE")
-    projection = ecg_projection_from_state(state, int(encoder.width))
+    width = int(encoder.width)
+    projection = projection_heads(state, {"ecg": width}).get("ecg")
     return export_with_probe(
         out,
         encoder=encoder,
         store=store,
         source={**source, "stage": config.get("stage") or ("align" if projection else "pretrain")},
-        projection=None if projection is None else projection[0],
-        projection_spec=None if projection is None else projection[1],
+        projection=projection,
+        projection_spec=None if projection is None else ecg_projection_spec(projection, width),
         batch_size=batch_size,
         overwrite=overwrite,
         card=card,
@@ -475,7 +449,7 @@ def _run_card(run_dir: Path, metrics: str | Path | None) -> dict[str, Any]:
     head's test R² with CIs). Read before minutes of embedding, so a bad path fails fast."""
     import json
 
-    from ptacl.training.common import RunDirError, read_run_config
+    from ptacl.runs import RunDirError, read_run_config
 
     config = read_run_config(run_dir)
     card: dict[str, Any] = {"training": {"command": training_command(run_dir, config)}}

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ptacl.inference.bundle import WEIGHTS, Bundle, BundleError
+from ptacl.models.heads import AttentionPoolPhenotypes, LinearProbe
 
 
 def _ecg_encoder(kwargs: Mapping[str, Any]) -> nn.Module:
@@ -32,44 +33,8 @@ def _mlp_projection(kwargs: Mapping[str, Any]) -> nn.Module:
     return projection_head(int(kwargs["width"]), config)
 
 
-class LinearProbe(nn.Module):
-    """phenotypes = (embedding - mean) @ weight.T + bias, computed in float64.
-
-    Centring on the training mean keeps `bias` at the phenotypes' mean instead of the difference
-    of two large numbers, and float64 keeps OLS coefficients of a nearly collinear embedding
-    from cancelling catastrophically (float32 lost whole mL in such a case).
-    """
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.register_buffer("mean", torch.zeros(in_features, dtype=torch.float64))
-        self.register_buffer("weight", torch.zeros(out_features, in_features, dtype=torch.float64))
-        self.register_buffer("bias", torch.zeros(out_features, dtype=torch.float64))
-
-    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        """embedding (B, D) -> (B, P) float64."""
-        return (embedding.double() - self.mean) @ self.weight.T + self.bias
-
-
 def _linear_head(kwargs: Mapping[str, Any]) -> nn.Module:
     return LinearProbe(int(kwargs["in_features"]), int(kwargs["out_features"]))
-
-
-class AttentionPoolPhenotypes(nn.Module):
-    """The fine-tune stage's attention-pooling head, with its train-split target scaling:
-    tokens (B, L, D) -> (B, P) in the phenotypes' units (`FinetuneModule.predict_phenotypes`)."""
-
-    def __init__(self, width: int, outputs: int, *, heads: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        from ptacl.training.finetune import AttentionPoolHead
-
-        self.pool = AttentionPoolHead(width, outputs, heads=heads, dropout=dropout)
-        self.register_buffer("target_mean", torch.zeros(outputs))
-        self.register_buffer("target_sd", torch.ones(outputs))
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.pool(tokens) * self.target_sd + self.target_mean  # (B, P)
 
 
 def _attention_pool_head(kwargs: Mapping[str, Any]) -> nn.Module:

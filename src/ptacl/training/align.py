@@ -43,13 +43,9 @@ from ptacl.models import (
 )
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 
 @dataclass(frozen=True)
@@ -108,7 +104,7 @@ class AlignModule(L.LightningModule):
 
     Takes its config as a plain dict (the resolved config.yaml) so checkpoints load with
     `weights_only=True`; the encoders are the attributes `ecg_encoder` / `cmr_encoder`, where
-    `ptacl.training.common.load_encoder_weights` finds them. Usable without a Trainer:
+    `ptacl.runs.load_encoder_weights` finds them. Usable without a Trainer:
     `forward` and `losses` are plain torch.
     """
 
@@ -293,15 +289,20 @@ class LocalSimilarityFigure(Callback):
                 "no local similarity figure, no alignment accuracy"
             )
             return
-        accuracy = trainer.callback_metrics.get("val/alignment_acc")
+        metrics = trainer.callback_metrics
+        accuracy = metrics.get("val/alignment_acc")
         title = f"{self.label} step {trainer.global_step}".strip()
         if accuracy is not None:
             title += f", alignment acc (±1) {float(accuracy):.3f}"
+        measured = {name: float(metrics[key]) for name, key in
+                    (("exact", "val/alignment_acc_exact"), ("±1", "val/alignment_acc"))
+                    if metrics.get(key) is not None}  # fmt: skip
+        circular = bool(getattr(getattr(pl_module, "loss_config", None), "circular", False))
         stem = f"local_similarity_step{trainer.global_step:07d}"
         self.out_dir.mkdir(parents=True, exist_ok=True)
         np.save(self.out_dir / f"{stem}.npy", matrix)
-        save_similarity_figure(matrix, self.out_dir / f"{stem}.png", title)
-        save_similarity_figure(matrix, self.out_dir / "local_similarity_latest.png", title)
+        for path in (self.out_dir / f"{stem}.png", self.out_dir / "local_similarity_latest.png"):
+            save_similarity_figure(matrix, path, title, measured or None, circular=circular)
 
 
 # --- validation metrics: pure functions of tensors -------------------------------------------
@@ -340,17 +341,21 @@ def temporal_alignment_hits(
     return (gap <= tolerance).sum(dim=1)
 
 
-def save_similarity_figure(matrix: np.ndarray, path: Path, title: str) -> Path:
-    """The T × T ECG–CMR local similarity (the paper's Figure 2) as a PNG at `path`."""
-    from matplotlib.figure import Figure
+def save_similarity_figure(
+    matrix: np.ndarray,
+    path: Path,
+    title: str,
+    accuracy: dict[str, float] | None = None,
+    *,
+    circular: bool = False,
+) -> Path:
+    """The T × T ECG–CMR local similarity (the paper's Figure 2) as a PNG at `path`, with the
+    alignment accuracy against chance (`ptacl.eval.report.alignment_figure`); `accuracy`:
+    {"exact", "±1"} of this validation, per subject; `circular`: the loss's time distance."""
+    from ptacl.eval.report import alignment_figure
 
-    fig = Figure(figsize=(4.6, 3.8), layout="constrained")
-    ax = fig.subplots()
-    image = ax.imshow(matrix, cmap="viridis")
-    ax.set_xlabel("CMR time step t")
-    ax.set_ylabel("ECG time step k")
-    ax.set_title(title, fontsize=8)
-    fig.colorbar(image, ax=ax, label="cosine similarity")
+    source = "validation, per subject" if accuracy else "argmax of this mean matrix"
+    fig = alignment_figure(matrix, title, accuracy=accuracy, source=source, circular=circular)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path

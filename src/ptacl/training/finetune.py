@@ -32,13 +32,10 @@ from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.models.heads import AttentionPoolHead
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 if TYPE_CHECKING:
     from ptacl.data.store import Store
@@ -68,31 +65,6 @@ class FinetuneConfig:
         default_factory=lambda: OptimConfig(base_lr=1e-4, warmup_steps=500, min_lr_ratio=0.01)
     )
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=20_000))
-
-
-class AttentionPoolHead(nn.Module):
-    """tokens (B, L, D) -> (B, P): one learned query attends over all L tokens (multi-head),
-    then LayerNorm and a linear map to the P outputs."""
-
-    def __init__(self, width: int, outputs: int, *, heads: int = 8, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.query = nn.Parameter(torch.zeros(1, 1, width))
-        nn.init.trunc_normal_(self.query, std=0.02)
-        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.norm = nn.LayerNorm(width)
-        self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(width, outputs)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        query = self.query.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
-        pooled, _ = self.attention(query, tokens, tokens, need_weights=False)  # (B, 1, D)
-        return self.out(self.dropout(self.norm(pooled[:, 0])))  # (B, P)
-
-    def attention_weights(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) -> (B, L): the query's attention over tokens, averaged over heads."""
-        query = self.query.expand(tokens.shape[0], -1, -1)
-        _, weights = self.attention(query, tokens, tokens, need_weights=True)  # (B, 1, L)
-        return weights[:, 0]
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -224,16 +196,11 @@ def predict_ecg_crops(
 def source_encoder_config(model: str, modality: str = "ecg") -> dict[str, Any] | None:
     """The `modality` encoder section of run `model`'s config.yaml (None for `none`)."""
     from ptacl.config import ConfigError
-    from ptacl.training.common import read_run_config
+    from ptacl.runs import encoder_section, read_run_config
 
     if model == "none":
         return None
-    config = read_run_config(model)
-    section = config.get(f"{modality}_encoder")
-    if config.get("stage") == "finetune" and config.get("modality", "ecg") != modality:
-        section = None  # a fine-tune run keeps the other encoder's (unused) default section
-    if section is None and config.get("modality") == modality:
-        section = config.get("encoder")
+    section = encoder_section(read_run_config(model), modality)
     if section is None:
         raise ConfigError(
             f"{model}/config.yaml: this run holds no {modality.upper()} encoder to fine-tune"
@@ -266,11 +233,9 @@ def run_finetune(
     from ptacl.eval.bootstrap import r2_ci
     from ptacl.eval.probe import r2_per_phenotype
     from ptacl.eval.report import regression_section
-    from ptacl.training.common import (
-        build_dataloader,
-        build_trainer,
-        load_encoder_weights,
-    )
+    from ptacl.runs import checkpoint_state, load_encoder_weights
+    from ptacl.training.loaders import build_dataloader
+    from ptacl.training.trainer import build_trainer
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     names = list(store.manifest.get("phenotypes", []))
@@ -316,9 +281,8 @@ def run_finetune(
     )
     if not trainer.is_global_zero:
         return 0
-    best = out / "checkpoints" / "best.ckpt"
-    ckpt = best if best.is_file() else out / "checkpoints" / "last.ckpt"
-    module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"])
+    ckpt, state = checkpoint_state(out)  # best, or last when no validation ran
+    module.load_state_dict(state)
     if len(test_set) == 0:
         print(f"ptacl finetune: {store.root}: no {what} in the test split; not scored")
         return 0

@@ -27,13 +27,9 @@ from ptacl.models import (
     count_parameters,
 )
 from ptacl.models.mae import mean_prediction_mse
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 
 @dataclass(frozen=True)
@@ -166,6 +162,29 @@ def plot_cmr_reconstruction(example: dict[str, torch.Tensor], frames=(0, 6, 12, 
     return fig
 
 
+#: Validation loss / the mean predictor's loss above which a reconstruction figure says the
+#: model is still predicting the mean. An MAE first sits on that plateau (ratio ~1.0: it outputs
+#: each patch's mean) and only then learns; the demo's ECG MAE goes 1.0 -> 0.50 at step 1,750 ->
+#: 0.43 at 2,000 (RESULTS.md). Within 10 % of the mean predictor the red reconstruction is
+#: mostly that mean, not the signal, so the figure must not be read as "it learned".
+MEAN_PLATEAU_RATIO = 0.9
+
+
+def mean_plateau_note(loss: Any, baseline: Any, limit: float = MEAN_PLATEAU_RATIO) -> str | None:
+    """'still predicting the mean (…)' when val loss / mean-predictor loss > `limit`, else None
+    (also when either is unknown or the baseline is 0)."""
+    if loss is None or baseline is None or float(baseline) <= 0:
+        return None
+    ratio = float(loss) / float(baseline)
+    if ratio <= limit:
+        return None
+    worse = " (or worse)" if ratio > 1 else ""
+    return (
+        f"still predicting the mean{worse}: val loss {ratio:.2f} × the mean predictor's "
+        f"(> {limit:g}); the reconstruction is not yet the signal"
+    )
+
+
 class ReconstructionFigure(Callback):
     """After each validation, figures/reconstruction_step<N>.png (and a copy named
     reconstruction_latest.png) of one validation example: what the model saw and rebuilt."""
@@ -182,10 +201,12 @@ class ReconstructionFigure(Callback):
         else:
             fig = plot_cmr_reconstruction(example)
         loss = trainer.callback_metrics.get("val/loss")
-        fig.suptitle(
-            f"{pl_module.modality.upper()} MAE, step {trainer.global_step}"
-            + (f", val loss {float(loss):.4f}" if loss is not None else "")
-        )
+        baseline = trainer.callback_metrics.get("val/mean_baseline")
+        title = f"{pl_module.modality.upper()} MAE, step {trainer.global_step}"
+        title += f", val loss {float(loss):.4f}" if loss is not None else ""
+        note = mean_plateau_note(loss, baseline)
+        # in red: a smooth-looking reconstruction on the plateau is only each patch's mean
+        fig.suptitle(f"{title}\n{note}" if note else title, color="tab:red" if note else "black")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"reconstruction_step{trainer.global_step:07d}.png"
         fig.savefig(path, dpi=90)

@@ -31,13 +31,9 @@ from ptacl.losses.nt_xent import nt_xent_loss
 from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder, count_parameters
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.training.align import retrieval_hits
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ def probe_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def probe_run(probe_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("probe_align") / "run"
-    args = ["--data", str(probe_store), "--config", "configs/tiny/ptacl.yaml", "--out", str(out)]
+    args = ["--data", str(probe_store), "--config", "tiny/ptacl.yaml", "--out", str(out)]
     assert align(args) == 0
     return out
 

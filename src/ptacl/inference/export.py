@@ -84,7 +84,8 @@ def embed_store(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of the split's ECGs and their embeddings (N, D): those of `ptacl evaluate`
     (`compute_embeddings`: averaged over each recording's crops)."""
-    from ptacl.eval.embed import RunEncoders, compute_embeddings
+    from ptacl.eval.embed import compute_embeddings
+    from ptacl.runs import RunEncoders
 
     rows = store.indices(split, ecg=True)
     if not len(rows):

@@ -46,6 +46,24 @@ def ecg_mae_run(tiny_store, tmp_path_factory):
     return out
 
 
+def _the_bundle_predicts_the_scored_test_predictions(run, store_path, bundle) -> None:
+    """The exported head predicts the test ECG as test_predictions.npz says it was scored (a
+    10-s ECG and a 500-sample crop: ten crops, averaged in both)."""
+    from ptacl.cli.export import main as export
+    from ptacl.data.store import Store
+    from ptacl.inference import Predictor
+    from ptacl.inference.crops import run_over_crops
+
+    assert export(["--model", str(run), "--out", str(bundle)]) == 0
+    store = Store.open(store_path)
+    row = int(store.indices("test", ecg=True)[0])
+    ecg = np.asarray(store.ecg[row], dtype=np.float32)[:, : store.subjects["ecg_length"][row]]
+    predictor = Predictor(bundle)
+    deployed = run_over_crops(predictor.model, [ecg], [ecg.shape[-1]], predictor.crop)
+    with np.load(run / "test_predictions.npz", allow_pickle=False) as data:
+        np.testing.assert_allclose(deployed["phenotypes"], data["predicted"], rtol=1e-4)
+
+
 def test_finetune_from_random_init_writes_test_predictions(tiny_store, tmp_path):
     out = tmp_path / "ft"
     args = ["--model", "none", "--data", str(tiny_store), "--out", str(out), "--n-boot", "10"]
@@ -57,6 +75,7 @@ def test_finetune_from_random_init_writes_test_predictions(tiny_store, tmp_path)
         assert np.isfinite(data["predicted"]).all()
     metrics = json.loads((out / "test_metrics.json").read_text())
     assert len(metrics["r2"]) == 10
+    _the_bundle_predicts_the_scored_test_predictions(out, tiny_store, tmp_path / "bundle")
     lvedv = metrics["r2"]["LVEDV (mL)"]
     assert lvedv["n"] == 1 and lvedv["R2"] is None  # R² is undefined for one subject: null
 

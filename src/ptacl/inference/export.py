@@ -1,10 +1,14 @@
 """Make a bundle from a trained ECG encoder: fit the phenotype probe, describe, write.
 
-The linear probe is ordinary least squares (the paper's linear probing) from the mean-pooled
-encoder embedding to the 10 phenotypes, fitted on the train split of a prepared store with the
-same crops and averaging that `ptacl predict` uses, so the probe sees at fit time exactly what
-it sees at prediction time. Its R² on the store's validation split is written into config.json
-so a user can judge the bundle before trusting it.
+The linear probe is the one `ptacl evaluate` scores: ordinary least squares (the paper's linear
+probing, `ptacl.eval.probe.fit_ols`) from the crop-averaged mean-pooled encoder embedding
+(`ptacl.eval.embed.compute_embeddings`) to the 10 phenotypes, fitted on the train split of a
+prepared store. The same embedding is what `ptacl predict` computes from a recording, so the
+probe sees at fit time exactly what it sees at prediction time, and its predictions on the test
+split are the evaluation's LP predictions. It is fitted on train only, not train + val: a probe
+fitted on more data would be a different probe from the one whose test R² the report (and the
+model card, `--metrics`) gives. Its R² on the store's validation split is written into
+config.json so a user can judge the bundle before trusting it.
 
 What `ptacl predict` checks each prediction against is recorded from the same store
 (`ptacl.inference.plausibility`): per phenotype the physiological bounds and the train labels'
@@ -19,7 +23,7 @@ names a path of the training machine: runs and stores are named by their base na
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +35,10 @@ from torch import nn
 import ptacl
 from ptacl.atomic import output_lock
 from ptacl.data.store import Store
+from ptacl.eval.probe import RCOND
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
 from ptacl.inference.card import data_provenance, model_card
-from ptacl.inference.crops import run_over_crops
+from ptacl.inference.crops import store_outputs
 from ptacl.inference.modules import BundleModel
 from ptacl.inference.plausibility import fit_ood, fit_ranges
 from ptacl.models.heads import LinearProbe
@@ -45,10 +50,6 @@ COMBINE = (
     "mean over ceil(S / crop) crops spread evenly from the first to the last sample "
     "(a 10-s ECG: its two non-overlapping 5-s halves); see ptacl.inference.crops"
 )
-
-
-#: Relative singular-value cut-off of the OLS fit; float32 embeddings carry ~7 digits.
-RCOND = 1e-6
 
 
 def preprocessing_spec(crop: int) -> dict[str, Any]:
@@ -78,40 +79,21 @@ def phenotypes_spec() -> dict[str, Any]:
     }
 
 
-def store_outputs(
-    fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
-    store: Store,
-    split: str,
-    *,
-    crop: int,
-    batch_size: int = 32,
-    chunk: int = 256,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Row indices of the split's ECGs and `fn`'s outputs per ECG, averaged over its crops
-    (`run_over_crops`), read from the store `chunk` recordings at a time."""
-    rows = store.indices(split, ecg=True)
-    lengths = store.subjects["ecg_length"].to_numpy()
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(rows), chunk):
-        part = rows[start : start + chunk]
-        ecgs = [np.asarray(store.ecg[i], dtype=np.float32) for i in part]
-        out = run_over_crops(fn, ecgs, [int(lengths[i]) for i in part], crop, batch_size=batch_size)
-        for key, value in out.items():
-            parts.setdefault(key, []).append(value)
-    return rows, {key: np.concatenate(value) for key, value in parts.items()}
-
-
 def embed_store(
-    encoder: nn.Module, store: Store, split: str, *, crop: int, batch_size: int = 32
+    encoder: nn.Module, store: Store, split: str, *, batch_size: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of the split's ECGs and their embeddings (N, D), averaged over crops."""
-    encoder = encoder.eval()
+    """Row indices of the split's ECGs and their embeddings (N, D): those of `ptacl evaluate`
+    (`compute_embeddings`: averaged over each recording's crops)."""
+    from ptacl.eval.embed import compute_embeddings
+    from ptacl.runs import RunEncoders
 
-    def pooled(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"embedding": encoder.pool(encoder.forward_features(x))}
-
-    rows, out = store_outputs(pooled, store, split, crop=crop, batch_size=batch_size)
-    return rows, out.get("embedding", np.zeros((0, int(encoder.width))))
+    rows = store.indices(split, ecg=True)
+    if not len(rows):
+        return rows, np.zeros((0, int(encoder.width)), dtype=np.float32)
+    encoders = RunEncoders(kind="export", source="export", ecg=encoder.eval())
+    embeddings = compute_embeddings(encoders, store, split, batch_size=batch_size)
+    assert embeddings.ecg is not None
+    return rows, embeddings.ecg
 
 
 @dataclass(frozen=True)
@@ -128,16 +110,13 @@ def plausibility_from_store(
     encoder: nn.Module,
     store: Store,
     *,
-    crop: int,
     batch_size: int = 32,
     train: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Plausibility:
     """Ranges from the store's train labels, OOD statistics from its train (and validation)
     embeddings; `train` = (rows, embeddings) when already computed."""
-    rows, embeddings = train or embed_store(
-        encoder, store, "train", crop=crop, batch_size=batch_size
-    )
-    _, held_out = embed_store(encoder, store, "val", crop=crop, batch_size=batch_size)
+    rows, embeddings = train or embed_store(encoder, store, "train", batch_size=batch_size)
+    _, held_out = embed_store(encoder, store, "val", batch_size=batch_size)
     mean, whiten, spec = fit_ood(embeddings, held_out)
     spec["fitted_on"] = {"store": Path(store.root).name, "splits": ["train", "val"]}
     targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
@@ -154,9 +133,10 @@ def validation_r2(
     """R² per phenotype of the bundle's predictions on the store's val split, and its size."""
     from ptacl.eval.probe import r2_per_phenotype
 
-    rows, out = store_outputs(model.eval(), store, "val", crop=crop, batch_size=batch_size)
+    rows = store.indices("val", ecg=True)
     if not len(rows):
         return dict.fromkeys(PHENOTYPES), 0
+    out = store_outputs(model.eval(), store, rows, crop=crop, batch_size=batch_size)
     scores = r2_per_phenotype(
         np.asarray(store.phenotypes[rows], np.float64), out["phenotypes"], PHENOTYPES
     )["R2"]
@@ -165,42 +145,33 @@ def validation_r2(
     }, len(rows)
 
 
-def fit_ols(
+def fit_probe(
     embeddings: np.ndarray, targets: np.ndarray, *, where: str = "store"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """OLS with intercept, one fit per target column on the rows where it is known.
+) -> tuple[LinearProbe, np.ndarray]:
+    """The bundle's linear head: `ptacl evaluate`'s OLS fit (`ptacl.eval.probe.fit_ols`) on
+    (N, D) embeddings and (N, P) targets (NaN unknown), as a `LinearProbe`, and the rows used
+    per phenotype (P,). Raises ValueError when a phenotype has too few rows for D + 1
+    coefficients: an under-determined fit interpolates its training set and predicts nothing."""
+    from ptacl.eval.probe import fit_ols, ols_underdetermined
 
-    embeddings (N, D), targets (N, P) with NaN unknown -> mean (D,), weight (P, D), bias (P,),
-    rows used (P,); predictions are (x - mean) @ weight.T + bias (`LinearProbe`). Centring
-    changes nothing mathematically, only the conditioning. Raises ValueError when a column has
-    too few rows for D + 1 coefficients: an underdetermined fit interpolates its training set
-    and predicts nothing.
-
-    Directions whose singular value is below `RCOND` times the largest are dropped (the
-    minimum-norm least-squares solution): a mean-pooled LayerNorm output can be exactly
-    collinear (at initialisation its D coordinates sum to 0), and float32 rounding along such a
-    direction would otherwise be fitted with coefficients of 1e7.
-    """
-    from ptacl.eval.probe import ols_underdetermined
-
-    n, dim = embeddings.shape
-    mean = embeddings.astype(np.float64).mean(axis=0) if n else np.zeros(dim)
-    x = np.concatenate([embeddings - mean, np.ones((n, 1))], axis=1)  # (N, D+1) float64
-    weight = np.zeros((targets.shape[1], dim))
-    bias = np.zeros(targets.shape[1])
-    used = np.zeros(targets.shape[1], dtype=np.int64)
-    for p in range(targets.shape[1]):
-        known = np.isfinite(targets[:, p])
-        used[p] = known.sum()
-        problem = ols_underdetermined(int(used[p]), dim)
+    dim = embeddings.shape[1]
+    for p, known in enumerate(np.isfinite(targets).sum(axis=0)):
+        problem = ols_underdetermined(int(known), dim)
         if problem is not None:
             name = PHENOTYPES[p] if p < len(PHENOTYPES) else str(p)
             raise ValueError(
                 f"{where}: {name}: {problem}; need more subjects (or a narrower encoder)"
             )
-        coef, *_ = np.linalg.lstsq(x[known], targets[known, p].astype(np.float64), rcond=RCOND)
-        weight[p], bias[p] = coef[:-1], coef[-1]
-    return mean, weight, bias, used
+    fit = fit_ols(embeddings, targets)
+    head = LinearProbe(dim, targets.shape[1])
+    head.load_state_dict(
+        {
+            "mean": torch.from_numpy(fit.mean),
+            "weight": torch.from_numpy(fit.weight),
+            "bias": torch.from_numpy(fit.bias),
+        }
+    )
+    return head, fit.used
 
 
 def export_with_probe(
@@ -226,31 +197,21 @@ def export_with_probe(
     _refuse_existing(out, overwrite)
     store = store if isinstance(store, Store) else Store.open(store)
     crop = int(encoder.samples)
-    rows, train = embed_store(encoder, store, "train", crop=crop, batch_size=batch_size)
+    rows, train = embed_store(encoder, store, "train", batch_size=batch_size)
     targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
-    mean, weight, bias, used = fit_ols(train, targets, where=f"{store.root} (train split)")
-    head = LinearProbe(weight.shape[1], weight.shape[0])
-    head.load_state_dict(
-        {
-            "mean": torch.from_numpy(mean),
-            "weight": torch.from_numpy(weight),
-            "bias": torch.from_numpy(bias),
-        }
-    )
-
+    head, used = fit_probe(train, targets, where=f"{store.root} (train split)")
     r2, n_val = validation_r2(
         BundleModel(encoder, head, "pooled"), store, crop=crop, batch_size=batch_size
     )
-    checks = plausibility_from_store(
-        encoder, store, crop=crop, batch_size=batch_size, train=(rows, train)
-    )
+    checks = plausibility_from_store(encoder, store, batch_size=batch_size, train=(rows, train))
     head_spec = {
         "kind": "linear",
-        "kwargs": {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0])},
+        "kwargs": {"in_features": int(train.shape[1]), "out_features": int(targets.shape[1])},
         "input": "pooled",
         "method": (
             "ordinary least squares with intercept on centred embeddings, one fit per "
-            f"phenotype; singular values below {RCOND:g} x the largest dropped"
+            f"phenotype; singular values below {RCOND:g} x the largest dropped "
+            "(the linear probe of `ptacl evaluate`)"
         ),
         "fitted_on": {
             "store": Path(store.root).name,
@@ -442,7 +403,7 @@ def _export_run(
             spec["validation_r2"], spec["validation_subjects"] = validation_r2(
                 model, opened, crop=crop, batch_size=batch_size
             )
-            checks = plausibility_from_store(encoder, opened, crop=crop, batch_size=batch_size)
+            checks = plausibility_from_store(encoder, opened, batch_size=batch_size)
             card["data"] = data_provenance(opened)
         return export_bundle(
             out,

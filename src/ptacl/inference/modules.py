@@ -118,8 +118,8 @@ class BundleModel(nn.Module):
 
     `forward(ecg)` takes crops (N, 12, crop) and returns per-crop outputs; the caller averages
     them per recording (see `ptacl.inference.crops`). `project` maps a recording's
-    crop-averaged embedding into the aligned run's shared space, as `ptacl embed` projects the
-    pooled embedding of its one crop.
+    crop-averaged embedding into the aligned run's shared space, as `ptacl embed` and
+    `ptacl evaluate` project it (`ptacl.eval.embed.compute_embeddings`).
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, head_input: str, projection=None):

@@ -60,10 +60,11 @@ def local_part(module, batch) -> float:
     cmr_tokens.requires_grad_()
     cfg = module.loss_config
     t0 = time.perf_counter()
+    ecg, cmr = module.ecg_encoder, module.cmr_encoder
     ecg_local, valid = ecg_local_embeddings(
-        ecg_tokens, module.ecg_encoder.grid, batch["r_peaks"], module.ecg_patch, cfg.num_steps
+        ecg.time_tokens(ecg_tokens), batch["r_peaks"], ecg.samples_per_step, cfg.num_steps
     )
-    cmr_local = cmr_local_embeddings(cmr_tokens, module.cmr_encoder.grid, cfg.num_steps)
+    cmr_local = cmr_local_embeddings(cmr.time_tokens(cmr_tokens), cfg.num_steps)
     loss = local_contrastive_loss(
         ecg_local, cmr_local, cfg.temperature_local, cfg.sigma, valid=valid
     )
@@ -81,7 +82,7 @@ def main() -> None:
 
     from ptacl.config import load_config, to_dict
     from ptacl.training.align import AlignModule, AlignRunConfig
-    from ptacl.training.common import build_optimizer_and_schedule
+    from ptacl.training.optim import build_optimizer_and_schedule
 
     torch.set_num_threads(args.threads)
     models = {}

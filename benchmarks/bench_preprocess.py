@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ptacl.cmr import preprocess_cmr
 from ptacl.ecg import preprocess_ecg
-from ptacl.io import read_cmr, read_ecg, validate_ecg
+from ptacl.io import read_cmr, read_ecg
+from ptacl.qc import validate_ecg
 
 STAGES = ("read_ecg", "validate_ecg", "preprocess_ecg", "read_cmr", "preprocess_cmr")
 

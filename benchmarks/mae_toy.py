@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from ptacl.models import EcgEncoderConfig, MaeConfig, MaskedAutoencoder, build_encoder
+from ptacl.models import EcgEncoderConfig, MaeConfig, MaskedAutoencoder, encoder_from_config
 from ptacl.models.mae import mean_prediction_mse
 
 
@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    encoder = build_encoder("ecg", EcgEncoderConfig(width=args.width, depth=args.depth, heads=4))
+    encoder = encoder_from_config(
+        EcgEncoderConfig(width=args.width, depth=args.depth, heads=4), "ecg"
+    )
     mae = MaskedAutoencoder(encoder, MaeConfig(decoder_width=args.decoder_width, decoder_heads=4))
     optimizer = torch.optim.AdamW(mae.parameters(), lr=args.lr, betas=(0.9, 0.95))
     kind = {"signal": args.signal, "gains": args.gains}

@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from ptacl.cmr import crop_box, find_heart_centre
-from ptacl.data.store import CMR_SIZE, ECG_FS
 from ptacl.ecg import detect_r_peaks, preprocess_ecg
 from ptacl.io import read_cmr, read_ecg
+from ptacl.schema import CMR_SIZE, ECG_FS
 
 TOLERANCE_S = 0.010
 

@@ -26,12 +26,12 @@ from ptacl.data.datasets import EcgDataset
 from ptacl.data.store import Store
 from ptacl.models.local import ecg_local_embeddings
 from ptacl.phenotypes import PHENOTYPES
-from ptacl.training.common import load_encoder
+from ptacl.runs import load_encoder
 
 
 @torch.no_grad()
 def pooled(encoder, store: Store, split: str, steps: int, batch: int = 64) -> dict[str, np.ndarray]:
-    data = EcgDataset(store, split, train=False, augment=None, crop=encoder.config.samples)
+    data = EcgDataset(store, split, train=False, augment=None, crop=encoder.samples)
     out: dict[str, list] = {"mean": [], "per lead": [], "beat-aligned": [], "y": []}
     leads = encoder.grid[0]
     for start in range(0, len(data), batch):
@@ -42,7 +42,8 @@ def pooled(encoder, store: Store, split: str, steps: int, batch: int = 64) -> di
         out["per lead"].append(
             rearrange(tokens, "b (c t) d -> b c t d", c=leads).mean(2).flatten(1)
         )
-        local, _ = ecg_local_embeddings(tokens, encoder.grid, peaks, encoder.config.patch, steps)
+        time = encoder.time_tokens(tokens)  # (B, L_t, D)
+        local, _ = ecg_local_embeddings(time, peaks, encoder.samples_per_step, steps)
         out["beat-aligned"].append(local.flatten(1))
         out["y"].append(torch.stack([it["phenotypes"] for it in items]))
     return {k: torch.cat(v).numpy() for k, v in out.items()}

@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from ptacl.data.store import Store
-from ptacl.eval.embed import compute_embeddings, load_run_encoders
+from ptacl.eval.embed import compute_embeddings
 from ptacl.models.heads import HeadConfig, projection_head
+from ptacl.runs import load_run_encoders
 
 
 def mean_pairwise_cosine(z: torch.Tensor) -> float:

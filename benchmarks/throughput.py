@@ -198,7 +198,8 @@ class Worker:
     def __init__(self, spec: dict[str, Any]) -> None:
         import torch
 
-        from ptacl.training.common import build_optimizer_and_schedule, compile_blocks
+        from ptacl.training.optim import build_optimizer_and_schedule
+        from ptacl.training.trainer import compile_blocks
 
         self.spec = spec
         self.device = spec["device"]

@@ -62,3 +62,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def dicom_path() -> Path:
+    """pydicom's real 12-lead Mortara recording (read by tests/io, judged by tests/qc)."""
+    from pydicom import examples
+
+    return Path(examples.get_path("waveform"))

@@ -50,3 +50,37 @@ def test_bad_overrides_are_clear_errors(override, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(Cfg, tmp_path / "nope.yaml")
+
+
+@dataclass(frozen=True)
+class Conv:
+    name: str = "conv"
+    width: int = 8
+
+
+@dataclass(frozen=True)
+class Vit:
+    name: str = "vit"
+    width: int = 16
+    depth: int = 2
+
+    @classmethod
+    def config_class(cls, data, where="config"):
+        return {"vit": Vit, "conv": Conv}[data.get("name", "vit")]
+
+
+@dataclass(frozen=True)
+class WithEncoder:
+    encoder: Vit = field(default_factory=Vit)
+
+
+def test_a_section_naming_another_kind_starts_from_that_kinds_defaults(tmp_path):
+    """An encoder section naming another encoder: the default ViT's fields (depth) are not
+    carried into it, from a YAML file or from a dotted override alike."""
+    path = tmp_path / "c.yaml"
+    path.write_text("encoder:\n  name: conv\n  width: 4\n")
+    assert load_config(WithEncoder, path).encoder == Conv(width=4)
+    cfg = load_config(WithEncoder, None, ["encoder.name=conv", "encoder.width=3"])
+    assert cfg.encoder == Conv(width=3)
+    same = load_config(WithEncoder, None, ["encoder.name=vit", "encoder.depth=5"])
+    assert same.encoder == Vit(depth=5)  # the same kind keeps merging over its defaults

@@ -101,7 +101,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
-    """Build dataclass `cls` from a mapping; unknown keys raise `ConfigError`."""
+    """Build dataclass `cls` from a mapping; unknown keys raise `ConfigError`.
+
+    A class with a `config_class(data, where)` classmethod picks the dataclass actually built
+    from the data (an encoder section naming its registered encoder, `ptacl.models.registry`).
+    """
+    if hasattr(cls, "config_class"):
+        cls = cls.config_class(data, where)
     types_ = _field_types(cls)
     unknown = set(data) - set(types_)
     if unknown:
@@ -149,6 +155,9 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {text!r}: {part!r} is not a section")
+        renamed = len(path) > 1 and path[-1] == "name" and node.get("name", value) != value
+        if renamed:  # a section naming another kind (encoder) starts afresh, as in _merge
+            node.clear()
         node[path[-1]] = value
     return out
 
@@ -193,9 +202,16 @@ def load_config(
 
 
 def _merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """`b` over `a`, section by section. A section of `b` whose `name` differs from `a`'s
+    (an encoder section naming another encoder) replaces it whole: the defaults of one kind
+    are not fields of another."""
     out = dict(a)
     for k, v in b.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+        renamed = isinstance(v, Mapping) and isinstance(out.get(k), dict)
+        renamed = renamed and "name" in v and v["name"] != out[k].get("name", v["name"])
+        if renamed:
+            out[k] = dict(v)
+        elif isinstance(v, Mapping) and isinstance(out.get(k), dict):
             out[k] = _merge(out[k], v)
         else:
             out[k] = v

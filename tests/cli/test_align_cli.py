@@ -8,8 +8,8 @@ import yaml
 
 from ptacl import configs
 from ptacl.cli.align import main
-from ptacl.models import build_encoder
-from ptacl.training.common import load_encoder_weights
+from ptacl.models import encoder_from_config
+from ptacl.runs import load_encoder_weights
 
 TINY = str(configs.root() / "tiny" / "ptacl.yaml")
 
@@ -18,7 +18,7 @@ def fake_mae_run(run: Path, modality: str, encoder_section: dict, seed: int) -> 
     """A stage-1 run folder as `ptacl pretrain` leaves it: config.yaml with `modality` and
     `encoder`, checkpoints/last.ckpt with the encoder under `mae.encoder.`."""
     torch.manual_seed(seed)
-    state = build_encoder(modality, encoder_section).state_dict()
+    state = encoder_from_config(encoder_section, modality).state_dict()
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.yaml").write_text(
         yaml.safe_dump({"modality": modality, "encoder": encoder_section}), encoding="utf-8"

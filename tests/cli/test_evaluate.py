@@ -1,4 +1,6 @@
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -174,3 +176,148 @@ def test_linear_probe_on_cmr_embeddings_for_a_cmr_only_run(tiny_store, tmp_path)
     assert (
         "retrieval" not in metrics and metrics["regression"]["LP (ridge)"]["LVEDV (mL)"]["n"] == 2
     )
+
+
+@pytest.fixture(scope="module")
+def probe_store(tmp_path_factory):
+    """70 paired subjects (50 train, 8 val, 12 test): OLS on the tiny 32-wide ECG encoder is
+    well-posed (50 > 33), so `ptacl export` fits its probe."""
+    rng = np.random.default_rng(8)
+    n = 70
+    time = np.arange(5000) / 500
+    freq = rng.uniform(1, 1.5, (n, 1, 1))
+    ecg = np.sin(2 * np.pi * freq * time) * rng.uniform(0.5, 1.5, (n, 12, 1))
+    ecg = ecg + 0.1 * rng.standard_normal((n, 12, 5000))
+    cmr = rng.random((n, 50, 84, 84), dtype=np.float32)
+    pheno = (60 + 80 * freq[:, :, 0] + rng.normal(0, 5, (n, 10))).astype(np.float32)
+    pheno[3, 1] = np.nan
+    eids = [str(4_000_000 + i) for i in range(n)]
+    return write_store(
+        tmp_path_factory.mktemp("probe") / "store",
+        eids=eids,
+        splits=["train"] * 50 + ["val"] * 8 + ["test"] * 12,
+        ecg=ecg,
+        cmr=cmr,
+        r_peaks=[np.arange(200, 5000, 400)] * n,
+        phenotypes=pheno,
+        has_ecg=[True] * n,
+        has_cmr=[True] * n,
+        qc=pd.DataFrame({"eid": eids, "status": "ok"}),
+    )
+
+
+@pytest.fixture(scope="module")
+def probe_run(probe_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe_align") / "run"
+    args = ["--data", str(probe_store), "--config", "tiny/ptacl.yaml", "--out", str(out)]
+    assert align(args) == 0
+    return out
+
+
+def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run, tmp_path):
+    """Issue 12: `ptacl export` must bundle the linear probe whose test R² `ptacl evaluate`
+    reports: same embedding (crops averaged), same fit, same train split. The bundle's
+    predictions on the test ECGs equal the evaluation's LP predictions, and its shared-space
+    embedding equals the ECG side of the evaluation's retrieval."""
+    import torch
+
+    from ptacl.cli.main import main as ptacl
+    from ptacl.data.store import Store
+    from ptacl.eval.embed import Embeddings
+    from ptacl.eval.probe import probe_predictions, r2_per_phenotype
+    from ptacl.inference import Predictor
+    from ptacl.inference.crops import run_over_crops
+
+    run = probe_run
+    out = tmp_path / "eval"
+    args = ["--model", str(run), "--data", str(probe_store), "--out", str(out)]
+    assert main([*args, "--n-boot", "10", "--no-progress"]) == 0
+    bundle = tmp_path / "bundle"
+    assert (
+        ptacl(["export", "--model", str(run), "--data", str(probe_store), "--out", str(bundle)])
+        == 0
+    )
+
+    train = Embeddings.load(out / "embeddings_train.npz")
+    test = Embeddings.load(out / "embeddings_test.npz")
+    scored = probe_predictions(train.ecg, train.phenotypes, test.ecg, method="ols")
+
+    store = Store.open(probe_store)
+    rows = store.indices("test", ecg=True)
+    assert test.eids.tolist() == store.subjects["eid"].astype(str).to_numpy()[rows].tolist()
+    lengths = store.subjects["ecg_length"].to_numpy()
+    ecgs = [np.asarray(store.ecg[i], dtype=np.float32)[:, : lengths[i]] for i in rows]
+    predictor = Predictor(bundle)
+    # what Predictor does with a preprocessed recording (predictor._run)
+    deployed = run_over_crops(predictor.model, ecgs, [e.shape[-1] for e in ecgs], predictor.crop)
+    np.testing.assert_allclose(deployed["embedding"], test.ecg, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(deployed["phenotypes"], scored, rtol=1e-4, atol=1e-3)
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    names = list(test.phenotype_names)
+    r2 = r2_per_phenotype(test.phenotypes.astype(np.float64), deployed["phenotypes"], names)
+    for name in names:
+        assert r2.loc[name, "R2"] == pytest.approx(
+            metrics["regression"]["LP (ols)"][name]["R2"], abs=1e-3
+        )
+
+    paired = Embeddings.load(out / "embeddings_paired_test.npz")
+    assert paired.eids.tolist() == test.eids.tolist()
+    with torch.no_grad():
+        shared = predictor.model.project(torch.from_numpy(deployed["embedding"]).float())
+    np.testing.assert_allclose(shared.numpy(), paired.ecg_proj, rtol=1e-4, atol=1e-5)
+
+
+def test_the_library_evaluate_takes_typed_options_and_a_finetune_step(
+    probe_store, probe_run, tmp_path
+):
+    """ptacl.eval.evaluate runs without argparse and without training code: FN+AP is a step
+    the caller passes (here a stand-in writing what `run_finetune` writes)."""
+    from ptacl.data.store import Store
+    from ptacl.eval.evaluate import EvaluateOptions, evaluate
+
+    def failing(run_dir):
+        return 3
+
+    options = EvaluateOptions(model=str(probe_run), out=tmp_path / "a", n_boot=5, progress=False)
+    store = Store.open(probe_store)
+    assert evaluate(options, store, finetune=failing) == 3
+    assert not (tmp_path / "a" / "metrics.json").exists()
+
+    def finished(run_dir):
+        run_dir.mkdir()
+        names = list(store.manifest["phenotypes"])
+        r2 = {name: {"R2": 0.5, "n": 12, "ci": [0.1, 0.9]} for name in names}
+        result = {"stopped_at_step": 7, "r2": r2}
+        (run_dir / "test_metrics.json").write_text(json.dumps(result))
+        truth = np.ones((12, len(names)), np.float32)
+        np.savez(
+            run_dir / "test_predictions.npz",
+            true=truth,
+            predicted=truth,
+            phenotype_names=np.asarray(names),
+        )
+        return 0
+
+    options = dataclasses.replace(options, out=tmp_path / "b", probe="ridge", command="test")
+    assert evaluate(options, store, finetune=finished) == 0
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert set(metrics["regression"]) == {"LP (ridge)", "FN+AP"}
+    assert "stopped at step 7" in metrics["regression_notes"]["FN+AP"]
+    assert metrics["info"]["command"] == "test"
+    assert (tmp_path / "b" / "figures" / "scatter_finetune.png").is_file()
+
+
+def test_cli_evaluate_does_not_import_another_command():
+    """cli/ parses arguments and calls the library: `ptacl evaluate` reaches fine-tuning through
+    ptacl.training.finetune, not through the `ptacl finetune` command module."""
+    import ast
+
+    import ptacl.cli.evaluate
+
+    tree = ast.parse(Path(ptacl.cli.evaluate.__file__).read_text(encoding="utf-8"))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.startswith("ptacl.cli")}, imported

@@ -13,8 +13,8 @@ import yaml
 from inference.builders import beats_ecg, probe_store_for, tiny_encoder
 from ptacl.cli.main import main as ptacl
 from ptacl.config import save_config, to_dict
-from ptacl.data.store import ECG_FS
 from ptacl.inference import Predictor, encoder_fingerprint
+from ptacl.schema import ECG_FS
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def mae_run(root: Path, store: Path) -> Path:
     """An ECG MAE run: config.yaml (EcgMaeRunConfig) and the encoder under `mae.encoder.`."""
-    from ptacl.training.common import DataConfig
+    from ptacl.training.loaders import DataConfig
     from ptacl.training.mae import EcgMaeRunConfig
 
     encoder = tiny_encoder(seed=3)
@@ -95,8 +95,8 @@ def test_export_errors(store: Path, tmp_path: Path, capsys) -> None:
 
 def finetune_run(root: Path, store: Path) -> tuple[Path, torch.nn.Module]:
     """A fine-tune run as `ptacl finetune` writes it: FinetuneModule's state dict."""
-    from ptacl.training.common import DataConfig
     from ptacl.training.finetune import AttentionPoolConfig, FinetuneConfig, FinetuneModule
+    from ptacl.training.loaders import DataConfig
 
     cfg = FinetuneConfig(
         model="none",

@@ -46,6 +46,24 @@ def ecg_mae_run(tiny_store, tmp_path_factory):
     return out
 
 
+def _the_bundle_predicts_the_scored_test_predictions(run, store_path, bundle) -> None:
+    """The exported head predicts the test ECG as test_predictions.npz says it was scored (a
+    10-s ECG and a 500-sample crop: ten crops, averaged in both)."""
+    from ptacl.cli.export import main as export
+    from ptacl.data.store import Store
+    from ptacl.inference import Predictor
+    from ptacl.inference.crops import run_over_crops
+
+    assert export(["--model", str(run), "--out", str(bundle)]) == 0
+    store = Store.open(store_path)
+    row = int(store.indices("test", ecg=True)[0])
+    ecg = np.asarray(store.ecg[row], dtype=np.float32)[:, : store.subjects["ecg_length"][row]]
+    predictor = Predictor(bundle)
+    deployed = run_over_crops(predictor.model, [ecg], [ecg.shape[-1]], predictor.crop)
+    with np.load(run / "test_predictions.npz", allow_pickle=False) as data:
+        np.testing.assert_allclose(deployed["phenotypes"], data["predicted"], rtol=1e-4)
+
+
 def test_finetune_from_random_init_writes_test_predictions(tiny_store, tmp_path):
     out = tmp_path / "ft"
     args = ["--model", "none", "--data", str(tiny_store), "--out", str(out), "--n-boot", "10"]
@@ -57,12 +75,13 @@ def test_finetune_from_random_init_writes_test_predictions(tiny_store, tmp_path)
         assert np.isfinite(data["predicted"]).all()
     metrics = json.loads((out / "test_metrics.json").read_text())
     assert len(metrics["r2"]) == 10
+    _the_bundle_predicts_the_scored_test_predictions(out, tiny_store, tmp_path / "bundle")
     lvedv = metrics["r2"]["LVEDV (mL)"]
     assert lvedv["n"] == 1 and lvedv["R2"] is None  # R² is undefined for one subject: null
 
 
 def test_finetune_starts_from_the_runs_encoder(tiny_store, ecg_mae_run, tmp_path):
-    from ptacl.training.common import load_encoder_weights, read_run_config
+    from ptacl.runs import load_encoder_weights, read_run_config
 
     out = tmp_path / "ft"
     args = ["--model", str(ecg_mae_run), "--data", str(tiny_store), "--out", str(out)]
@@ -85,7 +104,7 @@ def test_finetune_refuses_a_run_without_an_ecg_encoder(tiny_store, tmp_path, cap
 
 
 def test_supervised_cmr_baseline_trains_a_cmr_encoder(tiny_store, tmp_path):
-    from ptacl.eval.embed import load_run_encoders
+    from ptacl.runs import load_run_encoders
 
     out = tmp_path / "sup_cmr"
     args = ["--modality", "cmr", "--model", "none", "--data", str(tiny_store), "--out", str(out)]
@@ -101,7 +120,7 @@ def test_supervised_cmr_baseline_trains_a_cmr_encoder(tiny_store, tmp_path):
 
 
 def test_cmr_finetune_starts_from_a_cmr_mae_run(tiny_store, tmp_path):
-    from ptacl.training.common import load_encoder_weights, read_run_config
+    from ptacl.runs import load_encoder_weights, read_run_config
 
     mae = tmp_path / "cmr_mae"
     config = ["--config", "tiny/cmr_mae.yaml"]

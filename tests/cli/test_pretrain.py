@@ -8,7 +8,7 @@ import yaml
 from ptacl import configs
 from ptacl.cli.pretrain import main
 from ptacl.config import load_config
-from ptacl.training.common import load_encoder
+from ptacl.runs import load_encoder
 from ptacl.training.mae import MAE_RUN_CONFIGS
 
 

@@ -8,7 +8,7 @@ from ptacl import configs
 from ptacl.cli.embed import main as embed_main
 from ptacl.cli.simclr import main
 from ptacl.config import load_config
-from ptacl.training.common import load_encoder, load_encoder_weights
+from ptacl.runs import load_encoder, load_encoder_weights
 from ptacl.training.mae import MAE_RUN_CONFIGS
 from ptacl.training.simclr import SIMCLR_RUN_CONFIGS
 

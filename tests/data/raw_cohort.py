@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ptacl.data.store import LEADS
+from ptacl.schema import LEADS
 
 
 def synthetic_ecg_uv(seed: int, seconds: float = 10.0, fs: int = 500) -> np.ndarray:

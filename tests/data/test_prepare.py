@@ -25,8 +25,9 @@ from ptacl.data.datasets import CmrDataset, EcgDataset, PairedDataset
 from ptacl.data.prepare import assign_splits, prepare_store
 from ptacl.data.store import Store, StoreWriter, write_store
 from ptacl.ecg import preprocess_ecg
-from ptacl.io import read_cmr, read_ecg, validate_ecg
+from ptacl.io import read_cmr, read_ecg
 from ptacl.phenotypes import PHENOTYPES
+from ptacl.qc import validate_ecg
 
 
 @pytest.fixture

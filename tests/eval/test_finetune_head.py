@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ptacl.training.finetune import AttentionPoolHead, masked_mse, target_statistics
+from ptacl.models.heads import AttentionPoolHead
+from ptacl.training.finetune import masked_mse, target_statistics
 
 
 def test_attention_pool_shapes_and_weights():

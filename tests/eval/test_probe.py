@@ -76,3 +76,29 @@ def test_mismatched_lengths_raise():
         linear_probe(x[:200], y.iloc[:200], x[201:], y.iloc[200:])
     with pytest.raises(ValueError, match="width"):
         linear_probe(x[:200], y.iloc[:200], x[200:, :5], y.iloc[200:])
+
+
+def test_ols_drops_exactly_collinear_directions_like_the_bundles_probe():
+    """A LayerNorm-pooled embedding can have coordinates summing to 0: OLS must fit the
+    minimum-norm solution, not amplify float32 rounding along that direction."""
+    from ptacl.eval.probe import fit_ols
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(120, 8)).astype(np.float32)
+    x -= x.mean(axis=1, keepdims=True)  # rank 7
+    y = x[:, :3] @ np.array([1.0, 2.0, -1.0])[:, None] + 50
+    fit = fit_ols(x, y)
+    assert np.abs(fit.weight).max() < 10
+    np.testing.assert_allclose(fit.predict(x), y, atol=1e-3)
+    assert fit.used.tolist() == [120]
+
+
+def test_a_phenotype_with_fewer_than_two_values_predicts_nan():
+    from ptacl.eval.probe import fit_ols
+
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    y = np.full((20, 2), np.nan)
+    y[:, 0] = x[:, 0]
+    y[0, 1] = 1.0
+    pred = fit_ols(x, y).predict(x)
+    assert np.isfinite(pred[:, 0]).all() and np.isnan(pred[:, 1]).all()

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ptacl.data.store import ECG_FS, LEADS, write_store
+from ptacl.data.store import write_store
 from ptacl.ecg import preprocess_ecg
 from ptacl.models.vit import EcgEncoder, EcgEncoderConfig
+from ptacl.schema import ECG_FS, LEADS
 
 #: Lead gains of a plausible resting ECG (mV of the R wave), in LEADS order; the limb leads
 #: follow Einthoven's and Goldberger's laws from I and II, as a device computes them.
@@ -125,6 +126,31 @@ def export_tiny_bundle(out: Path, store: Path, *, aligned: bool = False) -> Path
     )
 
 
+def export_finetuned_bundle(out: Path) -> Path:
+    """Export `tiny_encoder()` with a fine-tune run's attention-pooling head (random weights,
+    target scaling of plausible phenotype units), as `ptacl export` bundles a fine-tune run."""
+    from ptacl.inference.export import export_bundle
+    from ptacl.models.heads import AttentionPoolPhenotypes
+    from ptacl.phenotypes import PHENOTYPES
+
+    torch.manual_seed(2)
+    head = AttentionPoolPhenotypes(16, len(PHENOTYPES), heads=2).eval()
+    head.target_mean.copy_(torch.tensor([150.0, 60, 90, 60, 5, 110, 160, 70, 90, 57]))
+    head.target_sd.copy_(torch.tensor([25.0, 10, 15, 5, 1, 20, 25, 10, 15, 5]))
+    spec = {
+        "kind": "attention_pool",
+        "kwargs": {"width": 16, "outputs": len(PHENOTYPES), "heads": 2, "dropout": 0.0},
+        "input": "tokens",
+    }
+    return export_bundle(
+        out,
+        encoder=tiny_encoder(),
+        head=head,
+        head_spec=spec,
+        source={"run": "tests: random tiny fine-tuned encoder", "stage": "finetune"},
+    )
+
+
 def shared(tmp_path_factory, name: str, build) -> Path:
     """`build(path)` once per test session, whichever test directory asks first.
 
@@ -146,6 +172,10 @@ def bundle_for(tmp_path_factory, *, aligned: bool = False) -> Path:
     store = probe_store_for(tmp_path_factory)
     name = "aligned-bundle" if aligned else "bundle"
     return shared(tmp_path_factory, name, lambda p: export_tiny_bundle(p, store, aligned=aligned))
+
+
+def finetuned_bundle_for(tmp_path_factory) -> Path:
+    return shared(tmp_path_factory, "finetuned-bundle", export_finetuned_bundle)
 
 
 def synth_xmls(folder: Path, n: int, seed: int = 7) -> list[Path]:

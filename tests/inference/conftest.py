@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from builders import bundle_for, probe_store_for
+from builders import bundle_for, finetuned_bundle_for, probe_store_for
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +21,8 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def aligned_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bundle_for(tmp_path_factory, aligned=True)
+
+
+@pytest.fixture(scope="session")
+def finetuned_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return finetuned_bundle_for(tmp_path_factory)

@@ -12,10 +12,10 @@ import pytest
 import torch
 from builders import beats_ecg, tiny_encoder
 
-from ptacl.data.store import ECG_FS
 from ptacl.inference import BundleError, Predictor, encoder_fingerprint, read_bundle
 from ptacl.inference.bundle import WEIGHTS, sha256_bytes
 from ptacl.inference.crops import crop_starts
+from ptacl.schema import ECG_FS
 
 
 @pytest.fixture
@@ -161,24 +161,24 @@ def test_crop_starts_too_short() -> None:
         crop_starts(2499, 2500)
 
 
-def test_fit_ols_recovers_a_linear_relation_and_refuses_too_few_rows() -> None:
-    from ptacl.inference.export import fit_ols
+def test_fit_probe_recovers_a_linear_relation_and_refuses_too_few_rows() -> None:
+    from ptacl.inference.export import fit_probe
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 5)).astype(np.float32)
     true = rng.standard_normal((2, 5))
     y = x @ true.T + np.array([100.0, -3.0])
     y[:10, 1] = np.nan
-    mean, weight, bias, used = fit_ols(x, y)
-    np.testing.assert_allclose(weight, true, atol=1e-5)
+    head, used = fit_probe(x, y)
+    np.testing.assert_allclose(head.weight.numpy(), true, atol=1e-5)
+    with torch.no_grad():
+        predicted = head(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(
-        (x - mean) @ weight.T + bias,
-        np.where(np.isnan(y), x @ true.T + [100.0, -3.0], y),
-        atol=1e-4,
+        predicted, np.where(np.isnan(y), x @ true.T + [100.0, -3.0], y), atol=1e-4
     )
     assert used.tolist() == [200, 190]
     with pytest.raises(ValueError, match="6 training subjects"):
-        fit_ols(x[:6], y[:6])
+        fit_probe(x[:6], y[:6])
 
 
 def test_predict_is_deterministic(tiny_bundle: Path) -> None:

@@ -14,12 +14,12 @@ from builders import beats_ecg, synth_subject, write_cardiosoft_xml
 from safetensors.torch import load_file, save_file
 
 from ptacl.cli.main import main as ptacl
-from ptacl.data.store import ECG_FS
 from ptacl.inference import Predictor
 from ptacl.inference.bundle import WEIGHTS, sha256_bytes
 from ptacl.inference.plausibility import assess, fit_ood, fit_ranges, ood_distances
 from ptacl.inference.predictor import ImplausiblePrediction
 from ptacl.phenotypes import PHENOTYPES
+from ptacl.schema import ECG_FS
 
 
 def rewrite(bundle: Path, name: str, data: bytes) -> None:

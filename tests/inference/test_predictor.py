@@ -10,10 +10,10 @@ import pytest
 from builders import beats_ecg, synth_subject, synth_xmls, write_cardiosoft_xml
 
 import ptacl
-from ptacl.data.store import ECG_FS
 from ptacl.inference import Predictor, eid_from_path
 from ptacl.io import InputError
 from ptacl.phenotypes import PHENOTYPES
+from ptacl.schema import ECG_FS
 
 #: Wide adult ranges; a value outside means units, order or scale went wrong somewhere.
 PLAUSIBLE = {
@@ -80,11 +80,12 @@ def test_raw_recordings_predict_as_their_store_rows(tiny_bundle: Path, probe_sto
     """predict on a raw recording must see what the probe saw at export for the same subject:
     the store's row of it (stored as float16, hence the tolerance)."""
     from ptacl.data.store import Store
-    from ptacl.inference.export import store_outputs
+    from ptacl.inference.crops import store_outputs
 
     predictor = Predictor(tiny_bundle)
     store = Store.open(probe_store)
-    rows, out = store_outputs(predictor.model, store, "train", crop=predictor.crop)
+    rows = store.indices("train", ecg=True)
+    out = store_outputs(predictor.model, store, rows, crop=predictor.crop)
     for row in rows[:6]:  # row 3 is one of the 6-s recordings
         raw, _ = synth_subject(3, int(row))
         length = int(store.subjects["ecg_length"][row])

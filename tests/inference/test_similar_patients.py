@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from builders import beats_ecg
 
-from ptacl.data.store import ECG_FS
 from ptacl.eval.embed import Embeddings, EmbedError
 from ptacl.inference import Predictor
 from ptacl.inference.retrieve import DatabaseError, cosine_ranking, load_database, retrieve
 from ptacl.phenotypes import PHENOTYPES
+from ptacl.schema import ECG_FS
 
 
 def write_database(path: Path, predictor: Predictor, **meta) -> Path:

@@ -8,14 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptacl.data.store import LEADS
-
-
-@pytest.fixture(scope="session")
-def dicom_path() -> Path:
-    from pydicom import examples
-
-    return Path(examples.get_path("waveform"))
+from ptacl.schema import LEADS
 
 
 @pytest.fixture(scope="session")

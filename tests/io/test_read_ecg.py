@@ -4,9 +4,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from ptacl.data.store import LEADS
 from ptacl.io import InputError, read_ecg
 from ptacl.io.leads import standard_lead
+from ptacl.schema import LEADS
 
 
 def test_xml_reads_strip_not_median_in_millivolts(write_xml, strip_counts):

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from ptacl.config import ConfigError
 from ptacl.models import (
     CmrEncoder,
     CmrEncoderConfig,
@@ -8,6 +9,7 @@ from ptacl.models import (
     EcgEncoderConfig,
     build_encoder,
     count_parameters,
+    encoder_from_config,
 )
 from ptacl.models.vit import Attention
 
@@ -102,15 +104,16 @@ def test_sdpa_matches_plain_attention_forward_and_gradient():
 
 
 def test_wrong_input_shape_is_named():
-    encoder = build_encoder("ecg", {"samples": 500, "width": 16, "depth": 1, "heads": 2})
+    encoder = build_encoder("ecg_vit", samples=500, width=16, depth=1, heads=2)
     with pytest.raises(ValueError, match=r"\(B, 12, 500\).*\(2, 12, 400\)"):
         encoder.forward_features(torch.zeros(2, 12, 400))
-    with pytest.raises(ValueError, match="modality"):
-        build_encoder("eeg")
+    with pytest.raises(ConfigError, match=r"unknown encoder 'eeg_vit'.*ecg_vit"):
+        build_encoder("eeg_vit")
 
 
 def test_build_encoder_from_a_plain_dict():
-    encoder = build_encoder("cmr", {"width": 16, "depth": 3, "heads": 2, "patch": [2, 12, 12]})
+    section = {"width": 16, "depth": 3, "heads": 2, "patch": [2, 12, 12]}  # no name: the ViT
+    encoder = encoder_from_config(section, "cmr")
     assert isinstance(encoder, CmrEncoder) and len(encoder.blocks) == 3
     assert count_parameters(encoder) > 0
 

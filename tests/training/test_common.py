@@ -7,24 +7,13 @@ import torch
 import yaml
 from torch import nn
 
+from ptacl.cli.common import add_run_arguments, resolve_config
 from ptacl.config import ConfigError
 from ptacl.models import EcgEncoder, EcgEncoderConfig
-from ptacl.training.common import (
-    OptimConfig,
-    RunDirError,
-    TrainerConfig,
-    add_run_arguments,
-    build_optimizer_and_schedule,
-    build_trainer,
-    load_encoder,
-    load_encoder_weights,
-    prepare_run_dir,
-    resolve_config,
-    resolve_precision,
-    scaled_lr,
-    warmup_cosine,
-)
+from ptacl.runs import RunDirError, load_encoder, load_encoder_weights, prepare_run_dir
 from ptacl.training.mae import EcgMaeRunConfig
+from ptacl.training.optim import OptimConfig, build_optimizer_and_schedule, scaled_lr, warmup_cosine
+from ptacl.training.trainer import TrainerConfig, build_trainer, resolve_precision
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,23 +8,17 @@ from lightning.pytorch.strategies import DDPStrategy
 from ptacl.config import to_dict
 from ptacl.models import EcgEncoderConfig, MaeConfig
 from ptacl.models.vit import Block
-from ptacl.training import common
-from ptacl.training.common import (
-    OptimConfig,
-    TrainerConfig,
-    build_optimizer_and_schedule,
-    build_trainer,
-    ddp_strategy,
-    resolve_precision,
-)
+from ptacl.training import trainer as trainer_module
 from ptacl.training.mae import EcgMaeRunConfig, MaePretraining
+from ptacl.training.optim import OptimConfig, build_optimizer_and_schedule
+from ptacl.training.trainer import TrainerConfig, build_trainer, ddp_strategy, resolve_precision
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_cpu_auto_precision_follows_amx_and_the_encoder_width(monkeypatch):
     cpu = TrainerConfig(accelerator="cpu")
-    monkeypatch.setattr(common, "cpu_has_amx_bf16", lambda: True)
+    monkeypatch.setattr(trainer_module, "cpu_has_amx_bf16", lambda: True)
     assert resolve_precision(cpu, width=512) == "bf16-mixed"
     assert resolve_precision(cpu, width=256) == "bf16-mixed"
     assert resolve_precision(cpu, width=128) == "32-true"  # narrow: casts outweigh AMX
@@ -32,7 +26,7 @@ def test_cpu_auto_precision_follows_amx_and_the_encoder_width(monkeypatch):
     assert resolve_precision(TrainerConfig(accelerator="cpu", precision="32-true"), 512) == (
         "32-true"
     )
-    monkeypatch.setattr(common, "cpu_has_amx_bf16", lambda: False)
+    monkeypatch.setattr(trainer_module, "cpu_has_amx_bf16", lambda: False)
     assert resolve_precision(cpu, width=512) == "32-true"
     assert resolve_precision(TrainerConfig(accelerator="gpu"), width=64) == "bf16-mixed"
 

@@ -32,7 +32,7 @@ def _init_overrides(args: argparse.Namespace, config_init: dict[str, str]) -> li
     """The init runs as overrides: their paths and their encoder sections (the weights fit only
     that architecture), applied after --config and before the command line's key=value."""
     from ptacl.config import ConfigError
-    from ptacl.training.common import read_run_config
+    from ptacl.runs import encoder_section, read_run_config
 
     extra: list[str] = []
     for modality in ("ecg", "cmr"):
@@ -45,7 +45,7 @@ def _init_overrides(args: argparse.Namespace, config_init: dict[str, str]) -> li
             raise ConfigError(
                 f"{run}: --{modality}-init is a {run_config.get('modality')} run, not {modality}"
             )
-        section = run_config.get(f"{modality}_encoder") or run_config.get("encoder")
+        section = encoder_section(run_config, modality)
         if not section:
             raise ConfigError(f"{run}/config.yaml: no encoder section to start from")
         extra += _flatten(section, f"{modality}_encoder")
@@ -54,7 +54,7 @@ def _init_overrides(args: argparse.Namespace, config_init: dict[str, str]) -> li
 
 def main(argv: list[str] | None = None) -> int:
     # Imported here so `ptacl --help` stays quick.
-    from ptacl.training.common import add_run_arguments, command_parser, run_command
+    from ptacl.cli.common import add_run_arguments, command_parser, run_command
 
     parser = command_parser("ptacl align", __doc__)
     parser.add_argument("--ecg-init", type=Path, help="stage-1 ECG MAE run folder")
@@ -78,8 +78,9 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
 
     from ptacl.config import to_dict
     from ptacl.data.datasets import PairedDataset
+    from ptacl.runs import RunDirError, load_encoder_weights
     from ptacl.training.align import AlignModule, LocalSimilarityFigure, parameter_counts
-    from ptacl.training.common import RunDirError, build_trainer, fit_stage, load_encoder_weights
+    from ptacl.training.trainer import build_trainer, fit_stage
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
 

@@ -38,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ptacl.data.store import StoreError
-    from ptacl.eval.embed import EmbedError, compute_embeddings, load_run_encoders
-    from ptacl.training.common import RunDirError
+    from ptacl.eval.embed import EmbedError, compute_embeddings
+    from ptacl.runs import RunDirError, load_run_encoders
 
     try:
         encoders = load_run_encoders(args.model, seed=args.seed, like=args.like)

@@ -22,10 +22,10 @@ CIs: percentile bootstrap over test subjects (--n-boot replicates, --seed).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
     from ptacl.eval.embed import EmbedError
-    from ptacl.training.common import RunDirError
+    from ptacl.eval.evaluate import EvaluateOptions, evaluate
+    from ptacl.runs import RunDirError
 
     if args.finetune and args.split != "test":
         print("ptacl evaluate: --finetune scores the test split; drop --split", file=sys.stderr)
@@ -79,208 +80,45 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists() and any(args.out.iterdir()):
         print(f"ptacl evaluate: {args.out}: not empty; choose a new --out", file=sys.stderr)
         return 2
+    options = EvaluateOptions(
+        model=str(args.model),
+        out=args.out,
+        split=args.split,
+        probe=args.probe,
+        ks=tuple(args.ks),
+        match_sd=args.match_sd,
+        include_self=args.include_self,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        like=args.like,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.no_progress,
+        command="ptacl evaluate " + " ".join(argv if argv is not None else sys.argv[2:]),
+    )
     try:
         store = Store.open(args.data)
-        return evaluate(args, store, argv)
+        finetune = _finetune_step(args, store) if args.finetune else None
+        return evaluate(options, store, finetune=finetune)
     except (ConfigError, EmbedError, RunDirError, StoreError) as e:
         print(f"ptacl evaluate: {e}", file=sys.stderr)
         return 2
 
 
-def _frame(emb):
-    import pandas as pd
+def _finetune_step(args: argparse.Namespace, store: Any) -> Callable[[Path], int]:
+    """FN+AP as `ptacl finetune` runs it, configured by --finetune-config and --finetune-set."""
 
-    return pd.DataFrame(emb.phenotypes.astype("float64"), columns=list(emb.phenotype_names))
+    def step(run_dir: Path) -> int:
+        from ptacl.config import load_config
+        from ptacl.runs import prepare_run_dir
+        from ptacl.training.finetune import FinetuneConfig, run_finetune, with_source_encoder
 
+        overrides = [f"model={args.model}", f"data.store={store.root}", *args.finetune_set]
+        cfg = with_source_encoder(load_config(FinetuneConfig, args.finetune_config, overrides))
+        prepare_run_dir(run_dir, cfg, resume=False)
+        return run_finetune(cfg, store, run_dir, None, n_boot=args.n_boot)
 
-def evaluate(args: argparse.Namespace, store, argv: list[str] | None) -> int:
-
-    import numpy as np
-
-    import ptacl
-    from ptacl.eval.bootstrap import retrieval_ci
-    from ptacl.eval.embed import compute_embeddings, load_run_encoders
-    from ptacl.eval.report import (
-        plot_alignment_matrix,
-        plot_precision_curves,
-        retrieval_section,
-        write_report,
-    )
-    from ptacl.eval.retrieval import (
-        random_retrieval_baseline,
-        retrieval_scores,
-        summarize_retrieval,
-        top1_candidates,
-        top1_collapse,
-    )
-
-    out: Path = args.out
-    figures_dir = out / "figures"
-    out.mkdir(parents=True, exist_ok=True)
-    encoders = load_run_encoders(args.model, seed=args.seed, like=args.like)
-    embed = dict(batch_size=args.batch_size, device=args.device, progress=not args.no_progress)
-    ks, boot = tuple(args.ks), dict(n_boot=args.n_boot, seed=args.seed)
-    metrics: dict = {
-        "info": {
-            "model": str(args.model),
-            "kind": encoders.kind,
-            "data": str(store.root),
-            "split": args.split,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "ptacl": ptacl.__version__,
-            "command": "ptacl evaluate " + " ".join(argv if argv is not None else sys.argv[2:]),
-        },
-        "bootstrap": {**boot, "level": 0.95},
-        "regression": {},
-        "regression_notes": {},
-    }
-    figures: dict[str, Path] = {}
-
-    both = encoders.ecg is not None and encoders.cmr is not None
-    if both and len(store.indices(args.split, ecg=True, cmr=True)) < 2:
-        metrics["retrieval_skipped"] = f"fewer than 2 paired subjects in the {args.split} split"
-    elif both:
-        paired = compute_embeddings(encoders, store, args.split, **embed)
-        paired.save(out / f"embeddings_paired_{args.split}.npz")
-        use_proj = paired.ecg_proj is not None and paired.cmr_proj is not None
-        ecg, cmr = (paired.ecg_proj, paired.cmr_proj) if use_proj else (paired.ecg, paired.cmr)
-        pheno = _frame(paired)
-        exclude_self = not args.include_self
-        scores = retrieval_scores(ecg, cmr, pheno, ks, args.match_sd, exclude_self)
-        lo, hi = retrieval_ci(scores, ks, **boot)
-        metrics["retrieval"] = retrieval_section(
-            summarize_retrieval(scores, ks),
-            lo,
-            hi,
-            random_retrieval_baseline(pheno, ks, args.match_sd, exclude_self, seed=args.seed),
-            ks=ks,
-            match_sd=args.match_sd,
-            exclude_self=exclude_self,
-            space="projection-head outputs" if use_proj else "mean-pooled encoder tokens",
-            collapse=top1_collapse(top1_candidates(ecg, cmr, exclude_self), len(paired.eids)),
-        )
-        for warning in metrics["retrieval"]["warnings"]:
-            print(f"ptacl evaluate: warning: retrieval: {warning}", file=sys.stderr)
-        metrics["info"]["paired_subjects"] = len(paired.eids)
-        figures["P@k per phenotype, model vs random ranking"] = plot_precision_curves(
-            metrics["retrieval"], figures_dir / "precision_at_k.png"
-        )
-        if paired.alignment is not None:
-            matrix = paired.alignment
-            metrics["alignment"] = {
-                "matrix": matrix.round(4).tolist(),
-                "subjects": paired.meta.get("alignment_subjects"),
-                "diagonal_mean": float(np.mean(np.diag(matrix))),
-                "off_diagonal_mean": float(matrix[~np.eye(len(matrix), dtype=bool)].mean()),
-            }
-            figures[f"ECG–CMR local similarity, mean over {args.split} subjects (Figure 2)"] = (
-                plot_alignment_matrix(
-                    matrix,
-                    figures_dir / "alignment_matrix.png",
-                    f"{encoders.kind}: mean T×T cosine similarity",
-                )
-            )
-    elif not both:
-        metrics["retrieval_skipped"] = (
-            f"the run ({encoders.kind}) does not hold both an ECG and a CMR encoder"
-        )
-
-    probe_modality = "ecg" if encoders.ecg is not None else "cmr"
-    _linear_probe(args, encoders, probe_modality, store, metrics, figures, embed, boot)
-    if args.finetune and probe_modality == "ecg":
-        code = _finetune(args, store, out / "finetune", metrics, figures, figures_dir)
-        if code:
-            return code
-    elif args.finetune:
-        metrics["regression_notes"]["FN+AP"] = "not computed: the run holds no ECG encoder"
-
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    report = write_report(out, metrics, figures)
-    print(f"metrics -> {out / 'metrics.json'}; report -> {report}")
-    return 0
-
-
-def _linear_probe(
-    args, encoders, modality: str, store, metrics: dict, figures: dict, embed: dict, boot: dict
-) -> None:
-    """LP on frozen mean-pooled `modality` embeddings: fit on every train-split subject with that
-    modality, score on the evaluated split; CIs, a scatter figure, and a note. ECG for any run
-    with an ECG encoder (Table 2's ECG rows), CMR for a CMR-only run (the imaging upper bound)."""
-    import dataclasses
-
-    import numpy as np
-
-    from ptacl.eval.bootstrap import r2_ci
-    from ptacl.eval.embed import compute_embeddings
-    from ptacl.eval.probe import ols_underdetermined, probe_predictions, r2_per_phenotype
-    from ptacl.eval.report import plot_predictions, regression_section
-
-    out: Path = args.out
-    other = "cmr" if modality == "ecg" else "ecg"
-    single = dataclasses.replace(encoders, **{other: None, f"{other}_head": None})
-    train = compute_embeddings(single, store, "train", **embed)
-    test = compute_embeddings(single, store, args.split, **embed)
-    train.save(out / "embeddings_train.npz")
-    test.save(out / f"embeddings_{args.split}.npz")
-    names = list(test.phenotype_names)
-    x_train, x_test = getattr(train, modality), getattr(test, modality)
-    pred = probe_predictions(x_train, train.phenotypes, x_test, method=args.probe)
-    truth = test.phenotypes.astype(np.float64)
-    label, what = f"LP ({args.probe})", modality.upper()
-    metrics["regression"][label] = regression_section(
-        r2_per_phenotype(truth, pred, names), *r2_ci(truth, pred, names, **boot)
-    )
-    note = (
-        f"linear probe on frozen mean-pooled {what} embeddings (input: {what}); "
-        f"{len(train.eids)} train {what}s, {len(test.eids)} {args.split} {what}s"
-    )
-    known = (~np.isnan(train.phenotypes)).sum(axis=0)
-    problem = ols_underdetermined(int(known.min()), x_train.shape[1]) if len(known) else None
-    if args.probe == "ols" and problem is not None:
-        warning = f"{label}: {problem}; use --probe ridge"
-        print(f"ptacl evaluate: warning: {warning}", file=sys.stderr)
-        metrics.setdefault("warnings", []).append(warning)
-        note += f". WARNING: {problem}; use --probe ridge"
-    metrics["regression_notes"][label] = note
-    metrics["info"]["probe_input"] = what
-    metrics["info"][f"{modality}_subjects"] = {"train": len(train.eids), args.split: len(test.eids)}
-    figures[f"{label} ({what} input): predicted vs true"] = plot_predictions(
-        truth, pred, names, out / "figures" / "scatter_linear_probe.png", f"{label}, {what} input"
-    )
-
-
-def _finetune(args, store, run_dir: Path, metrics: dict, figures: dict, figures_dir: Path) -> int:
-    """FN+AP into run_dir, then its test predictions into metrics and a scatter figure."""
-    import numpy as np
-
-    from ptacl.cli.finetune import run_finetune, with_source_encoder
-    from ptacl.config import load_config
-    from ptacl.eval.report import plot_predictions
-    from ptacl.training.common import prepare_run_dir
-    from ptacl.training.finetune import FinetuneConfig
-
-    overrides = [f"model={args.model}", f"data.store={store.root}", *args.finetune_set]
-    cfg = with_source_encoder(load_config(FinetuneConfig, args.finetune_config, overrides))
-    prepare_run_dir(run_dir, cfg, resume=False)
-    code = run_finetune(cfg, store, run_dir, None, n_boot=args.n_boot)
-    if code:
-        return code
-    result = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
-    metrics["regression"]["FN+AP"] = result["r2"]
-    metrics["regression_notes"]["FN+AP"] = (
-        f"fine-tuned ECG encoder + attention pooling ({run_dir.name}/), best validation "
-        f"checkpoint, stopped at step {result['stopped_at_step']}"
-    )
-    with np.load(run_dir / "test_predictions.npz", allow_pickle=False) as data:
-        names = [str(n) for n in data["phenotype_names"]]
-        figures["FN+AP: predicted vs true"] = plot_predictions(
-            data["true"].astype(np.float64),
-            data["predicted"].astype(np.float64),
-            names,
-            figures_dir / "scatter_finetune.png",
-            "FN+AP",
-        )
-    return 0
+    return step
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.atomic import OutputBusy
     from ptacl.data.store import StoreError
     from ptacl.inference.export import export_run
-    from ptacl.training.common import RunDirError
+    from ptacl.runs import RunDirError
 
     try:
         out = export_run(

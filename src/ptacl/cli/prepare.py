@@ -22,11 +22,6 @@ import signal
 import sys
 import threading
 
-from ptacl.atomic import OutputBusy
-from ptacl.data.prepare import STATUSES, prepare_store
-from ptacl.io import InputError
-from ptacl.io.names import DEFAULT_INSTANCE
-
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -56,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--instance",
         type=int,
-        default=DEFAULT_INSTANCE,
+        default=None,  # DEFAULT_INSTANCE, read in main: ptacl.io imports numpy and pandas
         help="UK Biobank visit read from {eid}_{field}_{instance}_{array} names and showcase "
         "columns (default 2, the first imaging visit; 3 is the repeat imaging visit)",
     )
@@ -71,6 +66,14 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Imported after parsing, so `ptacl prepare --help` does not load numpy, pandas and scipy.
+    from ptacl.atomic import OutputBusy
+    from ptacl.data.prepare import STATUSES, prepare_store
+    from ptacl.io import InputError
+    from ptacl.io.names import DEFAULT_INSTANCE
+
+    if args.instance is None:
+        args.instance = DEFAULT_INSTANCE
     if args.ecg is None and args.cmr is None:
         print("ptacl prepare: give --ecg and/or --cmr", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     # Imported here so `ptacl --help` stays quick.
-    from ptacl.training.common import add_run_arguments, command_parser, run_command
+    from ptacl.cli.common import add_run_arguments, command_parser, run_command
 
     parser = command_parser("ptacl simclr", __doc__, modality=True)
     add_run_arguments(parser)
@@ -44,8 +44,8 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
 
     from ptacl.config import to_dict
     from ptacl.data.datasets import CmrDataset, EcgDataset
-    from ptacl.training.common import build_trainer, fit_stage
     from ptacl.training.simclr import SimclrPretraining, TwoViews, parameter_counts
+    from ptacl.training.trainer import build_trainer, fit_stage
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     # Validation views are augmented too (identical views would make the loss meaningless),

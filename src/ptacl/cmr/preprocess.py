@@ -9,9 +9,8 @@ Without it, from motion: over a cycle the ventricles fill and empty while chest 
 and lungs stay still during the breath-hold, so the per-pixel standard deviation over time,
 smoothed to heart size, peaks on the ventricles.
 
-The mid-ventricular slice of a stack without a seg comes from motion too
-(`mid_ventricular_slice`): slices through the ventricles move, slices beyond the apex or above
-the base barely do, so the middle of the run of moving slices is the middle of the ventricles.
+The mid-ventricular slice of a stack without a seg comes from motion too, but is chosen while
+reading (`ptacl.io.cmr_slice`): a reader returns one slice.
 """
 
 from __future__ import annotations
@@ -19,19 +18,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter, label
 
-from ptacl.data.store import CMR_FRAMES, CMR_SIZE
+from ptacl.io.cmr_slice import MOTION_SIGMA
 from ptacl.io.errors import InputError
 from ptacl.io.records import CmrRecord
+from ptacl.schema import CMR_FRAMES, CMR_SIZE
 
-#: Smoothing of the motion map, as a fraction of the crop size (~ a ventricle's radius).
-MOTION_SIGMA = 0.12
 #: Pixels whose smoothed motion reaches this fraction of the peak form the heart region.
 MOTION_LEVEL = 0.5
-#: Slices whose motion reaches this fraction of the stack's highest are inside the ventricles.
-#: The basal slice moves most (the base descends through it), mid and apical slices keep
-#: 0.3-0.7 of that and slices outside the heart under 0.15 (`ptacl synth` phantoms, where
-#: this rule lands within one slice of the generator's mid-ventricular slice).
-SLICE_MOTION_LEVEL = 0.2
 
 
 def resample_frames(frames: np.ndarray, n: int) -> np.ndarray:
@@ -75,33 +68,6 @@ def find_heart_centre(frames: np.ndarray, seg: np.ndarray | None = None) -> tupl
     weight = motion * mask
     rows, cols = np.indices(motion.shape)
     return float((weight * rows).sum() / weight.sum()), float((weight * cols).sum() / weight.sum())
-
-
-def slice_motion(frames: np.ndarray) -> float:
-    """Peak of the smoothed temporal standard deviation of one (F, H, W) slice: how much the
-    heart moves in it (the map `find_heart_centre` reads, smoothed the same way)."""
-    std = np.asarray(frames, dtype=np.float32).std(axis=0, dtype=np.float64)
-    return float(gaussian_filter(std, MOTION_SIGMA * CMR_SIZE).max())
-
-
-def mid_ventricular_slice(motion: list[float] | np.ndarray) -> int:
-    """Index of the mid-ventricular slice from each slice's `slice_motion`, slices in stack
-    order: the middle of the contiguous run of slices at or above `SLICE_MOTION_LEVEL` of the
-    highest that holds the highest (the later of two middles, away from the moving base in a
-    base-to-apex stack). A stack where nothing moves gets its middle slice."""
-    motion = np.asarray(motion, dtype=np.float64)
-    if len(motion) == 0:
-        raise ValueError("no slices")
-    peak = int(np.argmax(motion))
-    if not motion[peak] > 0:
-        return len(motion) // 2
-    moving = motion >= SLICE_MOTION_LEVEL * motion[peak]
-    low = high = peak
-    while low > 0 and moving[low - 1]:
-        low -= 1
-    while high < len(motion) - 1 and moving[high + 1]:
-        high += 1
-    return (low + high + 1) // 2
 
 
 def crop_box(centre: tuple[float, float], size: int) -> tuple[int, int, int, int]:

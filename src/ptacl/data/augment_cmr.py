@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
 from ptacl.data.augment_ecg import RandomTransform, Seed
-from ptacl.data.store import CMR_FRAMES
+from ptacl.schema import CMR_FRAMES
 
 
 @dataclass(frozen=True)

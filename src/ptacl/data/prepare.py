@@ -15,14 +15,14 @@ ECGs) or visit, or a file of no known layout. Two files that claim the same eid 
 modality (other than UK Biobank arrays) are ambiguous: that modality of the subject is
 rejected, naming both files.
 
-Per subject, in worker processes: read, validate (`ptacl.io.validate_record`: the ECG's
+Per subject, in worker processes: read, validate (`ptacl.qc.validate_record`: the ECG's
 plausibility, its patient id against the eid, and the R peaks, detected once), preprocess
 (ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
 failure rejects that modality only. Rows are written as they arrive straight into the store's
 memory-mapped arrays (`store_writer`), so memory stays bounded for any cohort size and the
 arrays are written once; the store appears at `out` only when complete.
 
-Phenotypes go through `ptacl.io.check_labels`: a value outside the physiological range or
+Phenotypes go through `ptacl.qc.check_labels`: a value outside the physiological range or
 contradicting its ventricle's other volumes becomes NaN, with a qc.csv row (modality
 "phenotypes") naming the value and the rule. A phenotype column without any value is reported.
 
@@ -55,20 +55,14 @@ from tqdm import tqdm
 
 from ptacl.atomic import NoSpace, atomic_file, output_lock
 from ptacl.cmr import preprocess_cmr
-from ptacl.data.store import (
-    CMR_FRAMES,
-    CMR_SIZE,
-    ECG_FS,
-    ECG_SAMPLES,
-    LEADS,
-    ROW_BYTES,
-    store_writer,
-)
+from ptacl.data.store import ROW_BYTES, store_writer
 from ptacl.ecg import preprocess_ecg
-from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes, validate_record
+from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes
 from ptacl.io.names import DEFAULT_INSTANCE, UKB_CMR_FIELD, UKB_ECG_FIELD, parse_ukb_name, stem
-from ptacl.io.phenotypes import check_labels, load_mapping
+from ptacl.io.phenotypes import load_mapping
 from ptacl.phenotypes import PHENOTYPES
+from ptacl.qc import check_labels, validate_record
+from ptacl.schema import CMR_FRAMES, CMR_SIZE, ECG_FS, ECG_SAMPLES, LEADS
 
 ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz")
 CMR_SUFFIXES = (".nii.gz", ".nii", ".npy")

@@ -14,7 +14,8 @@ from pathlib import Path
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.data.datasets import PairedDataset
-from ptacl.data.store import LEADS, Store
+from ptacl.data.store import Store
+from ptacl.schema import LEADS
 
 
 def save_augmentation_preview(

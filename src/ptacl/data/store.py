@@ -32,13 +32,9 @@ import pandas as pd
 
 from ptacl.atomic import atomic_folder
 from ptacl.phenotypes import PHENOTYPES
+from ptacl.schema import CMR_FRAMES, CMR_SIZE, ECG_FS, ECG_SAMPLES, LEADS
 
 STORE_VERSION = 1
-LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
-ECG_FS = 500
-ECG_SAMPLES = 5000
-CMR_FRAMES = 50
-CMR_SIZE = 84
 SPLITS = ("train", "val", "test")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pywt
 from scipy.signal import resample_poly
 
-from ptacl.data.store import ECG_FS, ECG_SAMPLES
+from ptacl.schema import ECG_FS, ECG_SAMPLES
 
 
 def resample_ecg(signal: np.ndarray, fs: float, target: float = ECG_FS) -> np.ndarray:
@@ -42,7 +42,7 @@ def wavelet_filter(
 
 def zscore(signal: np.ndarray) -> np.ndarray:
     """Per-lead zero mean, unit variance over time. A flat lead becomes zeros, never NaN
-    (`ptacl.io.validate_ecg` rejects flat leads before this point)."""
+    (`ptacl.qc.validate_ecg` rejects flat leads before this point)."""
     mean = signal.mean(axis=-1, keepdims=True)
     std = signal.std(axis=-1, keepdims=True)
     return (signal - mean) / np.where(std > 1e-12, std, 1.0)

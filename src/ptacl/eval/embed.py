@@ -6,12 +6,15 @@ encoder of its `modality`, ECG by default), or the word `none`: encoders randoml
 from a seed (the random-init baseline; with `like=RUN` those RUN holds, with its architecture).
 
 Which subjects: those of the split holding every modality the run has (both: paired subjects;
-an ECG run: every subject with an ECG). Inputs are the deterministic evaluation views of
-`ptacl.data.datasets` (the centre ECG crop and the CMR frames each encoder was built for: 2,500 samples and
-26 frames at the paper's sizes). Embeddings are the
-mean-pooled encoder tokens (`encoder.pool`); a run with projection heads (stage 2) adds the
-projected embeddings, the space its global loss aligns. With both encoders the mean T × T
-ECG–CMR local cosine similarity over subjects is kept too (the paper's Figure 2).
+an ECG run: every subject with an ECG). An ECG is embedded as `ptacl predict` embeds a
+recording: the mean-pooled encoder tokens (`encoder.pool`) of each of its crops of the size the
+encoder was built for (2,500 samples at the paper's sizes: the two halves of a 10-s ECG, see
+`ptacl.inference.crops`), averaged. A CMR is the deterministic evaluation view of
+`ptacl.data.datasets` (26 frames from end-diastole at the paper's sizes), mean-pooled. A run
+with projection heads (stage 2) adds the projected embeddings, the space its global loss aligns
+(the ECG's: the projection of its crop-averaged embedding). With both encoders the mean T × T
+ECG–CMR local cosine similarity over subjects is kept too (the paper's Figure 2); a subject's
+ECG local steps are averaged over its crops holding a complete beat.
 
 The file is an .npz without pickles: eids (N,) str, phenotypes (N, P) float32, phenotype_names
 (P,) str, ecg / cmr / ecg_proj / cmr_proj (N, ·) float32 where present, alignment (T, T)
@@ -21,7 +24,7 @@ float32 where present, meta (a JSON string).
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,29 +34,13 @@ import torch
 from torch import nn
 
 from ptacl.phenotypes import PHENOTYPES
+from ptacl.runs import RunEncoders
 
 _ARRAYS = ("ecg", "cmr", "ecg_proj", "cmr_proj", "alignment")
 
 
 class EmbedError(ValueError):
     """A run or embeddings file that cannot be used, with the path and the reason."""
-
-
-@dataclass
-class RunEncoders:
-    """The encoders (and projection heads) a run holds; absent parts are None."""
-
-    kind: str  # none | pretrain-ecg | pretrain-cmr | simclr-ecg | simclr-cmr | align | finetune
-    source: str
-    ecg: nn.Module | None = None
-    cmr: nn.Module | None = None
-    ecg_head: nn.Module | None = None
-    cmr_head: nn.Module | None = None
-    num_steps: int = 13  # T of the local embeddings
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        return tuple(m for m in ("ecg", "cmr") if getattr(self, m) is not None)
 
 
 @dataclass
@@ -110,91 +97,44 @@ class Embeddings:
         )
 
 
-def _find(config: Any, key: str) -> Any:
-    """First value of `key` anywhere in a nested config dict (None if absent)."""
-    if isinstance(config, dict):
-        if key in config:
-            return config[key]
-        for value in config.values():
-            found = _find(value, key)
-            if found is not None:
-                return found
-    return None
-
-
-def _heads(run_dir: Path, widths: dict[str, int]) -> dict[str, nn.Module]:
-    """Projection heads found in a run's checkpoint, by modality (see ptacl.models.heads)."""
-    from ptacl.models.heads import projection_head_from_state
-
-    ckpt = run_dir / "checkpoints" / "best.ckpt"
-    if not ckpt.is_file():
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    heads = {}
-    for modality, width in widths.items():
-        pattern = re.compile(rf"^(?:.*\.)?{modality}_head\.(.+)$")
-        weights = {m.group(1): v for k, v in state.items() if (m := pattern.match(k))}
-        if weights:
-            heads[modality] = projection_head_from_state(weights, width)
-    return heads
-
-
-def load_run_encoders(
-    model: str | Path, *, seed: int = 0, like: str | Path | None = None
-) -> RunEncoders:
-    """The encoders of run folder `model`, or random ones for `none`: seeded, both of the
-    paper's sizes, or the encoders run `like` holds with its architecture (the fair random-init
-    baseline for that run: an ECG MAE run gives a random ECG encoder only)."""
-    from ptacl.models import build_encoder
-    from ptacl.training.common import load_encoder, read_run_config
-
-    if str(model) == "none":
-        sections: dict[str, Any] = {"ecg": None, "cmr": None}
-        if like is not None:
-            config = read_run_config(like)
-            for modality in ("ecg", "cmr"):
-                sections[modality] = config.get(f"{modality}_encoder")
-                if config.get("modality") == modality:
-                    sections[modality] = config.get("encoder")
-            # Only the modalities `like` holds: a paper-sized second encoder beside a tiny one
-            # would not be that run's baseline (and their widths could not be compared).
-            sections = {m: s for m, s in sections.items() if s is not None}
-            if not sections:
-                raise EmbedError(f"{like}/config.yaml: cannot tell which encoders this run holds")
-        torch.manual_seed(seed)
-        encoders = {m: build_encoder(m, s) for m, s in sections.items()}
-        return RunEncoders(
-            kind="none",
-            source="none" if like is None else f"none (architecture of {like})",
-            ecg=encoders.get("ecg"),
-            cmr=encoders.get("cmr"),
-        )
-
-    run_dir = Path(model)
-    if not run_dir.is_dir():
-        raise EmbedError(f"{run_dir}: not a run folder (or pass `none` for random encoders)")
-    config = read_run_config(run_dir)
-    if config.get("stage") == "finetune":  # one encoder; older ECG runs have no `modality`
-        modalities: tuple[str, ...] = (str(config.get("modality", "ecg")),)
-        kind = "finetune"
-    elif "modality" in config:
-        modalities = (config["modality"],)
-        kind = f"{config.get('stage', 'pretrain')}-{config['modality']}"  # simclr-ecg, ...
-    elif "ecg_encoder" in config and "cmr_encoder" in config:
-        modalities, kind = ("ecg", "cmr"), "align"
-    elif "ecg_encoder" in config:
-        modalities, kind = ("ecg",), str(config.get("stage", "finetune"))
-    else:
-        raise EmbedError(f"{run_dir}/config.yaml: cannot tell which encoders this run holds")
-    out = RunEncoders(
-        kind=kind, source=str(run_dir), num_steps=int(_find(config, "num_steps") or 13)
+def _local_through_heads(encoders: RunEncoders) -> bool:
+    """Local steps are compared in the token space; through the projection heads when the two
+    encoders' widths differ (as the align stage does)."""
+    return (
+        encoders.ecg is not None
+        and encoders.cmr is not None
+        and int(encoders.ecg.width) != int(encoders.cmr.width)
+        and encoders.ecg_head is not None
+        and encoders.cmr_head is not None
     )
-    for modality in modalities:
-        setattr(out, modality, load_encoder(run_dir, modality).eval())
-    widths = {m: int(getattr(out, m).width) for m in out.modalities}
-    for modality, head in _heads(run_dir, widths).items():
-        setattr(out, f"{modality}_head", head)
-    return out
+
+
+def _ecg_crop_outputs(encoders: RunEncoders, local: bool) -> Callable[..., dict[str, torch.Tensor]]:
+    """The per-crop ECG function of `compute_embeddings`: crops (n, 12, crop) [and their R peaks
+    (n, 32)] -> embedding (n, D) [and local (n, T·D') with local_weight (n, 1): 0 and 0 for a
+    crop without a complete beat]; `run_over_crops` averages them per recording."""
+    from ptacl.models.local import ecg_local_embeddings
+
+    encoder = encoders.ecg
+    if encoder is None:
+        raise ValueError("no ECG encoder")
+    through_heads = _local_through_heads(encoders)
+
+    def fn(crops: torch.Tensor, peaks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        tokens = encoder.forward_features(crops)  # (n, L, D)
+        out = {"embedding": encoder.pool(tokens)}  # (n, D)
+        if local and peaks is not None:
+            ecg_local, valid = ecg_local_embeddings(
+                encoder.time_tokens(tokens), peaks, encoder.samples_per_step, encoders.num_steps
+            )  # (n, T, D), (n,)
+            if through_heads:
+                ecg_local = encoders.ecg_head(ecg_local)
+            keep = valid[:, None, None]
+            out["local"] = torch.where(keep, ecg_local, torch.zeros_like(ecg_local)).flatten(1)
+            out["local_weight"] = valid[:, None].to(ecg_local.dtype)
+        return out
+
+    return fn
 
 
 @torch.no_grad()
@@ -207,89 +147,132 @@ def compute_embeddings(
     device: str = "cpu",
     num_workers: int = 0,
     progress: bool = False,
+    chunk: int = 256,
 ) -> Embeddings:
-    """Embed every subject of `split` holding the run's modalities (see the module docstring)."""
-    from torch.utils.data import DataLoader
+    """Embed every subject of `split` holding the run's modalities (see the module docstring).
 
-    from ptacl.data.datasets import CmrDataset, EcgDataset, PairedDataset
+    This is the one embedding of an ECG: `ptacl evaluate` (retrieval and linear probe),
+    `ptacl embed` and `ptacl export` (the probe it fits and the OOD statistics) all call it, and
+    `ptacl predict` computes the same from a recording (`ptacl.inference.crops`): the encoder's
+    pooled tokens averaged over the recording's crops, and the projection of that average.
+    `num_workers` load the CMRs; the ECGs are read `chunk` subjects at a time.
+    """
+    from torch.utils.data import DataLoader, Subset
+
+    from ptacl.data.datasets import CmrDataset
     from ptacl.data.store import Store
-    from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
+    from ptacl.inference.crops import store_outputs
+    from ptacl.models.local import cmr_local_embeddings
 
     store = store if isinstance(store, Store) else Store.open(store)
     has_ecg, has_cmr = encoders.ecg is not None, encoders.cmr is not None
+    both = has_ecg and has_cmr
     # Inputs shaped as each encoder was built for (a tiny config may crop 500 samples).
-    crop = encoders.ecg.config.samples if has_ecg else 2500
-    frames = encoders.cmr.config.frames if has_cmr else 26
-    if has_ecg and has_cmr:
-        dataset = PairedDataset(
-            store, split, train=False, ecg_augment=None, cmr_augment=None, crop=crop, frames=frames
-        )
-    elif has_ecg:
-        dataset = EcgDataset(store, split, train=False, augment=None, crop=crop)
-    else:
-        dataset = CmrDataset(store, split, train=False, augment=None, frames=frames)
-    if len(dataset) == 0:
+    crop = encoders.ecg.samples if has_ecg else 2500
+    frames = encoders.cmr.frames if has_cmr else 26
+    rows = store.indices(split, ecg=has_ecg, cmr=has_cmr)
+    if len(rows) == 0:
         raise EmbedError(
             f"{store.root}: split {split!r} has no subjects with {' and '.join(encoders.modalities)}"
         )
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    if has_ecg:
+        short = rows[store.subjects["ecg_length"].to_numpy()[rows] < crop]
+        if len(short):
+            eid = store.subjects["eid"].astype(str).iloc[int(short[0])]
+            raise EmbedError(
+                f"{store.root}: {len(short)} ECGs of split {split!r} are shorter than the "
+                f"encoder's crop of {crop} samples (first: eid {eid})"
+            )
     for module in (encoders.ecg, encoders.cmr, encoders.ecg_head, encoders.cmr_head):
         if module is not None:
             module.to(device).eval()
+    chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
+    cmr_batches: Any = iter(())
+    if has_cmr:
+        cmr_set = CmrDataset(store, split, train=False, augment=None, frames=frames)
+        position = {int(r): k for k, r in enumerate(cmr_set.rows)}
+        cmr_batches = iter(
+            DataLoader(
+                Subset(cmr_set, [position[int(r)] for r in rows]),
+                batch_size=chunk,
+                shuffle=False,
+                num_workers=num_workers,
+            )
+        )
+    ecg_fn = _ecg_crop_outputs(encoders, local=both) if has_ecg else None
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("ecg", "cmr", "ecg_proj", "cmr_proj")}
-    eids: list[str] = []
-    pheno: list[np.ndarray] = []
     align_sum, align_count = None, 0
     if progress:
         from tqdm import tqdm
 
-        loader = tqdm(loader, desc=f"embed {split}", unit="batch")
-    for batch in loader:
-        eids += list(batch["eid"])
-        pheno.append(batch["phenotypes"].numpy())
-        tokens = {}
-        for modality in encoders.modalities:
-            encoder = getattr(encoders, modality)
-            tokens[modality] = encoder.forward_features(batch[modality].to(device))  # (B, L, D)
-            pooled = encoder.pool(tokens[modality])  # (B, D)
-            parts[modality].append(pooled.float().cpu().numpy())
-            head = getattr(encoders, f"{modality}_head")
-            if head is not None:
-                parts[f"{modality}_proj"].append(head(pooled).float().cpu().numpy())
-        if has_ecg and has_cmr:
-            steps = encoders.num_steps
-            ecg_local, valid = ecg_local_embeddings(
-                tokens["ecg"],
-                encoders.ecg.grid,
-                batch["r_peaks"].to(device),
-                encoders.ecg.config.patch,
-                steps,
-            )  # (B, T, D), (B,)
-            cmr_local = cmr_local_embeddings(tokens["cmr"], encoders.cmr.grid, steps)  # (B, T, D)
-            if ecg_local.shape[-1] != cmr_local.shape[-1] and encoders.ecg_head is not None:
-                ecg_local, cmr_local = encoders.ecg_head(ecg_local), encoders.cmr_head(cmr_local)
-            if ecg_local.shape[-1] == cmr_local.shape[-1] and valid.any():
+        chunks = tqdm(chunks, desc=f"embed {split}", unit="chunk")
+    for part in chunks:
+        ecg_local = cmr_local = None
+        if ecg_fn is not None:
+            out = store_outputs(
+                ecg_fn,
+                store,
+                part,
+                crop=crop,
+                batch_size=batch_size,
+                device=device,
+                chunk=len(part),
+                with_peaks=both,
+            )
+            pooled = torch.from_numpy(out["embedding"]).float()  # (n, D), mean over crops
+            parts["ecg"].append(pooled.numpy())
+            if encoders.ecg_head is not None:  # the projection of the crop average, as predict
+                parts["ecg_proj"].append(encoders.ecg_head(pooled.to(device)).float().cpu().numpy())
+            if both:
+                # ECG local steps: the mean over the recording's crops with a complete beat
+                weight = out["local_weight"][:, 0]  # share of such crops
+                valid = weight > 0
+                ecg_local = torch.from_numpy(out["local"][valid] / weight[valid, None]).float()
+        if has_cmr:
+            cine = next(cmr_batches)["cmr"]  # (n, 1, F, H, W), the same rows in the same order
+            cmr_local_parts = []
+            for b in range(0, len(cine), batch_size):
+                tokens = encoders.cmr.forward_features(cine[b : b + batch_size].to(device))
+                pooled_cmr = encoders.cmr.pool(tokens)
+                parts["cmr"].append(pooled_cmr.float().cpu().numpy())
+                if encoders.cmr_head is not None:
+                    parts["cmr_proj"].append(encoders.cmr_head(pooled_cmr).float().cpu().numpy())
+                if both:
+                    local = cmr_local_embeddings(
+                        encoders.cmr.time_tokens(tokens), encoders.num_steps
+                    )
+                    if _local_through_heads(encoders):
+                        local = encoders.cmr_head(local)
+                    cmr_local_parts.append(local.float().cpu())  # (b, T, D')
+            if both:
+                cmr_local = torch.cat(cmr_local_parts)
+        if ecg_local is not None and cmr_local is not None and len(ecg_local):
+            ecg_local = ecg_local.reshape(len(ecg_local), encoders.num_steps, -1)
+            cmr_local = cmr_local[torch.from_numpy(valid)]
+            if ecg_local.shape[-1] == cmr_local.shape[-1]:
                 sim = torch.einsum(
                     "bkd,btd->bkt",
-                    nn.functional.normalize(ecg_local[valid].float(), dim=-1),
-                    nn.functional.normalize(cmr_local[valid].float(), dim=-1),
+                    nn.functional.normalize(ecg_local, dim=-1),
+                    nn.functional.normalize(cmr_local, dim=-1),
                 )  # (B_valid, T, T)
-                total = sim.sum(dim=0).cpu().numpy()
+                total = sim.sum(dim=0).numpy()
                 align_sum = total if align_sum is None else align_sum + total
-                align_count += int(valid.sum())
+                align_count += len(sim)
     arrays = {k: np.concatenate(v) for k, v in parts.items() if v}
     meta = {
         "model": encoders.source,
         "kind": encoders.kind,
         "store": str(store.root),
         "split": split,
-        "subjects": len(eids),
-        "inputs": f"centre {crop} ECG samples; {frames} CMR frames",
+        "subjects": len(rows),
+        "inputs": f"ECG: mean over its {crop}-sample crops (ptacl.inference.crops); "
+        f"{frames} CMR frames",
         "alignment_subjects": align_count,
     }
+    eids = store.subjects["eid"].astype(str).to_numpy()[rows]
     return Embeddings(
         eids=np.asarray(eids, dtype=str),
-        phenotypes=np.concatenate(pheno).astype(np.float32),
+        phenotypes=np.asarray(store.phenotypes[rows], dtype=np.float32),
         phenotype_names=tuple(store.manifest.get("phenotypes", PHENOTYPES)),
         alignment=None if align_sum is None else (align_sum / align_count).astype(np.float32),
         meta=meta,

@@ -6,8 +6,9 @@ fitted on the training subjects that have a value for it and scored on the test 
 have one (NaN = unknown, never imputed).
 
 - `method="ols"` (the paper): ordinary least squares with an intercept on the raw embeddings
-  (scikit-learn `LinearRegression`; OLS predictions do not change under any affine rescaling
-  of the features, so none is applied).
+  (`fit_ols`; OLS predictions do not change under any affine rescaling of the features, so none
+  is applied). `ptacl export` bundles this very fit (`OlsProbe`: the same train split, the same
+  solver), so the probe a user deploys is the probe `ptacl evaluate` scored.
 - `method="ridge"`: features standardised with training statistics, then `RidgeCV` choosing
   the penalty from `RIDGE_ALPHAS` by efficient leave-one-out error on the training split.
 
@@ -18,12 +19,16 @@ the test mean, negative for worse.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 RIDGE_ALPHAS = tuple(np.logspace(-3, 4, 15))
+
+#: Relative singular-value cut-off of the OLS fit; float32 embeddings carry ~7 digits.
+RCOND = 1e-6
 
 
 def _targets(y: pd.DataFrame | np.ndarray, n: int, name: str) -> tuple[np.ndarray, list[str]]:
@@ -62,6 +67,55 @@ def ols_underdetermined(n_train: int, features: int) -> str | None:
     )
 
 
+@dataclass(frozen=True)
+class OlsProbe:
+    """One OLS fit per phenotype: predictions are (x - mean) @ weight.T + bias, in float64.
+
+    mean (D,) the training embeddings' mean, weight (P, D), bias (P,), used (P,) the training
+    rows with a known value per phenotype. A phenotype with fewer than two has weight 0 and bias
+    NaN: NaN predictions. `ptacl.inference.modules.LinearProbe` computes the same in torch.
+    """
+
+    mean: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+    used: np.ndarray
+
+    def predict(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N, D) -> (N, P) float64."""
+        return (np.asarray(embeddings, dtype=np.float64) - self.mean) @ self.weight.T + self.bias
+
+
+def fit_ols(embeddings: np.ndarray, targets: np.ndarray) -> OlsProbe:
+    """OLS with intercept, one fit per target column on the rows where it is known (NaN unknown).
+
+    embeddings (N, D), targets (N, P). Centring on the training mean changes nothing
+    mathematically, only the conditioning (and keeps the bias at the phenotype's mean).
+    Directions whose singular value is below `RCOND` times the largest are dropped (the
+    minimum-norm least-squares solution): a mean-pooled LayerNorm output can be exactly
+    collinear (at initialisation its D coordinates sum to 0), and float32 rounding along such a
+    direction would otherwise be fitted with coefficients of 1e7. Under-determined fits are not
+    refused here (`ols_underdetermined` says when: `ptacl evaluate` warns, `ptacl export`
+    refuses).
+    """
+    x = _embeddings(embeddings, "embeddings")
+    y, _ = _targets(targets, len(x), "targets")
+    n, dim = x.shape
+    mean = x.mean(axis=0) if n else np.zeros(dim)
+    design = np.concatenate([x - mean, np.ones((n, 1))], axis=1)  # (N, D+1) float64
+    weight = np.zeros((y.shape[1], dim))
+    bias = np.full(y.shape[1], np.nan)
+    used = np.zeros(y.shape[1], dtype=np.int64)
+    for p in range(y.shape[1]):
+        known = np.isfinite(y[:, p])
+        used[p] = known.sum()
+        if used[p] < 2:
+            continue
+        coef, *_ = np.linalg.lstsq(design[known], y[known, p], rcond=RCOND)
+        weight[p], bias[p] = coef[:-1], coef[-1]
+    return OlsProbe(mean=mean, weight=weight, bias=bias, used=used)
+
+
 def probe_predictions(
     train_emb: np.ndarray,
     train_y: pd.DataFrame | np.ndarray,
@@ -79,11 +133,13 @@ def probe_predictions(
     y, _ = _targets(train_y, len(x_train), "train_y")
     if method not in ("ols", "ridge"):
         raise ValueError(f"method must be 'ols' or 'ridge', got {method!r}")
-    # scikit-learn only here: `ptacl export` scores its head with r2_per_phenotype without it
+    if method == "ols":
+        return fit_ols(x_train, y).predict(x_test)
+    # scikit-learn only for ridge: OLS (and `ptacl export`) run without it
     from ptacl.extras import require
 
-    require("sklearn", "the linear probe of `ptacl evaluate`")
-    from sklearn.linear_model import LinearRegression, RidgeCV
+    require("sklearn", "the ridge probe of `ptacl evaluate`")
+    from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -92,11 +148,7 @@ def probe_predictions(
         ok = ~np.isnan(y[:, p])
         if ok.sum() < 2:
             continue
-        model = (
-            LinearRegression()
-            if method == "ols"
-            else make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
-        )
+        model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
         model.fit(x_train[ok], y[ok, p])
         out[:, p] = model.predict(x_test)
     return out

@@ -149,6 +149,7 @@ def model_card(
     origin = str(data.get("origin") or "unknown")
     licence, governance = _governance(origin)
     encoder = (config.get("encoder") or {}).get("kwargs") or {}
+    encoder_name = (config.get("encoder") or {}).get("name", "ecg_vit")  # older: no name
     head = config.get("head") or {}
     source = config.get("source") or {}
     columns = list(phenotypes.get("columns") or [])
@@ -169,7 +170,9 @@ def model_card(
         "",
         f"- Method: PTACL ({PTACL_REFERENCE}); stage `{source.get('stage', '?')}`, "
         f"exported with ptacl {config.get('ptacl_version', '?')}.",
-        "- ECG encoder: transformer, "
+        "- ECG encoder: "
+        + ("transformer" if encoder_name == "ecg_vit" else f"registered encoder `{encoder_name}`")
+        + ", "
         + ", ".join(f"{k} {v}" for k, v in encoder.items() if not isinstance(v, dict | list)),
         f"- Head: {head.get('kind', '?')} ({head.get('method', '')}) → {len(columns)} outputs: "
         + ", ".join(columns),

@@ -1,10 +1,14 @@
 """Make a bundle from a trained ECG encoder: fit the phenotype probe, describe, write.
 
-The linear probe is ordinary least squares (the paper's linear probing) from the mean-pooled
-encoder embedding to the 10 phenotypes, fitted on the train split of a prepared store with the
-same crops and averaging that `ptacl predict` uses, so the probe sees at fit time exactly what
-it sees at prediction time. Its R² on the store's validation split is written into config.json
-so a user can judge the bundle before trusting it.
+The linear probe is the one `ptacl evaluate` scores: ordinary least squares (the paper's linear
+probing, `ptacl.eval.probe.fit_ols`) from the crop-averaged mean-pooled encoder embedding
+(`ptacl.eval.embed.compute_embeddings`) to the 10 phenotypes, fitted on the train split of a
+prepared store. The same embedding is what `ptacl predict` computes from a recording, so the
+probe sees at fit time exactly what it sees at prediction time, and its predictions on the test
+split are the evaluation's LP predictions. It is fitted on train only, not train + val: a probe
+fitted on more data would be a different probe from the one whose test R² the report (and the
+model card, `--metrics`) gives. Its R² on the store's validation split is written into
+config.json so a user can judge the bundle before trusting it.
 
 What `ptacl predict` checks each prediction against is recorded from the same store
 (`ptacl.inference.plausibility`): per phenotype the physiological bounds and the train labels'
@@ -19,7 +23,7 @@ names a path of the training machine: runs and stores are named by their base na
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,23 +34,22 @@ from torch import nn
 
 import ptacl
 from ptacl.atomic import output_lock
-from ptacl.config import to_dict
-from ptacl.data.store import ECG_FS, ECG_SAMPLES, LEADS, Store
+from ptacl.data.store import Store
+from ptacl.eval.probe import RCOND
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
 from ptacl.inference.card import data_provenance, model_card
-from ptacl.inference.crops import run_over_crops
-from ptacl.inference.modules import BundleModel, LinearProbe
+from ptacl.inference.crops import store_outputs
+from ptacl.inference.modules import BundleModel
 from ptacl.inference.plausibility import fit_ood, fit_ranges
+from ptacl.models.heads import LinearProbe
+from ptacl.models.registry import encoder_spec
 from ptacl.phenotypes import PHENOTYPE_NAMES, PHENOTYPE_UNITS, PHENOTYPES
+from ptacl.schema import ECG_FS, ECG_SAMPLES, LEADS
 
 COMBINE = (
     "mean over ceil(S / crop) crops spread evenly from the first to the last sample "
     "(a 10-s ECG: its two non-overlapping 5-s halves); see ptacl.inference.crops"
 )
-
-
-#: Relative singular-value cut-off of the OLS fit; float32 embeddings carry ~7 digits.
-RCOND = 1e-6
 
 
 def preprocessing_spec(crop: int) -> dict[str, Any]:
@@ -56,7 +59,7 @@ def preprocessing_spec(crop: int) -> dict[str, Any]:
     defaults = inspect.signature(preprocess_ecg).parameters
     return {
         "function": "ptacl.ecg.preprocess_ecg",
-        "validation": "ptacl.io.validate.validate_ecg",
+        "validation": "ptacl.qc.validate_ecg",
         "fs": ECG_FS,
         "samples": ECG_SAMPLES,
         "crop": int(crop),
@@ -76,40 +79,21 @@ def phenotypes_spec() -> dict[str, Any]:
     }
 
 
-def store_outputs(
-    fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
-    store: Store,
-    split: str,
-    *,
-    crop: int,
-    batch_size: int = 32,
-    chunk: int = 256,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Row indices of the split's ECGs and `fn`'s outputs per ECG, averaged over its crops
-    (`run_over_crops`), read from the store `chunk` recordings at a time."""
-    rows = store.indices(split, ecg=True)
-    lengths = store.subjects["ecg_length"].to_numpy()
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(rows), chunk):
-        part = rows[start : start + chunk]
-        ecgs = [np.asarray(store.ecg[i], dtype=np.float32) for i in part]
-        out = run_over_crops(fn, ecgs, [int(lengths[i]) for i in part], crop, batch_size=batch_size)
-        for key, value in out.items():
-            parts.setdefault(key, []).append(value)
-    return rows, {key: np.concatenate(value) for key, value in parts.items()}
-
-
 def embed_store(
-    encoder: nn.Module, store: Store, split: str, *, crop: int, batch_size: int = 32
+    encoder: nn.Module, store: Store, split: str, *, batch_size: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of the split's ECGs and their embeddings (N, D), averaged over crops."""
-    encoder = encoder.eval()
+    """Row indices of the split's ECGs and their embeddings (N, D): those of `ptacl evaluate`
+    (`compute_embeddings`: averaged over each recording's crops)."""
+    from ptacl.eval.embed import compute_embeddings
+    from ptacl.runs import RunEncoders
 
-    def pooled(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"embedding": encoder.pool(encoder.forward_features(x))}
-
-    rows, out = store_outputs(pooled, store, split, crop=crop, batch_size=batch_size)
-    return rows, out.get("embedding", np.zeros((0, int(encoder.width))))
+    rows = store.indices(split, ecg=True)
+    if not len(rows):
+        return rows, np.zeros((0, int(encoder.width)), dtype=np.float32)
+    encoders = RunEncoders(kind="export", source="export", ecg=encoder.eval())
+    embeddings = compute_embeddings(encoders, store, split, batch_size=batch_size)
+    assert embeddings.ecg is not None
+    return rows, embeddings.ecg
 
 
 @dataclass(frozen=True)
@@ -126,16 +110,13 @@ def plausibility_from_store(
     encoder: nn.Module,
     store: Store,
     *,
-    crop: int,
     batch_size: int = 32,
     train: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Plausibility:
     """Ranges from the store's train labels, OOD statistics from its train (and validation)
     embeddings; `train` = (rows, embeddings) when already computed."""
-    rows, embeddings = train or embed_store(
-        encoder, store, "train", crop=crop, batch_size=batch_size
-    )
-    _, held_out = embed_store(encoder, store, "val", crop=crop, batch_size=batch_size)
+    rows, embeddings = train or embed_store(encoder, store, "train", batch_size=batch_size)
+    _, held_out = embed_store(encoder, store, "val", batch_size=batch_size)
     mean, whiten, spec = fit_ood(embeddings, held_out)
     spec["fitted_on"] = {"store": Path(store.root).name, "splits": ["train", "val"]}
     targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
@@ -152,9 +133,10 @@ def validation_r2(
     """R² per phenotype of the bundle's predictions on the store's val split, and its size."""
     from ptacl.eval.probe import r2_per_phenotype
 
-    rows, out = store_outputs(model.eval(), store, "val", crop=crop, batch_size=batch_size)
+    rows = store.indices("val", ecg=True)
     if not len(rows):
         return dict.fromkeys(PHENOTYPES), 0
+    out = store_outputs(model.eval(), store, rows, crop=crop, batch_size=batch_size)
     scores = r2_per_phenotype(
         np.asarray(store.phenotypes[rows], np.float64), out["phenotypes"], PHENOTYPES
     )["R2"]
@@ -163,42 +145,33 @@ def validation_r2(
     }, len(rows)
 
 
-def fit_ols(
+def fit_probe(
     embeddings: np.ndarray, targets: np.ndarray, *, where: str = "store"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """OLS with intercept, one fit per target column on the rows where it is known.
+) -> tuple[LinearProbe, np.ndarray]:
+    """The bundle's linear head: `ptacl evaluate`'s OLS fit (`ptacl.eval.probe.fit_ols`) on
+    (N, D) embeddings and (N, P) targets (NaN unknown), as a `LinearProbe`, and the rows used
+    per phenotype (P,). Raises ValueError when a phenotype has too few rows for D + 1
+    coefficients: an under-determined fit interpolates its training set and predicts nothing."""
+    from ptacl.eval.probe import fit_ols, ols_underdetermined
 
-    embeddings (N, D), targets (N, P) with NaN unknown -> mean (D,), weight (P, D), bias (P,),
-    rows used (P,); predictions are (x - mean) @ weight.T + bias (`LinearProbe`). Centring
-    changes nothing mathematically, only the conditioning. Raises ValueError when a column has
-    too few rows for D + 1 coefficients: an underdetermined fit interpolates its training set
-    and predicts nothing.
-
-    Directions whose singular value is below `RCOND` times the largest are dropped (the
-    minimum-norm least-squares solution): a mean-pooled LayerNorm output can be exactly
-    collinear (at initialisation its D coordinates sum to 0), and float32 rounding along such a
-    direction would otherwise be fitted with coefficients of 1e7.
-    """
-    from ptacl.eval.probe import ols_underdetermined
-
-    n, dim = embeddings.shape
-    mean = embeddings.astype(np.float64).mean(axis=0) if n else np.zeros(dim)
-    x = np.concatenate([embeddings - mean, np.ones((n, 1))], axis=1)  # (N, D+1) float64
-    weight = np.zeros((targets.shape[1], dim))
-    bias = np.zeros(targets.shape[1])
-    used = np.zeros(targets.shape[1], dtype=np.int64)
-    for p in range(targets.shape[1]):
-        known = np.isfinite(targets[:, p])
-        used[p] = known.sum()
-        problem = ols_underdetermined(int(used[p]), dim)
+    dim = embeddings.shape[1]
+    for p, known in enumerate(np.isfinite(targets).sum(axis=0)):
+        problem = ols_underdetermined(int(known), dim)
         if problem is not None:
             name = PHENOTYPES[p] if p < len(PHENOTYPES) else str(p)
             raise ValueError(
                 f"{where}: {name}: {problem}; need more subjects (or a narrower encoder)"
             )
-        coef, *_ = np.linalg.lstsq(x[known], targets[known, p].astype(np.float64), rcond=RCOND)
-        weight[p], bias[p] = coef[:-1], coef[-1]
-    return mean, weight, bias, used
+    fit = fit_ols(embeddings, targets)
+    head = LinearProbe(dim, targets.shape[1])
+    head.load_state_dict(
+        {
+            "mean": torch.from_numpy(fit.mean),
+            "weight": torch.from_numpy(fit.weight),
+            "bias": torch.from_numpy(fit.bias),
+        }
+    )
+    return head, fit.used
 
 
 def export_with_probe(
@@ -215,39 +188,30 @@ def export_with_probe(
 ) -> Path:
     """Fit the OLS probe on `store`'s train split, then write the bundle to `out`.
 
-    `encoder` is an `EcgEncoder` (its `config` dataclass becomes config.json's constructor
-    arguments); `projection` the ECG projection head of an aligned run, described by
-    `projection_spec` ({"kind", "kwargs"}, see `ptacl.inference.modules.PROJECTIONS`).
+    `encoder` is a registered ECG encoder (its name and `config` become config.json's
+    constructor arguments, `ptacl.models.registry.encoder_spec`); `projection` the ECG
+    projection head of an aligned run, described by `projection_spec` ({"kind", "kwargs"},
+    see `ptacl.inference.modules.PROJECTIONS`).
     `card`: `model_card` keywords (training, metrics); the data's are read from `store`.
     """
     _refuse_existing(out, overwrite)
     store = store if isinstance(store, Store) else Store.open(store)
-    crop = int(encoder.config.samples)
-    rows, train = embed_store(encoder, store, "train", crop=crop, batch_size=batch_size)
+    crop = int(encoder.samples)
+    rows, train = embed_store(encoder, store, "train", batch_size=batch_size)
     targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
-    mean, weight, bias, used = fit_ols(train, targets, where=f"{store.root} (train split)")
-    head = LinearProbe(weight.shape[1], weight.shape[0])
-    head.load_state_dict(
-        {
-            "mean": torch.from_numpy(mean),
-            "weight": torch.from_numpy(weight),
-            "bias": torch.from_numpy(bias),
-        }
-    )
-
+    head, used = fit_probe(train, targets, where=f"{store.root} (train split)")
     r2, n_val = validation_r2(
         BundleModel(encoder, head, "pooled"), store, crop=crop, batch_size=batch_size
     )
-    checks = plausibility_from_store(
-        encoder, store, crop=crop, batch_size=batch_size, train=(rows, train)
-    )
+    checks = plausibility_from_store(encoder, store, batch_size=batch_size, train=(rows, train))
     head_spec = {
         "kind": "linear",
-        "kwargs": {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0])},
+        "kwargs": {"in_features": int(train.shape[1]), "out_features": int(targets.shape[1])},
         "input": "pooled",
         "method": (
             "ordinary least squares with intercept on centred embeddings, one fit per "
-            f"phenotype; singular values below {RCOND:g} x the largest dropped"
+            f"phenotype; singular values below {RCOND:g} x the largest dropped "
+            "(the linear probe of `ptacl evaluate`)"
         ),
         "fitted_on": {
             "store": Path(store.root).name,
@@ -290,6 +254,7 @@ def export_bundle(
     if (projection is None) != (projection_spec is None):
         raise ValueError("give both projection and projection_spec, or neither")
     encoder_state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+    name, kwargs = encoder_spec(encoder)  # what `ptacl.load` rebuilds it from
     shared_dim = None
     if projection is not None:
         with torch.no_grad():
@@ -298,7 +263,7 @@ def export_bundle(
         "model": "ptacl ECG encoder with a phenotype head",
         "ptacl_version": ptacl.__version__,
         "source": dict(source),
-        "encoder": {"kind": "ecg_encoder", "kwargs": to_dict(encoder.config)},
+        "encoder": {"kind": "ecg_encoder", "name": name, "kwargs": kwargs},
         "projection": dict(projection_spec) if projection_spec is not None else None,
         "head": dict(head_spec),
         "embedding": {
@@ -324,7 +289,7 @@ def export_bundle(
         tensors["ood"] = plausibility.tensors
     else:
         phenotypes["ranges"] = fit_ranges(np.zeros((0, len(PHENOTYPES))), PHENOTYPES)
-    preprocessing = preprocessing_spec(int(encoder.config.samples))
+    preprocessing = preprocessing_spec(int(encoder.samples))
     return write_bundle(
         out,
         config=config,
@@ -336,68 +301,31 @@ def export_bundle(
     )
 
 
-def _checkpoint_state(run_dir: Path, which: str) -> tuple[Path, dict[str, torch.Tensor]]:
-    """The run checkpoint's state dict, read with weights_only=True (best falls back to last)."""
-    from ptacl.training.common import RunDirError
+def ecg_projection_spec(head: nn.Module, width: int) -> dict[str, Any]:
+    """config.json's description of an align run's ECG projection head (`PROJECTIONS`: mlp)."""
+    from ptacl.models.heads import head_config_from_state
 
-    ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
-    if which == "best" and not ckpt.is_file():
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        raise RunDirError(f"{run_dir}: no checkpoint ({ckpt.name}) in {ckpt.parent}")
-    return ckpt, torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-
-
-def ecg_projection_from_state(
-    state: Mapping[str, torch.Tensor], width: int
-) -> tuple[nn.Module, dict[str, Any]] | None:
-    """The align stage's ECG projection head (keys `…ecg_head.0/2.*`), or None if absent.
-
-    Its sizes are read from the tensors themselves, so no config layout is assumed.
-    """
-    from ptacl.models.heads import head_config_from_state, projection_head_from_state
-
-    found = {k.split("ecg_head.", 1)[1]: v for k, v in state.items() if "ecg_head." in k}
-    if not found:
-        return None
-    config = head_config_from_state(found)
-    spec = {
+    config = head_config_from_state(head.state_dict())
+    return {
         "kind": "mlp",
         "kwargs": {"width": width, "hidden": config.hidden, "dim": config.dim, "norm": config.norm},
     }
-    return projection_head_from_state(found, width), spec
 
 
-def finetune_head_from_state(
-    state: Mapping[str, torch.Tensor], config: Mapping[str, Any], width: int
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The fine-tune stage's attention-pooling head and target scaling, from its checkpoint."""
-    from ptacl.inference.modules import HEADS
-
-    pool = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
-    if not pool or "target_mean" not in state or "target_sd" not in state:
-        raise ValueError("a fine-tune checkpoint needs head.*, target_mean and target_sd")
-    outputs = int(state["target_mean"].shape[0])
+def finetune_head_spec(head: nn.Module, config: Mapping[str, Any], width: int) -> dict[str, Any]:
+    """config.json's description of a fine-tune run's head (`ptacl.runs.finetune_head`)."""
+    outputs = int(head.target_mean.shape[0])
     if outputs != len(PHENOTYPES):
         raise ValueError(f"the fine-tuned head has {outputs} outputs, expected {len(PHENOTYPES)}")
     head_config = config.get("head") or {}
-    kwargs = {
-        "width": width,
-        "outputs": outputs,
-        "heads": int(head_config.get("heads", 8)),
-        "dropout": float(head_config.get("dropout", 0.0)),
-    }
-    head = HEADS["attention_pool"](kwargs)
-    head.load_state_dict(
-        {
-            **{f"pool.{k}": v for k, v in pool.items()},
-            "target_mean": state["target_mean"],
-            "target_sd": state["target_sd"],
-        }
-    )
-    spec = {
+    return {
         "kind": "attention_pool",
-        "kwargs": kwargs,
+        "kwargs": {
+            "width": width,
+            "outputs": outputs,
+            "heads": int(head_config.get("heads", 8)),
+            "dropout": float(head_config.get("dropout", 0.0)),
+        },
         "input": "tokens",
         "method": (
             "fine-tuned with attention pooling (FN+AP) on train-standardised phenotypes; "
@@ -408,7 +336,6 @@ def finetune_head_from_state(
             "split": "train",
         },
     }
-    return head.eval(), spec
 
 
 def export_run(
@@ -444,30 +371,39 @@ def _export_run(
     overwrite: bool,
     card: dict[str, Any],
 ) -> Path:
-    from ptacl.training.common import RunDirError, load_encoder, read_run_config
+    from ptacl.runs import (
+        RunDirError,
+        checkpoint_state,
+        finetune_head,
+        load_encoder,
+        projection_heads,
+        read_run_config,
+        run_modalities,
+    )
 
     config = read_run_config(run_dir)
-    if config.get("modality") == "cmr":
+    if "ecg" not in run_modalities(config):
         raise RunDirError(f"{run_dir}: a CMR run has no ECG encoder to export")
     encoder = load_encoder(run_dir, "ecg", which).eval()
     store = data or (config.get("data") or {}).get("store")
-    ckpt, state = _checkpoint_state(run_dir, which)
+    ckpt, state = checkpoint_state(run_dir, which)
     source = {
         "run": run_dir.resolve().name,  # the name only: no path of the training machine
         "checkpoint": ckpt.name,
         "checkpoint_sha256": _file_sha256(ckpt),
     }
     if config.get("stage") == "finetune":
-        head, spec = finetune_head_from_state(state, config, int(encoder.width))
+        head = finetune_head(state, config, int(encoder.width))
+        spec = finetune_head_spec(head, config, int(encoder.width))
         checks = None
         if store:
-            crop = int(encoder.config.samples)
+            crop = int(encoder.samples)
             model = BundleModel(encoder, head, "tokens")
             opened = Store.open(store)
             spec["validation_r2"], spec["validation_subjects"] = validation_r2(
                 model, opened, crop=crop, batch_size=batch_size
             )
-            checks = plausibility_from_store(encoder, opened, crop=crop, batch_size=batch_size)
+            checks = plausibility_from_store(encoder, opened, batch_size=batch_size)
             card["data"] = data_provenance(opened)
         return export_bundle(
             out,
@@ -481,14 +417,15 @@ def _export_run(
         )
     if not store:
         raise RunDirError(f"{run_dir}/config.yaml names no data.store; pass --data STORE")
-    projection = ecg_projection_from_state(state, int(encoder.width))
+    width = int(encoder.width)
+    projection = projection_heads(state, {"ecg": width}).get("ecg")
     return export_with_probe(
         out,
         encoder=encoder,
         store=store,
         source={**source, "stage": config.get("stage") or ("align" if projection else "pretrain")},
-        projection=None if projection is None else projection[0],
-        projection_spec=None if projection is None else projection[1],
+        projection=projection,
+        projection_spec=None if projection is None else ecg_projection_spec(projection, width),
         batch_size=batch_size,
         overwrite=overwrite,
         card=card,
@@ -515,7 +452,7 @@ def _run_card(run_dir: Path, metrics: str | Path | None) -> dict[str, Any]:
     head's test R² with CIs). Read before minutes of embedding, so a bad path fails fast."""
     import json
 
-    from ptacl.training.common import RunDirError, read_run_config
+    from ptacl.runs import RunDirError, read_run_config
 
     config = read_run_config(run_dir)
     card: dict[str, Any] = {"training": {"command": training_command(run_dir, config)}}

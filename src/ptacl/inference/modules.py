@@ -1,7 +1,9 @@
 """Build a bundle's modules from config.json and load its tensors, checking every shape.
 
-Module classes come from a fixed table keyed by `kind`, never from a name in the file, so a
-bundle can choose among our models but cannot make us import anything else.
+Module classes come from fixed tables keyed by `kind`, and the encoder from the encoder
+registry (`ptacl.models.registry`) by its registered `name`, never from a module path in the
+file: a bundle can choose among the models this process has registered (ptacl's own, and a
+custom encoder once its module is imported) but cannot make us import anything else.
 """
 
 from __future__ import annotations
@@ -13,12 +15,29 @@ import torch
 from torch import nn
 
 from ptacl.inference.bundle import WEIGHTS, Bundle, BundleError
+from ptacl.models.heads import AttentionPoolPhenotypes, LinearProbe
 
 
-def _ecg_encoder(kwargs: Mapping[str, Any]) -> nn.Module:
-    from ptacl.models import build_encoder
+def _ecg_encoder(spec: Mapping[str, Any], where: str) -> nn.Module:
+    """config.json `encoder`: {"kind": "ecg_encoder", "name": registered encoder, "kwargs"};
+    bundles written before the registry have no `name` and hold the default ECG ViT."""
+    from ptacl.config import ConfigError
+    from ptacl.models import DEFAULT_ENCODERS, build_encoder
+    from ptacl.models.registry import lookup
 
-    return build_encoder("ecg", kwargs)
+    if not isinstance(spec, Mapping) or "kind" not in spec:
+        raise BundleError(f"{where}: needs a mapping with 'kind', 'name' and 'kwargs'")
+    if spec["kind"] != "ecg_encoder":
+        raise BundleError(
+            f"{where}: unknown kind {spec['kind']!r}; this ptacl knows ['ecg_encoder']"
+        )
+    name, kwargs = str(spec.get("name", DEFAULT_ENCODERS["ecg"])), spec.get("kwargs", {})
+    try:
+        if lookup(name, where).modality != "ecg":
+            raise ValueError(f"{name!r} is not an ECG encoder")
+        return build_encoder(name, **kwargs)
+    except (TypeError, ValueError, KeyError, ConfigError) as e:
+        raise BundleError(f"{where}: cannot build encoder {name} from {kwargs}: {e}") from e
 
 
 def _mlp_projection(kwargs: Mapping[str, Any]) -> nn.Module:
@@ -32,44 +51,8 @@ def _mlp_projection(kwargs: Mapping[str, Any]) -> nn.Module:
     return projection_head(int(kwargs["width"]), config)
 
 
-class LinearProbe(nn.Module):
-    """phenotypes = (embedding - mean) @ weight.T + bias, computed in float64.
-
-    Centring on the training mean keeps `bias` at the phenotypes' mean instead of the difference
-    of two large numbers, and float64 keeps OLS coefficients of a nearly collinear embedding
-    from cancelling catastrophically (float32 lost whole mL in such a case).
-    """
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.register_buffer("mean", torch.zeros(in_features, dtype=torch.float64))
-        self.register_buffer("weight", torch.zeros(out_features, in_features, dtype=torch.float64))
-        self.register_buffer("bias", torch.zeros(out_features, dtype=torch.float64))
-
-    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        """embedding (B, D) -> (B, P) float64."""
-        return (embedding.double() - self.mean) @ self.weight.T + self.bias
-
-
 def _linear_head(kwargs: Mapping[str, Any]) -> nn.Module:
     return LinearProbe(int(kwargs["in_features"]), int(kwargs["out_features"]))
-
-
-class AttentionPoolPhenotypes(nn.Module):
-    """The fine-tune stage's attention-pooling head, with its train-split target scaling:
-    tokens (B, L, D) -> (B, P) in the phenotypes' units (`FinetuneModule.predict_phenotypes`)."""
-
-    def __init__(self, width: int, outputs: int, *, heads: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        from ptacl.training.finetune import AttentionPoolHead
-
-        self.pool = AttentionPoolHead(width, outputs, heads=heads, dropout=dropout)
-        self.register_buffer("target_mean", torch.zeros(outputs))
-        self.register_buffer("target_sd", torch.ones(outputs))
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.pool(tokens) * self.target_sd + self.target_mean  # (B, P)
 
 
 def _attention_pool_head(kwargs: Mapping[str, Any]) -> nn.Module:
@@ -81,7 +64,6 @@ def _attention_pool_head(kwargs: Mapping[str, Any]) -> nn.Module:
     )
 
 
-ENCODERS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {"ecg_encoder": _ecg_encoder}
 HEADS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
     "linear": _linear_head,
     "attention_pool": _attention_pool_head,
@@ -136,8 +118,8 @@ class BundleModel(nn.Module):
 
     `forward(ecg)` takes crops (N, 12, crop) and returns per-crop outputs; the caller averages
     them per recording (see `ptacl.inference.crops`). `project` maps a recording's
-    crop-averaged embedding into the aligned run's shared space, as `ptacl embed` projects the
-    pooled embedding of its one crop.
+    crop-averaged embedding into the aligned run's shared space, as `ptacl embed` and
+    `ptacl evaluate` project it (`ptacl.eval.embed.compute_embeddings`).
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, head_input: str, projection=None):
@@ -169,7 +151,7 @@ def build_model(bundle: Bundle) -> BundleModel:
     cfg = bundle.config
     where = str(bundle.root / "config.json")
     file = str(bundle.root / WEIGHTS)
-    encoder = _build(ENCODERS, cfg.get("encoder"), f"{where} [encoder]")
+    encoder = _ecg_encoder(cfg.get("encoder"), f"{where} [encoder]")
     load_checked(encoder, bundle.tensors["encoder"], f"{file} [encoder]")
     projection = None
     if cfg.get("projection") is not None:

@@ -6,7 +6,7 @@
     predictor.predict(["a.xml", "b.dcm"])             # DataFrame, one row per file
 
 Every input goes through the code that built the training store (`ptacl.io.read_ecg`, the
-store's checks `ptacl.io.validate_ecg`, `ptacl.ecg.preprocess_ecg` with the bundle's DWT
+store's checks `ptacl.qc.validate_ecg`, `ptacl.ecg.preprocess_ecg` with the bundle's DWT
 settings), then through the crops of `ptacl.inference.crops`; outputs are averaged over crops.
 
 Every output is checked (`ptacl.inference.plausibility`): NaN or physiologically impossible
@@ -27,13 +27,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ptacl.data.store import LEADS
 from ptacl.inference.bundle import Bundle, BundleError, read_bundle
 from ptacl.inference.crops import crop_starts, run_over_crops
 from ptacl.inference.modules import build_model
 from ptacl.inference.plausibility import assess, ood_distances
 from ptacl.io.names import eid_from_path, parse_ukb_name
 from ptacl.phenotypes import PHYSIOLOGICAL_RANGES
+from ptacl.schema import LEADS
 
 Source = str | Path | np.ndarray
 
@@ -116,13 +116,13 @@ class Predictor:
     def prepare(self, source: Source, fs: float | None = None) -> np.ndarray:
         """A file or a (12, S) millivolt array -> (12, S500) preprocessed as in the store.
 
-        The recording must pass the store's own checks (`ptacl.io.validate_record`: long
+        The recording must pass the store's own checks (`ptacl.qc.validate_record`: long
         enough, no flat, stuck or clipped lead, amplitudes in mV, recognisable beats at a rate
         consistent with the file, consistent limb leads, and for a UK Biobank file name a
         patient id matching its eid); a model says nothing trustworthy about anything else.
         """
         from ptacl.ecg import preprocess_ecg
-        from ptacl.io.validate import validate_ecg, validate_record
+        from ptacl.qc import validate_ecg, validate_record
 
         if isinstance(source, np.ndarray | torch.Tensor):
             signal = np.asarray(source, dtype=np.float32)

@@ -1,7 +1,9 @@
 """Readers for the raw formats users bring: ECG (XML, DICOM, WFDB, arrays), CMR, phenotypes.
 
 Every reader returns fixed units and layouts and raises `InputError`, whose message starts with
-the file path and says the reason, for anything it cannot use.
+the file path and says the reason, for anything it cannot use. Readers only read: whether a
+recording or a label is plausible is judged by `ptacl.qc`, and this package imports nothing
+from the layers above it (data, ecg, cmr, qc, training, eval, inference).
 """
 
 from ptacl.io.cmr import read_cmr
@@ -9,7 +11,6 @@ from ptacl.io.ecg import read_ecg
 from ptacl.io.errors import InputError
 from ptacl.io.phenotypes import read_phenotypes
 from ptacl.io.records import CmrRecord, EcgRecord
-from ptacl.io.validate import validate_ecg, validate_record
 
 __all__ = [
     "CmrRecord",
@@ -18,6 +19,4 @@ __all__ = [
     "read_cmr",
     "read_ecg",
     "read_phenotypes",
-    "validate_ecg",
-    "validate_record",
 ]

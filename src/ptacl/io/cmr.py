@@ -4,7 +4,7 @@ Layouts accepted:
 - 4-D NIfTI `sa.nii.gz` (X, Y, slices, T). With `seg_sa.nii.gz` beside it (labels 1 LV blood
   pool, 2 LV myocardium, 3 RV blood pool) the slice is the middle one of those holding LV blood
   pool in any frame, and that slice's labels are returned too; without it, the mid-ventricular
-  slice from motion (`ptacl.cmr.preprocess.mid_ventricular_slice`).
+  slice from motion (`ptacl.io.cmr_slice.mid_ventricular_slice`).
 - 3-D NIfTI (X, Y, T): one slice over time (a `seg_` sibling is used the same way).
 - A folder holding `sa.nii.gz` (or `sa.nii`), or else a DICOM cine series (see
   `ptacl.io.cmr_dicom`: mid-ventricular slice from motion, frames by trigger time, rows and
@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover - isal is a dependency, but has no wheel
     from gzip import decompress as gunzip
 
 from ptacl.io.cmr_dicom import read_dicom_cine
+from ptacl.io.cmr_slice import mid_ventricular_slice, slice_motion
 from ptacl.io.cmr_ukb import is_ukb_cmr_folder, read_ukb_cmr
 from ptacl.io.errors import InputError
 from ptacl.io.names import UKB_CMR_FIELD, parse_ukb_name
@@ -155,8 +156,6 @@ def _read_nifti(path: Path) -> CmrRecord:
 
 def _moving_middle(data: np.ndarray) -> int:
     """The mid-ventricular slice of an (X, Y, slices, T) volume without a seg, from motion."""
-    from ptacl.cmr.preprocess import mid_ventricular_slice, slice_motion  # (imports ptacl.io)
-
     if data.shape[2] == 1:
         return 0
     return mid_ventricular_slice([slice_motion(data[:, :, z, :].T) for z in range(data.shape[2])])

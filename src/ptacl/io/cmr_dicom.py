@@ -2,7 +2,7 @@
 
 Files are grouped by slice (position along the slice normal, from ImagePositionPatient and
 ImageOrientationPatient, else SliceLocation); the mid-ventricular slice is taken (from motion,
-`ptacl.cmr.preprocess.mid_ventricular_slice`, as there is no seg), its frames ordered by
+`ptacl.io.cmr_slice.mid_ventricular_slice`, as there is no seg), its frames ordered by
 TriggerTime (else InstanceNumber). Intensities get RescaleSlope/Intercept; `spacing` is
 PixelSpacing (row, column) in mm and `frame_interval` the median TriggerTime step in seconds.
 Rows and columns are the DICOM image's own. Enhanced multi-frame objects are not read.
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ptacl.io.cmr_slice import mid_ventricular_slice, slice_motion
 from ptacl.io.errors import InputError
 from ptacl.io.records import CmrRecord
 
@@ -78,8 +79,6 @@ def slice_record(
 ) -> CmrRecord:
     """The mid-ventricular slice of a stack: `slices` in stack order, each slice's frames in
     cycle order. Chosen from motion over every slice (no seg in DICOM)."""
-    from ptacl.cmr.preprocess import mid_ventricular_slice, slice_motion  # (imports ptacl.io)
-
     stacks = [stack_frames(frames, where) if len(frames) > 1 else None for frames in slices]
     motion = [0.0 if stack is None else slice_motion(stack) for stack in stacks]
     z = mid_ventricular_slice(motion)

@@ -20,7 +20,7 @@ measured on:
 - The manifest's dates may hold a comma ("Mar 3, 2016") that shifts naive CSV columns: the
   comma is dropped before parsing, as ukbb_cardiac does. A file the manifest does not describe
   (no manifest, or an unparseable line) is described by its own DICOM SeriesDescription.
-- The slice: mid-ventricular, from motion (`ptacl.cmr.preprocess.mid_ventricular_slice`), as
+- The slice: mid-ventricular, from motion (`ptacl.io.cmr_slice.mid_ventricular_slice`), as
   the zip holds no segmentation.
 
 Orientation: frames keep the DICOM rows and columns. ukbb_cardiac stores `pixel_array.T` as the

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ptacl.data.store import LEADS
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
 from ptacl.io.records import EcgRecord
+from ptacl.schema import LEADS
 
 
 def read_ecg_array(path: Path, fs: float | None) -> EcgRecord:

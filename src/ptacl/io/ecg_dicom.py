@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ptacl.data.store import LEADS
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
 from ptacl.io.records import EcgRecord
+from ptacl.schema import LEADS
 
 #: UCUM code -> millivolts per unit.
 _TO_MV = {"uv": 1e-3, "mv": 1.0, "v": 1e3, "nv": 1e-6}

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ptacl.data.store import LEADS
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
 from ptacl.io.records import EcgRecord
+from ptacl.schema import LEADS
 
 _TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
 

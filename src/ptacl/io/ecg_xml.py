@@ -18,10 +18,10 @@ import numpy as np
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import parse
 
-from ptacl.data.store import LEADS
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
 from ptacl.io.records import EcgRecord
+from ptacl.schema import LEADS
 
 #: Real files are ~300 kB; anything this large is not a resting ECG and is refused unread.
 MAX_BYTES = 64 * 2**20

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ptacl.data.store import LEADS
 from ptacl.io.errors import InputError
+from ptacl.schema import LEADS
 
 #: Normalised spelling -> standard lead name.
 ALIASES: dict[str, str] = {

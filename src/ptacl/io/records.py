@@ -13,7 +13,7 @@ import numpy as np
 class EcgRecord:
     """A 12-lead resting ECG.
 
-    signal: (12, S) float32 millivolts, leads in `ptacl.data.store.LEADS` order
+    signal: (12, S) float32 millivolts, leads in `ptacl.schema.LEADS` order
     fs: sampling rate in Hz
     leads: lead names, one per row of `signal`
     source: the file read

@@ -1,5 +1,10 @@
-"""Projection heads of the contrastive stages (PTACL stage 2, SimCLR): one builder for training,
-evaluation and export, so the three never rebuild a head three ways.
+"""Heads on top of an encoder, one definition each for training, evaluation, export and inference.
+
+- Projection heads of the contrastive stages (PTACL stage 2, SimCLR): `projection_head`.
+- The fine-tune stage's attention-pooling head (the paper's FN+AP): `AttentionPoolHead`, and
+  `AttentionPoolPhenotypes`, the same head with the train split's target scaling (a bundle's
+  fine-tuned head).
+- The linear probe of a bundle: `LinearProbe` (its OLS fit lives in `ptacl.eval.probe`).
 
     head = projection_head(width, HeadConfig(hidden=512, dim=128, norm="batch"))
     z = head(pooled)                        # (B, D) -> (B, d); also (B, T, D) -> (B, T, d)
@@ -71,3 +76,64 @@ def projection_head_from_state(state: Mapping[str, torch.Tensor], width: int) ->
     head = projection_head(width, head_config_from_state(state))
     head.load_state_dict(dict(state))
     return head.eval()
+
+
+class AttentionPoolHead(nn.Module):
+    """tokens (B, L, D) -> (B, P): one learned query attends over all L tokens (multi-head),
+    then LayerNorm and a linear map to the P outputs."""
+
+    def __init__(self, width: int, outputs: int, *, heads: int = 8, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(1, 1, width))
+        nn.init.trunc_normal_(self.query, std=0.02)
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.norm = nn.LayerNorm(width)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(width, outputs)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        query = self.query.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
+        pooled, _ = self.attention(query, tokens, tokens, need_weights=False)  # (B, 1, D)
+        return self.out(self.dropout(self.norm(pooled[:, 0])))  # (B, P)
+
+    def attention_weights(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, L): the query's attention over tokens, averaged over heads."""
+        query = self.query.expand(tokens.shape[0], -1, -1)
+        _, weights = self.attention(query, tokens, tokens, need_weights=True)  # (B, 1, L)
+        return weights[:, 0]
+
+
+class AttentionPoolPhenotypes(nn.Module):
+    """The fine-tune stage's attention-pooling head with its train-split target scaling:
+    tokens (B, L, D) -> (B, P) in the phenotypes' units, as
+    `ptacl.training.finetune.FinetuneModule.predict_phenotypes` computes them. State keys:
+    `pool.*` (the `AttentionPoolHead`), `target_mean`, `target_sd`."""
+
+    def __init__(self, width: int, outputs: int, *, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.pool = AttentionPoolHead(width, outputs, heads=heads, dropout=dropout)
+        self.register_buffer("target_mean", torch.zeros(outputs))
+        self.register_buffer("target_sd", torch.ones(outputs))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.pool(tokens) * self.target_sd + self.target_mean  # (B, P)
+
+
+class LinearProbe(nn.Module):
+    """phenotypes = (embedding - mean) @ weight.T + bias, computed in float64.
+
+    Centring on the training mean keeps `bias` at the phenotypes' mean instead of the difference
+    of two large numbers, and float64 keeps OLS coefficients of a nearly collinear embedding
+    from cancelling catastrophically (float32 lost whole mL in such a case).
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("mean", torch.zeros(in_features, dtype=torch.float64))
+        self.register_buffer("weight", torch.zeros(out_features, in_features, dtype=torch.float64))
+        self.register_buffer("bias", torch.zeros(out_features, dtype=torch.float64))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        """embedding (B, D) -> (B, P) float64."""
+        return (embedding.double() - self.mean) @ self.weight.T + self.bias

@@ -1,12 +1,15 @@
-"""Local (per-time-step) embeddings from encoder tokens: the inputs of the local loss.
+"""Local (per-time-step) embeddings from encoder time tokens: the inputs of the local loss.
 
+The inputs are what an encoder's `time_tokens` returns, (B, T_enc, D), one embedding per time
+step of its input, so these functions assume no token layout (`ptacl.models.registry`).
 Both sequences start at end-diastole (the R peak; CMR frame 0) and cover one cardiac cycle in
 T equal phase bins. Step k stands for bin k, phase [k/T, (k+1)/T) of the cycle:
 
-- CMR: temporal token t already averages its bin of frames; mean over its spatial tokens.
-- ECG: for every complete beat (two consecutive R peaks), the lead-averaged token sequence is
-  linearly interpolated at the bin centres, phase (k + ½)/T of the RR interval, then the beats
-  are averaged. Token j covers samples [j·patch, (j+1)·patch) and sits at its centre.
+- CMR: time token t already averages its bin of frames (the ViT: mean over its spatial tokens).
+- ECG: for every complete beat (two consecutive R peaks), the time-token sequence (the ViT:
+  lead-averaged) is linearly interpolated at the bin centres, phase (k + ½)/T of the RR
+  interval, then the beats are averaged. Time token j covers samples [j·s, (j+1)·s), s the
+  encoder's `samples_per_step`, and sits at its centre.
 
 Pure functions with no parameters; vectorised (no Python loop over tokens or beats).
 """
@@ -18,21 +21,18 @@ import torch.nn.functional as F
 from einops import rearrange
 
 
-def cmr_local_embeddings(
-    cmr_tokens: torch.Tensor, grid: tuple[int, int], num_steps: int = 13
-) -> torch.Tensor:
-    """(B, T_C·S, D) CMR tokens, token index t·S + s, grid (T_C, S) -> (B, T, D).
+def cmr_local_embeddings(cmr_time: torch.Tensor, num_steps: int = 13) -> torch.Tensor:
+    """(B, T_C, D) CMR time tokens (`encoder.time_tokens`) -> (B, T, D).
 
-    The mean of the S spatial tokens of each temporal token; when T_C ≠ T the sequence is
-    linearly interpolated to T steps (bin centres matched, `align_corners=False`).
+    When T_C ≠ T the sequence is linearly interpolated to T steps (bin centres matched,
+    `align_corners=False`).
     """
-    temporal, spatial = grid
-    if cmr_tokens.ndim != 3 or cmr_tokens.shape[1] != temporal * spatial:
+    if cmr_time.ndim != 3:
         raise ValueError(
-            f"cmr_local_embeddings: tokens {tuple(cmr_tokens.shape)} do not fit the grid "
-            f"{grid} (expected (B, {temporal * spatial}, D))"
+            f"cmr_local_embeddings: time tokens must be (B, T_C, D), got {tuple(cmr_time.shape)}"
         )
-    cmr_local = rearrange(cmr_tokens, "b (t s) d -> b t s d", t=temporal).mean(dim=2)  # (B, T_C, D)
+    cmr_local = cmr_time
+    temporal = cmr_local.shape[1]
     if temporal == num_steps:
         return cmr_local
     resized = F.interpolate(
@@ -42,12 +42,12 @@ def cmr_local_embeddings(
 
 
 def beat_weights(
-    r_peaks: torch.Tensor, num_tokens: int, patch: int = 50, num_steps: int = 13
+    r_peaks: torch.Tensor, num_tokens: int, samples_per_step: float = 50, num_steps: int = 13
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Interpolation weights from R peaks: W (B, T, L_t) with local = W @ tokens, and valid (B,).
 
     r_peaks: (B, P) integer sample indices inside the crop, ascending, padded with -1. A beat is
-    complete when both its peaks lie inside the crop (0 <= r < L_t·patch) and r1 > r0. Row k of
+    complete when both its peaks lie inside the crop (0 <= r < L_t·samples_per_step) and r1 > r0. Row k of
     W[i] holds the weights of the time tokens that give step k, averaged over the complete beats
     of subject i; it sums to 1, or is all zero when the subject has no complete beat
     (valid False).
@@ -56,6 +56,7 @@ def beat_weights(
         raise ValueError(f"beat_weights: r_peaks must be (B, P), got {tuple(r_peaks.shape)}")
     batch = r_peaks.shape[0]
     device = r_peaks.device
+    patch = samples_per_step
     samples = num_tokens * patch
     peaks = r_peaks.to(torch.float32)
     start, end = peaks[:, :-1], peaks[:, 1:]  # (B, P-1) each: beat n spans [start_n, end_n)
@@ -79,31 +80,29 @@ def beat_weights(
 
 
 def ecg_local_embeddings(
-    ecg_tokens: torch.Tensor,
-    grid: tuple[int, int],
+    ecg_time: torch.Tensor,
     r_peaks: torch.Tensor,
-    patch: int = 50,
+    samples_per_step: float = 50,
     num_steps: int = 13,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, C·L_t, D) ECG tokens, token index lead·L_t + t, grid (C, L_t) -> (local, valid).
+    """(B, L_t, D) ECG time tokens (`encoder.time_tokens`), token j covering samples
+    [j·samples_per_step, (j+1)·samples_per_step) of the crop -> (local, valid).
 
     local (B, T, D): for every complete beat between consecutive R peaks (r_peaks (B, P) sample
-    indices in the crop, ascending, -1 padded), the tokens averaged over leads and linearly
-    interpolated to T steps at the centres of T equal phase bins; averaged over the beats.
+    indices in the crop, ascending, -1 padded), the time tokens linearly interpolated to T
+    steps at the centres of T equal phase bins; averaged over the beats.
     valid (B,) bool: False where no complete beat lies in the crop; local is 0 there.
     """
-    leads, time_tokens = grid
-    if ecg_tokens.ndim != 3 or ecg_tokens.shape[1] != leads * time_tokens:
+    if ecg_time.ndim != 3:
         raise ValueError(
-            f"ecg_local_embeddings: tokens {tuple(ecg_tokens.shape)} do not fit the grid "
-            f"{grid} (expected (B, {leads * time_tokens}, D))"
+            f"ecg_local_embeddings: time tokens must be (B, L_t, D), got {tuple(ecg_time.shape)}"
         )
-    if r_peaks.shape[0] != ecg_tokens.shape[0]:
+    if r_peaks.shape[0] != ecg_time.shape[0]:
         raise ValueError(
-            f"ecg_local_embeddings: r_peaks {tuple(r_peaks.shape)} and tokens "
-            f"{tuple(ecg_tokens.shape)} disagree on the batch size"
+            f"ecg_local_embeddings: r_peaks {tuple(r_peaks.shape)} and time tokens "
+            f"{tuple(ecg_time.shape)} disagree on the batch size"
         )
-    # linear in the tokens, so averaging leads first equals averaging the interpolated leads
-    lead_mean = rearrange(ecg_tokens, "b (c t) d -> b c t d", c=leads).mean(dim=1)  # (B, L_t, D)
-    weights, valid = beat_weights(r_peaks, time_tokens, patch, num_steps)  # (B, T, L_t), (B,)
-    return torch.bmm(weights.to(lead_mean.dtype), lead_mean), valid  # (B, T, D)
+    weights, valid = beat_weights(
+        r_peaks, ecg_time.shape[1], samples_per_step, num_steps
+    )  # (B, T, L_t), (B,)
+    return torch.bmm(weights.to(ecg_time.dtype), ecg_time), valid  # (B, T, D)

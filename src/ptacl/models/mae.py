@@ -59,6 +59,11 @@ class MaskedAutoencoder(nn.Module):
 
     def __init__(self, encoder: TokenEncoder, config: MaeConfig = MaeConfig()) -> None:
         super().__init__()
+        if not isinstance(encoder, TokenEncoder):
+            # masking, patch targets and decoder positions need a ViT's token geometry; a
+            # registered encoder without it can still be trained by align, simclr, finetune
+            name = getattr(getattr(encoder, "config", None), "name", type(encoder).__name__)
+            raise TypeError(f"a masked autoencoder needs a ViT TokenEncoder; {name!r} is not one")
         self.encoder = encoder
         self.config = config
         width = config.decoder_width

@@ -7,7 +7,11 @@ without reaching inside:
     tokens = encoder.forward_features(x)              # (B, L, D), all tokens, after the norm
     pooled = encoder.pool(tokens)                     # (B, D), mean over tokens
     encoder.grid                                      # token layout, index = row * grid[1] + col
+    encoder.time_tokens(tokens)                       # (B, T, D), one per time step
     encoder.blocks                                    # nn.ModuleList, freeze the first k
+
+Registered as "ecg_vit" and "cmr_vit" (`ptacl.models.registry`, which says what any encoder
+must offer); a config section without `name` means these.
 
 ECG: (B, 12, 2500) -> 12 leads × 50 time patches of 50 samples, token index = lead * 50 + t.
 CMR: (B, 1, 26, 84, 84) -> 13 temporal × 49 spatial patches of 2×12×12, index = t * 49 + s.
@@ -25,12 +29,14 @@ from einops import rearrange
 from torch import nn
 
 from ptacl.models.masking import random_masking
+from ptacl.models.registry import EncoderConfig, register_encoder
 
 AttentionKind = Literal["sdpa", "plain"]
 
 
 @dataclass(frozen=True)
-class EcgEncoderConfig:
+class EcgEncoderConfig(EncoderConfig):
+    name: str = "ecg_vit"
     leads: int = 12
     samples: int = 2500  # input crop length; a multiple of `patch`
     patch: int = 50  # samples per token (kernel = stride of the per-lead Conv1d)
@@ -42,7 +48,8 @@ class EcgEncoderConfig:
 
 
 @dataclass(frozen=True)
-class CmrEncoderConfig:
+class CmrEncoderConfig(EncoderConfig):
+    name: str = "cmr_vit"
     frames: int = 26
     size: int = 84
     patch: tuple[int, int, int] = (2, 12, 12)  # (frames, height, width) per token
@@ -189,10 +196,15 @@ class TokenEncoder(nn.Module):
         """Mean over tokens: (B, L, D) -> (B, D)."""
         return tokens.mean(dim=1)
 
+    def time_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """One embedding per time step: (B, L, D) tokens -> (B, grid[0 or 1], D)."""
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.forward_features(x))
 
 
+@register_encoder("ecg_vit", modality="ecg", config=EcgEncoderConfig)
 class EcgEncoder(TokenEncoder):
     """ECG ViT: one Conv1d(kernel = stride = patch) shared by all leads, lead + time positions.
 
@@ -231,6 +243,27 @@ class EcgEncoder(TokenEncoder):
     def patch_dim(self) -> int:
         return self.config.patch
 
+    @property
+    def samples(self) -> int:
+        """Input length: x is (B, leads, samples)."""
+        return self.config.samples
+
+    @property
+    def samples_per_step(self) -> int:
+        """ECG samples per time token (the patch)."""
+        return self.config.patch
+
+    def time_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, C·T, D) tokens, index lead·T + t -> (B, T, D): the mean over leads per time
+        patch (the local loss is linear in them, so the lead mean can be taken first)."""
+        leads, steps = self.grid
+        if tokens.ndim != 3 or tokens.shape[1] != leads * steps:
+            raise ValueError(
+                f"ECG tokens {tuple(tokens.shape)} do not fit the grid {self.grid} "
+                f"(expected (B, {leads * steps}, D))"
+            )
+        return rearrange(tokens, "b (c t) d -> b c t d", c=leads).mean(dim=1)
+
     def sincos_positions(self, width: int) -> torch.Tensor:
         """(L, width) codes in token order: lead in the first half, time in the second."""
         leads, times = torch.meshgrid(
@@ -263,6 +296,7 @@ class EcgEncoder(TokenEncoder):
         return rearrange(patches, "b (c t) p -> b c (t p)", c=self.grid[0])
 
 
+@register_encoder("cmr_vit", modality="cmr", config=CmrEncoderConfig)
 class CmrEncoder(TokenEncoder):
     """Cine-CMR ViT: Conv3d(kernel = stride = (2, 12, 12)) tubelets, learnable positions."""
 
@@ -292,6 +326,22 @@ class CmrEncoder(TokenEncoder):
     @property
     def patch_dim(self) -> int:
         return math.prod(self.config.patch)
+
+    @property
+    def frames(self) -> int:
+        """Input frames: x is (B, 1, frames, size, size)."""
+        return self.config.frames
+
+    def time_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T·S, D) tokens, index t·S + s -> (B, T, D): the mean over the spatial tokens of
+        each temporal token (which covers `patch[0]` frames)."""
+        temporal, spatial = self.grid
+        if tokens.ndim != 3 or tokens.shape[1] != temporal * spatial:
+            raise ValueError(
+                f"CMR tokens {tuple(tokens.shape)} do not fit the grid {self.grid} "
+                f"(expected (B, {temporal * spatial}, D))"
+            )
+        return rearrange(tokens, "b (t s) d -> b t s d", t=temporal).mean(dim=2)
 
     def sincos_positions(self, width: int) -> torch.Tensor:
         """(L, width) codes in token order: time in half the width, row and column in a

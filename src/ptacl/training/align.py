@@ -37,19 +37,14 @@ from ptacl.losses import (
 from ptacl.models import (
     CmrEncoderConfig,
     EcgEncoderConfig,
-    TokenEncoder,
-    build_encoder,
     count_parameters,
+    encoder_from_config,
 )
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ class AlignRunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
-def freeze_first_blocks(encoder: TokenEncoder, k: int) -> None:
+def freeze_first_blocks(encoder: nn.Module, k: int) -> None:
     """Freeze the first k blocks and, when k > 0, everything before them (patch and position
     embeddings): training the input of a frozen block would silently shift what it sees."""
     if not 0 <= k <= len(encoder.blocks):
@@ -97,7 +92,8 @@ def freeze_first_blocks(encoder: TokenEncoder, k: int) -> None:
     if k == 0:
         return
     trainable = {id(p) for block in encoder.blocks[k:] for p in block.parameters()}
-    trainable |= {id(p) for p in encoder.norm.parameters()}
+    norm = getattr(encoder, "norm", None)  # a registered encoder need not have a final norm
+    trainable |= {id(p) for p in norm.parameters()} if norm is not None else set()
     for p in encoder.parameters():
         if id(p) not in trainable:
             p.requires_grad_(False)
@@ -108,7 +104,7 @@ class AlignModule(L.LightningModule):
 
     Takes its config as a plain dict (the resolved config.yaml) so checkpoints load with
     `weights_only=True`; the encoders are the attributes `ecg_encoder` / `cmr_encoder`, where
-    `ptacl.training.common.load_encoder_weights` finds them. Usable without a Trainer:
+    `ptacl.runs.load_encoder_weights` finds them. Usable without a Trainer:
     `forward` and `losses` are plain torch.
     """
 
@@ -119,8 +115,8 @@ class AlignModule(L.LightningModule):
         self.loss_config = cfg.loss
         self.optim_config = cfg.optim
         self.batch_size = cfg.data.batch_size
-        self.ecg_encoder = build_encoder("ecg", cfg.ecg_encoder)
-        self.cmr_encoder = build_encoder("cmr", cfg.cmr_encoder)
+        self.ecg_encoder = encoder_from_config(cfg.ecg_encoder, "ecg")
+        self.cmr_encoder = encoder_from_config(cfg.cmr_encoder, "cmr")
         self.ecg_head = projection_head(self.ecg_encoder.width, cfg.head)
         self.cmr_head = projection_head(self.cmr_encoder.width, cfg.head)
         freeze_first_blocks(self.ecg_encoder, cfg.freeze_blocks)
@@ -133,7 +129,6 @@ class AlignModule(L.LightningModule):
                 f"{self.ecg_encoder.width} differs from the CMR width {self.cmr_encoder.width}; "
                 "use loss.local_space=projection"
             )
-        self.ecg_patch = cfg.ecg_encoder.patch  # samples per ECG time token
         self._reset_validation_sums()
         self.val_similarity: np.ndarray | None = None  # (T, T) after each validation
 
@@ -156,9 +151,13 @@ class AlignModule(L.LightningModule):
         if local:
             steps = self.loss_config.num_steps
             ecg_local, valid = ecg_local_embeddings(
-                ecg_tokens, self.ecg_encoder.grid, r_peaks, self.ecg_patch, steps
+                self.ecg_encoder.time_tokens(ecg_tokens),  # (B, L_t, D)
+                r_peaks,
+                self.ecg_encoder.samples_per_step,
+                steps,
             )  # (B, T, D), (B,)
-            cmr_local = cmr_local_embeddings(cmr_tokens, self.cmr_encoder.grid, steps)  # (B, T, D)
+            cmr_time = self.cmr_encoder.time_tokens(cmr_tokens)  # (B, T_C, D)
+            cmr_local = cmr_local_embeddings(cmr_time, steps)  # (B, T, D)
             if self.loss_config.local_space == "projection":
                 ecg_local, cmr_local = self.ecg_head(ecg_local), self.cmr_head(cmr_local)
             out.update(ecg_local=ecg_local, cmr_local=cmr_local, local_valid=valid)

@@ -5,7 +5,8 @@ vector to the P phenotypes. Targets are standardised with the train split's mean
 phenotype, over subjects with a value; ddof 1); unknown (NaN) targets are masked out of the loss,
 which is the mean squared error over the known entries. Every parameter trains (full
 fine-tuning); training stops early when the validation loss has not improved for
-`patience` validations, and the best validation checkpoint is scored on the test split.
+`patience` validations, and the best validation checkpoint is scored on the test split (an
+ECG's prediction averaged over its crops, as `ptacl predict` averages it).
 The encoder starts from a run's ECG encoder (stage 1, stage 2, or another fine-tune) or from a
 random initialisation (`model: none`, the supervised baseline). `modality: cmr` does the same
 with a CMR encoder on the CMRs (the supervised CMR baseline of Table 2); ECG is the default.
@@ -13,10 +14,14 @@ with a CMR encoder on the CMRs (the supervised CMR baseline of Table 2); ECG is 
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import numpy as np
@@ -26,14 +31,14 @@ from torch import nn
 from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
-from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, encoder_from_config
+from ptacl.models.heads import AttentionPoolHead
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
+
+if TYPE_CHECKING:
+    from ptacl.data.store import Store
 
 
 @dataclass(frozen=True)
@@ -60,31 +65,6 @@ class FinetuneConfig:
         default_factory=lambda: OptimConfig(base_lr=1e-4, warmup_steps=500, min_lr_ratio=0.01)
     )
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=20_000))
-
-
-class AttentionPoolHead(nn.Module):
-    """tokens (B, L, D) -> (B, P): one learned query attends over all L tokens (multi-head),
-    then LayerNorm and a linear map to the P outputs."""
-
-    def __init__(self, width: int, outputs: int, *, heads: int = 8, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.query = nn.Parameter(torch.zeros(1, 1, width))
-        nn.init.trunc_normal_(self.query, std=0.02)
-        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.norm = nn.LayerNorm(width)
-        self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(width, outputs)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        query = self.query.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
-        pooled, _ = self.attention(query, tokens, tokens, need_weights=False)  # (B, 1, D)
-        return self.out(self.dropout(self.norm(pooled[:, 0])))  # (B, P)
-
-    def attention_weights(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) -> (B, L): the query's attention over tokens, averaged over heads."""
-        query = self.query.expand(tokens.shape[0], -1, -1)
-        _, weights = self.attention(query, tokens, tokens, need_weights=True)  # (B, 1, L)
-        return weights[:, 0]
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -128,7 +108,9 @@ class FinetuneModule(L.LightningModule):
         self.batch_size = cfg.data.batch_size
         self.modality = cfg.modality
         encoder_config = cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder
-        self.add_module(f"{cfg.modality}_encoder", build_encoder(cfg.modality, encoder_config))
+        self.add_module(
+            f"{cfg.modality}_encoder", encoder_from_config(encoder_config, cfg.modality)
+        )
         if cfg.trainer.compile:
             compile_blocks(self.encoder)
         outputs = len(target_mean)
@@ -183,3 +165,154 @@ def predict_split(
         x = batch[module.modality].to(device)
         pred.append(module.predict_phenotypes(x).float().cpu().numpy())
     return np.asarray(eids, dtype=str), np.concatenate(truth), np.concatenate(pred)
+
+
+@torch.no_grad()
+def predict_ecg_crops(
+    module: FinetuneModule,
+    store: Store,
+    rows: np.ndarray,
+    *,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(eids (N,), true (N, P), predicted (N, P)) of the store's ECGs at `rows`, predictions
+    averaged over each recording's crops (`ptacl.inference.crops`): what the exported bundle
+    predicts, so the test R² `ptacl finetune` reports is that of the head a user deploys."""
+    from ptacl.inference.crops import store_outputs
+
+    module = module.to(device).eval()
+    out = store_outputs(
+        lambda x: {"phenotypes": module.predict_phenotypes(x)},
+        store,
+        rows,
+        crop=int(module.encoder.samples),
+        batch_size=batch_size,
+        device=device,
+    )
+    eids = np.asarray(store.subjects["eid"].astype(str).to_numpy()[rows], dtype=str)
+    truth = np.asarray(store.phenotypes[rows], dtype=np.float32)
+    return eids, truth, out["phenotypes"]
+
+
+def source_encoder_config(model: str, modality: str = "ecg") -> dict[str, Any] | None:
+    """The `modality` encoder section of run `model`'s config.yaml (None for `none`)."""
+    from ptacl.config import ConfigError
+    from ptacl.runs import encoder_section, read_run_config
+
+    if model == "none":
+        return None
+    section = encoder_section(read_run_config(model), modality)
+    if section is None:
+        raise ConfigError(
+            f"{model}/config.yaml: this run holds no {modality.upper()} encoder to fine-tune"
+        )
+    return section
+
+
+def with_source_encoder(cfg: FinetuneConfig) -> FinetuneConfig:
+    """`cfg` with the encoder architecture of its source run (the weights must fit it)."""
+    from ptacl.models import default_config
+
+    section = source_encoder_config(cfg.model, cfg.modality)
+    if section is None:
+        return cfg
+    key = f"{cfg.modality}_encoder"
+    config_cls = type(default_config(cfg.modality))  # the section's `name` may pick another
+    return dataclasses.replace(cfg, **{key: from_dict(config_cls, section, f"{cfg.model} {key}")})
+
+
+def run_finetune(
+    cfg: FinetuneConfig, store: Store, out: Path, resume_from: Path | None, *, n_boot: int = 1000
+) -> int:
+    """Train on the train split, early-stop on the validation loss, then score the best
+    checkpoint on the test split: out/test_predictions.npz and out/test_metrics.json (see
+    `ptacl finetune`). Returns the exit status (2: no validation subjects)."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from ptacl.config import to_dict
+    from ptacl.data.datasets import CmrDataset, EcgDataset
+    from ptacl.eval.bootstrap import r2_ci
+    from ptacl.eval.probe import r2_per_phenotype
+    from ptacl.eval.report import regression_section
+    from ptacl.runs import checkpoint_state, load_encoder_weights
+    from ptacl.training.loaders import build_dataloader
+    from ptacl.training.trainer import build_trainer
+
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    names = list(store.manifest.get("phenotypes", []))
+    modality, what = cfg.modality, cfg.modality.upper()
+    train_rows = store.indices("train", **{modality: True})
+    mean, sd = target_statistics(np.asarray(store.phenotypes[train_rows]))
+    module = FinetuneModule(to_dict(cfg), mean.tolist(), sd.tolist())
+    if cfg.model != "none" and resume_from is None:
+        module.encoder.load_state_dict(load_encoder_weights(cfg.model, modality))
+    if modality == "ecg":
+        crop = cfg.ecg_encoder.samples
+        augment = cfg.augment if cfg.augment.enabled else None
+        train_set = EcgDataset(
+            store, "train", train=True, augment=augment, crop=crop, seed=cfg.trainer.seed
+        )
+        val_set = EcgDataset(store, "val", train=False, augment=None, crop=crop)
+        test_set = EcgDataset(store, "test", train=False, augment=None, crop=crop)
+    else:
+        frames = cfg.cmr_encoder.frames
+        augment = cfg.cmr_augment if cfg.cmr_augment.enabled else None
+        train_set = CmrDataset(
+            store, "train", train=True, augment=augment, frames=frames, seed=cfg.trainer.seed
+        )
+        val_set = CmrDataset(store, "val", train=False, augment=None, frames=frames)
+        test_set = CmrDataset(store, "test", train=False, augment=None, frames=frames)
+    if len(val_set) == 0:
+        print(f"ptacl finetune: {store.root}: no {what} in the val split", file=sys.stderr)
+        return 2
+    print(
+        f"FN+AP from {cfg.model}: {len(train_set)} train / {len(val_set)} val / "
+        f"{len(test_set)} test {what}s from {store.root}",
+        flush=True,
+    )
+    stop = EarlyStopping(monitor="val/loss", mode="min", patience=cfg.patience)
+    width = (cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder).width
+    trainer = build_trainer(cfg.trainer, out, width=width, callbacks=[stop])
+    trainer.fit(
+        module,
+        build_dataloader(train_set, cfg.data, train=True),
+        build_dataloader(val_set, cfg.data, train=False),
+        ckpt_path=resume_from,
+        weights_only=True,
+    )
+    if not trainer.is_global_zero:
+        return 0
+    ckpt, state = checkpoint_state(out)  # best, or last when no validation ran
+    module.load_state_dict(state)
+    if len(test_set) == 0:
+        print(f"ptacl finetune: {store.root}: no {what} in the test split; not scored")
+        return 0
+    # Test ECGs over all their crops, as the exported bundle predicts them; validation (which
+    # only picks the checkpoint) keeps the datasets' first-crop view.
+    if modality == "ecg":
+        eids, truth, pred = predict_ecg_crops(
+            module, store, test_set.rows, batch_size=cfg.data.batch_size
+        )
+    else:
+        eids, truth, pred = predict_split(module, test_set, batch_size=cfg.data.batch_size)
+    np.savez(
+        out / "test_predictions.npz",
+        eids=eids,
+        true=truth.astype(np.float32),
+        predicted=pred.astype(np.float32),
+        phenotype_names=np.asarray(names, dtype=str),
+    )
+    point = r2_per_phenotype(truth, pred, names)
+    lo, hi = r2_ci(truth, pred, names, n_boot=n_boot, seed=cfg.trainer.seed)
+    metrics = {
+        "input": what,
+        "checkpoint": str(ckpt),
+        "stopped_at_step": int(trainer.global_step),
+        "n_boot": n_boot,
+        "r2": regression_section(point, lo, hi),
+    }
+    (out / "test_metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    print(point.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"test R² -> {out / 'test_metrics.json'}", flush=True)
+    return 0

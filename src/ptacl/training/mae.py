@@ -17,23 +17,19 @@ from lightning.pytorch.callbacks import Callback
 from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
-from ptacl.data.store import LEADS
 from ptacl.models import (
     CmrEncoderConfig,
     EcgEncoderConfig,
     MaeConfig,
     MaskedAutoencoder,
-    build_encoder,
     count_parameters,
+    encoder_from_config,
 )
 from ptacl.models.mae import mean_prediction_mse
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.schema import LEADS
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ class MaePretraining(L.LightningModule):
         self.optim_config = cfg.optim
         self.batch_size = cfg.data.batch_size
         self.seed = cfg.trainer.seed
-        self.mae = MaskedAutoencoder(build_encoder(cfg.modality, cfg.encoder), cfg.mae)
+        self.mae = MaskedAutoencoder(encoder_from_config(cfg.encoder, cfg.modality), cfg.mae)
         if cfg.trainer.compile:
             compile_blocks(self.mae)  # the encoder's and the decoder's blocks
         self.example: dict[str, torch.Tensor] | None = None  # for ReconstructionFigure

@@ -28,16 +28,17 @@ from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.losses.nt_xent import nt_xent_loss
-from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, build_encoder, count_parameters
+from ptacl.models import (
+    CmrEncoderConfig,
+    EcgEncoderConfig,
+    count_parameters,
+    encoder_from_config,
+)
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.training.align import retrieval_hits
-from ptacl.training.common import (
-    DataConfig,
-    OptimConfig,
-    TrainerConfig,
-    compile_blocks,
-    stage_optimizers,
-)
+from ptacl.training.loaders import DataConfig
+from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class SimclrPretraining(L.LightningModule):
         self.optim_config = cfg.optim
         self.batch_size = cfg.data.batch_size
         # The attribute name is where `load_encoder_weights` looks: `<modality>_encoder.`
-        setattr(self, f"{cfg.modality}_encoder", build_encoder(cfg.modality, cfg.encoder))
+        setattr(self, f"{cfg.modality}_encoder", encoder_from_config(cfg.encoder, cfg.modality))
         self.projection = projection_head(self.encoder.width, cfg.head)
         if cfg.trainer.compile:
             compile_blocks(self.encoder)

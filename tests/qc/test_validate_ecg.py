@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from ptacl.io import InputError, read_ecg, validate_ecg
+from ptacl.io import InputError, read_ecg
+from ptacl.qc import validate_ecg
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def synth_xml(tmp_path_factory):
 
 
 def test_real_shaped_files_pass_every_rule(real, synth_xml):
-    from ptacl.io import validate_record
+    from ptacl.qc import validate_record
 
     assert len(validate_record(real)) == 10
     record = read_ecg(synth_xml)
@@ -90,7 +91,7 @@ def test_unit_errors_are_refused(real, scale):
 
 
 def test_swapped_limb_leads_break_einthoven(real):
-    from ptacl.data.store import LEADS
+    from ptacl.schema import LEADS
 
     signal = real.signal.copy()
     avl, avf = LEADS.index("aVL"), LEADS.index("aVF")
@@ -111,7 +112,7 @@ def _with_rate(xml, tmp_path, rate: str):
 
 
 def test_a_header_rate_that_contradicts_the_beats_is_refused(synth_xml, tmp_path):
-    from ptacl.io import validate_record
+    from ptacl.qc import validate_record
 
     path = _with_rate(synth_xml, tmp_path, '<SampleRate units="Hz">250</SampleRate>')
     record = read_ecg(path)
@@ -131,7 +132,7 @@ def test_sample_rate_units_are_honoured(synth_xml, tmp_path):
 
 
 def test_a_file_for_another_patient_is_refused(synth_xml):
-    from ptacl.io import validate_record
+    from ptacl.qc import validate_record
 
     record = read_ecg(synth_xml)
     with pytest.raises(InputError, match=r"names patient '\d+' but is filed under eid '999'"):

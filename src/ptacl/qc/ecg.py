@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ptacl.data.store import ECG_FS, LEADS
 from ptacl.ecg.peaks import beat_similarity, detect_r_peaks
 from ptacl.io.errors import InputError
 from ptacl.io.records import EcgRecord
+from ptacl.schema import ECG_FS, LEADS
 
 #: Shortest usable recording: one 2,500-sample training crop at 500 Hz.
 MIN_SECONDS = 2500 / ECG_FS

@@ -1,0 +1,111 @@
+"""Command-line pieces shared by the training commands (`ptacl pretrain`, `simclr`, `align`,
+`finetune`). Building a parser needs neither torch nor Lightning, so `--help` is quick.
+
+A stage's CLI does, in order:
+
+    parser = command_parser("ptacl stage", __doc__); add_run_arguments(parser)
+    args = parser.parse_intermixed_args(argv)
+    return run_command("ptacl stage", args, StageConfig, fit)   # resolves, opens, prepares
+
+and its `fit(cfg, store, out, resume_from)` trains (see `ptacl.training.trainer`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from ptacl.data.store import Store
+
+T = TypeVar("T")
+
+
+def command_parser(prog: str, doc: str, *, modality: bool = False) -> argparse.ArgumentParser:
+    """A training command's parser: described by the first paragraph of `doc` (the module
+    docstring), with the positional `modality` (ecg|cmr) when asked, and `--data`. Add the
+    command's own options, then `add_run_arguments`."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=doc.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if modality:
+        parser.add_argument("modality", choices=["ecg", "cmr"])
+    parser.add_argument("--data", type=Path, help="prepared store (or data.store in the config)")
+    return parser
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """--out, --config, --devices, --num-nodes, --resume and trailing key=value overrides.
+    Parse with `parser.parse_intermixed_args` so overrides may follow the options."""
+    parser.add_argument("--out", type=Path, required=True, help="run folder (created)")
+    parser.add_argument("--config", type=Path, help="YAML config (default: built-in defaults)")
+    parser.add_argument("--devices", type=int, help="processes per node (sets trainer.devices)")
+    parser.add_argument("--num-nodes", type=int, help="nodes (sets trainer.num_nodes)")
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/last.ckpt")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. optim.base_lr=1e-4")
+
+
+def resolve_config(cls: type[T], args: argparse.Namespace, extra: Sequence[str] = ()) -> T:
+    """Defaults <- --config YAML <- --devices/--num-nodes <- `extra` <- key=value overrides.
+
+    With --resume and no --config, the run's own config.yaml takes the place of --config.
+    """
+    from ptacl.config import load_config
+
+    overrides = list(extra)
+    path = args.config
+    if path is None and getattr(args, "resume", False):
+        saved = Path(args.out) / "config.yaml"
+        path = saved if saved.is_file() else None
+    if args.devices is not None:
+        overrides.append(f"trainer.devices={args.devices}")
+    if args.num_nodes is not None:
+        overrides.append(f"trainer.num_nodes={args.num_nodes}")
+    return load_config(cls, path, [*overrides, *args.overrides])
+
+
+def run_command(
+    prog: str,
+    args: argparse.Namespace,
+    config_cls: type[T],
+    fit: Callable[[T, Store, Path, Path | None], int],
+    *,
+    overrides: Callable[[], Sequence[str]] | None = None,
+    check: Callable[[T], None] | None = None,
+) -> int:
+    """The body of a training command, after parsing: resolve the config (`resolve_config`
+    with `--data` and then `overrides()` as extra overrides), require a store, `check` it, open
+    the store, prepare the run folder, then return `fit(cfg, store, args.out, resume_from)`.
+
+    `overrides` and `check` may raise ConfigError. A ConfigError, StoreError or RunDirError
+    is printed to stderr as "<prog>: <reason>" and returns exit code 2, and so is a run folder
+    that another process is training into (its lock is held from here to the end of `fit`).
+    """
+    from ptacl.atomic import OutputBusy
+    from ptacl.config import ConfigError
+    from ptacl.data.store import Store, StoreError
+    from ptacl.runs import RunDirError, prepare_run_dir, run_lock
+
+    with contextlib.ExitStack() as stack:
+        try:
+            extra = [f"data.store={args.data}"] if args.data is not None else []
+            if overrides is not None:
+                extra += overrides()
+            cfg = resolve_config(config_cls, args, extra)
+            if not cfg.data.store:
+                raise ConfigError("no store given: pass --data STORE (or set data.store)")
+            if check is not None:
+                check(cfg)
+            store = Store.open(cfg.data.store)
+            stack.enter_context(run_lock(args.out))
+            resume_from = prepare_run_dir(args.out, cfg, args.resume)
+        except (ConfigError, StoreError, RunDirError, OutputBusy) as e:
+            print(f"{prog}: {e}", file=sys.stderr)
+            return 2
+        return fit(cfg, store, args.out, resume_from)

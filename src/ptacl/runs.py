@@ -1,0 +1,410 @@
+"""The run folder contract: what a training stage writes, and how everything else reads it back.
+
+A run folder, written by `ptacl pretrain`, `simclr`, `align` or `finetune`:
+
+    config.yaml                 the resolved config (`read_run_config`)
+    checkpoints/best.ckpt       lowest validation loss; checkpoints/last.ckpt the latest state
+    metrics.csv, hparams.yaml, tensorboard/, figures/, ...
+
+Which encoders a run holds (`run_modalities`) and where their architecture is
+(`encoder_section`): a stage-1 run (`ptacl pretrain`, `ptacl simclr`) has `modality` and one
+`encoder` section; an align run has `ecg_encoder` and `cmr_encoder`; a fine-tune run has
+`stage: finetune`, its `modality` (ECG when absent, in older runs) and that modality's
+`<modality>_encoder` section (the other section is an unused default). In the checkpoints the
+encoders are found by key prefix: `<modality>_encoder.` (align, SimCLR, fine-tune) or
+`mae.encoder.` (an MAE run); projection heads under `<modality>_head.`, the fine-tune head
+under `head.` with `target_mean` / `target_sd`.
+
+Training, evaluation, export and inference all read runs through this module, which imports
+neither Lightning nor any logger (torch only when a checkpoint is read), so evaluating or
+exporting a run costs no training stack. The writing side, `prepare_run_dir`, is here too: one
+place says what a run folder is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from ptacl.models.heads import AttentionPoolPhenotypes, ProjectionHead
+
+MODALITIES = ("ecg", "cmr")
+
+
+class RunDirError(RuntimeError):
+    """A run folder that cannot be used as asked: not a run, no such checkpoint or encoder, or
+    (when training) not empty without --resume, nothing to resume."""
+
+
+# ----------------------------------------------------------------------------- reading a run
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved config.yaml of a run, as a plain dict."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: not a run folder (no config.yaml)")
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def run_modalities(config: dict[str, Any]) -> tuple[str, ...]:
+    """The modalities whose encoder a run holds, from its config.yaml (see the module doc)."""
+    if config.get("stage") == "finetune":  # one encoder; older ECG runs have no `modality`
+        return (str(config.get("modality", "ecg")),)
+    if "modality" in config:
+        return (str(config["modality"]),)
+    return tuple(m for m in MODALITIES if f"{m}_encoder" in config)
+
+
+def encoder_section(config: dict[str, Any], modality: str) -> dict[str, Any] | None:
+    """The config section describing the run's `modality` encoder (`<modality>_encoder`, or
+    `encoder` for a one-modality stage-1 run), None when the run holds no such encoder."""
+    if modality not in run_modalities(config):
+        return None
+    section = config.get(f"{modality}_encoder")
+    return config.get("encoder") if section is None else section
+
+
+def local_steps(config: dict[str, Any]) -> int:
+    """T, the number of local (temporal) steps an align run compares (`loss.num_steps`)."""
+    return int((config.get("loss") or {}).get("num_steps") or 13)
+
+
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    """checkpoints/`which`.ckpt (best or last); best falls back to last when no validation has
+    run (a run shorter than its validation interval has no best.ckpt)."""
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoints" / f"{which}.ckpt"
+    if which == "best" and not ckpt.is_file():
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise RunDirError(f"{run_dir}: no checkpoint ({ckpt.name}) in {ckpt.parent}")
+    return ckpt
+
+
+def load_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The model state dict of a checkpoint file, read with weights_only=True (no pickled code
+    runs) onto the CPU."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def checkpoint_state(
+    run_dir: str | Path, which: str = "best"
+) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The run checkpoint's path (`checkpoint_path`) and its state dict (`load_state`)."""
+    ckpt = checkpoint_path(run_dir, which)
+    return ckpt, load_state(ckpt)
+
+
+def submodule_state(state: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """The tensors of the submodule called `name` at any depth (`name.*`, `x.name.*`), with
+    keys relative to it."""
+    pattern = re.compile(rf"^(?:.*\.)?{re.escape(name)}\.(.+)$")
+    return {m.group(1): v for k, v in state.items() if (m := pattern.match(k))}
+
+
+def encoder_weights(
+    state: dict[str, torch.Tensor], config: dict[str, Any], modality: str
+) -> dict[str, torch.Tensor] | None:
+    """The `modality` encoder's tensors within a run's checkpoint state, None if it has none."""
+    prefixes = [f"{modality}_encoder."]
+    if config.get("modality") == modality:
+        prefixes.append("mae.encoder.")
+    for prefix in prefixes:
+        weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if weights:
+            return weights
+    return None
+
+
+def load_encoder_weights(
+    run_dir: str | Path, modality: str, which: str = "best"
+) -> dict[str, torch.Tensor]:
+    """The `modality` encoder's state dict from a run's checkpoint (`which`: best or last;
+    best falls back to last when no validation has run). Loaded with weights_only=True."""
+    config = read_run_config(run_dir)
+    ckpt, state = checkpoint_state(run_dir, which)
+    weights = encoder_weights(state, config, modality)
+    if weights is None:
+        prefixes = f"{modality}_encoder." + (
+            " or mae.encoder." if config.get("modality") == modality else ""
+        )
+        raise RunDirError(f"{ckpt}: holds no {modality} encoder (no keys under {prefixes})")
+    return weights
+
+
+def build_run_encoder(config: dict[str, Any], modality: str, where: str) -> nn.Module:
+    """The `modality` encoder of a run's architecture, randomly initialised."""
+    from ptacl.models import encoder_from_config
+
+    section = encoder_section(config, modality)
+    if section is None:
+        raise RunDirError(f"{where}/config.yaml: this run holds no {modality.upper()} encoder")
+    return encoder_from_config(section, modality, f"{where}/config.yaml")
+
+
+def load_encoder(run_dir: str | Path, modality: str, which: str = "best") -> nn.Module:
+    """The run's `modality` encoder, built from its config.yaml and loaded with its weights."""
+    weights = load_encoder_weights(run_dir, modality, which)  # raises if the run has none
+    encoder = build_run_encoder(read_run_config(run_dir), modality, str(run_dir))
+    encoder.load_state_dict(weights)
+    return encoder
+
+
+# ----------------------------------------------------------------------------- a run's heads
+
+
+def projection_heads(
+    state: dict[str, torch.Tensor], widths: dict[str, int]
+) -> dict[str, ProjectionHead]:
+    """The projection heads of an align run's checkpoint state (`<modality>_head.*`), by
+    modality, for encoders of `widths`; a modality without one is left out. Their sizes come
+    from the tensors, so no config layout is assumed."""
+    from ptacl.models.heads import projection_head_from_state
+
+    heads = {}
+    for modality, width in widths.items():
+        weights = submodule_state(state, f"{modality}_head")
+        if weights:
+            heads[modality] = projection_head_from_state(weights, width)
+    return heads
+
+
+def finetune_head(
+    state: dict[str, torch.Tensor], config: dict[str, Any], width: int
+) -> AttentionPoolPhenotypes:
+    """A fine-tune run's attention-pooling head with its target scaling (eval mode), from its
+    checkpoint state and config.yaml (`head.heads`, `head.dropout`). ValueError when the state
+    is not a fine-tune run's."""
+    from ptacl.models.heads import AttentionPoolPhenotypes
+
+    pool = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
+    if not pool or "target_mean" not in state or "target_sd" not in state:
+        raise ValueError("a fine-tune checkpoint needs head.*, target_mean and target_sd")
+    head_config = config.get("head") or {}
+    head = AttentionPoolPhenotypes(
+        width,
+        int(state["target_mean"].shape[0]),
+        heads=int(head_config.get("heads", 8)),
+        dropout=float(head_config.get("dropout", 0.0)),
+    )
+    head.load_state_dict(
+        {
+            **{f"pool.{k}": v for k, v in pool.items()},
+            "target_mean": state["target_mean"],
+            "target_sd": state["target_sd"],
+        }
+    )
+    return head.eval()
+
+
+@dataclass
+class RunEncoders:
+    """The encoders (and projection heads) a run holds; absent parts are None."""
+
+    kind: str  # none | pretrain-ecg | pretrain-cmr | simclr-ecg | simclr-cmr | align | finetune
+    source: str
+    ecg: nn.Module | None = None
+    cmr: nn.Module | None = None
+    ecg_head: nn.Module | None = None
+    cmr_head: nn.Module | None = None
+    num_steps: int = 13  # T of the local embeddings
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(m for m in MODALITIES if getattr(self, m) is not None)
+
+
+def run_kind(config: dict[str, Any]) -> str:
+    """none | pretrain-ecg | ... | simclr-cmr | align | finetune, from a run's config.yaml."""
+    if config.get("stage") == "finetune":
+        return "finetune"
+    if "modality" in config:
+        return f"{config.get('stage', 'pretrain')}-{config['modality']}"  # simclr-ecg, ...
+    if run_modalities(config) == MODALITIES:
+        return "align"
+    return str(config.get("stage", "finetune"))  # an older run with only `ecg_encoder`
+
+
+def load_run_encoders(
+    model: str | Path, *, seed: int = 0, like: str | Path | None = None, which: str = "best"
+) -> RunEncoders:
+    """The encoders (eval mode) and projection heads of run folder `model`, or random ones for
+    `none`: seeded, both of the paper's sizes, or the encoders run `like` holds with its
+    architecture (the fair random-init baseline for that run: an ECG MAE run gives a random ECG
+    encoder only)."""
+    import torch
+
+    from ptacl.models import encoder_from_config
+
+    if str(model) == "none":
+        sections: dict[str, Any] = dict.fromkeys(MODALITIES)
+        if like is not None:
+            config = read_run_config(like)
+            # Only the modalities `like` holds: a paper-sized second encoder beside a tiny one
+            # would not be that run's baseline (and their widths could not be compared).
+            sections = {m: encoder_section(config, m) for m in run_modalities(config)}
+            sections = {m: s for m, s in sections.items() if s is not None}
+            if not sections:
+                raise RunDirError(f"{like}/config.yaml: cannot tell which encoders this run holds")
+        torch.manual_seed(seed)
+        encoders = {m: encoder_from_config(s, m) for m, s in sections.items()}
+        return RunEncoders(
+            kind="none",
+            source="none" if like is None else f"none (architecture of {like})",
+            ecg=encoders.get("ecg"),
+            cmr=encoders.get("cmr"),
+        )
+
+    run_dir = Path(model)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: not a run folder (or pass `none` for random encoders)")
+    config = read_run_config(run_dir)
+    modalities = run_modalities(config)
+    if not modalities:
+        raise RunDirError(f"{run_dir}/config.yaml: cannot tell which encoders this run holds")
+    out = RunEncoders(kind=run_kind(config), source=str(run_dir), num_steps=local_steps(config))
+    for modality in modalities:
+        setattr(out, modality, load_encoder(run_dir, modality, which).eval())
+    widths = {m: int(getattr(out, m).width) for m in out.modalities}
+    for modality, head in projection_heads(checkpoint_state(run_dir, which)[1], widths).items():
+        setattr(out, f"{modality}_head", head)
+    return out
+
+
+# ----------------------------------------------------------------------------- writing a run
+
+
+def _rank() -> int:
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
+#: Settings a resumed run may change: they steer how long and how visibly it runs, not what it
+#: computes (trainer.max_steps extends the schedule, see `ptacl.training.trainer.ResyncSchedule`;
+#: data.num_workers cannot change a batch, see `ptacl.training.resume`). Any other difference
+#: is refused.
+RESUMABLE = (
+    "trainer.max_steps",
+    "trainer.val_every_n_steps",
+    "trainer.val_batches",
+    "trainer.checkpoint_every_n_steps",
+    "trainer.log_every_n_steps",
+    "trainer.sanity_val_steps",
+    "trainer.progress_bar",
+    "trainer.compile",  # the same computation, compiled or not
+    "data.num_workers",
+)
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}{key}."))
+    return {k.rstrip("."): v for k, v in out.items()}
+
+
+def config_conflicts(saved: dict[str, Any], config: Any) -> list[str]:
+    """Keys (dotted) outside `RESUMABLE` whose values differ between a run's saved config.yaml
+    and `config`, each as "key: run A, now B"."""
+    from ptacl.config import to_dict
+
+    now = _flat(yaml.safe_load(yaml.safe_dump(to_dict(config), sort_keys=False)))
+    before = _flat(saved)
+    out = []
+    for key in sorted(set(now) | set(before)):
+        a, b = before.get(key), now.get(key)
+        if key == "data.store" and a and b and Path(a).resolve() == Path(b).resolve():
+            continue
+        if key not in RESUMABLE and a != b:
+            out.append(f"{key}: run {a!r}, now {b!r}")
+    return out
+
+
+def prepare_run_dir(out: str | Path, config: Any, resume: bool) -> Path | None:
+    """Make the run folder and write the resolved `config.yaml`; return the checkpoint to
+    resume from (None for a fresh run).
+
+    A non-empty folder is refused unless `resume` (a run must never mix with, or overwrite,
+    another); `resume` needs checkpoints/last.ckpt and a config that agrees with the run's
+    config.yaml outside `RESUMABLE`, checked before anything is written (a config.yaml
+    rewritten by a refused resume would no longer describe the checkpoints). config.yaml is
+    replaced atomically. Only process 0 writes: Lightning's DDP launcher re-runs the command
+    once per process. Hold `run_lock(out)` around this and the training.
+    """
+    out = Path(out)
+    last = out / "checkpoints" / "last.ckpt"
+    path = out / "config.yaml"
+    if resume:
+        if not last.is_file():
+            raise RunDirError(f"{out}: nothing to resume, {last} does not exist")
+        if path.is_file():
+            conflicts = config_conflicts(read_run_config(out), config)
+            if conflicts:
+                raise RunDirError(
+                    f"{out}: --resume with settings that differ from the run's config.yaml, "
+                    f"which its checkpoints were made with: {'; '.join(conflicts)}. Only "
+                    f"{', '.join(RESUMABLE)} may change on resume; start a new run otherwise"
+                )
+    elif _rank() == 0 and out.exists() and any(out.iterdir()):
+        raise RunDirError(
+            f"{out}: the run folder is not empty; pass --resume to continue that run, "
+            "or choose another --out"
+        )
+    if _rank() == 0:
+        from ptacl.atomic import atomic_file
+        from ptacl.config import save_config
+
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as tmp:
+            save_config(config, tmp)
+    return last if resume else None
+
+
+def run_lock(out: str | Path) -> contextlib.AbstractContextManager:
+    """The run folder's lock (`ptacl.atomic.output_lock`), taken by process 0 only: the other
+    DDP processes are its own children, re-running the command."""
+    from ptacl.atomic import output_lock
+
+    return output_lock(Path(out)) if _rank() == 0 else contextlib.nullcontext()
+
+
+__all__ = [
+    "RESUMABLE",
+    "RunDirError",
+    "RunEncoders",
+    "checkpoint_path",
+    "checkpoint_state",
+    "config_conflicts",
+    "encoder_section",
+    "encoder_weights",
+    "finetune_head",
+    "load_encoder",
+    "load_encoder_weights",
+    "load_run_encoders",
+    "load_state",
+    "local_steps",
+    "prepare_run_dir",
+    "projection_heads",
+    "read_run_config",
+    "run_kind",
+    "run_lock",
+    "run_modalities",
+    "submodule_state",
+]

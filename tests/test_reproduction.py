@@ -13,6 +13,7 @@ from ptacl.reproduction import (
     RETRIEVAL_SETTING,
     build_steps,
     collect_results,
+    demo_steps,
     intervals_note,
     select_methods,
     table1_markdown,
@@ -218,6 +219,9 @@ def test_the_demo_probes_with_ridge_where_ols_would_only_fit_noise():
                         probe="ridge")  # fmt: skip
     evals = [s.argv for s in steps if "/eval/" in s.name]
     assert evals and all(a[a.index("--probe") + 1] == "ridge" for a in evals)
+    demo, _ = demo_steps(Path("B"), Path("S"), PRESETS["demo"], [], probe="ridge")
+    (export,) = [s.argv for s in demo if s.name == "export"]
+    assert export[export.index("--probe") + 1] == "ridge"  # the bundle's probe is the scored one
     assert not any(
         "--probe" in s.argv
         for s in build_steps(PRESETS["demo"], Path("S"), Path("B"), [0], select_methods(["ptacl"]))

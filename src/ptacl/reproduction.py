@@ -557,7 +557,7 @@ def demo_probe(preset: Preset, counts: dict[str, int]) -> tuple[str, str | None]
     return "ridge", (
         f"linear probe: ridge, not OLS: {counts['train_probe']} train subjects for a {width}-wide "
         f"ECG embedding would inflate OLS's test error {1 + inflation:.1f}-fold (OLS "
-        f"needs {3 * width + 2} or more); the bundle's probe stays OLS (`ptacl export`)"
+        f"needs {3 * width + 2} or more); the bundle gets the same ridge probe (`ptacl export --probe`)"
     )
 
 
@@ -668,7 +668,7 @@ def demo_steps(
     steps = build_steps(preset, store, out, [0], methods, finetune=False, probe=probe)
     steps += [
         Step("export", ("export", "--model", str(out / "seed0/runs/ptacl"), "--out",
-                        str(bundle)), bundle),
+                        str(bundle), *(("--probe", probe) if probe != "ols" else ())), bundle),
         # exit 1: written, with a row flagged (a warning the demo shows rather than fails on)
         Step("predict", ("predict", "--model", str(bundle), "--ecg", *map(str, examples),
                          "--out", str(predictions), "--no-progress"), predictions, (0, 1)),
@@ -695,8 +695,9 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     cohort, store = cohort_steps(out, subjects, workers)
     seconds = run_steps(cohort, out, quiet=quiet)
-    check_cohort(chosen, store, subjects)
     probe, why = demo_probe(chosen, store_counts(store))
+    # A ridge probe is fitted whatever the count; only an OLS one needs more subjects than dims
+    check_cohort(chosen, store, subjects, export=probe == "ols")
     if why and not quiet:
         print(f"demo: {why}", flush=True)
     examples = sorted((out / "cohort" / "ecg").glob("*.xml"))[-5:]  # known once it exists

@@ -214,11 +214,13 @@ def probe_run(probe_store, tmp_path_factory):
     return out
 
 
-def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run, tmp_path):
+@pytest.mark.parametrize("probe", ["ols", "ridge"])
+def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run, tmp_path, probe):
     """Issue 12: `ptacl export` must bundle the linear probe whose test R² `ptacl evaluate`
     reports: same embedding (crops averaged), same fit, same train split. The bundle's
     predictions on the test ECGs equal the evaluation's LP predictions, and its shared-space
-    embedding equals the ECG side of the evaluation's retrieval."""
+    embedding equals the ECG side of the evaluation's retrieval. For `--probe ridge` too (the
+    demo's probe at small cohorts)."""
     import torch
 
     from ptacl.cli.main import main as ptacl
@@ -231,16 +233,14 @@ def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run,
     run = probe_run
     out = tmp_path / "eval"
     args = ["--model", str(run), "--data", str(probe_store), "--out", str(out)]
-    assert main([*args, "--n-boot", "10", "--no-progress"]) == 0
+    assert main([*args, "--n-boot", "10", "--no-progress", "--probe", probe]) == 0
     bundle = tmp_path / "bundle"
-    assert (
-        ptacl(["export", "--model", str(run), "--data", str(probe_store), "--out", str(bundle)])
-        == 0
-    )
+    export = ["export", "--model", str(run), "--data", str(probe_store), "--out", str(bundle)]
+    assert ptacl([*export, "--probe", probe]) == 0
 
     train = Embeddings.load(out / "embeddings_train.npz")
     test = Embeddings.load(out / "embeddings_test.npz")
-    scored = probe_predictions(train.ecg, train.phenotypes, test.ecg, method="ols")
+    scored = probe_predictions(train.ecg, train.phenotypes, test.ecg, method=probe)
 
     store = Store.open(probe_store)
     rows = store.indices("test", ecg=True)
@@ -258,7 +258,7 @@ def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run,
     r2 = r2_per_phenotype(test.phenotypes.astype(np.float64), deployed["phenotypes"], names)
     for name in names:
         assert r2.loc[name, "R2"] == pytest.approx(
-            metrics["regression"]["LP (ols)"][name]["R2"], abs=1e-3
+            metrics["regression"][f"LP ({probe})"][name]["R2"], abs=1e-3
         )
 
     paired = Embeddings.load(out / "embeddings_paired_test.npz")

@@ -102,3 +102,27 @@ def test_a_phenotype_with_fewer_than_two_values_predicts_nan():
     y[0, 1] = 1.0
     pred = fit_ols(x, y).predict(x)
     assert np.isfinite(pred[:, 0]).all() and np.isnan(pred[:, 1]).all()
+
+
+def test_fit_ridge_is_the_standardised_ridgecv_pipeline_on_raw_embeddings():
+    """The ridge probe folded into one linear map on the raw embeddings (what a bundle's
+    LinearProbe computes) predicts what scikit-learn's StandardScaler + RidgeCV predicts, per
+    phenotype on its own known rows."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ptacl.eval.probe import RIDGE_ALPHAS, fit_ridge
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(5.0, [1.0, 3.0, 0.1, 2.0, 1.0, 4.0], (40, 6))
+    y = np.stack([x @ rng.normal(size=6) + rng.normal(0, 2, 40) for _ in range(3)], axis=1)
+    y[[0, 5, 9], 1] = np.nan
+    x_test = rng.normal(5.0, 2.0, (10, 6))
+    fit = fit_ridge(x, y)
+    got = fit.predict(x_test)
+    for p in range(3):
+        ok = ~np.isnan(y[:, p])
+        ref = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS)).fit(x[ok], y[ok, p])
+        np.testing.assert_allclose(got[:, p], ref.predict(x_test), rtol=1e-9, atol=1e-9)
+    assert fit.used.tolist() == [40, 37, 40]

@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metrics", type=Path, help="metrics.json of `ptacl evaluate` for the model card"
     )
+    parser.add_argument(
+        "--probe",
+        choices=("ols", "ridge"),
+        default="ols",
+        help="linear probe of an MAE or align run: ols (the paper's) or ridge (small cohorts); "
+        "the same fit as `ptacl evaluate --probe`",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     return parser
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             overwrite=args.overwrite,
             metrics=args.metrics,
+            probe=args.probe,
         )
     except (RunDirError, StoreError, FileExistsError, ValueError, OutputBusy, OSError) as e:
         print(f"ptacl export: {e}", file=sys.stderr)  # OSError: e.g. NoSpace, nothing left

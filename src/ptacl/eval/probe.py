@@ -7,10 +7,14 @@ have one (NaN = unknown, never imputed).
 
 - `method="ols"` (the paper): ordinary least squares with an intercept on the raw embeddings
   (`fit_ols`; OLS predictions do not change under any affine rescaling of the features, so none
-  is applied). `ptacl export` bundles this very fit (`OlsProbe`: the same train split, the same
-  solver), so the probe a user deploys is the probe `ptacl evaluate` scored.
-- `method="ridge"`: features standardised with training statistics, then `RidgeCV` choosing
-  the penalty from `RIDGE_ALPHAS` by efficient leave-one-out error on the training split.
+  is applied).
+- `method="ridge"` (`fit_ridge`): features standardised with training statistics, then
+  `RidgeCV` choosing the penalty from `RIDGE_ALPHAS` by efficient leave-one-out error on the
+  training split; for cohorts too small for OLS (`ptacl demo` at 100 subjects).
+
+Both return a `LinearFit` ((x - mean) @ weight.T + bias), which `ptacl export --probe` bundles
+as it is (the same train split, the same solver), so the probe a user deploys is the probe
+`ptacl evaluate` scored.
 
 R² = 1 - Σ(y - ŷ)² / Σ(y - ȳ)², ȳ the test mean (as scikit-learn's `r2_score`): 0 for predicting
 the test mean, negative for worse.
@@ -68,8 +72,8 @@ def ols_underdetermined(n_train: int, features: int) -> str | None:
 
 
 @dataclass(frozen=True)
-class OlsProbe:
-    """One OLS fit per phenotype: predictions are (x - mean) @ weight.T + bias, in float64.
+class LinearFit:
+    """One linear fit per phenotype: predictions are (x - mean) @ weight.T + bias, in float64.
 
     mean (D,) the training embeddings' mean, weight (P, D), bias (P,), used (P,) the training
     rows with a known value per phenotype. A phenotype with fewer than two has weight 0 and bias
@@ -86,7 +90,7 @@ class OlsProbe:
         return (np.asarray(embeddings, dtype=np.float64) - self.mean) @ self.weight.T + self.bias
 
 
-def fit_ols(embeddings: np.ndarray, targets: np.ndarray) -> OlsProbe:
+def fit_ols(embeddings: np.ndarray, targets: np.ndarray) -> LinearFit:
     """OLS with intercept, one fit per target column on the rows where it is known (NaN unknown).
 
     embeddings (N, D), targets (N, P). Centring on the training mean changes nothing
@@ -113,7 +117,7 @@ def fit_ols(embeddings: np.ndarray, targets: np.ndarray) -> OlsProbe:
             continue
         coef, *_ = np.linalg.lstsq(design[known], y[known, p], rcond=RCOND)
         weight[p], bias[p] = coef[:-1], coef[-1]
-    return OlsProbe(mean=mean, weight=weight, bias=bias, used=used)
+    return LinearFit(mean=mean, weight=weight, bias=bias, used=used)
 
 
 def probe_predictions(
@@ -133,25 +137,40 @@ def probe_predictions(
     y, _ = _targets(train_y, len(x_train), "train_y")
     if method not in ("ols", "ridge"):
         raise ValueError(f"method must be 'ols' or 'ridge', got {method!r}")
-    if method == "ols":
-        return fit_ols(x_train, y).predict(x_test)
-    # scikit-learn only for ridge: OLS (and `ptacl export`) run without it
+    fit = fit_ols if method == "ols" else fit_ridge
+    return fit(x_train, y).predict(x_test)
+
+
+def fit_ridge(embeddings: np.ndarray, targets: np.ndarray) -> LinearFit:
+    """Ridge per target column on its known rows: features standardised with those rows'
+    statistics, the penalty chosen by `RidgeCV` from `RIDGE_ALPHAS`; folded back into one
+    `LinearFit` on the raw embeddings (weight / scale, the column means into the bias), so the
+    bundle's `LinearProbe` computes it unchanged. embeddings (N, D), targets (N, P)."""
+    # scikit-learn only for ridge: OLS (and a bundle's prediction) run without it
     from ptacl.extras import require
 
-    require("sklearn", "the ridge probe of `ptacl evaluate`")
+    require("sklearn", "the ridge probe")
     from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    out = np.full((len(x_test), y.shape[1]), np.nan)
+    x = _embeddings(embeddings, "embeddings")
+    y, _ = _targets(targets, len(x), "targets")
+    n, dim = x.shape
+    mean = x.mean(axis=0) if n else np.zeros(dim)
+    weight = np.zeros((y.shape[1], dim))
+    bias = np.full(y.shape[1], np.nan)
+    used = np.zeros(y.shape[1], dtype=np.int64)
     for p in range(y.shape[1]):
-        ok = ~np.isnan(y[:, p])
-        if ok.sum() < 2:
+        known = np.isfinite(y[:, p])
+        used[p] = known.sum()
+        if used[p] < 2:
             continue
-        model = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
-        model.fit(x_train[ok], y[ok, p])
-        out[:, p] = model.predict(x_test)
-    return out
+        centre = x[known].mean(axis=0)
+        scale = x[known].std(axis=0)
+        scale[scale == 0] = 1.0  # as StandardScaler: a constant feature is left unscaled
+        model = RidgeCV(alphas=RIDGE_ALPHAS).fit((x[known] - centre) / scale, y[known, p])
+        weight[p] = model.coef_ / scale
+        bias[p] = model.intercept_ + (mean - centre) @ weight[p]
+    return LinearFit(mean=mean, weight=weight, bias=bias, used=used)
 
 
 def r2_per_phenotype(

@@ -146,23 +146,27 @@ def validation_r2(
 
 
 def fit_probe(
-    embeddings: np.ndarray, targets: np.ndarray, *, where: str = "store"
+    embeddings: np.ndarray, targets: np.ndarray, *, where: str = "store", method: str = "ols"
 ) -> tuple[LinearProbe, np.ndarray]:
-    """The bundle's linear head: `ptacl evaluate`'s OLS fit (`ptacl.eval.probe.fit_ols`) on
-    (N, D) embeddings and (N, P) targets (NaN unknown), as a `LinearProbe`, and the rows used
-    per phenotype (P,). Raises ValueError when a phenotype has too few rows for D + 1
-    coefficients: an under-determined fit interpolates its training set and predicts nothing."""
-    from ptacl.eval.probe import fit_ols, ols_underdetermined
+    """The bundle's linear head: `ptacl evaluate`'s probe fit (`ptacl.eval.probe.fit_ols`, or
+    `fit_ridge` for `method="ridge"`) on (N, D) embeddings and (N, P) targets (NaN unknown), as
+    a `LinearProbe`, and the rows used per phenotype (P,). OLS raises ValueError when a
+    phenotype has too few rows for D + 1 coefficients: an under-determined fit interpolates its
+    training set and predicts nothing."""
+    from ptacl.eval.probe import fit_ols, fit_ridge, ols_underdetermined
 
+    if method not in ("ols", "ridge"):
+        raise ValueError(f"probe must be 'ols' or 'ridge', got {method!r}")
     dim = embeddings.shape[1]
     for p, known in enumerate(np.isfinite(targets).sum(axis=0)):
-        problem = ols_underdetermined(int(known), dim)
+        problem = ols_underdetermined(int(known), dim) if method == "ols" else None
         if problem is not None:
             name = PHENOTYPES[p] if p < len(PHENOTYPES) else str(p)
             raise ValueError(
-                f"{where}: {name}: {problem}; need more subjects (or a narrower encoder)"
+                f"{where}: {name}: {problem}; need more subjects, a narrower encoder, or "
+                "--probe ridge"
             )
-    fit = fit_ols(embeddings, targets)
+    fit = (fit_ols if method == "ols" else fit_ridge)(embeddings, targets)
     head = LinearProbe(dim, targets.shape[1])
     head.load_state_dict(
         {
@@ -185,8 +189,10 @@ def export_with_probe(
     batch_size: int = 32,
     overwrite: bool = False,
     card: Mapping[str, Any] | None = None,
+    probe: str = "ols",
 ) -> Path:
-    """Fit the OLS probe on `store`'s train split, then write the bundle to `out`.
+    """Fit the linear probe (`probe`: "ols", the paper's, or "ridge"; `ptacl evaluate --probe`)
+    on `store`'s train split, then write the bundle to `out`.
 
     `encoder` is a registered ECG encoder (its name and `config` become config.json's
     constructor arguments, `ptacl.models.registry.encoder_spec`); `projection` the ECG
@@ -199,7 +205,7 @@ def export_with_probe(
     crop = int(encoder.samples)
     rows, train = embed_store(encoder, store, "train", batch_size=batch_size)
     targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
-    head, used = fit_probe(train, targets, where=f"{store.root} (train split)")
+    head, used = fit_probe(train, targets, where=f"{store.root} (train split)", method=probe)
     r2, n_val = validation_r2(
         BundleModel(encoder, head, "pooled"), store, crop=crop, batch_size=batch_size
     )
@@ -212,6 +218,9 @@ def export_with_probe(
             "ordinary least squares with intercept on centred embeddings, one fit per "
             f"phenotype; singular values below {RCOND:g} x the largest dropped "
             "(the linear probe of `ptacl evaluate`)"
+            if probe == "ols"
+            else "ridge on standardised embeddings, one fit per phenotype, penalty by "
+            "leave-one-out (RidgeCV), folded into one linear map (`ptacl evaluate --probe ridge`)"
         ),
         "fitted_on": {
             "store": Path(store.root).name,
@@ -347,9 +356,11 @@ def export_run(
     batch_size: int = 32,
     overwrite: bool = False,
     metrics: str | Path | None = None,
+    probe: str = "ols",
 ) -> Path:
-    """Bundle a training run's ECG encoder: an ECG MAE or align run with an OLS probe fitted on
-    the train split of `data` (default: the store the run trained on), or a fine-tune run with
+    """Bundle a training run's ECG encoder: an ECG MAE or align run with a linear probe (`probe`:
+    OLS or ridge, as `ptacl evaluate --probe`) fitted on the train split of `data` (default: the
+    store the run trained on), or a fine-tune run with
     its own attention-pooling head (scored on `data`'s val split when a store is at hand).
     `metrics`: the run's `metrics.json` from `ptacl evaluate`, whose test metrics (with CIs)
     go into the model card.
@@ -359,7 +370,7 @@ def export_run(
     with output_lock(Path(out)):
         _refuse_existing(out, overwrite)
         card = _run_card(Path(run_dir), metrics)
-        return _export_run(Path(run_dir), out, data, which, batch_size, overwrite, card)
+        return _export_run(Path(run_dir), out, data, which, batch_size, overwrite, card, probe)
 
 
 def _export_run(
@@ -370,6 +381,7 @@ def _export_run(
     batch_size: int,
     overwrite: bool,
     card: dict[str, Any],
+    probe: str = "ols",
 ) -> Path:
     from ptacl.runs import (
         RunDirError,
@@ -429,6 +441,7 @@ def _export_run(
         batch_size=batch_size,
         overwrite=overwrite,
         card=card,
+        probe=probe,
     )
 
 

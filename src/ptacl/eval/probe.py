@@ -22,7 +22,7 @@ the test mean, negative for worse.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -102,21 +102,35 @@ def fit_ols(embeddings: np.ndarray, targets: np.ndarray) -> LinearFit:
     refused here (`ols_underdetermined` says when: `ptacl evaluate` warns, `ptacl export`
     refuses).
     """
+
+    def solve(x: np.ndarray, y: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, float]:
+        design = np.concatenate([x - mean, np.ones((len(x), 1))], axis=1)  # (n, D+1) float64
+        coef, *_ = np.linalg.lstsq(design, y, rcond=RCOND)
+        return coef[:-1], coef[-1]
+
+    return _fit_per_target(embeddings, targets, solve)
+
+
+def _fit_per_target(
+    embeddings: np.ndarray,
+    targets: np.ndarray,
+    solve: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, float]],
+) -> LinearFit:
+    """One `solve(x_known (n, D), y_known (n,), mean (D,)) -> (weight (D,), bias)` per target
+    column on the rows where it is known, `mean` being the mean of all N embeddings (the
+    centre of the resulting `LinearFit`); fewer than two known rows: weight 0, bias NaN."""
     x = _embeddings(embeddings, "embeddings")
     y, _ = _targets(targets, len(x), "targets")
     n, dim = x.shape
     mean = x.mean(axis=0) if n else np.zeros(dim)
-    design = np.concatenate([x - mean, np.ones((n, 1))], axis=1)  # (N, D+1) float64
     weight = np.zeros((y.shape[1], dim))
     bias = np.full(y.shape[1], np.nan)
     used = np.zeros(y.shape[1], dtype=np.int64)
     for p in range(y.shape[1]):
         known = np.isfinite(y[:, p])
         used[p] = known.sum()
-        if used[p] < 2:
-            continue
-        coef, *_ = np.linalg.lstsq(design[known], y[known, p], rcond=RCOND)
-        weight[p], bias[p] = coef[:-1], coef[-1]
+        if used[p] >= 2:
+            weight[p], bias[p] = solve(x[known], y[known, p], mean)
     return LinearFit(mean=mean, weight=weight, bias=bias, used=used)
 
 
@@ -152,25 +166,14 @@ def fit_ridge(embeddings: np.ndarray, targets: np.ndarray) -> LinearFit:
     require("sklearn", "the ridge probe")
     from sklearn.linear_model import RidgeCV
 
-    x = _embeddings(embeddings, "embeddings")
-    y, _ = _targets(targets, len(x), "targets")
-    n, dim = x.shape
-    mean = x.mean(axis=0) if n else np.zeros(dim)
-    weight = np.zeros((y.shape[1], dim))
-    bias = np.full(y.shape[1], np.nan)
-    used = np.zeros(y.shape[1], dtype=np.int64)
-    for p in range(y.shape[1]):
-        known = np.isfinite(y[:, p])
-        used[p] = known.sum()
-        if used[p] < 2:
-            continue
-        centre = x[known].mean(axis=0)
-        scale = x[known].std(axis=0)
+    def solve(x: np.ndarray, y: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, float]:
+        centre, scale = x.mean(axis=0), x.std(axis=0)
         scale[scale == 0] = 1.0  # as StandardScaler: a constant feature is left unscaled
-        model = RidgeCV(alphas=RIDGE_ALPHAS).fit((x[known] - centre) / scale, y[known, p])
-        weight[p] = model.coef_ / scale
-        bias[p] = model.intercept_ + (mean - centre) @ weight[p]
-    return LinearFit(mean=mean, weight=weight, bias=bias, used=used)
+        model = RidgeCV(alphas=RIDGE_ALPHAS).fit((x - centre) / scale, y)
+        weight = model.coef_ / scale
+        return weight, model.intercept_ + (mean - centre) @ weight
+
+    return _fit_per_target(embeddings, targets, solve)
 
 
 def r2_per_phenotype(

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dicom_builders import mr_frame
 from ptacl.schema import LEADS
 
 
@@ -155,37 +156,6 @@ def write_phenotypes(path: Path, eids: list[str]) -> Path:
 MANIFEST_DATE = "Mar 3, 2016"
 
 
-def _mr_frame(pixels: np.ndarray, description: str, series_uid: str, **tags) -> bytes:
-    """One single-frame MR image as DICOM bytes (uint16 pixels, explicit VR little endian)."""
-    import io
-
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
-    ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.Modality = "MR"
-    ds.SeriesDescription = description
-    ds.SeriesInstanceUID = series_uid
-    for key, value in tags.items():
-        setattr(ds, key, value)
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
 def ukb_cmr_files(sa_nii: Path, eid: str, *, seed: int = 0) -> dict[str, bytes]:
     """The files of a UK Biobank field-20209 zip holding the cine of `sa_nii` (a `ptacl synth`
     or ukbb_cardiac `sa.nii.gz`), laid out as FORMATS.md describes, quirks included:
@@ -212,7 +182,7 @@ def ukb_cmr_files(sa_nii: Path, eid: str, *, seed: int = 0) -> dict[str, bytes]:
 
     def add(pixels: np.ndarray, description: str, uid: str, **tags) -> None:
         name = f"1.3.12.2.1107.5.2.18.{rng.integers(10**9, 10**10)}.dcm"
-        files[name] = _mr_frame(pixels, description, uid, **tags)
+        files[name] = mr_frame(pixels, SeriesDescription=description, SeriesInstanceUID=uid, **tags)
         rows.append((name, description))
 
     base = "1.2.826.0.1.3680043.8.498"

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import generate_uid
 
+from dicom_builders import mr_frame
 from ptacl.io import InputError, read_cmr
 
 
@@ -11,34 +11,23 @@ def _write_series(folder, n_slices=3, n_frames=20, shape=(48, 56), series=None):
     series = series or generate_uid()
     rng = np.random.default_rng(0)
     jobs = [(z, t) for z in range(n_slices) for t in range(n_frames)]
+    normal = np.cross([0.7, 0.7, 0.0], [0.0, 0.0, -1.0])
     for k in rng.permutation(len(jobs)):
         z, t = jobs[k]
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
-        ds.SOPClassUID = MRImageStorage
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.SeriesInstanceUID = series
-        ds.Modality = "MR"
-        ds.InstanceNumber = z * n_frames + t + 1
-        ds.ImageOrientationPatient = [0.7, 0.7, 0.0, 0.0, 0.0, -1.0]
-        normal = np.cross([0.7, 0.7, 0.0], [0.0, 0.0, -1.0])
-        ds.ImagePositionPatient = list(10.0 * z * normal + [5.0, -3.0, 40.0])
-        ds.PixelSpacing = [1.4, 1.6]
-        ds.TriggerTime = 32.5 * t
-        ds.Rows, ds.Columns = shape
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 0
-        ds.RescaleSlope, ds.RescaleIntercept = 2, -10
         pixels = np.full(shape, 100 * z + t, np.uint16)
         pixels[0, 1] = 999  # marks rows vs columns
-        ds.PixelData = pixels.tobytes()
-        ds.save_as(folder / f"IM_{z}_{t}.dcm", enforce_file_format=True)
+        data = mr_frame(
+            pixels,
+            SeriesInstanceUID=series,
+            InstanceNumber=z * n_frames + t + 1,
+            ImageOrientationPatient=[0.7, 0.7, 0.0, 0.0, 0.0, -1.0],
+            ImagePositionPatient=list(10.0 * z * normal + [5.0, -3.0, 40.0]),
+            PixelSpacing=[1.4, 1.6],
+            TriggerTime=32.5 * t,
+            RescaleSlope=2,
+            RescaleIntercept=-10,
+        )
+        (folder / f"IM_{z}_{t}.dcm").write_bytes(data)
 
 
 def test_dicom_cine_folder_mid_slice_by_trigger_time(tmp_path):

@@ -22,11 +22,19 @@ def eval_store(tmp_path_factory):
     cmr = rng.random((n, 50, 84, 84), dtype=np.float32)
     pheno = rng.normal(100, 20, (n, 10)).astype(np.float32)
     pheno[0, 2] = np.nan
-    eids = [str(3_000_000 + i) for i in range(n)]
+    return _paired_store(tmp_path_factory.mktemp("eval"), 3_000_000, (14, 6, 10), ecg, cmr, pheno)
+
+
+def _paired_store(folder, first_eid, split_sizes, ecg, cmr, pheno):
+    """A store of N paired subjects (train, val, test counts in `split_sizes`), R peaks every
+    0.8 s, eids from `first_eid`."""
+    n = len(ecg)
+    eids = [str(first_eid + i) for i in range(n)]
+    train, val, test = split_sizes
     return write_store(
-        tmp_path_factory.mktemp("eval") / "store",
+        folder / "store",
         eids=eids,
-        splits=["train"] * 14 + ["val"] * 6 + ["test"] * 10,
+        splits=["train"] * train + ["val"] * val + ["test"] * test,
         ecg=ecg,
         cmr=cmr,
         r_peaks=[np.arange(200, 5000, 400)] * n,
@@ -191,19 +199,7 @@ def probe_store(tmp_path_factory):
     cmr = rng.random((n, 50, 84, 84), dtype=np.float32)
     pheno = (60 + 80 * freq[:, :, 0] + rng.normal(0, 5, (n, 10))).astype(np.float32)
     pheno[3, 1] = np.nan
-    eids = [str(4_000_000 + i) for i in range(n)]
-    return write_store(
-        tmp_path_factory.mktemp("probe") / "store",
-        eids=eids,
-        splits=["train"] * 50 + ["val"] * 8 + ["test"] * 12,
-        ecg=ecg,
-        cmr=cmr,
-        r_peaks=[np.arange(200, 5000, 400)] * n,
-        phenotypes=pheno,
-        has_ecg=[True] * n,
-        has_cmr=[True] * n,
-        qc=pd.DataFrame({"eid": eids, "status": "ok"}),
-    )
+    return _paired_store(tmp_path_factory.mktemp("probe"), 4_000_000, (50, 8, 12), ecg, cmr, pheno)
 
 
 @pytest.fixture(scope="module")

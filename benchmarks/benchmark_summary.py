@@ -4,8 +4,8 @@ temporal alignment (Figure 2) of both arms.
 
     python benchmarks/benchmark_summary.py DIR [--phenotypes LVEDV LVEF LVM RVEDV]
 
-Reads DIR/results.json (written by `ptacl benchmark`), DIR/seed*/eval/*/metrics.json (bootstrap
-CIs over the test subjects, mean test alignment matrices) and DIR/seed*/runs/*/metrics.csv
+Reads DIR/results.json (written by `ptacl benchmark`: per-seed results and bootstrap CIs over
+the test subjects), DIR/seed*/eval/*/metrics.json (mean test alignment matrices) and DIR/seed*/runs/*/metrics.csv
 (validation alignment accuracy). Prints markdown; invents nothing: a missing run is a '–'.
 
 Why paired by seed: every method of one seed shares the seed's MAEs and test split, so the
@@ -40,21 +40,6 @@ R2_PAIRS = (
      ("CMR", "random init", "LP")),
 )  # fmt: skip
 
-# Which eval folder holds each Table 2 row's per-subject bootstrap CI, and under which section.
-CI_SOURCES = {
-    ("ECG", "MAE", "LP"): ("ecg_mae", "LP"),
-    ("CMR", "MAE", "LP"): ("cmr_mae", "LP"),
-    ("ECG", "SimCLR", "LP"): ("simclr_ecg", "LP"),
-    ("CMR", "SimCLR", "LP"): ("simclr_cmr", "LP"),
-    ("ECG", "random init", "LP"): ("random", "LP"),
-    ("CMR", "random init", "LP"): ("random_cmr", "LP"),
-    ("ECG", "Global only", "LP"): ("global", "LP"),
-    ("ECG", "PTACL", "LP"): ("ptacl", "LP"),
-    ("ECG", "PTACL", "FN+AP"): ("ptacl", "FN+AP"),
-    ("ECG", "PTACL without SMP", "LP"): ("ptacl_nosmp", "LP"),
-    ("ECG", "PTACL with CosSim++ local loss", "LP"): ("ptacl_cossim", "LP"),
-}
-
 
 def short(name: str) -> str:
     return name.split(" (")[0]
@@ -78,28 +63,14 @@ def metrics_json(out: Path, seed: int, key: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def ci_half_width(out: Path, seeds: list[int], row: tuple[str, str, str], pheno: str) -> str:
-    """Mean over seeds of the 95 % bootstrap CI's half-width (over test subjects)."""
-    source = CI_SOURCES.get(row)
-    if source is None:
-        return "–"
-    key, kind = source
-    widths = []
-    for seed in seeds:
-        metrics = metrics_json(out, seed, key)
-        if metrics is None:
-            continue
-        for label, section in metrics.get("regression", {}).items():
-            if (label == "FN+AP") != (kind == "FN+AP"):
-                continue
-            for name, value in section.items():
-                if short(name) == pheno and isinstance(value, dict) and value.get("ci"):
-                    lo, hi = value["ci"]
-                    widths.append((hi - lo) / 2)
+def ci_half_width(row: dict, pheno: str) -> str:
+    """Mean over seeds of the 95 % bootstrap CI's half-width (over test subjects), from the
+    per-seed CIs `ptacl benchmark` writes beside each Table 2 row of results.json."""
+    widths = [(ci[pheno][1] - ci[pheno][0]) / 2 for ci in row.get("ci", []) if ci and ci.get(pheno)]
     return f"±{statistics.mean(widths):.3f}" if widths else "–"
 
 
-def table2(out: Path, results: dict, phenos: list[str], seeds: list[int]) -> str:
+def table2(results: dict, phenos: list[str]) -> str:
     head = ["input", "method", "eval", "seeds", *phenos]
     lines = [
         "R² on the test subjects: mean ± sd over seeds; below each, the mean half-width of the "
@@ -113,7 +84,7 @@ def table2(out: Path, results: dict, phenos: list[str], seeds: list[int]) -> str
         cells = [*key, str(len(row["seeds"]))]
         for p in phenos:
             value = mean_sd([s.get(p, math.nan) for s in row["seeds"]])
-            cells.append(f"{value} ({ci_half_width(out, seeds, key, p)})")
+            cells.append(f"{value} ({ci_half_width(row, p)})")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -227,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = seeds_of(args.out)
     print(f"## {args.out}: seeds {seeds}\n")
     print("### Table 2 (regression-setting runs)\n")
-    print(table2(args.out, results, args.phenotypes, seeds), "\n")
+    print(table2(results, args.phenotypes), "\n")
     print("### Paired differences by seed, R² (mean ± sd over seeds [per seed])\n")
     print(paired_r2(results, args.phenotypes), "\n")
     print("### Table 1 (retrieval-setting runs)\n")

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from inference.builders import beats_ecg, bundle_for, write_cardiosoft_xml
 
+from inference.builders import beats_ecg, bundle_for, write_cardiosoft_xml
 from ptacl.eval.probe import linear_probe
 from ptacl.eval.retrieval import retrieval_metrics
 from ptacl.losses.global_contrastive import global_contrastive_loss
@@ -161,13 +161,11 @@ def test_the_mae_learns_in_seconds() -> None:
     """A tiny ECG MAE on a fixed batch of beats falls well below the mean predictor's loss.
 
     The default run's check that training still trains (the full stage is slow-marked)."""
-    from inference.builders import beats_ecg as beats
-
     from ptacl.ecg import preprocess_ecg
     from ptacl.models.mae import mean_prediction_mse
 
     torch.manual_seed(0)
-    ecg = np.stack([preprocess_ecg(beats(60 + 5 * i, 1.0), 500)[:, :500] for i in range(8)])
+    ecg = np.stack([preprocess_ecg(beats_ecg(60 + 5 * i, 1.0), 500)[:, :500] for i in range(8)])
     x = torch.as_tensor(ecg, dtype=torch.float32)  # (8, 12, 500)
     encoder = EcgEncoder(EcgEncoderConfig(samples=500, width=32, depth=1, heads=2))
     mae = MaskedAutoencoder(encoder, MaeConfig(decoder_width=32, decoder_heads=2))

@@ -73,6 +73,12 @@ def test_tiny_benchmark_end_to_end_and_resume(tmp_path, capsys):
     config = (tmp_path / "seed0/runs/ptacl_retrieval/config.yaml").read_text()
     assert "sigma: 0" in config and "temperature_local: 0.07" in config
     assert (tmp_path / "seed0" / "eval" / "ptacl" / "report.md").is_file()
+    # the paper's comparisons, paired by subject, from the files evaluate wrote
+    paired = {(r["comparison"], r["phenotype"]): r for r in results["paired"]}
+    row = paired[("PTACL − Global only", "LVEDV")]
+    assert row["seeds"] == [0] and row["ci"][0] <= row["estimate"] <= row["ci"][1]
+    assert ("PTACL − Global only (retrieval setting)", "LVEDV") in paired
+    assert "| PTACL − Global only | R² | LVEDV |" in tables
 
     code, printed = _run(tmp_path, ["random", "global", "ptacl"], capsys)
     assert code == 0

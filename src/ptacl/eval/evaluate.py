@@ -60,6 +60,7 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
     is written but the embeddings and figures so far)."""
     import ptacl
     from ptacl.eval.bootstrap import retrieval_ci
+    from ptacl.eval.comparisons import RETRIEVAL_PER_QUERY, save_retrieval
     from ptacl.eval.embed import compute_embeddings
     from ptacl.eval.report import (
         plot_alignment_matrix,
@@ -110,6 +111,7 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
         pheno = _frame(paired)
         exclude_self = not options.include_self
         scores = retrieval_scores(ecg, cmr, pheno, ks, options.match_sd, exclude_self)
+        save_retrieval(out / RETRIEVAL_PER_QUERY, paired.eids, list(pheno.columns), ks, scores)
         lo, hi = retrieval_ci(scores, ks, **boot)
         metrics["retrieval"] = retrieval_section(
             summarize_retrieval(scores, ks),
@@ -180,6 +182,7 @@ def linear_probe_section(
     with an ECG encoder (Table 2's ECG rows), CMR for a CMR-only run (the imaging upper bound).
     The OLS fit is the one `ptacl export` bundles (`ptacl.eval.probe.fit_ols`)."""
     from ptacl.eval.bootstrap import r2_ci
+    from ptacl.eval.comparisons import LP_PREDICTIONS, save_predictions
     from ptacl.eval.embed import compute_embeddings
     from ptacl.eval.probe import ols_underdetermined, probe_predictions, r2_per_phenotype
     from ptacl.eval.report import plot_predictions, regression_section
@@ -195,6 +198,7 @@ def linear_probe_section(
     x_train, x_test = getattr(train, modality), getattr(test, modality)
     pred = probe_predictions(x_train, train.phenotypes, x_test, method=options.probe)
     truth = test.phenotypes.astype(np.float64)
+    save_predictions(out / LP_PREDICTIONS, test.eids, truth, pred, names)  # paired comparisons
     label, what = f"LP ({options.probe})", modality.upper()
     metrics["regression"][label] = regression_section(
         r2_per_phenotype(truth, pred, names), *r2_ci(truth, pred, names, **boot)

@@ -233,6 +233,7 @@ def run_finetune(
     from ptacl.config import to_dict
     from ptacl.data.datasets import CmrDataset, EcgDataset
     from ptacl.eval.bootstrap import r2_ci
+    from ptacl.eval.comparisons import save_predictions
     from ptacl.eval.probe import r2_per_phenotype
     from ptacl.eval.report import regression_section
     from ptacl.runs import checkpoint_state, load_encoder_weights
@@ -296,13 +297,7 @@ def run_finetune(
         )
     else:
         eids, truth, pred = predict_split(module, test_set, batch_size=cfg.data.batch_size)
-    np.savez(
-        out / "test_predictions.npz",
-        eids=eids,
-        true=truth.astype(np.float32),
-        predicted=pred.astype(np.float32),
-        phenotype_names=np.asarray(names, dtype=str),
-    )
+    save_predictions(out / "test_predictions.npz", eids, truth, pred, names)
     point = r2_per_phenotype(truth, pred, names)
     lo, hi = r2_ci(truth, pred, names, n_boot=n_boot, seed=cfg.trainer.seed)
     metrics = {

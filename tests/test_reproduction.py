@@ -226,3 +226,24 @@ def test_the_demo_probes_with_ridge_where_ols_would_only_fit_noise():
         "--probe" in s.argv
         for s in build_steps(PRESETS["demo"], Path("S"), Path("B"), [0], select_methods(["ptacl"]))
     )
+
+
+def test_the_resolve_preset_shares_one_stage_1_across_seeds(tmp_path):
+    preset = PRESETS["resolve"]
+    assert preset.shared_stage1 and preset.test_fraction == 0.6
+    steps = build_steps(preset, tmp_path / "store", tmp_path, [0, 1, 2], select_methods(["ptacl"]))
+    names = {s.name for s in steps}
+    assert {"seed0/train/ecg_mae", "seed0/train/cmr_mae"} <= names
+    assert not any(n.endswith(("train/ecg_mae", "train/cmr_mae")) for n in names - {
+        "seed0/train/ecg_mae", "seed0/train/cmr_mae"})  # fmt: skip
+    argv = _train_argv_of(steps, "seed2/train/ptacl")
+    assert argv[argv.index("--ecg-init") + 1] == str(tmp_path / "seed0/runs/ecg_mae")
+    assert "trainer.seed=2" in argv
+    # a preset without it trains every seed's own MAEs
+    steps = build_steps(PRESETS["demo"], tmp_path / "store", tmp_path, [0, 1], METHODS[:2])
+    assert {s.name for s in steps} >= {"seed1/train/ecg_mae", "seed1/train/cmr_mae"}
+
+
+def _train_argv_of(steps, name):
+    (step,) = [s for s in steps if s.name == name]
+    return list(step.argv)

@@ -18,11 +18,15 @@ sizes and steps, never in the method:
   sized for `--methods random global ptacl --no-finetune` in the demo's 30 minutes;
 - medium: the demo's configs for every method, FN+AP included, over 3 seeds (the longer
   benchmark of RESULTS.md), with 1,000 bootstrap replicates for the CIs;
+- resolve: the demo's configs over one shared stage 1, a 5,000-subject cohort with 3,000 test
+  subjects, for many stage-2 seeds: `--methods global ptacl --no-finetune --seeds 10` is the
+  protocol that resolves PTACL − Global (issue 23; the paired table says with what MDE);
 - paper: the paper's model sizes and schedules (ptacl/configs/*.yaml; a GPU and a real cohort).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -48,6 +52,9 @@ class Preset:
     configs: dict[str, Path]  # config kind -> YAML
     eval_args: tuple[str, ...] = ()  # extra `ptacl evaluate` arguments (bootstrap size, ...)
     overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> key=value
+    test_fraction: float | None = None  # of the synthetic cohort (prepare's default if None)
+    # One stage 1 (the MAEs of the first seed) under every seed's stage 2: see `build_steps`.
+    shared_stage1: bool = False
 
 
 def _preset(name: str, folder: Path, subjects: int, eval_args: tuple[str, ...]) -> Preset:
@@ -60,6 +67,13 @@ PRESETS: dict[str, Preset] = {
     "small": _preset("small", CONFIGS / "small", 1000, ("--n-boot", "200")),
     "demo": _preset("demo", CONFIGS / "demo", 1500, ("--n-boot", "200")),
     "medium": _preset("medium", CONFIGS / "demo", 1500, ("--n-boot", "1000")),
+    # PTACL − Global to ±0.01 (issue 23): the demo's configs, 3,000 test subjects of 5,000, and
+    # one shared stage 1, so that seeds vary stage 2 only; run it with --methods global ptacl.
+    "resolve": dataclasses.replace(
+        _preset("resolve", CONFIGS / "demo", 5000, ("--n-boot", "200")),
+        test_fraction=0.6,
+        shared_stage1=True,
+    ),
     "paper": Preset(
         "paper",
         1500,
@@ -132,6 +146,8 @@ METHODS: tuple[Method, ...] = (
            ("loss.local_loss=cosine", "loss.sigma=0"), needs=("ecg_mae", "cmr_mae")),
 )  # fmt: skip
 METHOD_KEYS = tuple(m.key for m in METHODS)
+#: the stage-1 runs that stage 2 starts from (shared by every seed with `Preset.shared_stage1`)
+STAGE1 = ("ecg_mae", "cmr_mae")
 
 # The paper's Table 2 (UK Biobank; LVEDV, LVEF, LVM, RVEDV R²), for reference beside ours.
 PAPER_R2: dict[tuple[str, str, str], tuple[float, float, float, float]] = {
@@ -182,21 +198,30 @@ def build_steps(
     """Training and evaluation steps of `methods` for each seed, in an order that respects
     `needs` (METHODS is listed in such an order). `finetune=False` skips FN+AP (the demo);
     `include_self` keeps each query's own CMR among the retrieval candidates (`ptacl evaluate
-    --include-self`); `probe` the linear probe of every evaluation (`ptacl evaluate --probe`)."""
+    --include-self`); `probe` the linear probe of every evaluation (`ptacl evaluate --probe`).
+
+    With `preset.shared_stage1` the MAEs are trained (and evaluated) for the first seed only and
+    every seed's stage 2 starts from them: a paired comparison of two stage-2 recipes then
+    varies what it compares and nothing else, conditional on that one stage 1 (whose seed
+    variation would move both arms alike), at a fraction of the cost."""
     steps: list[Step] = []
+    stage1_runs = out / f"seed{seeds[0]}" / "runs"
     for seed in seeds:
         runs, evals = out / f"seed{seed}" / "runs", out / f"seed{seed}" / "eval"
         for m in methods:
             run = runs / m.key
+            if preset.shared_stage1 and seed != seeds[0] and m.key in STAGE1:
+                continue
             if m.train is not None:
                 argv = [*m.train, "--data", str(store), "--out", str(run)]
                 argv += ["--config", str(preset.configs[m.config])]
                 if "ecg_mae" in m.needs and m.train[0] == "align":
+                    init = stage1_runs if preset.shared_stage1 else runs
                     argv += [
                         "--ecg-init",
-                        str(runs / "ecg_mae"),
+                        str(init / "ecg_mae"),
                         "--cmr-init",
-                        str(runs / "cmr_mae"),
+                        str(init / "cmr_mae"),
                     ]
                 argv += [*preset.overrides.get(m.config, ()), *m.overrides, f"trainer.seed={seed}"]
                 steps.append(Step(f"seed{seed}/train/{m.key}", tuple(argv), run))
@@ -212,7 +237,8 @@ def build_steps(
                 str(seed),
             ]
             if m.train is None:  # random init with the architecture of the run it needs
-                argv += ["--model", "none", "--like", str(runs / m.needs[0])]
+                like = (stage1_runs if preset.shared_stage1 else runs) / m.needs[0]
+                argv += ["--model", "none", "--like", str(like)]
             else:
                 argv += ["--model", str(run)]
             if m.finetune and finetune:
@@ -479,8 +505,11 @@ def table1_warnings(results: dict) -> list[str]:
 # ----------------------------------------------------------------------------- runs
 
 
-def cohort_steps(out: Path, subjects: int, workers: int, seed: int = 0) -> tuple[list[Step], Path]:
-    """Steps generating and preparing a synthetic cohort in `out`; returns (steps, store)."""
+def cohort_steps(
+    out: Path, subjects: int, workers: int, seed: int = 0, test: float | None = None
+) -> tuple[list[Step], Path]:
+    """Steps generating and preparing a synthetic cohort in `out` (`test`: the test fraction,
+    prepare's default if None); returns (steps, store)."""
     cohort, store = out / "cohort", out / "store"
     synth = ["synth", "--out", str(cohort), "--subjects", str(subjects), "--seed", str(seed)]
     # no --quiet: their progress bars go to the step's log, whose last line the pipeline shows
@@ -488,6 +517,7 @@ def cohort_steps(out: Path, subjects: int, workers: int, seed: int = 0) -> tuple
     prepare = ["prepare", "--ecg", str(cohort / "ecg"), "--cmr", str(cohort / "cmr")]
     prepare += ["--phenotypes", str(cohort / "phenotypes.csv"), "--out", str(store)]
     prepare += ["--seed", str(seed), "--workers", str(workers)]
+    prepare += ["--test", str(test)] if test is not None else []
     return [
         Step("cohort/synth", tuple(synth), cohort),
         Step("cohort/prepare", tuple(prepare), store),

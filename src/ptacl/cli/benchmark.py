@@ -1,6 +1,6 @@
 """Reproduce the paper's comparisons: every method over several seeds, Tables 1 and 2 side by side.
 
-    ptacl benchmark --preset tiny|small|paper --out DIR [--data STORE] [--seeds 3]
+    ptacl benchmark --preset tiny|small|demo|medium|resolve|paper --out DIR [--data STORE] [--seeds 3]
                     [--methods ptacl global ...] [--workers K]
 
 Without --data a synthetic cohort of the preset's size is generated and prepared in DIR. Each
@@ -8,7 +8,9 @@ method is trained and evaluated per seed (DIR/seed{S}/runs, DIR/seed{S}/eval, lo
 finished steps are reused when the command is run again. DIR/tables.md holds Table 1
 (retrieval) and Table 2 (R²) as mean ± sd over seeds with the per-seed bootstrap CIs beside
 them, and the paper's UK Biobank figures as labelled reference columns (not comparable with a
-synthetic cohort); DIR/results.json the per-seed numbers and CIs behind them. A store too small
+synthetic cohort), then the paper's comparisons (PTACL − Global only, ...) paired by test
+subject and seed with CI, p and minimal detectable difference; DIR/results.json the per-seed
+numbers and CIs behind them. A store too small
 for the preset's batches is refused before any training. As in the paper, PTACL and Global only are
 trained twice: in the regression setting (the preset's ptacl config; Table 2) and in the
 retrieval setting (σ = 0, τ 0.07 / 0.07; methods global_retrieval and ptacl_retrieval, which
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if store is None:
             subjects = args.subjects or preset.subjects
-            cohort, store = cohort_steps(out, subjects, args.workers)
+            cohort, store = cohort_steps(out, subjects, args.workers, test=preset.test_fraction)
             seconds = run_steps(cohort, out, quiet=args.quiet)
             rebuilt = [s.output for s in cohort if seconds[s.name] > 0]  # runs on it are outdated
         # before any training: a split smaller than a batch would fail steps in, one by one

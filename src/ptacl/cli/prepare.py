@@ -13,6 +13,12 @@ usable, when ECG and CMR folders were given but no subject has both (the store i
 written, for single-modality pretraining: qc.csv says why nothing paired), or when writing
 failed (disk full, I/O error: nothing is left behind); 2 for unusable arguments (missing
 folder, existing store, bad table) or a store that another process is writing.
+
+Phenotype eids join the files' eids as integers however they are spelled (`1038021.0`,
+`1.038021e+06`, `01038021`); two spellings of one eid in the table are duplicates (exit 2).
+A table that matches none of the paired subjects (or, with one folder, of the subjects) is
+refused, exit 2, nothing written; one that matches fewer than 90 % gives a warning on stderr
+and in the manifest, saying how many matched and how both sides spell their eids (exit 0).
 """
 
 from __future__ import annotations

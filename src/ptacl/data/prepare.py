@@ -22,6 +22,8 @@ failure rejects that modality only. Rows are written as they arrive straight int
 memory-mapped arrays (`store_writer`), so memory stays bounded for any cohort size and the
 arrays are written once; the store appears at `out` only when complete.
 
+Phenotype rows join subjects by `join_key` (eids as integers however spelled); a table that
+matches no subject is refused, one that matches fewer than 90 % is a warning.
 Phenotypes go through `ptacl.qc.check_labels`: a value outside the physiological range or
 contradicting its ventricle's other volumes becomes NaN, with a qc.csv row (modality
 "phenotypes") naming the value and the rule. A phenotype column without any value is reported.
@@ -58,7 +60,14 @@ from ptacl.cmr import preprocess_cmr
 from ptacl.data.store import ROW_BYTES, store_writer
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes
-from ptacl.io.names import DEFAULT_INSTANCE, UKB_CMR_FIELD, UKB_ECG_FIELD, parse_ukb_name, stem
+from ptacl.io.names import (
+    DEFAULT_INSTANCE,
+    UKB_CMR_FIELD,
+    UKB_ECG_FIELD,
+    normalise_eid,
+    parse_ukb_name,
+    stem,
+)
 from ptacl.io.phenotypes import load_mapping
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.qc import check_labels, validate_record
@@ -357,6 +366,41 @@ def _in_order(
             raise
 
 
+#: Below this share of subjects with a phenotype row, `prepare` warns (none at all: refused).
+MIN_PHENOTYPE_COVERAGE = 0.9
+
+
+def join_key(eid: str) -> str:
+    """A file's eid as the phenotype table's index spells it (`normalise_eid`); a name that
+    is no integer (e.g. '12.5', impossible from a file name's stem) stays as it is."""
+    try:
+        return normalise_eid(eid)
+    except ValueError:
+        return eid
+
+
+def _phenotype_coverage(
+    subjects: list[str], what: str, table: pd.DataFrame, csv: Path
+) -> list[str]:
+    """How many `subjects` (paired when both folders were given) the table has a row for:
+    none is an InputError (a table that joins nothing would train on NaN labels and look
+    fine), fewer than MIN_PHENOTYPE_COVERAGE a warning; either says how many and shows how
+    both sides spell their eids, which is usually why."""
+    if not subjects:
+        return []
+    missing = [e for e in subjects if join_key(e) not in table.index]
+    matched = len(subjects) - len(missing)
+    if matched >= MIN_PHENOTYPE_COVERAGE * len(subjects):
+        return []
+    message = (
+        f"{matched} of {len(subjects)} {what} matched a phenotype row: subjects without one "
+        f"have eids like {missing[:3]}, the table's eids look like {list(table.index[:3])}"
+    )
+    if not matched:
+        raise InputError(csv, f"{message}; no subject would get a phenotype")
+    return [f"{csv}: only {message} (the others get NaN phenotypes)"]
+
+
 def _eid_key(eid: str) -> tuple[int, str]:
     """Numeric eids in numeric order (shorter first), any other names after, by text."""
     return (len(eid), eid) if eid.isdigit() else (1 << 30, eid)
@@ -524,6 +568,12 @@ def _prepare(
                 f"(missing, empty or all implausible), NaN for every subject: {empty}"
             )
     seen = set(ecg_found.chosen) | set(cmr_found.chosen) | ecg_found.rejected | cmr_found.rejected
+    if phenotypes is not None:
+        subjects = set(ecg_found.chosen) | set(cmr_found.chosen)
+        if ecg_dir is not None and cmr_dir is not None:
+            subjects = set(ecg_found.chosen) & set(cmr_found.chosen)
+        what = "paired subjects" if ecg_dir is not None and cmr_dir is not None else "subjects"
+        notes += _phenotype_coverage(sorted(subjects, key=_eid_key), what, table, Path(phenotypes))
     jobs = [
         (eid, ecg_found.chosen.get(eid), cmr_found.chosen.get(eid))
         for eid in sorted(seen, key=_eid_key)
@@ -562,7 +612,7 @@ def _prepare(
                     cmr=result.cmr,
                 )
 
-        for eid in sorted(set(table.index) - seen, key=_eid_key):
+        for eid in sorted(set(table.index) - {join_key(e) for e in seen}, key=_eid_key):
             status[eid] = "no_images"
             qc.append((eid, "phenotypes", str(phenotypes), "phenotype row with no ECG or CMR file"))
         qc_table = _qc_table(qc, status)
@@ -589,7 +639,8 @@ def _prepare(
             return PrepareResult(None, qc_path, counts, no_splits, **report)
         eids = writer.eids
         splits = assign_splits(eids, [status[e] for e in eids], val=val, test=test, seed=seed)
-        phen = table.reindex(eids)[list(PHENOTYPES)].to_numpy(dtype=np.float32)
+        phen = table.reindex([join_key(e) for e in eids])[list(PHENOTYPES)]
+        phen = phen.to_numpy(dtype=np.float32)
         writer.finish(
             splits=splits,
             phenotypes=phen,

@@ -3,6 +3,8 @@
     ptacl prepare --ecg DIR --cmr DIR --phenotypes CSV --out STORE [--val 0.1 --test 0.2]
                   [--seed S] [--workers K] [--instance 2] [--overwrite]
 
+ECGs may also be GE MUSE XML (`{eid}.xml`) or HDF5 files of many records (CODE-15%-style;
+`--ecg-ids` maps their exam_id to the eid).
 UK Biobank bulk files are read as delivered: ECGs `{eid}_20205_2_0.xml`, short-axis cines
 `{eid}_20209_2_0.zip` (or the folder it unzips to); `--instance` picks the visit (2, the first
 imaging visit; 3, the repeat). Every file not used is listed in qc.csv with the reason.
@@ -48,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         "--phenotype-map",
         help="CSV or YAML: column name or UK Biobank field ID -> phenotype (e.g. 24100: LVEDV), "
         "over the built-in field table",
+    )
+    p.add_argument(
+        "--ecg-ids",
+        help="CSV with columns exam_id and eid: the subject of each record of the HDF5 ECG "
+        "files in --ecg (without it a record's eid is its exam_id)",
     )
     p.add_argument("--out", required=True, help="store folder to write")
     p.add_argument("--val", type=float, default=0.1, help="validation fraction (default 0.1)")
@@ -101,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             instance=args.instance,
             phenotype_map=args.phenotype_map,
+            ecg_ids=args.ecg_ids,
         )
     except (FileExistsError, FileNotFoundError, InputError, ValueError, OutputBusy) as err:
         print(f"ptacl prepare: {err}", file=sys.stderr)

@@ -7,7 +7,9 @@ visit `instance` (2, the first imaging visit, unless told otherwise): ECGs
 `{eid}_20205_{instance}_{array}.xml`, short-axis cines `{eid}_20209_{instance}_{array}.zip` or
 the folder that zip unzips to (`ptacl.io.cmr_ukb`); of several arrays the lowest is used, the
 others listed in qc.csv as superseded. Other names: ECGs `{eid}.xml/.dcm/.hea/.npy/.npz`
-(searched recursively; WFDB records by their `.hea`), cines `{eid}/sa.nii.gz` (or `.nii`,
+(searched recursively; WFDB records by their `.hea`; `.xml` CardioSoft or GE MUSE), HDF5 files
+(`.h5/.hdf5`, CODE-15%-style) of many records, each under its exam id or the eid a side table
+(`ecg_ids`) gives it, cines `{eid}/sa.nii.gz` (or `.nii`,
 `.npy`; the reader takes `seg_sa.nii.gz` beside it; a folder without them goes to the reader
 as it is, e.g. a DICOM cine series) or a file `{eid}.nii.gz/.nii/.npy`. Every other file is
 listed in qc.csv as ignored, with the reason: another UK Biobank field (e.g. 6025, stress
@@ -60,6 +62,8 @@ from ptacl.cmr import preprocess_cmr
 from ptacl.data.store import ROW_BYTES, store_writer
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes
+from ptacl.io.ecg_hdf5 import SUFFIXES as HDF5_SUFFIXES
+from ptacl.io.ecg_hdf5 import hdf5_records, read_id_table
 from ptacl.io.names import (
     DEFAULT_INSTANCE,
     UKB_CMR_FIELD,
@@ -73,7 +77,7 @@ from ptacl.phenotypes import PHENOTYPES
 from ptacl.qc import check_labels, validate_record
 from ptacl.schema import CMR_FRAMES, CMR_SIZE, ECG_FS, ECG_SAMPLES, LEADS
 
-ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz")
+ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz", *HDF5_SUFFIXES)
 CMR_SUFFIXES = (".nii.gz", ".nii", ".npy")
 STATUSES = ("paired", "ecg_only", "cmr_only", "rejected", "no_images")
 QC_COLUMNS = ("eid", "status", "modality", "file", "reason")
@@ -167,9 +171,13 @@ def _other_field_folder(root: Path, parts: tuple[str, ...], field_: str) -> Path
 
 
 def discover_ecg(
-    root: Path, exclude: Path | None = None, instance: int = DEFAULT_INSTANCE
+    root: Path,
+    exclude: Path | None = None,
+    instance: int = DEFAULT_INSTANCE,
+    ids: dict[str, str] | None = None,
 ) -> Candidates:
-    """ECG files under `root`, matched to eids by name (see the module docstring).
+    """ECG files under `root`, matched to eids by name (see the module docstring); the
+    records of an HDF5 file by their exam id, through `ids` (exam id -> eid) when given.
 
     Hidden files and folders are skipped, and so is `exclude` (the store being written, whose
     `.npy` arrays would otherwise look like ECGs when it lies inside `root`). Every other file
@@ -193,6 +201,9 @@ def discover_ecg(
                 other_fields.add(folder)
                 ignored.append(_not_this_modality(folder, UKB_ECG_FIELD, "resting ECG", ""))
             continue
+        if path.name.lower().endswith(HDF5_SUFFIXES):
+            _hdf5_candidates(path, ids, found, ignored)
+            continue
         named = _name_of(path, ECG_SUFFIXES)
         if named is None:
             if path.suffix.lower() == ".dat" and path.with_suffix(".hea").is_file():
@@ -204,6 +215,24 @@ def discover_ecg(
         if visit is not None:
             found.setdefault(visit[0], []).append((path, visit[1]))
     return _resolve(found, ignored)
+
+
+def _hdf5_candidates(
+    path: Path, ids: dict[str, str] | None, found: Found, ignored: list[tuple[str, Path, str]]
+) -> None:
+    """The records of one HDF5 file, each under its eid: its exam id, or what the side table
+    `ids` maps it to; a record the table does not name is ignored, with the reason."""
+    try:
+        records = hdf5_records(path)
+    except InputError as err:
+        ignored.append(("", path, f"unreadable HDF5 ECG file: {err.reason}"))
+        return
+    for address, exam in records:
+        eid = join_key(exam) if ids is None else ids.get(join_key(exam))
+        if eid is None:
+            ignored.append(("", address, f"exam_id {exam} is not in the exam_id -> eid table"))
+        else:
+            found.setdefault(eid, []).append((address, None))
 
 
 def discover_cmr(
@@ -506,11 +535,14 @@ def prepare_store(
     progress: bool = True,
     instance: int = DEFAULT_INSTANCE,
     phenotype_map: str | Path | None = None,
+    ecg_ids: str | Path | None = None,
 ) -> PrepareResult:
     """Build a store from raw files (see the module docstring); bad subjects go to qc.csv.
     `instance`: the UK Biobank visit read (2, the first imaging visit; 3, the repeat), from
     file names and showcase phenotype columns; `phenotype_map`: a CSV or YAML of column name or
-    field ID -> phenotype (`ptacl.io.phenotypes.load_mapping`).
+    field ID -> phenotype (`ptacl.io.phenotypes.load_mapping`); `ecg_ids`: a CSV of exam_id ->
+    eid for the records of HDF5 ECG files (`ptacl.io.ecg_hdf5.read_id_table`; without it a
+    record's eid is its exam id).
 
     Raises FileExistsError if `out` exists without `overwrite`, FileNotFoundError for a missing
     input folder, InputError for an unusable phenotype table, OutputBusy when another process
@@ -530,7 +562,7 @@ def prepare_store(
             raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
         return _prepare(
             ecg_dir, cmr_dir, phenotypes, out, val, test, seed, workers, overwrite, progress,
-            instance, mapping,
+            instance, mapping, ecg_ids,
         )  # fmt: skip
 
 
@@ -547,9 +579,11 @@ def _prepare(
     progress: bool,
     instance: int,
     mapping: dict[str, str] | None,
+    ecg_ids: str | Path | None = None,
 ) -> PrepareResult:
     """`prepare_store`'s work, under the store's lock, arguments checked."""
-    ecg_found = Candidates() if ecg_dir is None else discover_ecg(Path(ecg_dir), out, instance)
+    ids = None if ecg_ids is None else read_id_table(ecg_ids)
+    ecg_found = Candidates() if ecg_dir is None else discover_ecg(Path(ecg_dir), out, instance, ids)
     cmr_found = Candidates() if cmr_dir is None else discover_cmr(Path(cmr_dir), out, instance)
     table = (
         read_phenotypes(phenotypes, instance=instance, mapping=mapping)

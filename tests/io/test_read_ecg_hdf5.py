@@ -109,3 +109,14 @@ def test_the_side_table_maps_exam_ids_to_eids(tmp_path):
     path.write_text("exam_id,eid\n9021,1000037\n9021,1000038\n")
     with pytest.raises(InputError, match="exam_id 9021 is given eids 1000037 and 1000038"):
         read_id_table(path)
+
+
+def test_rows_longer_than_any_resting_ecg_are_refused_unread(tmp_path):
+    import h5py
+
+    path = tmp_path / "long.hdf5"
+    with h5py.File(path, "w") as f:  # 20 min of 12 leads at 1 kHz a row, nothing written
+        f.create_dataset("tracings", (1, 1_200_000, 12), "f4", chunks=(1, 4096, 12))
+        f["tracings"].attrs["fs"] = 1000
+    with pytest.raises(InputError, match="too long for a resting ECG"):
+        read_ecg(f"{path}[0]")

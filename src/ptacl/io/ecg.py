@@ -80,9 +80,13 @@ def _xml_root(path: Path) -> str | None:
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import iterparse
 
+    events = None
     try:
-        for _, element in iterparse(str(path), events=("start",)):
-            return element.tag
-    except (DefusedXmlException, ParseError, OSError):
+        events = iterparse(str(path), events=("start",))
+        return next(events)[1].tag
+    except (DefusedXmlException, ParseError, OSError, StopIteration):
         return None
-    return None
+    finally:
+        close = getattr(events, "close", None)  # Python >= 3.13: frees the open file now
+        if close is not None:
+            close()

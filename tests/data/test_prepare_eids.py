@@ -80,3 +80,21 @@ def test_a_table_that_matches_few_subjects_warns_with_the_count(cohort, capsys):
     assert "warning" in err and "only 2 of 6 paired subjects matched a phenotype row" in err
     warnings = Store.open(cohort / "few").manifest["warnings"]
     assert any("only 2 of 6" in w for w in warnings)
+
+
+def test_a_file_eid_with_leading_zeros_gets_its_row_and_its_qc_lines(tmp_path, capsys):
+    """Files named `01038021...` join the table's `1038021`; a value set to NaN is reported
+    under the subject as its files name it, not as a row of no subject."""
+    write_subject(tmp_path, "01038021")
+    values = phenotype_row(0)
+    values[0] = -5.0  # an impossible LVEDV: set to NaN with a qc line
+    frame = pd.DataFrame([values], columns=list(PHENOTYPES))
+    frame.insert(0, "eid", [1038021])
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    assert _prepare(tmp_path, tmp_path / "t.csv", "s") == 0
+    qc = pd.read_csv(tmp_path / "s" / "qc.csv", dtype=str, keep_default_na=False)
+    row = qc[qc["modality"] == "phenotypes"].iloc[0]
+    assert (row["eid"], row["status"]) == ("01038021", "paired")
+    store = Store.open(tmp_path / "s")
+    assert np.isnan(store.phenotypes[0, 0])  # the impossible LVEDV
+    np.testing.assert_allclose(store.phenotypes[0, 6:], phenotype_row(0)[6:], rtol=1e-6)  # RV

@@ -618,7 +618,12 @@ def _prepare(
     qc += [(e, "cmr", str(p), r) for e, p, r in cmr_found.unused]
     qc += [(e, "ecg", str(p), f"ignored: {r}") for e, p, r in ecg_found.ignored]
     qc += [(e, "cmr", str(p), f"ignored: {r}") for e, p, r in cmr_found.ignored]
-    qc += [(e, "phenotypes", str(phenotypes), "; ".join(r)) for e, r in label_problems.items()]
+    # a table row's qc lines go under the subject's eid as its files spell it ('01038021')
+    file_eid = {join_key(e): e for e in seen}
+    qc += [
+        (file_eid.get(e, e), "phenotypes", str(phenotypes), "; ".join(r))
+        for e, r in label_problems.items()
+    ]
     status: dict[str, str] = {}
     check_free_space(out, len(jobs))
     with (
@@ -646,7 +651,7 @@ def _prepare(
                     cmr=result.cmr,
                 )
 
-        for eid in sorted(set(table.index) - {join_key(e) for e in seen}, key=_eid_key):
+        for eid in sorted(set(table.index) - set(file_eid), key=_eid_key):
             status[eid] = "no_images"
             qc.append((eid, "phenotypes", str(phenotypes), "phenotype row with no ECG or CMR file"))
         qc_table = _qc_table(qc, status)

@@ -80,6 +80,9 @@ def test_units_come_from_the_file_when_it_says(tmp_path, recordings):
         f["tracings"].attrs["units"] = "uV"
     np.testing.assert_allclose(read_ecg(f"{path}[0]").signal, recordings[0], atol=1e-5)
     with h5py.File(path, "a") as f:
+        f["tracings"].attrs["units"] = "1e-4 V"  # the scale the CODE README also names
+    np.testing.assert_allclose(read_ecg(f"{path}[0]").signal, recordings[0] * 100, rtol=1e-5)
+    with h5py.File(path, "a") as f:
         f["tracings"].attrs["units"] = "counts"
     with pytest.raises(InputError, match="'counts' are not a voltage"):
         read_ecg(f"{path}[0]")

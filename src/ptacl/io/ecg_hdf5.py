@@ -13,9 +13,12 @@ names them all (`hdf5_records`). Per file:
 - rate: the dataset's (or file's) `fs` / `sampling_rate` attribute, else the `fs` given, else
   400 Hz for the CODE-15% layout (`tracings`, 4096 samples a row); otherwise refused: guessing
   would silently rescale time.
-- units: the dataset's `units` attribute (mV, uV, V) when it has one, else millivolts, as
-  CODE-15% is published (floats in mV). `ptacl.qc.validate_ecg` refuses spans that no mV
-  recording has (a x1000 error), so a file in other units does not pass silently.
+- units: the dataset's `units` attribute (mV, uV, V, or 1e-4 V) when it has one, else
+  millivolts. The CODE set's README says both "scale 1e-4V" and "multiplied by 1000 in order
+  to obtain the signals in V" (which is mV); its values (a QRS of about 1) are mV, so mV is
+  the default, and a file truly in 1e-4 V says so with `attrs["units"] = "1e-4 V"`.
+  `ptacl.qc.validate_ecg` refuses spans no mV recording has (a x1000 error); a x10 error is
+  refused only where the median lead span exceeds its limit.
 - padding: samples that are exactly zero on all 12 leads at either end are cut off (an
   all-zero row is refused: nothing was recorded).
 Only the row asked for is read (h5py slicing), never the whole dataset.
@@ -40,7 +43,10 @@ DEFAULT_DATASET = "tracings"
 CODE15_SAMPLES, CODE15_FS = 4096, 400.0
 #: Values of one row beyond which it cannot be one resting ECG (10 min of 12 leads at 1 kHz).
 MAX_ROW_VALUES = 12 * 600 * 1000
-_TO_MV = {"mv": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "microvolts": 1e-3, "v": 1e3}
+_TO_MV = {
+    **{"mv": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-3, "microvolts": 1e-3, "v": 1e3},
+    "1e-4v": 0.1,
+}
 _RATE_ATTRS = ("fs", "sampling_rate", "sample_rate", "sampling_frequency")
 #: `FILE[:DATASET][[k]]`, FILE ending in one of SUFFIXES.
 _ADDRESS = re.compile(
@@ -175,9 +181,10 @@ def _layout(handle, dataset, path: Path, fs: float | None) -> _Layout:
     if not np.isfinite(fs) or fs <= 0:
         raise InputError(path, f"sampling rate must be positive, got {fs}")
     units = str(_attr(dataset, ("units", "unit")) or "mV").strip()
-    if units.lower() not in _TO_MV:
-        raise InputError(path, f"units {units!r} are not a voltage (mV, uV, V)")
-    return _Layout(dataset.name, rows, float(fs), leads, _TO_MV[units.lower()], transposed)
+    key = units.lower().replace(" ", "")
+    if key not in _TO_MV:
+        raise InputError(path, f"units {units!r} are not a voltage (mV, uV, V, 1e-4 V)")
+    return _Layout(dataset.name, rows, float(fs), leads, _TO_MV[key], transposed)
 
 
 def read_hdf5_ecg(path: Path, fs: float | None = None) -> EcgRecord:

@@ -16,7 +16,7 @@ from types import ModuleType
 #: The extras of pyproject.toml and the importable modules each brings (train and all include
 #: formats, as pyproject.toml says).
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "formats": ("wfdb", "nibabel", "isal"),
+    "formats": ("wfdb", "nibabel", "isal", "h5py"),
     "train": ("lightning", "pytorch_lightning", "tensorboard", "matplotlib", "wfdb", "nibabel"),
     "eval": ("sklearn", "matplotlib", "neurokit2"),
     "synth": ("nibabel", "matplotlib"),
@@ -25,6 +25,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 EXTRA_OF: dict[str, str] = {
     "wfdb": "formats",
     "nibabel": "formats",
+    "h5py": "formats",
     "lightning": "train",
     "pytorch_lightning": "train",
     "tensorboard": "train",

@@ -1,3 +1,5 @@
+import csv
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +19,8 @@ def test_ukbb_cardiac_table(tmp_path):
     path.write_text("\n".join([header, *rows]) + "\n")
     table = read_phenotypes(path)
     assert list(table.columns) == list(PHENOTYPES)
-    assert list(table.index) == ["1000037", "0012345"] and table.index.name == "eid"
+    # leading zeros go: the index is the join key, so "0012345" meets a file named 12345
+    assert list(table.index) == ["1000037", "12345"] and table.index.name == "eid"
     assert table.loc["1000037", "LVEF (%)"] == 13.0
 
 
@@ -143,3 +146,46 @@ def test_a_mapping_to_no_phenotype_fails_at_once(tmp_path):
     mapping.write_text("'24100': LVEDV (L)\n")  # a unit other than the canonical one
     with pytest.raises(InputError, match=r"maps to 'LVEDV \(L\)'"):
         load_mapping(mapping)
+
+
+# -- eids however a tool spelled them (issue 19) ------------------------------------------------
+
+
+def test_pandas_float_eids_after_a_nan_read_as_integers(tmp_path):
+    """A float column (what pandas makes of an eid column once it held a NaN) is written by
+    pandas itself as `1038021.0`."""
+    path = tmp_path / "t.csv"
+    frame = pd.DataFrame({"eid": [1038021.0, 1038022.0], "LVEDV (mL)": [150.0, np.nan]})
+    frame.to_csv(path, index=False)
+    assert "1038021.0," in path.read_text()
+    assert list(read_phenotypes(path).index) == ["1038021", "1038022"]
+
+
+@pytest.mark.parametrize("spelling", ["1.038021e+06", "01038021", " 1038021 ", "1038021.00"])
+def test_every_spelling_of_a_number_is_one_eid(tmp_path, spelling):
+    path = tmp_path / "t.csv"
+    with open(path, "w", newline="") as f:  # the csv module, not our writer
+        csv.writer(f).writerows([["eid", "LVEDV"], [spelling, "150"]])
+    assert list(read_phenotypes(path).index) == ["1038021"]
+
+
+def test_conflicting_spellings_of_one_eid_are_duplicates_naming_both_rows(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("eid,LVEDV\n1038021,150\n1038022,140\n1038021.0,151\n")
+    with pytest.raises(
+        InputError, match=r"eid 1038021 is '1038021' \(row 1\) and '1038021.0' \(row 3\)"
+    ):
+        read_phenotypes(path)
+
+
+def test_a_fractional_eid_is_refused_by_name(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("eid,LVEDV\n1038021,150\n1038021.5,140\n")
+    with pytest.raises(InputError, match=r"row 2: eid '1038021.5' is not an integer"):
+        read_phenotypes(path)
+
+
+def test_names_that_are_not_numbers_stay_as_they_are(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("eid,LVEDV\nsub-01,150\n007a,140\n")
+    assert list(read_phenotypes(path).index) == ["sub-01", "007a"]

@@ -3,6 +3,8 @@
     ptacl prepare --ecg DIR --cmr DIR --phenotypes CSV --out STORE [--val 0.1 --test 0.2]
                   [--seed S] [--workers K] [--instance 2] [--overwrite]
 
+ECGs may also be GE MUSE XML (`{eid}.xml`) or HDF5 files of many records (CODE-15%-style;
+`--ecg-ids` maps their exam_id to the eid).
 UK Biobank bulk files are read as delivered: ECGs `{eid}_20205_2_0.xml`, short-axis cines
 `{eid}_20209_2_0.zip` (or the folder it unzips to); `--instance` picks the visit (2, the first
 imaging visit; 3, the repeat). Every file not used is listed in qc.csv with the reason.
@@ -13,6 +15,12 @@ usable, when ECG and CMR folders were given but no subject has both (the store i
 written, for single-modality pretraining: qc.csv says why nothing paired), or when writing
 failed (disk full, I/O error: nothing is left behind); 2 for unusable arguments (missing
 folder, existing store, bad table) or a store that another process is writing.
+
+Phenotype eids join the files' eids as integers however they are spelled (`1038021.0`,
+`1.038021e+06`, `01038021`); two spellings of one eid in the table are duplicates (exit 2).
+A table that matches none of the paired subjects (or, with one folder, of the subjects) is
+refused, exit 2, nothing written; one that matches fewer than 90 % gives a warning on stderr
+and in the manifest, saying how many matched and how both sides spell their eids (exit 0).
 """
 
 from __future__ import annotations
@@ -42,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         "--phenotype-map",
         help="CSV or YAML: column name or UK Biobank field ID -> phenotype (e.g. 24100: LVEDV), "
         "over the built-in field table",
+    )
+    p.add_argument(
+        "--ecg-ids",
+        help="CSV with columns exam_id and eid: the subject of each record of the HDF5 ECG "
+        "files in --ecg (without it a record's eid is its exam_id)",
     )
     p.add_argument("--out", required=True, help="store folder to write")
     p.add_argument("--val", type=float, default=0.1, help="validation fraction (default 0.1)")
@@ -95,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             instance=args.instance,
             phenotype_map=args.phenotype_map,
+            ecg_ids=args.ecg_ids,
         )
     except (FileExistsError, FileNotFoundError, InputError, ValueError, OutputBusy) as err:
         print(f"ptacl prepare: {err}", file=sys.stderr)

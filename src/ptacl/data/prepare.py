@@ -7,7 +7,9 @@ visit `instance` (2, the first imaging visit, unless told otherwise): ECGs
 `{eid}_20205_{instance}_{array}.xml`, short-axis cines `{eid}_20209_{instance}_{array}.zip` or
 the folder that zip unzips to (`ptacl.io.cmr_ukb`); of several arrays the lowest is used, the
 others listed in qc.csv as superseded. Other names: ECGs `{eid}.xml/.dcm/.hea/.npy/.npz`
-(searched recursively; WFDB records by their `.hea`), cines `{eid}/sa.nii.gz` (or `.nii`,
+(searched recursively; WFDB records by their `.hea`; `.xml` CardioSoft or GE MUSE), HDF5 files
+(`.h5/.hdf5`, CODE-15%-style) of many records, each under its exam id or the eid a side table
+(`ecg_ids`) gives it, cines `{eid}/sa.nii.gz` (or `.nii`,
 `.npy`; the reader takes `seg_sa.nii.gz` beside it; a folder without them goes to the reader
 as it is, e.g. a DICOM cine series) or a file `{eid}.nii.gz/.nii/.npy`. Every other file is
 listed in qc.csv as ignored, with the reason: another UK Biobank field (e.g. 6025, stress
@@ -22,6 +24,8 @@ failure rejects that modality only. Rows are written as they arrive straight int
 memory-mapped arrays (`store_writer`), so memory stays bounded for any cohort size and the
 arrays are written once; the store appears at `out` only when complete.
 
+Phenotype rows join subjects by `join_key` (eids as integers however spelled); a table that
+matches no subject is refused, one that matches fewer than 90 % is a warning.
 Phenotypes go through `ptacl.qc.check_labels`: a value outside the physiological range or
 contradicting its ventricle's other volumes becomes NaN, with a qc.csv row (modality
 "phenotypes") naming the value and the rule. A phenotype column without any value is reported.
@@ -58,13 +62,22 @@ from ptacl.cmr import preprocess_cmr
 from ptacl.data.store import ROW_BYTES, store_writer
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes
-from ptacl.io.names import DEFAULT_INSTANCE, UKB_CMR_FIELD, UKB_ECG_FIELD, parse_ukb_name, stem
+from ptacl.io.ecg_hdf5 import SUFFIXES as HDF5_SUFFIXES
+from ptacl.io.ecg_hdf5 import hdf5_records, read_id_table
+from ptacl.io.names import (
+    DEFAULT_INSTANCE,
+    UKB_CMR_FIELD,
+    UKB_ECG_FIELD,
+    normalise_eid,
+    parse_ukb_name,
+    stem,
+)
 from ptacl.io.phenotypes import load_mapping
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.qc import check_labels, validate_record
 from ptacl.schema import CMR_FRAMES, CMR_SIZE, ECG_FS, ECG_SAMPLES, LEADS
 
-ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz")
+ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz", *HDF5_SUFFIXES)
 CMR_SUFFIXES = (".nii.gz", ".nii", ".npy")
 STATUSES = ("paired", "ecg_only", "cmr_only", "rejected", "no_images")
 QC_COLUMNS = ("eid", "status", "modality", "file", "reason")
@@ -158,9 +171,13 @@ def _other_field_folder(root: Path, parts: tuple[str, ...], field_: str) -> Path
 
 
 def discover_ecg(
-    root: Path, exclude: Path | None = None, instance: int = DEFAULT_INSTANCE
+    root: Path,
+    exclude: Path | None = None,
+    instance: int = DEFAULT_INSTANCE,
+    ids: dict[str, str] | None = None,
 ) -> Candidates:
-    """ECG files under `root`, matched to eids by name (see the module docstring).
+    """ECG files under `root`, matched to eids by name (see the module docstring); the
+    records of an HDF5 file by their exam id, through `ids` (exam id -> eid) when given.
 
     Hidden files and folders are skipped, and so is `exclude` (the store being written, whose
     `.npy` arrays would otherwise look like ECGs when it lies inside `root`). Every other file
@@ -184,6 +201,9 @@ def discover_ecg(
                 other_fields.add(folder)
                 ignored.append(_not_this_modality(folder, UKB_ECG_FIELD, "resting ECG", ""))
             continue
+        if path.name.lower().endswith(HDF5_SUFFIXES):
+            _hdf5_candidates(path, ids, found, ignored)
+            continue
         named = _name_of(path, ECG_SUFFIXES)
         if named is None:
             if path.suffix.lower() == ".dat" and path.with_suffix(".hea").is_file():
@@ -195,6 +215,24 @@ def discover_ecg(
         if visit is not None:
             found.setdefault(visit[0], []).append((path, visit[1]))
     return _resolve(found, ignored)
+
+
+def _hdf5_candidates(
+    path: Path, ids: dict[str, str] | None, found: Found, ignored: list[tuple[str, Path, str]]
+) -> None:
+    """The records of one HDF5 file, each under its eid: its exam id, or what the side table
+    `ids` maps it to; a record the table does not name is ignored, with the reason."""
+    try:
+        records = hdf5_records(path)
+    except InputError as err:
+        ignored.append(("", path, f"unreadable HDF5 ECG file: {err.reason}"))
+        return
+    for address, exam in records:
+        eid = join_key(exam) if ids is None else ids.get(join_key(exam))
+        if eid is None:
+            ignored.append(("", address, f"exam_id {exam} is not in the exam_id -> eid table"))
+        else:
+            found.setdefault(eid, []).append((address, None))
 
 
 def discover_cmr(
@@ -357,6 +395,41 @@ def _in_order(
             raise
 
 
+#: Below this share of subjects with a phenotype row, `prepare` warns (none at all: refused).
+MIN_PHENOTYPE_COVERAGE = 0.9
+
+
+def join_key(eid: str) -> str:
+    """A file's eid as the phenotype table's index spells it (`normalise_eid`); a name that
+    is no integer (e.g. '12.5', impossible from a file name's stem) stays as it is."""
+    try:
+        return normalise_eid(eid)
+    except ValueError:
+        return eid
+
+
+def _phenotype_coverage(
+    subjects: list[str], what: str, table: pd.DataFrame, csv: Path
+) -> list[str]:
+    """How many `subjects` (paired when both folders were given) the table has a row for:
+    none is an InputError (a table that joins nothing would train on NaN labels and look
+    fine), fewer than MIN_PHENOTYPE_COVERAGE a warning; either says how many and shows how
+    both sides spell their eids, which is usually why."""
+    if not subjects:
+        return []
+    missing = [e for e in subjects if join_key(e) not in table.index]
+    matched = len(subjects) - len(missing)
+    if matched >= MIN_PHENOTYPE_COVERAGE * len(subjects):
+        return []
+    message = (
+        f"{matched} of {len(subjects)} {what} matched a phenotype row: subjects without one "
+        f"have eids like {missing[:3]}, the table's eids look like {list(table.index[:3])}"
+    )
+    if not matched:
+        raise InputError(csv, f"{message}; no subject would get a phenotype")
+    return [f"{csv}: only {message} (the others get NaN phenotypes)"]
+
+
 def _eid_key(eid: str) -> tuple[int, str]:
     """Numeric eids in numeric order (shorter first), any other names after, by text."""
     return (len(eid), eid) if eid.isdigit() else (1 << 30, eid)
@@ -462,11 +535,14 @@ def prepare_store(
     progress: bool = True,
     instance: int = DEFAULT_INSTANCE,
     phenotype_map: str | Path | None = None,
+    ecg_ids: str | Path | None = None,
 ) -> PrepareResult:
     """Build a store from raw files (see the module docstring); bad subjects go to qc.csv.
     `instance`: the UK Biobank visit read (2, the first imaging visit; 3, the repeat), from
     file names and showcase phenotype columns; `phenotype_map`: a CSV or YAML of column name or
-    field ID -> phenotype (`ptacl.io.phenotypes.load_mapping`).
+    field ID -> phenotype (`ptacl.io.phenotypes.load_mapping`); `ecg_ids`: a CSV of exam_id ->
+    eid for the records of HDF5 ECG files (`ptacl.io.ecg_hdf5.read_id_table`; without it a
+    record's eid is its exam id).
 
     Raises FileExistsError if `out` exists without `overwrite`, FileNotFoundError for a missing
     input folder, InputError for an unusable phenotype table, OutputBusy when another process
@@ -486,7 +562,7 @@ def prepare_store(
             raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
         return _prepare(
             ecg_dir, cmr_dir, phenotypes, out, val, test, seed, workers, overwrite, progress,
-            instance, mapping,
+            instance, mapping, ecg_ids,
         )  # fmt: skip
 
 
@@ -503,9 +579,11 @@ def _prepare(
     progress: bool,
     instance: int,
     mapping: dict[str, str] | None,
+    ecg_ids: str | Path | None = None,
 ) -> PrepareResult:
     """`prepare_store`'s work, under the store's lock, arguments checked."""
-    ecg_found = Candidates() if ecg_dir is None else discover_ecg(Path(ecg_dir), out, instance)
+    ids = None if ecg_ids is None else read_id_table(ecg_ids)
+    ecg_found = Candidates() if ecg_dir is None else discover_ecg(Path(ecg_dir), out, instance, ids)
     cmr_found = Candidates() if cmr_dir is None else discover_cmr(Path(cmr_dir), out, instance)
     table = (
         read_phenotypes(phenotypes, instance=instance, mapping=mapping)
@@ -524,6 +602,12 @@ def _prepare(
                 f"(missing, empty or all implausible), NaN for every subject: {empty}"
             )
     seen = set(ecg_found.chosen) | set(cmr_found.chosen) | ecg_found.rejected | cmr_found.rejected
+    if phenotypes is not None:
+        subjects = set(ecg_found.chosen) | set(cmr_found.chosen)
+        if ecg_dir is not None and cmr_dir is not None:
+            subjects = set(ecg_found.chosen) & set(cmr_found.chosen)
+        what = "paired subjects" if ecg_dir is not None and cmr_dir is not None else "subjects"
+        notes += _phenotype_coverage(sorted(subjects, key=_eid_key), what, table, Path(phenotypes))
     jobs = [
         (eid, ecg_found.chosen.get(eid), cmr_found.chosen.get(eid))
         for eid in sorted(seen, key=_eid_key)
@@ -534,7 +618,12 @@ def _prepare(
     qc += [(e, "cmr", str(p), r) for e, p, r in cmr_found.unused]
     qc += [(e, "ecg", str(p), f"ignored: {r}") for e, p, r in ecg_found.ignored]
     qc += [(e, "cmr", str(p), f"ignored: {r}") for e, p, r in cmr_found.ignored]
-    qc += [(e, "phenotypes", str(phenotypes), "; ".join(r)) for e, r in label_problems.items()]
+    # a table row's qc lines go under the subject's eid as its files spell it ('01038021')
+    file_eid = {join_key(e): e for e in seen}
+    qc += [
+        (file_eid.get(e, e), "phenotypes", str(phenotypes), "; ".join(r))
+        for e, r in label_problems.items()
+    ]
     status: dict[str, str] = {}
     check_free_space(out, len(jobs))
     with (
@@ -562,7 +651,7 @@ def _prepare(
                     cmr=result.cmr,
                 )
 
-        for eid in sorted(set(table.index) - seen, key=_eid_key):
+        for eid in sorted(set(table.index) - set(file_eid), key=_eid_key):
             status[eid] = "no_images"
             qc.append((eid, "phenotypes", str(phenotypes), "phenotype row with no ECG or CMR file"))
         qc_table = _qc_table(qc, status)
@@ -589,7 +678,8 @@ def _prepare(
             return PrepareResult(None, qc_path, counts, no_splits, **report)
         eids = writer.eids
         splits = assign_splits(eids, [status[e] for e in eids], val=val, test=test, seed=seed)
-        phen = table.reindex(eids)[list(PHENOTYPES)].to_numpy(dtype=np.float32)
+        phen = table.reindex([join_key(e) for e in eids])[list(PHENOTYPES)]
+        phen = phen.to_numpy(dtype=np.float32)
         writer.finish(
             splits=splits,
             phenotypes=phen,

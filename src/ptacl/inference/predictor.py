@@ -4,6 +4,7 @@
     predictor.predict("1000037_20205_2_0.xml")        # {'LVEDV (mL)': 151.2, ...}
     predictor.predict(signal, fs=500)                 # signal (12, S) in mV, LEADS order
     predictor.predict(["a.xml", "b.dcm"])             # DataFrame, one row per file
+    predictor.predict("exams_part0.hdf5")             # DataFrame, one row per record
 
 Every input goes through the code that built the training store (`ptacl.io.read_ecg`, the
 store's checks `ptacl.qc.validate_ecg`, `ptacl.ecg.preprocess_ecg` with the bundle's DWT
@@ -199,14 +200,15 @@ class Predictor:
     def predict(
         self, source: Source | Sequence[Source], fs: float | None = None
     ) -> dict[str, float] | pd.DataFrame:
-        """Phenotypes of one input as {column: value}; of a list, `predict_files`'s table.
+        """Phenotypes of one input as {column: value}; of a list or of an HDF5 file of
+        records (`ptacl.io.ecg_hdf5`), `predict_files`'s table.
 
         A single input that cannot be read raises (`ptacl.io.InputError`); in a list, it gets an
         error row and the rest still run. A single prediction that is not plausible warns
         (`ImplausiblePrediction`, the message is its status); a table row says it in `status`.
         """
-        if _is_many(source):
-            return self.predict_files(list(source), fs=fs)
+        if _is_many(source) or _is_hdf5_file(source):
+            return self.predict_files(list(source) if _is_many(source) else [source], fs=fs)
         out = self._run([self.prepare(source, fs)])
         status = out["status"][0]
         if status != "ok":
@@ -230,10 +232,13 @@ class Predictor:
         ood_score is empty for a bundle without an OOD reference.
 
         Items may also be (12, S) arrays (all at `fs`): their file is "<array i>", their eid i.
+        An HDF5 file gives one row per record: its file is the record's address
+        ("exams.hdf5[3]"), its eid the record's exam_id.
         `progress`: a tqdm bar on stderr (None: for several files, when stderr is a terminal).
         """
         from tqdm.auto import tqdm
 
+        sources = _expand_records(paths)
         rows: list[dict[str, Any]] = []
         pending: list[tuple[int, np.ndarray]] = []
         width = None
@@ -255,16 +260,16 @@ class Predictor:
             pending.clear()
 
         # tqdm's disable=None means: off unless stderr is a terminal.
-        auto = True if len(paths) < 2 else None
+        auto = True if len(sources) < 2 else None
         bar = tqdm(
-            paths, desc="predict", unit="file", disable=auto if progress is None else not progress
+            sources, desc="predict", unit="file", disable=auto if progress is None else not progress
         )
         pending_crops = 0
-        for index, path in enumerate(bar):
+        for index, (path, eid) in enumerate(bar):
             is_array = isinstance(path, np.ndarray | torch.Tensor)
             row: dict[str, Any] = {
                 "file": f"<array {index}>" if is_array else str(path),
-                "eid": str(index) if is_array else eid_from_path(path),
+                "eid": str(index) if is_array else eid,
             }
             rows.append(row)
             try:
@@ -294,6 +299,41 @@ class Predictor:
 
 def _is_many(source: object) -> bool:
     return isinstance(source, list | tuple)
+
+
+def _is_hdf5_file(source: object) -> bool:
+    """An HDF5 file (not one record of it, `FILE[k]`): it holds a table's worth."""
+    from ptacl.io.ecg_hdf5 import parse_address
+
+    if not isinstance(source, str | Path):
+        return False
+    address = parse_address(source)
+    return address is not None and address.row is None
+
+
+def _expand_records(paths: Sequence[Source]) -> list[tuple[Source, str]]:
+    """(source, eid) per row of the table: an HDF5 file becomes its records, each under its
+    exam id; a file that cannot be opened stays one item, so its row says why."""
+    from ptacl.io import InputError
+    from ptacl.io.ecg_hdf5 import hdf5_records, parse_address
+
+    out: list[tuple[Source, str]] = []
+    for path in paths:
+        if isinstance(path, np.ndarray | torch.Tensor):
+            out.append((path, ""))
+            continue
+        address = parse_address(path)
+        try:
+            records = [] if address is None else hdf5_records(address.whole)
+        except InputError:
+            records = []  # unreadable: reading it again gives its error row
+        if records and address.row is None:
+            out += records
+        elif records and address.row < len(records):
+            out.append((path, records[address.row][1]))
+        else:  # not HDF5, unreadable, empty or a row beyond its end: the row says which
+            out.append((path, eid_from_path(path)))
+    return out
 
 
 def _describe(error: Exception, path: str | Path) -> str:

@@ -1,4 +1,5 @@
-"""Readers for the raw formats users bring: ECG (XML, DICOM, WFDB, arrays), CMR, phenotypes.
+"""Readers for the raw formats users bring: ECG (CardioSoft and MUSE XML, DICOM, WFDB, HDF5,
+arrays), CMR, phenotypes.
 
 Every reader returns fixed units and layouts and raises `InputError`, whose message starts with
 the file path and says the reason, for anything it cannot use. Readers only read: whether a

@@ -63,3 +63,29 @@ def eid_from_path(path: str | Path) -> str:
     name -> its stem ('patient-7.dcm' -> 'patient-7')."""
     ukb = parse_ukb_name(path)
     return ukb.eid if ukb is not None else stem(path)
+
+
+#: An eid spelled as a number: digits (leading zeros too), a decimal ("1038021.0", what pandas
+#: writes after a NaN in the column) or scientific notation ("1.038021e+06", a spreadsheet's).
+_NUMERIC_EID = re.compile(r"[+]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def normalise_eid(text: object) -> str:
+    """The join key of an eid: numbers as plain integers, anything else stripped as it is.
+
+    ' 1038021', '01038021', '1038021.0' and '1.038021e+06' all give '1038021', so tables and
+    file names meet however a tool spelled the number; 'sub-01' stays 'sub-01'. Raises
+    ValueError for a number that is not an integer ('1038021.5'): no subject has that eid, and
+    rounding it would attach the row to another subject.
+    """
+    eid = str(text).strip()
+    if not _NUMERIC_EID.fullmatch(eid):
+        return eid
+    if "." not in eid and "e" not in eid.lower():
+        return str(int(eid))  # exact for any length, no float on the way
+    from decimal import Decimal
+
+    value = Decimal(eid)  # exact: float would round 17-digit eids
+    if value != value.to_integral_value():
+        raise ValueError(f"eid {eid!r} is not an integer")
+    return str(int(value))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ptacl.io.errors import InputError
-from ptacl.io.names import DEFAULT_INSTANCE
+from ptacl.io.names import DEFAULT_INSTANCE, normalise_eid
 from ptacl.phenotypes import PHENOTYPE_NAMES, PHENOTYPE_UNITS, PHENOTYPES, UKB_FIELDS
 
 #: Extra spellings (normalised) -> short phenotype name.
@@ -110,13 +110,41 @@ def load_mapping(path: str | Path) -> dict[str, str]:
     return {str(k).strip(): _phenotype_name(str(v).strip(), path) for k, v in pairs}
 
 
+def _join_keys(column: pd.Series, path: Path) -> pd.Series:
+    """The eid column as join keys (`normalise_eid`): every spelling of one number is one
+    eid, so `X` and `X.0` on two rows are duplicates, refused naming both rows (numbered from
+    1, the header not counted) whether or not their values agree."""
+    eids = column.str.strip()
+    if (eids == "").any():
+        raise InputError(path, f"{int((eids == '').sum())} rows without an eid")
+    keys = []
+    for row, eid in enumerate(eids, start=1):
+        try:
+            keys.append(normalise_eid(eid))
+        except ValueError as err:
+            raise InputError(path, f"row {row}: {err}") from None
+    keys = pd.Series(keys, index=eids.index)
+    duplicated = keys[keys.duplicated(keep=False)]
+    if len(duplicated):
+        first = duplicated.iloc[0]
+        rows = [f"{eids[i]!r} (row {i + 1})" for i in duplicated.index[duplicated == first]]
+        how_many = duplicated.nunique()
+        raise InputError(
+            path,
+            f"duplicate eids {list(duplicated.unique()[:5])} ({how_many} in all): eid {first} "
+            f"is {' and '.join(rows)}",
+        )
+    return keys
+
+
 def read_phenotypes(
     csv: str | Path,
     *,
     instance: int = DEFAULT_INSTANCE,
     mapping: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Phenotype table: index `eid` (str), columns PHENOTYPES (float, NaN where unknown).
+    """Phenotype table: index `eid` (str, `normalise_eid`'s join key: '01038021', '1038021.0'
+    and '1.038021e+06' are all '1038021'), columns PHENOTYPES (float, NaN where unknown).
 
     `instance`: the UK Biobank visit read from showcase columns; `mapping`: `load_mapping`'s
     {column name or field ID: phenotype}, over `UKB_FIELDS` (a phenotype it maps is no longer
@@ -132,12 +160,7 @@ def read_phenotypes(
     eid_cols = [c for c in table.columns if re.sub(r"[\s_\-.:]", "", str(c)).lower() in _EID_NAMES]
     if not eid_cols:
         raise InputError(path, f"no eid column among {list(table.columns)}")
-    eids = table[eid_cols[0]].str.strip()
-    if (eids == "").any():
-        raise InputError(path, f"{int((eids == '').sum())} rows without an eid")
-    duplicated = eids[eids.duplicated()].unique()
-    if len(duplicated):
-        raise InputError(path, f"duplicate eids {list(duplicated[:5])} ({len(duplicated)} in all)")
+    eids = _join_keys(table[eid_cols[0]], path)
     units = dict(zip(PHENOTYPE_NAMES, PHENOTYPE_UNITS))
     out = pd.DataFrame(np.nan, index=pd.Index(eids, name="eid"), columns=list(PHENOTYPES))
     seen: dict[str, str] = {}

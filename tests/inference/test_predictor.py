@@ -170,3 +170,15 @@ def test_list_of_arrays_gets_one_row_each(predictor: Predictor) -> None:
     np.testing.assert_allclose(
         table.loc[0, list(PHENOTYPES)].to_numpy(float), list(expected.values())
     )
+
+
+def test_files_naming_patient_0_predict_ok(predictor: Predictor, tmp_path: Path) -> None:
+    # predict pairs nothing: a file's own id (the placeholder 0 here) is not judged at all
+    paths = [
+        write_cardiosoft_xml(
+            tmp_path / f"41{k:05d}_20205_2_0.xml", synth_subject(11, k)[0], pid="0"
+        )
+        for k in range(3)
+    ]
+    table = predictor.predict(paths)
+    assert (table["status"] == "ok").all(), table["status"].tolist()

@@ -223,3 +223,22 @@ def test_input_error_survives_pickling():
     err = pickle.loads(pickle.dumps(InputError("a/b.xml", "file not found")))
     assert isinstance(err, ValueError) and str(err) == "a/b.xml: file not found"
     assert err.reason == "file not found" and str(err.source) == "a/b.xml"
+
+
+def test_read_patient_id_reads_the_header_only(write_xml, strip_counts, dicom_path, tmp_path):
+    from ptacl.io.ecg import read_patient_id
+
+    path = write_xml(strip_counts)
+    text = path.read_bytes().replace(b"<PatientInfo>", b"<PatientInfo><PID> 0042 </PID>", 1)
+    path.write_bytes(text)
+    assert read_patient_id(path) == "0042"
+    # a strip too damaged to read still gives the id: parsing stops at <StripData>
+    path.write_bytes(text[: text.index(b"<StripData>") + 40])
+    assert read_patient_id(path) == "0042"
+    assert read_patient_id(dicom_path) == "642341"  # pydicom's recording: its PatientID
+    np.save(tmp_path / "a.npy", strip_counts)
+    assert read_patient_id(tmp_path / "a.npy") == ""  # arrays name nobody
+    (tmp_path / "bomb.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aa">]><CardiologyXML/>'
+    )
+    assert read_patient_id(tmp_path / "bomb.xml") == ""  # refused by defusedxml, not expanded

@@ -57,6 +57,17 @@ def read_dicom_ecg(path: Path) -> EcgRecord:
     return EcgRecord(signal=signal, fs=fs, leads=LEADS, source=path, derived=derived, meta=meta)
 
 
+def read_dicom_patient_id(path: Path) -> str:
+    """The file's own `PatientID` ('' when absent or unreadable), without its waveforms."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+    except Exception:  # damaged or not DICOM: `read_dicom_ecg` names the problem
+        return ""
+    return str(ds.get("PatientID", "") or "").strip()
+
+
 def _rhythm_group(groups) -> int:
     labels = [str(g.get("MultiplexGroupLabel", "")).strip().upper() for g in groups]
     if "RHYTHM" in labels:

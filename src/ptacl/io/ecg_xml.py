@@ -16,7 +16,7 @@ from xml.etree.ElementTree import Element, ParseError
 
 import numpy as np
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import parse
+from defusedxml.ElementTree import iterparse, parse
 
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
@@ -81,6 +81,28 @@ def read_cardiosoft_xml(path: Path) -> EcgRecord:
     return EcgRecord(
         signal=signal, fs=fs, leads=LEADS, source=path, derived=derived, meta=_meta(root)
     )
+
+
+def read_cardiosoft_patient_id(path: Path) -> str:
+    """The file's own `PatientInfo/PID` ('' when absent or unreadable: `read_cardiosoft_xml`
+    then names the problem), read up to `<StripData>` only, which real files put after it."""
+    if path.stat().st_size > MAX_BYTES:
+        return ""
+    where: list[str] = []
+    try:
+        with open(path, "rb") as f:  # closed here, not whenever the parser is collected
+            for event, element in iterparse(f, events=("start", "end")):
+                if event == "start":
+                    where.append(element.tag)
+                    if element.tag == "StripData":
+                        break
+                    continue
+                if where[1:] == ["PatientInfo", "PID"]:
+                    return (element.text or "").strip()
+                where.pop()
+    except (DefusedXmlException, ParseError, OSError):
+        pass
+    return ""
 
 
 def _meta(root: Element) -> dict[str, object]:

@@ -16,12 +16,19 @@ plausibility rules catch files that read fine but would teach or tell the model 
 - lead sanity: where the file holds the limb leads itself, III = II - I (Einthoven) and
   aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2 (Goldberger) must hold (`LEAD_RESIDUAL_*`);
   devices compute these leads from I and II, so a violation means swapped or mislabelled leads;
-- identity: a file naming its own patient (CardioSoft `PatientInfo/PID`, DICOM `PatientID`)
-  must name the eid it is filed under, or it would be paired with another subject's CMR.
+
+Identity is judged over a cohort (`identity_findings`, called by `prepare`; `predict` pairs
+nothing and does not judge it): a file's own patient id (CardioSoft `PatientInfo/PID`, DICOM
+`PatientID`) that differs from the eid it is filed under is a warning only, since nothing says
+the two come from one numbering (UK Biobank files carry one application's eids, the PID may be
+`0`, empty or a hospital's id; see FORMATS.md). Only positive evidence refuses: a PID equal to
+the eid of another subject of the same cohort (the file may be that subject's).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +87,15 @@ _LIMB_LAWS = {  # lead -> its value from I and II
 }
 
 
+@dataclass(frozen=True)
+class EcgCheck:
+    """What the checks found in a usable ECG: its R peaks (indices at its own rate) and the
+    doubts that do not refuse it (one line each, for qc.csv or a prediction's status)."""
+
+    peaks: np.ndarray
+    warnings: tuple[str, ...] = ()
+
+
 def validate_ecg(
     signal: np.ndarray,
     fs: float,
@@ -89,7 +105,23 @@ def validate_ecg(
     derived: tuple[str, ...] = (),
     device_rate: float | None = None,
 ) -> np.ndarray:
-    """Raise InputError unless (12, S) mV `signal` is a usable ECG; return its R peaks.
+    """`check_ecg`'s R peaks: raise InputError unless `signal` is a usable ECG."""
+    return check_ecg(
+        signal, fs, source, r_peaks=r_peaks, derived=derived, device_rate=device_rate
+    ).peaks
+
+
+def check_ecg(
+    signal: np.ndarray,
+    fs: float,
+    source: str | Path,
+    *,
+    r_peaks: np.ndarray | None = None,
+    derived: tuple[str, ...] = (),
+    device_rate: float | None = None,
+) -> EcgCheck:
+    """Raise InputError unless (12, S) mV `signal` is a usable ECG; return its R peaks and
+    warnings.
 
     Checks (see the module docstring): shape, finite values, at least `MIN_SECONDS` long, no
     flat, stuck or clipped lead, amplitudes in mV, at least `MIN_PEAKS` R peaks that look like
@@ -129,36 +161,70 @@ def validate_ecg(
         )
     _check_rate(peaks, fs, source, device_rate)
     _check_limb_leads(signal, source, derived)
-    return peaks
+    return EcgCheck(peaks=peaks)
 
 
-def validate_record(record: EcgRecord, eid: str | None = None) -> np.ndarray:
-    """`validate_ecg` on a record read from a file, with what the file says about itself: its
-    derived leads, the device's heart rate, and its patient id, which must match `eid` when
-    both are known. Returns the R peaks."""
-    meta = record.meta
-    patient = str(meta.get("patient_id") or "").strip()
-    if eid is not None and patient and _same_id(patient, eid) is False:
-        raise InputError(
-            record.source,
-            f"the file names patient {patient!r} but is filed under eid {eid!r}: pairing it "
-            "would attach this ECG to another subject's CMR and phenotypes",
-        )
-    return validate_ecg(
+def validate_record(record: EcgRecord) -> np.ndarray:
+    """`check_record`'s R peaks: raise InputError unless the record is a usable ECG."""
+    return check_record(record).peaks
+
+
+def check_record(record: EcgRecord) -> EcgCheck:
+    """`check_ecg` on a record read from a file, with what the file says about itself: its
+    derived leads and the device's heart rate."""
+    return check_ecg(
         record.signal,
         record.fs,
         record.source,
         derived=record.derived,
-        device_rate=meta.get("ventricular_rate"),
+        device_rate=record.meta.get("ventricular_rate"),
     )
 
 
-def _same_id(patient: str, eid: str) -> bool | None:
-    """Whether a file's patient id names `eid`; None unless both are numbers (UK Biobank eids):
-    a hospital's id beside a study's file name says nothing either way."""
-    if patient.isdigit() and eid.isdigit():
-        return int(patient) == int(eid)
-    return None
+def identity_findings(
+    patient_ids: Mapping[str, str], cohort: Collection[str]
+) -> dict[str, tuple[str, str]]:
+    """Judge the patient ids ECG files name (`patient_ids`: eid filed under -> the file's own
+    id) against the eids of the whole `cohort`: eid -> ("error" | "warning", reason).
+
+    A file naming another subject of the cohort is an error (it may be that subject's ECG:
+    pairing it would attach it to the wrong CMR and phenotypes); two files naming each other's
+    eid are a swap, both errors. Any other id that differs from the eid (`0`, another
+    numbering) is a warning: a file's id alone is no evidence of a swap. Numbers compare as
+    numbers (`01038021` names eid 1038021); an empty id says nothing.
+    """
+    by_key = {_id_key(eid): eid for eid in cohort}
+    named = {eid: by_key.get(_id_key(pid)) for eid, pid in patient_ids.items()}
+    out: dict[str, tuple[str, str]] = {}
+    for eid, pid in patient_ids.items():
+        other = named[eid]
+        if not pid.strip() or other == eid:
+            continue
+        if other is None:
+            out[eid] = (
+                "warning",
+                f"the file names patient {pid.strip()!r}, not its eid {eid!r}: kept, since a "
+                "file's own id need not be the eid it is filed under",
+            )
+        elif named.get(other) == eid:
+            out[eid] = (
+                "error",
+                f"swapped with eid {other}'s file: this file names patient {pid.strip()!r} "
+                f"(eid {other}) and eid {other}'s names this eid; neither ECG is paired",
+            )
+        else:
+            out[eid] = (
+                "error",
+                f"the file names patient {pid.strip()!r}, the eid of another subject of this "
+                f"cohort: it may be eid {other}'s ECG, so it is not paired with eid {eid}'s CMR",
+            )
+    return out
+
+
+def _id_key(identifier: str) -> str:
+    """One spelling of an id: numbers without leading zeros, anything else as written."""
+    text = identifier.strip()
+    return str(int(text)) if text.isdigit() else text
 
 
 def _runs(mask: np.ndarray) -> np.ndarray:

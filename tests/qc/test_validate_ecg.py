@@ -164,3 +164,9 @@ def test_two_files_naming_each_other_are_a_swap():
     assert {eid: level for eid, (level, _) in found.items()} == {"1001": "error", "1002": "error"}
     assert found["1001"][1].startswith("swapped with eid 1002's file")
     assert found["1002"][1].startswith("swapped with eid 1001's file")
+
+
+@pytest.mark.parametrize("fs", [0, -500.0, np.nan])
+def test_an_array_at_an_impossible_rate_is_refused_in_one_line(real, fs):
+    with pytest.raises(InputError, match=r"^array: sampling rate must be a positive number"):
+        validate_ecg(real.signal, fs, "array")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
-from ptacl.io.records import EcgRecord
+from ptacl.io.records import EcgRecord, stated_rate
 from ptacl.schema import LEADS
 
 #: UCUM code -> millivolts per unit.
@@ -33,7 +33,8 @@ def read_dicom_ecg(path: Path) -> EcgRecord:
     groups = ds.get("WaveformSequence")
     if not groups:
         raise InputError(path, "DICOM file holds no WaveformSequence (not a waveform object)")
-    index = _rhythm_group(groups)
+    rates = [_group_rate(g, k, path) for k, g in enumerate(groups)]
+    index = _rhythm_group(groups, rates)
     group = groups[index]
     try:
         # (samples, channels), already scaled by sensitivity, correction factor and baseline.
@@ -48,9 +49,7 @@ def read_dicom_ecg(path: Path) -> EcgRecord:
             names.append(f"channel {k}")
         scale.append(_channel_to_mv(channel, path))
     data *= np.asarray(scale)[:, None]
-    fs = float(group.SamplingFrequency)
-    if not fs > 0:
-        raise InputError(path, f"SamplingFrequency {fs} is not positive")
+    fs = rates[index]
     signal, derived = arrange_leads(data, names, path)
     patient = str(ds.get("PatientID", "") or "").strip()
     meta = {"patient_id": patient} if patient else {}
@@ -68,13 +67,18 @@ def read_dicom_patient_id(path: Path) -> str:
     return str(ds.get("PatientID", "") or "").strip()
 
 
-def _rhythm_group(groups) -> int:
+def _group_rate(group, index: int, path: Path) -> float:
+    """A waveform group's SamplingFrequency, which every group must state (PS3.3 C.10.9)."""
+    return stated_rate(
+        group.get("SamplingFrequency"), path, f"waveform group {index}: SamplingFrequency"
+    )
+
+
+def _rhythm_group(groups, rates: list[float]) -> int:
     labels = [str(g.get("MultiplexGroupLabel", "")).strip().upper() for g in groups]
     if "RHYTHM" in labels:
         return labels.index("RHYTHM")
-    lengths = [
-        int(g.get("NumberOfWaveformSamples", 0)) / float(g.SamplingFrequency) for g in groups
-    ]
+    lengths = [int(g.get("NumberOfWaveformSamples", 0) or 0) / r for g, r in zip(groups, rates)]
     return int(np.argmax(lengths))
 
 

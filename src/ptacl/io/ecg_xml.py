@@ -134,6 +134,8 @@ def _number(parent: Element, tag: str, path: Path) -> float:
 def _samples(wave: Element, path: Path) -> np.ndarray:
     # Comma-separated integers, often wrapped with newlines and tabs.
     tokens = "".join((wave.text or "").split()).strip(",").split(",")
+    if tokens == [""]:
+        raise InputError(path, f"lead {wave.get('lead')}: <WaveformData> holds no samples")
     try:
         return np.array([int(t) for t in tokens], dtype=np.int32)
     except ValueError:

@@ -35,7 +35,7 @@ import numpy as np
 
 from ptacl.ecg.peaks import beat_similarity, detect_r_peaks
 from ptacl.io.errors import InputError
-from ptacl.io.records import EcgRecord
+from ptacl.io.records import EcgRecord, stated_rate
 from ptacl.schema import ECG_FS, LEADS
 
 #: Shortest usable recording: one 2,500-sample training crop at 500 Hz.
@@ -130,6 +130,7 @@ def check_ecg(
     `r_peaks` (indices at `fs`) skips the detection when they are already known.
     """
     signal = np.asarray(signal)
+    fs = stated_rate(fs, source)  # a rate of 0, NaN or a list: one line, not a ZeroDivisionError
     if signal.ndim != 2 or signal.shape[0] != len(LEADS):
         raise InputError(source, f"expected ({len(LEADS)}, samples), got shape {signal.shape}")
     bad = ~np.isfinite(signal)

@@ -1,10 +1,11 @@
-"""A file's own patient id in `prepare`: a warning when it differs from the eid, a refusal only
-on evidence in the cohort (a file naming another subject, two files naming each other)."""
+"""qc.csv's `warning` and `patient_id` columns in `prepare`. A file's own patient id: a warning
+when it differs from the eid, a refusal only on evidence in the cohort (a file naming another
+subject, two files naming each other). The lead checks' warnings land in the same column."""
 
 from __future__ import annotations
 
 import pandas as pd
-from raw_cohort import write_subject
+from raw_cohort import synthetic_ecg_uv, write_subject
 
 from ptacl.data.prepare import prepare_store
 
@@ -62,3 +63,17 @@ def test_a_file_naming_another_subject_is_refused_that_subject_kept(tmp_path):
     assert result.counts == {
         "paired": 1, "ecg_only": 0, "cmr_only": 1, "rejected": 0, "no_images": 0,
     }  # fmt: skip
+
+
+def test_an_inverted_ecg_is_kept_with_its_warning(tmp_path, monkeypatch):
+    import raw_cohort
+
+    write_subject(tmp_path, "1001")
+    # the same writer, every lead's sign flipped (a polarity slip in an export)
+    monkeypatch.setattr(raw_cohort, "synthetic_ecg_uv", lambda seed: -synthetic_ecg_uv(seed))
+    raw_cohort.write_subject(tmp_path, "1002")
+    result = _prepare(tmp_path)
+    rows = _ecg_rows(result)
+    assert result.counts["paired"] == 2 and (rows["reason"] == "").all()
+    assert rows.loc["1001", "warning"] == ""
+    assert "every lead inverted?" in rows.loc["1002", "warning"]

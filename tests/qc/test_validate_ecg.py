@@ -170,3 +170,14 @@ def test_two_files_naming_each_other_are_a_swap():
 def test_an_array_at_an_impossible_rate_is_refused_in_one_line(real, fs):
     with pytest.raises(InputError, match=r"^array: sampling rate must be a positive number"):
         validate_ecg(real.signal, fs, "array")
+
+
+def test_an_array_of_the_wrong_shape(real):
+    with pytest.raises(InputError, match=r"^array: expected \(12, samples\), got shape \(11, "):
+        validate_ecg(real.signal[:11], real.fs, "array")
+
+
+def test_beats_no_heart_makes_at_the_stated_rate(real):
+    # 1,000 Hz data stated as 250 Hz: its ~60 bpm read as ~15 bpm, below 20 bpm
+    with pytest.raises(InputError, match=r"^rec: beats at 1\d bpm at the stated 250 Hz, outside"):
+        validate_ecg(real.signal, 250, "rec")

@@ -77,3 +77,15 @@ def test_an_inverted_ecg_is_kept_with_its_warning(tmp_path, monkeypatch):
     assert result.counts["paired"] == 2 and (rows["reason"] == "").all()
     assert rows.loc["1001", "warning"] == ""
     assert "every lead inverted?" in rows.loc["1002", "warning"]
+
+
+def test_a_file_naming_a_subject_known_only_by_its_phenotypes_is_refused(tmp_path):
+    from raw_cohort import write_phenotypes
+
+    write_subject(tmp_path, "1001", pid="1009")
+    write_subject(tmp_path, "1002")
+    table = write_phenotypes(tmp_path / "phenotypes.csv", ["1001", "1002", "1009"])
+    result = prepare_store(
+        tmp_path / "ecg", tmp_path / "cmr", table, tmp_path / "store", progress=False
+    )
+    assert "may be eid 1009's ECG" in _ecg_rows(result).loc["1001", "reason"]

@@ -558,7 +558,9 @@ def _prepare(
             )
     seen = set(ecg_found.chosen) | set(cmr_found.chosen) | ecg_found.rejected | cmr_found.rejected
     qc: list[QcRow] = []  # status added last
-    patient_ids, warned = _judge_identities(ecg_found, seen, qc)
+    # the cohort: every subject with a file or a phenotype row (an ECG naming a subject known
+    # only by its phenotypes would otherwise be given this subject's)
+    patient_ids, warned = _judge_identities(ecg_found, seen | set(table.index), qc)
     jobs = [
         (eid, ecg_found.chosen.get(eid), cmr_found.chosen.get(eid))
         for eid in sorted(seen, key=_eid_key)

@@ -232,7 +232,8 @@ class Predictor:
         units), and with `embeddings` the columns emb_0 .. emb_{D-1}.
 
         status is 'ok', 'warning: <reasons>' (beyond the training range, unlike the training
-        ECGs) or 'error: <reason>' (unreadable or refused file, NaN or impossible values);
+        ECGs, a doubt of the input checks such as an inverted recording) or 'error: <reason>'
+        (unreadable or refused file, NaN or impossible values);
         ood_score is empty for a bundle without an OOD reference.
 
         Items may also be (12, S) arrays (all at `fs`): their file is "<array i>", their eid i.

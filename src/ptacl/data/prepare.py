@@ -77,6 +77,8 @@ STATUSES = ("paired", "ecg_only", "cmr_only", "rejected", "no_images")
 QC_COLUMNS = ("eid", "status", "modality", "file", "reason", "warning", "patient_id")
 #: qc.csv status of a file that names no subject of the store (e.g. another visit's only file).
 IGNORED = "ignored"
+#: A qc.csv row before its status: (eid, modality, file, reason[, warning[, patient_id]]).
+QcRow = tuple[str, ...]
 
 
 @dataclass
@@ -421,9 +423,6 @@ _STATUS = {
     (False, True): "cmr_only",
     (False, False): "rejected",
 }
-
-
-QcRow = tuple[str, ...]  # (eid, modality, file, reason[, warning[, patient_id]])
 
 
 def _qc_table(qc: list[QcRow], status: dict[str, str]) -> pd.DataFrame:

@@ -122,6 +122,14 @@ def test_dicom_refusals(dicom_path, tmp_path):
     with pytest.raises(InputError, match=rf"^{path}: channel units 'mm\[Hg\]' are not a voltage"):
         read_ecg(path)
 
+    def no_code(ds):
+        channel = ds.WaveformSequence[0].ChannelDefinitionSequence[3]
+        del channel.ChannelSensitivityUnitsSequence[0].CodeValue
+
+    path = _dicom(dicom_path, tmp_path, no_code)
+    with pytest.raises(InputError, match=rf"^{path}: channel units '' are not a voltage"):
+        read_ecg(path)
+
 
 def test_wfdb_channel_that_is_not_a_voltage(tmp_path, strip_counts):
     import wfdb

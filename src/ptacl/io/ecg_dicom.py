@@ -87,7 +87,7 @@ def _channel_to_mv(channel, path: Path) -> float:
     if not units:
         # No units: DICOM PS3.3 defaults ECG channels to microvolts in practice.
         return 1e-3
-    code = str(units[0].CodeValue).strip().lower()
-    if code not in _TO_MV:
-        raise InputError(path, f"channel units {units[0].CodeValue!r} are not a voltage")
-    return _TO_MV[code]
+    code = str(units[0].get("CodeValue", "")).strip()
+    if code.lower() not in _TO_MV:
+        raise InputError(path, f"channel units {code!r} are not a voltage")
+    return _TO_MV[code.lower()]

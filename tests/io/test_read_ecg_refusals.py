@@ -49,9 +49,11 @@ def _shorten_v6(text: bytes) -> bytes:
          r"<StripData><SampleRate> missing or not a number: 'fast'"),
         (_strip_edit(b'<Resolution units="uVperLsb">5', b'<Resolution units="uVperLsb">0'),
          r"<StripData><Resolution> must be positive, got 0.0"),
+        (_strip_edit(b'<WaveformData lead="V2">\n\t\t\t', b'<WaveformData lead="V2">' + b"9" * 20 + b","),
+         r"lead V2: sample '99999999999999999999' exceeds a 32-bit integer"),
     ],
     ids=["root", "resolution-units", "no-lead-name", "no-leads", "lengths", "sample-count",
-         "rate-nan", "resolution-0"],
+         "rate-nan", "resolution-0", "huge-sample"],
 )  # fmt: skip
 def test_cardiosoft_xml_refusals(write_xml, strip_counts, tmp_path, damage, reason):
     path = tmp_path / "damaged.xml"

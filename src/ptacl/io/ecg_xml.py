@@ -138,6 +138,11 @@ def _samples(wave: Element, path: Path) -> np.ndarray:
         raise InputError(path, f"lead {wave.get('lead')}: <WaveformData> holds no samples")
     try:
         return np.array([int(t) for t in tokens], dtype=np.int32)
+    except OverflowError:
+        big = max(tokens, key=lambda t: abs(int(t)))
+        raise InputError(
+            path, f"lead {wave.get('lead')}: sample {big[:24]!r} exceeds a 32-bit integer"
+        ) from None
     except ValueError:
         bad = next(t for t in tokens if not t.lstrip("+-").isdigit())
         raise InputError(

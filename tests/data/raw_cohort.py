@@ -36,8 +36,9 @@ def synthetic_ecg_uv(seed: int, seconds: float = 10.0, fs: int = 500) -> np.ndar
     return np.stack(limb + chest) + rng.normal(0, 8, (12, len(t)))
 
 
-def cardiosoft_xml(strip_uv: np.ndarray, resolution: float = 5.0) -> bytes:
-    """A CardioSoft XML with a median beat and the 10-s strip, as FORMATS.md describes."""
+def cardiosoft_xml(strip_uv: np.ndarray, resolution: float = 5.0, pid: str | None = None) -> bytes:
+    """A CardioSoft XML with a median beat and the 10-s strip, as FORMATS.md describes, and
+    `PatientInfo/PID` when `pid` is given."""
 
     def block(counts, indent):
         out = []
@@ -54,7 +55,7 @@ def cardiosoft_xml(strip_uv: np.ndarray, resolution: float = 5.0) -> bytes:
     text = f"""<?xml version="1.0" encoding="ISO-8859-1"?>
 <CardiologyXML>
 \t<ObservationType>RestECG</ObservationType>
-\t<PatientInfo><Name>Zoë Ångström</Name></PatientInfo>
+\t<PatientInfo>{"" if pid is None else f"<PID>{pid}</PID>"}<Name>Zoë Ångström</Name></PatientInfo>
 \t<RestingECGMeasurements>
 \t\t<MedianSamples>
 \t\t\t<NumberOfLeads>12</NumberOfLeads>
@@ -115,13 +116,14 @@ def write_subject(
     cmr: bool = True,
     seg: bool = True,
     name: str | None = None,
+    pid: str | None = None,
 ) -> None:
-    """One subject's files under root/ecg and root/cmr."""
+    """One subject's files under root/ecg and root/cmr; `pid`: the ECG's own patient id."""
     seed = int(eid) if eid.isdigit() else 0
     if ecg:
         path = root / "ecg" / (name or f"{eid}_20205_2_0.xml")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(cardiosoft_xml(synthetic_ecg_uv(seed)))
+        path.write_bytes(cardiosoft_xml(synthetic_ecg_uv(seed), pid=pid))
     if cmr:
         vol, lab = synthetic_cine(seed)
         write_nifti(root / "cmr" / eid / "sa.nii.gz", vol)

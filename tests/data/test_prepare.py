@@ -101,7 +101,15 @@ def test_round_trip_files_to_dataset_give_the_same_values(cohort):
 
 def test_qc_lists_every_subject_and_phenotype_rows_without_images(cohort):
     qc = _qc(_prepare(cohort))
-    assert list(qc.columns) == ["eid", "status", "modality", "file", "reason"]
+    assert list(qc.columns) == [
+        "eid",
+        "status",
+        "modality",
+        "file",
+        "reason",
+        "warning",
+        "patient_id",
+    ]
     assert set(qc["eid"]) == {"1001", "1002", "1003", "1004", "1005", "1009"}
     row = qc[qc["eid"] == "1009"].iloc[0]
     assert (row["status"], row["modality"]) == ("no_images", "phenotypes")

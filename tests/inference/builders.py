@@ -36,8 +36,11 @@ def beats_ecg(heart_rate: float, amplitude: float, seconds: float = 10.0, fs: fl
     return (amplitude * _GAINS[:, None] * beat[None, :] + noise).astype(np.float32)
 
 
-def write_cardiosoft_xml(path: Path, signal_mv: np.ndarray, fs: float = ECG_FS) -> Path:
-    """A minimal UK Biobank CardioSoft XML holding `signal_mv` as its rhythm strip (5 µV/LSB)."""
+def write_cardiosoft_xml(
+    path: Path, signal_mv: np.ndarray, fs: float = ECG_FS, pid: str | None = None
+) -> Path:
+    """A minimal UK Biobank CardioSoft XML holding `signal_mv` as its rhythm strip (5 µV/LSB),
+    and `PatientInfo/PID` when `pid` is given."""
     counts = np.rint(signal_mv / 0.005).astype(int)
     waves = "\n".join(
         f'<WaveformData lead="{lead}">\n\t\t{",".join(map(str, row))}\n</WaveformData>'
@@ -45,7 +48,9 @@ def write_cardiosoft_xml(path: Path, signal_mv: np.ndarray, fs: float = ECG_FS) 
     )
     path.write_text(
         '<?xml version="1.0" encoding="ISO-8859-1"?>\n<CardiologyXML>\n'
-        "<ObservationType>RestECG</ObservationType>\n<StripData>\n"
+        "<ObservationType>RestECG</ObservationType>\n"
+        + ("" if pid is None else f"<PatientInfo><PID>{pid}</PID></PatientInfo>\n")
+        + "<StripData>\n"
         f"<NumberOfLeads>12</NumberOfLeads>\n"
         f'<SampleRate units="Hz">{fs:g}</SampleRate>\n'
         f"<ChannelSampleCountTotal>{counts.shape[1]}</ChannelSampleCountTotal>\n"

@@ -11,6 +11,7 @@ from builders import beats_ecg, synth_subject, synth_xmls, write_cardiosoft_xml
 
 import ptacl
 from ptacl.inference import Predictor, eid_from_path
+from ptacl.inference.predictor import ImplausiblePrediction
 from ptacl.io import InputError
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.schema import ECG_FS
@@ -170,3 +171,34 @@ def test_list_of_arrays_gets_one_row_each(predictor: Predictor) -> None:
     np.testing.assert_allclose(
         table.loc[0, list(PHENOTYPES)].to_numpy(float), list(expected.values())
     )
+
+
+def test_files_naming_patient_0_predict_ok(predictor: Predictor, tmp_path: Path) -> None:
+    # predict pairs nothing: a file's own id (the placeholder 0 here) is not judged at all
+    paths = [
+        write_cardiosoft_xml(
+            tmp_path / f"41{k:05d}_20205_2_0.xml", synth_subject(11, k)[0], pid="0"
+        )
+        for k in range(3)
+    ]
+    table = predictor.predict(paths)
+    assert (table["status"] == "ok").all(), table["status"].tolist()
+
+
+def test_lead_checks_reach_the_status(predictor: Predictor, tmp_path: Path) -> None:
+    # the same checks as prepare: an inverted recording is predicted with a warning, a
+    # recording whose V5 copies V6 is refused
+    signal = synth_subject(11, 0)[0]
+    copied = signal.copy()
+    copied[10] = signal[11]
+    paths = [
+        write_cardiosoft_xml(tmp_path / "1000001_20205_2_0.xml", signal),
+        write_cardiosoft_xml(tmp_path / "1000002_20205_2_0.xml", -signal),
+        write_cardiosoft_xml(tmp_path / "1000003_20205_2_0.xml", copied),
+    ]
+    status = predictor.predict(paths)["status"].tolist()
+    assert status[0] == "ok"
+    assert status[1].startswith("warning: ") and "every lead inverted?" in status[1]
+    assert status[2].startswith("error: ") and "leads copied: V6 = V5" in status[2]
+    with pytest.warns(ImplausiblePrediction, match="every lead inverted"):
+        predictor.predict(paths[1])

@@ -223,3 +223,121 @@ def test_input_error_survives_pickling():
     err = pickle.loads(pickle.dumps(InputError("a/b.xml", "file not found")))
     assert isinstance(err, ValueError) and str(err) == "a/b.xml: file not found"
     assert err.reason == "file not found" and str(err.source) == "a/b.xml"
+
+
+def test_read_patient_id_reads_the_header_only(write_xml, strip_counts, dicom_path, tmp_path):
+    from ptacl.io.ecg import read_patient_id
+
+    path = write_xml(strip_counts)
+    text = path.read_bytes().replace(b"<PatientInfo>", b"<PatientInfo><PID> 0042 </PID>", 1)
+    path.write_bytes(text)
+    assert read_patient_id(path) == "0042"
+    # a strip too damaged to read still gives the id: parsing stops at <StripData>
+    path.write_bytes(text[: text.index(b"<StripData>") + 40])
+    assert read_patient_id(path) == "0042"
+    assert read_patient_id(dicom_path) == "642341"  # pydicom's recording: its PatientID
+    np.save(tmp_path / "a.npy", strip_counts)
+    assert read_patient_id(tmp_path / "a.npy") == ""  # arrays name nobody
+    (tmp_path / "bomb.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aa">]><CardiologyXML/>'
+    )
+    assert read_patient_id(tmp_path / "bomb.xml") == ""  # refused by defusedxml, not expanded
+
+
+# -- odd rates and arrays: one line naming the file and the reason, never a library's own text --
+
+
+@pytest.mark.parametrize(
+    ("fs", "reason"),
+    [
+        ([500, 500], r"the stored 'fs' must be one number, got 2 values \[500, 500\]"),
+        ("fast", r"the stored 'fs' 'fast' is not a number"),
+        (0, r"the stored 'fs' must be a positive number of Hz, got 0"),
+        (-500, r"the stored 'fs' must be a positive number of Hz, got -500"),
+        (np.nan, r"the stored 'fs' must be a positive number of Hz, got nan"),
+        (np.inf, r"the stored 'fs' must be a positive number of Hz, got inf"),
+    ],
+)
+def test_npz_with_an_odd_fs(tmp_path, strip_counts, fs, reason):
+    path = tmp_path / "a.npz"
+    np.savez(path, signal=strip_counts * 5e-3, fs=fs)
+    with pytest.raises(InputError, match=rf"^{path}: {reason}$"):
+        read_ecg(path)
+
+
+@pytest.mark.parametrize("fs", [0, -1.0, np.nan, [500, 500]])
+def test_npy_with_an_odd_fs_given(tmp_path, strip_counts, fs):
+    path = tmp_path / "a.npy"
+    np.save(path, strip_counts * 5e-3)
+    with pytest.raises(InputError, match=rf"^{path}: the fs given must be"):
+        read_ecg(path, fs=fs)
+
+
+def test_arrays_that_are_not_a_real_recording(tmp_path, strip_counts):
+    path = tmp_path / "a.npy"
+    np.save(path, strip_counts * (5e-3 + 1e-3j))
+    with pytest.raises(InputError, match=rf"^{path}: expected a real-valued \(leads, samples\)"):
+        read_ecg(path, fs=500)
+    path = tmp_path / "b.npz"
+    np.savez(path, signal=strip_counts * 5e-3, leads=np.array("I"))  # a 0-d lead list
+    with pytest.raises(InputError, match=rf"^{path}: 1 lead names for signal of shape"):
+        read_ecg(path, fs=500)
+    path = tmp_path / "C.NPZ"  # an upper-case suffix is still an npz archive
+    np.savez(path.with_suffix(".npz"), signal=strip_counts * 5e-3, fs=500)
+    path.with_suffix(".npz").rename(path)
+    assert read_ecg(path).signal.shape == (12, 5000)
+
+
+def _dicom_with(dicom_path, tmp_path, **group):
+    """pydicom's recording with its waveform groups unlabelled (so the longest is chosen) and
+    group 0's attributes set (None deletes)."""
+    import pydicom
+
+    ds = pydicom.dcmread(dicom_path)
+    for item in ds.WaveformSequence:
+        del item.MultiplexGroupLabel
+    for name, value in group.items():
+        if value is None:
+            delattr(ds.WaveformSequence[0], name)
+        else:
+            setattr(ds.WaveformSequence[0], name, value)
+    path = tmp_path / "ecg.dcm"
+    ds.save_as(path)
+    return path
+
+
+def test_dicom_with_a_sampling_frequency_of_0_or_none(dicom_path, tmp_path):
+    path = _dicom_with(dicom_path, tmp_path, SamplingFrequency=0)
+    with pytest.raises(
+        InputError,
+        match=rf"^{path}: waveform group 0: SamplingFrequency must be a positive number of Hz",
+    ):
+        read_ecg(path)
+    path = _dicom_with(dicom_path, tmp_path, SamplingFrequency=None)
+    with pytest.raises(InputError, match=rf"^{path}: waveform group 0: SamplingFrequency missing$"):
+        read_ecg(path)
+    assert read_ecg(_dicom_with(dicom_path, tmp_path)).fs == 1000  # unlabelled: the longest
+
+
+def test_wfdb_with_a_sampling_frequency_of_0(tmp_path, strip_counts):
+    import wfdb
+
+    wfdb.wrsamp("rec", fs=500, units=["mV"] * 12, sig_name=list(LEADS),
+                p_signal=(strip_counts * 5e-3).T, fmt=["16"] * 12, write_dir=str(tmp_path))  # fmt: skip
+    header = tmp_path / "rec.hea"
+    first, rest = header.read_text().split("\n", 1)
+    fields = first.split()
+    fields[2] = "0"  # record line: name, signals, sampling frequency, samples
+    header.write_text(" ".join(fields) + "\n" + rest)
+    with pytest.raises(InputError, match=rf"^{header}: .*sampling frequency must be a positive"):
+        read_ecg(header)
+
+
+def test_xml_with_an_empty_lead(write_xml, strip_counts, tmp_path):
+    text = write_xml(strip_counts).read_text(encoding="iso-8859-1")
+    start = text.index('<WaveformData lead="V4">', text.index("<StripData>"))
+    end = text.index("</WaveformData>", start)
+    path = tmp_path / "empty.xml"
+    path.write_text(text[:start] + '<WaveformData lead="V4">' + text[end:], encoding="iso-8859-1")
+    with pytest.raises(InputError, match=rf"^{path}: lead V4: <WaveformData> holds no samples$"):
+        read_ecg(path)

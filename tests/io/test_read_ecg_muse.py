@@ -112,3 +112,11 @@ def test_a_file_beyond_the_size_cap_is_refused_unread(tmp_path, real_uv, monkeyp
     monkeypatch.setattr(muse, "parse", lambda *a: pytest.fail("parsed a file over the cap"))
     with pytest.raises(InputError, match="too large"):
         read_ecg(path)
+
+
+def test_the_patient_id_is_read_from_the_header(tmp_path, real_uv):
+    from ptacl.io.ecg import read_patient_id
+
+    path = tmp_path / "a.xml"
+    path.write_bytes(muse_xml(_stored(real_uv[:, ::2]), patient_id="MRN0042"))
+    assert read_patient_id(path) == "MRN0042"

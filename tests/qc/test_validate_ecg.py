@@ -67,7 +67,7 @@ def test_real_shaped_files_pass_every_rule(real, synth_xml):
     record = read_ecg(synth_xml)
     eid = synth_xml.name.split("_")[0]
     assert record.meta["patient_id"] == eid and record.meta["ventricular_rate"] > 0
-    assert len(validate_record(record, eid)) >= 5
+    assert len(validate_record(record)) >= 5
 
 
 def test_a_lead_stuck_at_the_adc_limit(real):
@@ -131,10 +131,53 @@ def test_sample_rate_units_are_honoured(synth_xml, tmp_path):
         read_ecg(path)
 
 
-def test_a_file_for_another_patient_is_refused(synth_xml):
-    from ptacl.qc import validate_record
+# -- identity: judged over a cohort, refused only on evidence --------------------------------
 
-    record = read_ecg(synth_xml)
-    with pytest.raises(InputError, match=r"names patient '\d+' but is filed under eid '999'"):
-        validate_record(record, "999")
-    validate_record(record, "patient-7")  # a non-numeric name cannot be compared: no verdict
+
+def test_a_file_id_unlike_its_eid_is_only_a_warning():
+    from ptacl.qc import identity_findings
+
+    cohort = ["4100000", "4100001", "4100002"]
+    ids = {"4100000": "0", "4100001": "MRN-77", "4100002": "04100002"}  # the last: same number
+    found = identity_findings(ids, cohort)
+    assert set(found) == {"4100000", "4100001"}
+    level, reason = found["4100000"]
+    assert level == "warning" and reason.startswith("the file names patient '0', not its eid")
+    assert found["4100001"][0] == "warning"
+    assert identity_findings({"4100000": ""}, cohort) == {}  # an empty id claims nothing
+
+
+def test_a_file_naming_another_subject_of_the_cohort_is_refused():
+    from ptacl.qc import identity_findings
+
+    cohort = ["1001", "1002", "1003"]
+    found = identity_findings({"1001": "1003", "1003": "1003"}, cohort)
+    assert list(found) == ["1001"]
+    level, reason = found["1001"]
+    assert level == "error" and "may be eid 1003's ECG" in reason
+
+
+def test_two_files_naming_each_other_are_a_swap():
+    from ptacl.qc import identity_findings
+
+    found = identity_findings({"1001": "1002", "1002": "1001"}, ["1001", "1002"])
+    assert {eid: level for eid, (level, _) in found.items()} == {"1001": "error", "1002": "error"}
+    assert found["1001"][1].startswith("swapped with eid 1002's file")
+    assert found["1002"][1].startswith("swapped with eid 1001's file")
+
+
+@pytest.mark.parametrize("fs", [0, -500.0, np.nan])
+def test_an_array_at_an_impossible_rate_is_refused_in_one_line(real, fs):
+    with pytest.raises(InputError, match=r"^array: sampling rate must be a positive number"):
+        validate_ecg(real.signal, fs, "array")
+
+
+def test_an_array_of_the_wrong_shape(real):
+    with pytest.raises(InputError, match=r"^array: expected \(12, samples\), got shape \(11, "):
+        validate_ecg(real.signal[:11], real.fs, "array")
+
+
+def test_beats_no_heart_makes_at_the_stated_rate(real):
+    # 1,000 Hz data stated as 250 Hz: its ~60 bpm read as ~15 bpm, below 20 bpm
+    with pytest.raises(InputError, match=r"^rec: beats at 1\d bpm at the stated 250 Hz, outside"):
+        validate_ecg(real.signal, 250, "rec")

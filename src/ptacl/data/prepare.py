@@ -17,8 +17,13 @@ ECGs) or visit, or a file of no known layout. Two files that claim the same eid 
 modality (other than UK Biobank arrays) are ambiguous: that modality of the subject is
 rejected, naming both files.
 
-Per subject, in worker processes: read, validate (`ptacl.qc.validate_record`: the ECG's
-plausibility, its patient id against the eid, and the R peaks, detected once), preprocess
+Identity, before any signal is read: each ECG file's own patient id (`read_patient_id`, header
+only) is judged against the whole cohort (`ptacl.qc.identity_findings`): an id naming another
+subject of the cohort (or two files naming each other's eid) refuses the ECG; any other id that
+differs from the eid (e.g. `0`) keeps it, with a warning; qc.csv lists every file's id.
+
+Per subject, in worker processes: read, validate (`ptacl.qc.check_record`: the ECG's
+plausibility, with warnings that do not refuse, and the R peaks, detected once), preprocess
 (ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
 failure rejects that modality only. Rows are written as they arrive straight into the store's
 memory-mapped arrays (`store_writer`), so memory stays bounded for any cohort size and the
@@ -32,8 +37,9 @@ contradicting its ventricle's other volumes becomes NaN, with a qc.csv row (moda
 
 qc.csv has one row per file seen (and one per phenotype row without images or with values set
 to NaN): eid, the subject's status (paired / ecg_only / cmr_only / rejected / no_images, or
-"ignored" for a file that names no subject of the store), modality, file, and the reason the
-file (or value) was not used (empty when it was).
+"ignored" for a file that names no subject of the store), modality, file, the reason the
+file (or value) was not used (empty when it was), a warning about a file kept (empty when
+none) and the patient id an ECG file names itself (empty when it names none).
 
 The manifest records the cohort's `origin` (`cohort_origin`: synthetic, UK Biobank or unknown)
 and the evidence for it: every bundle's model card repeats it.
@@ -62,6 +68,7 @@ from ptacl.cmr import preprocess_cmr
 from ptacl.data.store import ROW_BYTES, store_writer
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes
+from ptacl.io.ecg import read_patient_id
 from ptacl.io.ecg_hdf5 import SUFFIXES as HDF5_SUFFIXES
 from ptacl.io.ecg_hdf5 import hdf5_records, read_id_table
 from ptacl.io.names import (
@@ -74,15 +81,17 @@ from ptacl.io.names import (
 )
 from ptacl.io.phenotypes import load_mapping
 from ptacl.phenotypes import PHENOTYPES
-from ptacl.qc import check_labels, validate_record
+from ptacl.qc import check_labels, check_record, identity_findings
 from ptacl.schema import CMR_FRAMES, CMR_SIZE, ECG_FS, ECG_SAMPLES, LEADS
 
 ECG_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz", *HDF5_SUFFIXES)
 CMR_SUFFIXES = (".nii.gz", ".nii", ".npy")
 STATUSES = ("paired", "ecg_only", "cmr_only", "rejected", "no_images")
-QC_COLUMNS = ("eid", "status", "modality", "file", "reason")
+QC_COLUMNS = ("eid", "status", "modality", "file", "reason", "warning", "patient_id")
 #: qc.csv status of a file that names no subject of the store (e.g. another visit's only file).
 IGNORED = "ignored"
+#: A qc.csv row before its status: (eid, modality, file, reason[, warning[, patient_id]]).
+QcRow = tuple[str, ...]
 
 
 @dataclass
@@ -328,6 +337,7 @@ class SubjectResult:
     cmr: np.ndarray | None = None  # (50, 84, 84) uint8
     ecg_error: tuple[str, str] | None = None
     cmr_error: tuple[str, str] | None = None
+    ecg_warnings: tuple[str, ...] = ()
 
 
 def _error(err: Exception, path: Path) -> tuple[str, str]:
@@ -337,18 +347,19 @@ def _error(err: Exception, path: Path) -> tuple[str, str]:
     return str(path), f"{type(err).__name__}: {err}"
 
 
-def process_ecg(path: Path, eid: str | None = None) -> tuple[np.ndarray, int, np.ndarray]:
-    """One ECG file -> ((12, 5000) float16 zero-padded, valid length, R peaks at 500 Hz).
-    `eid`: the subject it is filed under, checked against the file's own patient id."""
+def process_ecg(path: Path) -> tuple[np.ndarray, int, np.ndarray, tuple[str, ...]]:
+    """One ECG file -> ((12, 5000) float16 zero-padded, valid length, R peaks at 500 Hz, the
+    checks' warnings)."""
     record = read_ecg(path)
-    peaks = validate_record(record, eid)  # at the file's rate
+    check = check_record(record)
+    peaks = check.peaks  # at the file's rate
     signal = preprocess_ecg(record.signal, record.fs, max_samples=ECG_SAMPLES)  # (12, S500)
     length = signal.shape[-1]
     peaks = np.rint(np.asarray(peaks) * (ECG_FS / record.fs)).astype(np.int64)
     peaks = np.unique(peaks[(peaks >= 0) & (peaks < length)])
     ecg = np.zeros((len(LEADS), ECG_SAMPLES), dtype=np.float16)
     ecg[:, :length] = signal
-    return ecg, length, peaks
+    return ecg, length, peaks, check.warnings
 
 
 def process_cmr(path: Path) -> np.ndarray:
@@ -362,7 +373,9 @@ def process_subject(eid: str, ecg_path: Path | None, cmr_path: Path | None) -> S
     out: dict = {"eid": eid}
     if ecg_path is not None:
         try:
-            out["ecg"], out["ecg_length"], out["r_peaks"] = process_ecg(ecg_path, eid)
+            out["ecg"], out["ecg_length"], out["r_peaks"], out["ecg_warnings"] = process_ecg(
+                ecg_path
+            )
         except Exception as err:
             out["ecg_error"] = _error(err, ecg_path)
     if cmr_path is not None:
@@ -430,6 +443,23 @@ def _phenotype_coverage(
     return [f"{csv}: only {message} (the others get NaN phenotypes)"]
 
 
+def _judge_identities(
+    ecg_found: Candidates, cohort: set[str], qc: list[QcRow]
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Read each chosen ECG file's own patient id and judge them all together
+    (`identity_findings`): a refused file leaves `ecg_found.chosen` with its qc row (reason,
+    id) appended to `qc`. Returns eid -> the id its file names, and eid -> warnings."""
+    patient_ids = {eid: read_patient_id(path) for eid, path in ecg_found.chosen.items()}
+    warned: dict[str, list[str]] = {}
+    for eid, (level, reason) in identity_findings(patient_ids, cohort).items():
+        if level == "warning":
+            warned.setdefault(eid, []).append(reason)
+            continue
+        path = ecg_found.chosen.pop(eid)
+        qc.append((eid, "ecg", str(path), reason, "", patient_ids[eid]))
+    return patient_ids, warned
+
+
 def _eid_key(eid: str) -> tuple[int, str]:
     """Numeric eids in numeric order (shorter first), any other names after, by text."""
     return (len(eid), eid) if eid.isdigit() else (1 << 30, eid)
@@ -468,9 +498,11 @@ _STATUS = {
 }
 
 
-def _qc_table(qc: list[tuple[str, str, str, str]], status: dict[str, str]) -> pd.DataFrame:
-    """(eid, modality, file, reason) rows -> qc.csv's table, subjects in eid order."""
-    table = pd.DataFrame(qc, columns=["eid", "modality", "file", "reason"])
+def _qc_table(qc: list[QcRow], status: dict[str, str]) -> pd.DataFrame:
+    """(eid, modality, file, reason[, warning[, patient_id]]) rows -> qc.csv's table, subjects
+    in eid order."""
+    columns = ["eid", "modality", "file", "reason", "warning", "patient_id"]
+    table = pd.DataFrame([row + ("",) * (len(columns) - len(row)) for row in qc], columns=columns)
     # a file that names no subject (another visit's only file, a readme) has no subject status
     table["status"] = table["eid"].map(status).fillna(IGNORED)
     rank = {eid: k for k, eid in enumerate(sorted(status, key=_eid_key))}
@@ -608,12 +640,15 @@ def _prepare(
             subjects = set(ecg_found.chosen) & set(cmr_found.chosen)
         what = "paired subjects" if ecg_dir is not None and cmr_dir is not None else "subjects"
         notes += _phenotype_coverage(sorted(subjects, key=_eid_key), what, table, Path(phenotypes))
+    qc: list[QcRow] = []  # status added last
+    # the cohort: every subject with a file or a phenotype row (an ECG naming a subject known
+    # only by its phenotypes would otherwise be given this subject's)
+    patient_ids, warned = _judge_identities(ecg_found, seen | set(table.index), qc)
     jobs = [
         (eid, ecg_found.chosen.get(eid), cmr_found.chosen.get(eid))
         for eid in sorted(seen, key=_eid_key)
     ]
 
-    qc: list[tuple[str, str, str, str]] = []  # (eid, modality, file, reason); status added last
     qc += [(e, "ecg", str(p), r) for e, p, r in ecg_found.unused]
     qc += [(e, "cmr", str(p), r) for e, p, r in cmr_found.unused]
     qc += [(e, "ecg", str(p), f"ignored: {r}") for e, p, r in ecg_found.ignored]
@@ -632,14 +667,13 @@ def _prepare(
     ):
         for (eid, ecg_path, cmr_path), result in zip(jobs, _in_order(jobs, workers)):
             bar.update()
-            for modality, path, error in (
-                ("ecg", ecg_path, result.ecg_error),
-                ("cmr", cmr_path, result.cmr_error),
-            ):
-                if error is not None:
-                    qc.append((eid, modality, *error))
-                elif path is not None:
-                    qc.append((eid, modality, str(path), ""))
+            ecg_notes = "; ".join([*warned.get(eid, ()), *result.ecg_warnings])
+            pid = patient_ids.get(eid, "")
+            if ecg_path is not None:
+                file, reason = result.ecg_error or (str(ecg_path), "")
+                qc.append((eid, "ecg", file, reason, ecg_notes, pid))
+            if cmr_path is not None:
+                qc.append((eid, "cmr", *(result.cmr_error or (str(cmr_path), ""))))
             ok_ecg, ok_cmr = result.ecg is not None, result.cmr is not None
             status[eid] = _STATUS[(ok_ecg, ok_cmr)]
             if ok_ecg or ok_cmr:
@@ -655,6 +689,13 @@ def _prepare(
             status[eid] = "no_images"
             qc.append((eid, "phenotypes", str(phenotypes), "phenotype row with no ECG or CMR file"))
         qc_table = _qc_table(qc, status)
+        kept_warned = qc_table[(qc_table["reason"] == "") & (qc_table["warning"] != "")]
+        if len(kept_warned):
+            first = kept_warned.iloc[0]
+            notes.append(
+                f"{len(kept_warned)} file(s) kept with a warning (the 'warning' column of "
+                f"qc.csv), e.g. {first['file']}: {first['warning']}"
+            )
         counts = {s: sum(v == s for v in status.values()) for s in STATUSES}
         refused = qc_table[
             qc_table["modality"].isin(["ecg", "cmr"])

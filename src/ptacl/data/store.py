@@ -9,7 +9,7 @@ Layout of a store folder (all arrays row-aligned with `subjects.csv`, row i = su
     cmr.npy          uint8   (N, 50, 84, 84) min-max normalised cine x 255; zeros if no CMR
     r_peaks.npy      int32   (N, P)          R-peak sample indices into ecg.npy, padded with -1
     phenotypes.npy   float32 (N, 10)         PHENOTYPES columns; NaN where unknown
-    qc.csv           every subject seen: eid, status, modality, file, reason
+    qc.csv           every subject seen: eid, status, modality, file, reason, warning, patient_id
 
 Arrays are opened memory-mapped, so a store larger than memory trains fine and DataLoader
 workers share pages instead of copying. A store is written whole by `write_store` (arrays in

@@ -7,12 +7,14 @@
     predictor.predict("exams_part0.hdf5")             # DataFrame, one row per record
 
 Every input goes through the code that built the training store (`ptacl.io.read_ecg`, the
-store's checks `ptacl.qc.validate_ecg`, `ptacl.ecg.preprocess_ecg` with the bundle's DWT
+store's checks `ptacl.qc.check_ecg`, `ptacl.ecg.preprocess_ecg` with the bundle's DWT
 settings), then through the crops of `ptacl.inference.crops`; outputs are averaged over crops.
 
 Every output is checked (`ptacl.inference.plausibility`): NaN or physiologically impossible
 values are errors; values beyond the training range and ECGs unlike the training ECGs are
-warnings. A table row carries the verdict in `status`; a single `predict` warns
+warnings, and so are the input checks' own warnings (e.g. a lead pattern a real heart can
+show but a mislabelled recording shows too). A file's own patient id is not judged: predict
+pairs nothing with it. A table row carries the verdict in `status`; a single `predict` warns
 (`ImplausiblePrediction`) unless it is 'ok'. A bundle exported before ranges were recorded is
 checked against the physiological bounds only (`Predictor.checks` says which checks apply).
 """
@@ -32,7 +34,7 @@ from ptacl.inference.bundle import Bundle, BundleError, read_bundle
 from ptacl.inference.crops import crop_starts, run_over_crops
 from ptacl.inference.modules import build_model
 from ptacl.inference.plausibility import assess, ood_distances
-from ptacl.io.names import eid_from_path, parse_ukb_name
+from ptacl.io.names import eid_from_path
 from ptacl.phenotypes import PHYSIOLOGICAL_RANGES
 from ptacl.schema import LEADS
 
@@ -117,13 +119,17 @@ class Predictor:
     def prepare(self, source: Source, fs: float | None = None) -> np.ndarray:
         """A file or a (12, S) millivolt array -> (12, S500) preprocessed as in the store.
 
-        The recording must pass the store's own checks (`ptacl.qc.validate_record`: long
+        The recording must pass the store's own checks (`ptacl.qc.check_record`: long
         enough, no flat, stuck or clipped lead, amplitudes in mV, recognisable beats at a rate
-        consistent with the file, consistent limb leads, and for a UK Biobank file name a
-        patient id matching its eid); a model says nothing trustworthy about anything else.
+        consistent with the file, consistent and plausible leads); a model says nothing
+        trustworthy about anything else.
         """
+        return self._checked(source, fs)[0]
+
+    def _checked(self, source: Source, fs: float | None) -> tuple[np.ndarray, tuple[str, ...]]:
+        """`prepare`'s recording and the input checks' warnings."""
         from ptacl.ecg import preprocess_ecg
-        from ptacl.qc import validate_ecg, validate_record
+        from ptacl.qc import check_ecg, check_record
 
         if isinstance(source, np.ndarray | torch.Tensor):
             signal = np.asarray(source, dtype=np.float32)
@@ -137,16 +143,15 @@ class Predictor:
                     f"expected a (12, S) array in lead order {LEADS}, got shape {signal.shape}"
                 )
             rate = float(fs)
-            validate_ecg(signal, rate, "array")
+            check = check_ecg(signal, rate, "array")
         else:
             from ptacl.io import read_ecg
 
             record = read_ecg(Path(source), fs=fs)
             signal, rate = record.signal, float(record.fs)
-            ukb = parse_ukb_name(source)  # only a UK Biobank name claims an eid to check
-            validate_record(record, ukb.eid if ukb is not None else None)
+            check = check_record(record)
         ecg = preprocess_ecg(signal, rate, max_samples=self.samples, **self.dwt)
-        return np.asarray(ecg, dtype=np.float32)
+        return np.asarray(ecg, dtype=np.float32), check.warnings
 
     # -- model ----------------------------------------------------------------------------------
 
@@ -209,8 +214,9 @@ class Predictor:
         """
         if _is_many(source) or _is_hdf5_file(source):
             return self.predict_files(list(source) if _is_many(source) else [source], fs=fs)
-        out = self._run([self.prepare(source, fs)])
-        status = out["status"][0]
+        ecg, doubts = self._checked(source, fs)
+        out = self._run([ecg])
+        status = _with_warnings(out["status"][0], doubts)
         if status != "ok":
             name = "array" if isinstance(source, np.ndarray | torch.Tensor) else str(source)
             warnings.warn(f"{name}: {status}", ImplausiblePrediction, stacklevel=2)
@@ -228,7 +234,8 @@ class Predictor:
         units), and with `embeddings` the columns emb_0 .. emb_{D-1}.
 
         status is 'ok', 'warning: <reasons>' (beyond the training range, unlike the training
-        ECGs) or 'error: <reason>' (unreadable or refused file, NaN or impossible values);
+        ECGs, a doubt of the input checks such as an inverted recording) or 'error: <reason>'
+        (unreadable or refused file, NaN or impossible values);
         ood_score is empty for a bundle without an OOD reference.
 
         Items may also be (12, S) arrays (all at `fs`): their file is "<array i>", their eid i.
@@ -240,21 +247,21 @@ class Predictor:
 
         sources = _expand_records(paths)
         rows: list[dict[str, Any]] = []
-        pending: list[tuple[int, np.ndarray]] = []
+        pending: list[tuple[int, np.ndarray, tuple[str, ...]]] = []
         width = None
 
         def flush() -> None:
             nonlocal width
             if not pending:
                 return
-            out = self._run([ecg for _, ecg in pending])
+            out = self._run([ecg for _, ecg, _ in pending])
             width = out["embedding"].shape[1]
             scores = out.get("ood_score", np.full(len(pending), np.nan))
-            for (row, _), values, emb, status, score in zip(
+            for (row, _, doubts), values, emb, status, score in zip(
                 pending, out["phenotypes"], out["embedding"], out["status"], scores
             ):
                 rows[row].update({c: float(v) for c, v in zip(self.columns, values)})
-                rows[row].update(status=status, ood_score=float(score))
+                rows[row].update(status=_with_warnings(status, doubts), ood_score=float(score))
                 if embeddings:
                     rows[row].update({f"emb_{j}": float(x) for j, x in enumerate(emb)})
             pending.clear()
@@ -273,12 +280,12 @@ class Predictor:
             }
             rows.append(row)
             try:
-                ecg = self.prepare(path, fs)
+                ecg, doubts = self._checked(path, fs)
             except Exception as e:  # one bad file must not stop the others; its row says why
                 row.update(status=f"error: {_describe(e, row['file'])}")
                 continue
             row["duration_s"] = ecg.shape[-1] / self.fs
-            pending.append((len(rows) - 1, ecg))
+            pending.append((len(rows) - 1, ecg, doubts))
             pending_crops += len(crop_starts(ecg.shape[-1], self.crop))
             if pending_crops >= self.batch_size:
                 flush()
@@ -334,6 +341,16 @@ def _expand_records(paths: Sequence[Source]) -> list[tuple[Source, str]]:
         else:  # not HDF5, unreadable, empty or a row beyond its end: the row says which
             out.append((path, eid_from_path(path)))
     return out
+
+
+def _with_warnings(status: str, doubts: tuple[str, ...]) -> str:
+    """A prediction's status with the input checks' warnings added: 'ok' becomes 'warning: …';
+    an error stays an error."""
+    if not doubts:
+        return status
+    if status == "ok":
+        return "warning: " + "; ".join(doubts)
+    return "; ".join([status, *doubts])
 
 
 def _describe(error: Exception, path: str | Path) -> str:

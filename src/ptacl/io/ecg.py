@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from ptacl.io.ecg_array import read_ecg_array
-from ptacl.io.ecg_dicom import read_dicom_ecg
+from ptacl.io.ecg_dicom import read_dicom_ecg, read_dicom_patient_id
 from ptacl.io.ecg_hdf5 import parse_address, read_hdf5_ecg
 from ptacl.io.ecg_muse import read_muse_xml
 from ptacl.io.ecg_wfdb import read_wfdb
-from ptacl.io.ecg_xml import read_cardiosoft_xml
+from ptacl.io.ecg_xml import read_cardiosoft_xml, read_xml_patient_id
 from ptacl.io.errors import InputError
 from ptacl.io.records import EcgRecord
 
@@ -64,6 +64,20 @@ def _checked(record: EcgRecord, path: Path) -> EcgRecord:
         leads = [record.leads[k] for k in np.flatnonzero(bad.any(axis=1))]
         raise InputError(path, f"{int(bad.sum())} NaN or infinite samples in leads {leads}")
     return record
+
+
+def read_patient_id(path: str | Path) -> str:
+    """The patient id an ECG file names itself ('' for formats without one, an absent id or a
+    file that cannot be read, which `read_ecg` then refuses with its reason). Reads the header
+    only: `prepare` judges every file's id against the whole cohort before reading signals."""
+    path = Path(path)
+    if not path.is_file():
+        return ""
+    if path.suffix.lower() == ".xml":
+        return read_xml_patient_id(path)
+    if path.suffix.lower() == ".dcm" or _is_dicom(path):
+        return read_dicom_patient_id(path)
+    return ""
 
 
 def _is_dicom(path: Path) -> bool:

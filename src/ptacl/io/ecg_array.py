@@ -15,15 +15,17 @@ import numpy as np
 
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
-from ptacl.io.records import EcgRecord
+from ptacl.io.records import EcgRecord, stated_rate
 from ptacl.schema import LEADS
 
 
 def read_ecg_array(path: Path, fs: float | None) -> EcgRecord:
     """Read an ECG array file (see module docstring)."""
     names: list[str] = list(LEADS)
+    if fs is not None:
+        fs = stated_rate(fs, path, "the fs given")
     try:
-        if path.suffix == ".npz":
+        if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as npz:
                 keys = list(npz.keys())
                 key = "signal" if "signal" in keys else (keys[0] if len(keys) == 1 else None)
@@ -31,11 +33,11 @@ def read_ecg_array(path: Path, fs: float | None) -> EcgRecord:
                     raise InputError(path, f"no 'signal' array among {keys}")
                 data = np.asarray(npz[key])
                 if "leads" in keys:
-                    names = [str(n) for n in npz["leads"]]
+                    names = [str(n) for n in np.atleast_1d(npz["leads"])]
                 if "fs" in keys:
-                    stored = float(npz["fs"])
+                    stored = stated_rate(npz["fs"], path, "the stored 'fs'")
                     if fs is not None and not np.isclose(fs, stored):
-                        raise InputError(path, f"fs={fs} given but the file says {stored}")
+                        raise InputError(path, f"fs={fs:g} given but the file says {stored:g}")
                     fs = stored
         else:
             data = np.load(path, allow_pickle=False)
@@ -45,11 +47,10 @@ def read_ecg_array(path: Path, fs: float | None) -> EcgRecord:
         raise InputError(path, f"unreadable array file ({err})") from None
     if fs is None:
         raise InputError(path, "array files carry no sampling rate: pass fs (e.g. fs=500)")
-    if not fs > 0:
-        raise InputError(path, f"sampling rate must be positive, got {fs}")
-    if not np.issubdtype(data.dtype, np.number) or data.ndim != 2:
+    real = np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
+    if not real or data.ndim != 2:
         raise InputError(
-            path, f"expected a numeric (leads, samples) array, got {data.dtype} {data.shape}"
+            path, f"expected a real-valued (leads, samples) array, got {data.dtype} {data.shape}"
         )
     if data.shape[0] != len(names) and data.shape[1] == len(names):
         data = data.T

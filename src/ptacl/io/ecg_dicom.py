@@ -14,7 +14,7 @@ import numpy as np
 
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
-from ptacl.io.records import EcgRecord
+from ptacl.io.records import EcgRecord, stated_rate
 from ptacl.schema import LEADS
 
 #: UCUM code -> millivolts per unit.
@@ -33,7 +33,8 @@ def read_dicom_ecg(path: Path) -> EcgRecord:
     groups = ds.get("WaveformSequence")
     if not groups:
         raise InputError(path, "DICOM file holds no WaveformSequence (not a waveform object)")
-    index = _rhythm_group(groups)
+    rates = [_group_rate(g, k, path) for k, g in enumerate(groups)]
+    index = _rhythm_group(groups, rates)
     group = groups[index]
     try:
         # (samples, channels), already scaled by sensitivity, correction factor and baseline.
@@ -48,22 +49,36 @@ def read_dicom_ecg(path: Path) -> EcgRecord:
             names.append(f"channel {k}")
         scale.append(_channel_to_mv(channel, path))
     data *= np.asarray(scale)[:, None]
-    fs = float(group.SamplingFrequency)
-    if not fs > 0:
-        raise InputError(path, f"SamplingFrequency {fs} is not positive")
+    fs = rates[index]
     signal, derived = arrange_leads(data, names, path)
     patient = str(ds.get("PatientID", "") or "").strip()
     meta = {"patient_id": patient} if patient else {}
     return EcgRecord(signal=signal, fs=fs, leads=LEADS, source=path, derived=derived, meta=meta)
 
 
-def _rhythm_group(groups) -> int:
+def read_dicom_patient_id(path: Path) -> str:
+    """The file's own `PatientID` ('' when absent or unreadable), without its waveforms."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+    except Exception:  # damaged or not DICOM: `read_dicom_ecg` names the problem
+        return ""
+    return str(ds.get("PatientID", "") or "").strip()
+
+
+def _group_rate(group, index: int, path: Path) -> float:
+    """A waveform group's SamplingFrequency, which every group must state (PS3.3 C.10.9)."""
+    return stated_rate(
+        group.get("SamplingFrequency"), path, f"waveform group {index}: SamplingFrequency"
+    )
+
+
+def _rhythm_group(groups, rates: list[float]) -> int:
     labels = [str(g.get("MultiplexGroupLabel", "")).strip().upper() for g in groups]
     if "RHYTHM" in labels:
         return labels.index("RHYTHM")
-    lengths = [
-        int(g.get("NumberOfWaveformSamples", 0)) / float(g.SamplingFrequency) for g in groups
-    ]
+    lengths = [int(g.get("NumberOfWaveformSamples", 0) or 0) / r for g, r in zip(groups, rates)]
     return int(np.argmax(lengths))
 
 
@@ -72,7 +87,7 @@ def _channel_to_mv(channel, path: Path) -> float:
     if not units:
         # No units: DICOM PS3.3 defaults ECG channels to microvolts in practice.
         return 1e-3
-    code = str(units[0].CodeValue).strip().lower()
-    if code not in _TO_MV:
-        raise InputError(path, f"channel units {units[0].CodeValue!r} are not a voltage")
-    return _TO_MV[code]
+    code = str(units[0].get("CodeValue", "")).strip()
+    if code.lower() not in _TO_MV:
+        raise InputError(path, f"channel units {code!r} are not a voltage")
+    return _TO_MV[code.lower()]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
-from ptacl.io.records import EcgRecord
+from ptacl.io.records import EcgRecord, stated_rate
 from ptacl.schema import LEADS
 
 _TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
@@ -34,6 +34,7 @@ def read_wfdb(path: Path) -> EcgRecord:
         raise InputError(path, f"unreadable WFDB record ({type(err).__name__}: {err})") from None
     if record.p_signal is None:
         raise InputError(path, "WFDB record has no physical signal")
+    fs = stated_rate(record.fs, path, "the header's sampling frequency")
     data = np.asarray(record.p_signal, dtype=np.float64).T
     scale = []
     for name, unit in zip(record.sig_name, record.units or ["mV"] * len(record.sig_name)):
@@ -43,4 +44,4 @@ def read_wfdb(path: Path) -> EcgRecord:
         scale.append(_TO_MV[key])
     data *= np.asarray(scale)[:, None]
     signal, derived = arrange_leads(data, list(record.sig_name), path)
-    return EcgRecord(signal=signal, fs=float(record.fs), leads=LEADS, source=path, derived=derived)
+    return EcgRecord(signal=signal, fs=fs, leads=LEADS, source=path, derived=derived)

@@ -16,7 +16,7 @@ from xml.etree.ElementTree import Element, ParseError
 
 import numpy as np
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import parse
+from defusedxml.ElementTree import iterparse, parse
 
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
@@ -45,7 +45,11 @@ def read_cardiosoft_xml(path: Path) -> EcgRecord:
     except ParseError as err:
         raise InputError(path, f"malformed or truncated XML ({err})") from None
     if root.tag != "CardiologyXML":
-        raise InputError(path, f"root element <{root.tag}>, expected <CardiologyXML>")
+        raise InputError(
+            path,
+            f"root element <{root.tag}>, expected <CardiologyXML> (CardioSoft) or <RestingECG> "
+            "(GE MUSE); Philips XML is not read",
+        )
     strip = root.find("StripData")
     if strip is None:
         raise InputError(path, "no <StripData> (10-s rhythm strip) element")
@@ -83,6 +87,35 @@ def read_cardiosoft_xml(path: Path) -> EcgRecord:
     )
 
 
+#: where an ECG XML names its patient: CardioSoft, GE MUSE
+_PATIENT_ID_PATHS = (["PatientInfo", "PID"], ["PatientDemographics", "PatientID"])
+#: the waveform blocks, which real files put after the patient's details
+_WAVEFORM_TAGS = ("StripData", "Waveform")
+
+
+def read_xml_patient_id(path: Path) -> str:
+    """The file's own patient id, CardioSoft `PatientInfo/PID` or MUSE
+    `PatientDemographics/PatientID` ('' when absent or unreadable: the reader then names the
+    problem), read up to the first waveform block only."""
+    if path.stat().st_size > MAX_BYTES:
+        return ""
+    where: list[str] = []
+    try:
+        with open(path, "rb") as f:  # closed here, not whenever the parser is collected
+            for event, element in iterparse(f, events=("start", "end")):
+                if event == "start":
+                    where.append(element.tag)
+                    if element.tag in _WAVEFORM_TAGS:
+                        break
+                    continue
+                if where[1:] in _PATIENT_ID_PATHS:
+                    return (element.text or "").strip()
+                where.pop()
+    except (DefusedXmlException, ParseError, OSError):
+        pass
+    return ""
+
+
 def _meta(root: Element) -> dict[str, object]:
     """The patient id and the device's ventricular rate, where the file gives them."""
     meta: dict[str, object] = {}
@@ -112,8 +145,15 @@ def _number(parent: Element, tag: str, path: Path) -> float:
 def _samples(wave: Element, path: Path) -> np.ndarray:
     # Comma-separated integers, often wrapped with newlines and tabs.
     tokens = "".join((wave.text or "").split()).strip(",").split(",")
+    if tokens == [""]:
+        raise InputError(path, f"lead {wave.get('lead')}: <WaveformData> holds no samples")
     try:
         return np.array([int(t) for t in tokens], dtype=np.int32)
+    except OverflowError:
+        big = max(tokens, key=lambda t: abs(int(t)))
+        raise InputError(
+            path, f"lead {wave.get('lead')}: sample {big[:24]!r} exceeds a 32-bit integer"
+        ) from None
     except ValueError:
         bad = next(t for t in tokens if not t.lstrip("+-").isdigit())
         raise InputError(

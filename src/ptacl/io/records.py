@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ptacl.io.errors import InputError
+
 
 @dataclass(frozen=True)
 class EcgRecord:
@@ -29,10 +31,32 @@ class EcgRecord:
     derived: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Every reader's rate passes here, so no later division by it can fail obscurely.
+        stated_rate(self.fs, self.source)
+
     @property
     def duration(self) -> float:
         """Length in seconds."""
         return self.signal.shape[-1] / self.fs
+
+
+def stated_rate(value: object, source: str | Path, what: str = "sampling rate") -> float:
+    """`value` (a number, a numeric string, a one-element array) as a rate in Hz; InputError
+    naming `source` and `what` unless it is one finite positive number."""
+    if value is None:
+        raise InputError(source, f"{what} missing")
+    array = np.asarray(value)
+    if array.size != 1:
+        shown = array.ravel()[:4].tolist()
+        raise InputError(source, f"{what} must be one number, got {array.size} values {shown}")
+    try:
+        rate = float(array.reshape(()))
+    except (TypeError, ValueError):
+        raise InputError(source, f"{what} {array.reshape(()).item()!r} is not a number") from None
+    if not (np.isfinite(rate) and rate > 0):
+        raise InputError(source, f"{what} must be a positive number of Hz, got {rate:g}")
+    return rate
 
 
 @dataclass(frozen=True)

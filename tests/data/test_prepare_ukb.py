@@ -5,6 +5,8 @@ The twin is the same `ptacl synth` cohort with the cines as `{eid}/sa.nii.gz` wi
 (a zip holds none): both then take the mid-ventricular slice and the heart centre from motion,
 so the stored cines are equal exactly (tolerance 0: same pixels, same slice, same crop). Against
 the seg-guided NIfTI read, the zip's slice is within one slice (10 mm) of the seg's choice.
+Each zip's mid slice was acquired twice, the first time unusable, with random UIDs of which the
+unusable one sorts last (`raw_cohort.ukb_cmr_files`): equality needs the last *acquired*.
 """
 
 import shutil
@@ -60,6 +62,16 @@ def test_zips_prepare_to_the_store_of_their_nifti_twin(twins):
     np.testing.assert_array_equal(zips.ecg, nifti.ecg)
     np.testing.assert_array_equal(zips.phenotypes, nifti.phenotypes)
     assert zips.manifest["origin"] == ORIGIN_SYNTHETIC  # synth's marker wins over UKB names
+
+
+def test_qc_says_which_rule_chose_the_repeated_acquisition(twins):
+    root, _, eids, _ = twins
+    qc = pd.read_csv(root / "store_zips" / "qc.csv", dtype=str, keep_default_na=False)
+    cmr = qc[qc["modality"] == "cmr"].set_index("eid")["reason"]
+    for eid in eids:  # a note on a file used, not a refusal
+        assert cmr[eid].startswith("used; note: ") and "2 acquisitions" in cmr[eid]
+        assert "the last acquired by SeriesNumber is series" in cmr[eid]
+    assert (qc["status"] == "paired").all()
 
 
 def test_the_zip_slice_is_mid_ventricular(twins):

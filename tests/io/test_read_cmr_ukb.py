@@ -24,9 +24,10 @@ def _mr_small():
     return ds, ds.pixel_array * slope + intercept
 
 
-def _frames(description, n=20, series=None, offset=0, cardiac=None):
-    """`n` frames of MR_small as one cine series: frame t has pixel values + 3 t (+ offset) and
-    TriggerTime 40 t ms; returned in shuffled order as {name: bytes}."""
+def _frames(description, n=20, series=None, offset=0, cardiac=None, still=False, **tags):
+    """`n` frames of MR_small as one cine series: frame t has pixel values + 3 t (+ offset;
+    `still`: + 0, no motion) and TriggerTime 40 t ms, `tags` set on each; returned in shuffled
+    order as {name: bytes}."""
     base, _ = _mr_small()
     series = series or generate_uid()
     out = {}
@@ -36,7 +37,9 @@ def _frames(description, n=20, series=None, offset=0, cardiac=None):
         ds.SOPInstanceUID = generate_uid()
         ds.TriggerTime, ds.InstanceNumber = f"{40.0 * t:.1f}", int(t) + 1
         ds.CardiacNumberOfImages = cardiac or n
-        pixels = base.pixel_array + 3 * int(t) + offset
+        for key, value in tags.items():
+            setattr(ds, key, value)
+        pixels = base.pixel_array + (0 if still else 3 * int(t)) + offset
         ds.PixelData = pixels.astype(base.pixel_array.dtype).tobytes()
         buffer = io.BytesIO()
         ds.save_as(buffer)
@@ -126,3 +129,66 @@ def test_a_damaged_zip_is_an_input_error(tmp_path):
     path.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(InputError, match=r"not a readable zip file"):
         read_cmr(path)
+
+
+def _uids_sorted_against(order):
+    """Random UIDs whose string order is the reverse of `order` (acquisition order)."""
+    return dict(zip(order, sorted((generate_uid() for _ in order), reverse=True)))
+
+
+# SeriesNumber as scanners number a repeat (9 < 10 as numbers, "9" > "10" as strings), times
+# as HHMMSS.FFFFFF; each case also makes UID order pick the wrong acquisition.
+@pytest.mark.parametrize(
+    ("first", "second", "rule"),
+    [
+        ({"SeriesNumber": 9}, {"SeriesNumber": 10}, "SeriesNumber"),
+        ({"AcquisitionTime": "142304.5"}, {"AcquisitionTime": "142931.25"}, "AcquisitionTime"),
+        ({"SeriesTime": "235959"}, {"SeriesTime": "000102", "SeriesDate": "20160304"}, None),
+        ({"SeriesTime": "142304"}, {"SeriesTime": "142931"}, "SeriesTime"),
+        ({"InstanceCreationTime": "1423"}, {"InstanceCreationTime": "1429"}, None),
+    ],
+)
+def test_the_last_acquired_is_read_not_the_last_uid(tmp_path, first, second, rule):
+    """A re-acquired slice: the second acquisition (offset 0) is read, whatever the UIDs."""
+    if "SeriesDate" in second:  # across midnight: the date decides
+        first = {**first, "SeriesDate": "20160303"}
+        rule = "SeriesTime"
+    rule = rule or next(iter(first))
+    uids = _uids_sorted_against(["first", "second"])
+    files, describe = _described(
+        ("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1", series=uids["first"],
+                                          offset=500, **first)),
+        ("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1", series=uids["second"],
+                                          **second)),
+    )  # fmt: skip
+    rec = read_cmr(_zip(tmp_path / "1_20209_2_0.zip", files, describe=describe))
+    _, pixels = _mr_small()
+    np.testing.assert_allclose(rec.frames[3], pixels + 9)
+    assert any(f"2 acquisitions, the last acquired by {rule}" in n for n in rec.notes)
+
+
+def test_without_any_order_in_the_headers_uid_order_decides_and_says_so(tmp_path):
+    uids = _uids_sorted_against(["a", "b"])  # "a" sorts last
+    files, describe = _described(
+        ("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1", series=uids["a"])),
+        ("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1", series=uids["b"], offset=9)),
+    )
+    rec = read_cmr(_zip(tmp_path / "1_20209_2_0.zip", files, describe=describe))
+    _, pixels = _mr_small()
+    np.testing.assert_allclose(rec.frames[0], pixels)
+    assert any("by SeriesInstanceUID order" in n for n in rec.notes)
+
+
+def test_a_last_acquisition_without_motion_gives_way_to_the_one_before(tmp_path):
+    files, describe = _described(
+        ("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1", SeriesNumber=20)),
+        ("CINE_segmented_SAX_b1",
+         _frames("CINE_segmented_SAX_b1", offset=500, still=True, SeriesNumber=21)),
+    )  # fmt: skip
+    rec = read_cmr(_zip(tmp_path / "1_20209_2_0.zip", files, describe=describe))
+    _, pixels = _mr_small()
+    np.testing.assert_allclose(rec.frames[5], pixels + 15)
+    assert any(
+        "series 21 skipped, its 20 frames are identical (no motion); read series 20" in n
+        for n in rec.notes
+    )

@@ -58,6 +58,7 @@ from ptacl.cmr import preprocess_cmr
 from ptacl.data.store import ROW_BYTES, store_writer
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes
+from ptacl.io.cmr_limits import DEFAULT_LIMITS, CmrLimits
 from ptacl.io.names import DEFAULT_INSTANCE, UKB_CMR_FIELD, UKB_ECG_FIELD, parse_ukb_name, stem
 from ptacl.io.phenotypes import load_mapping
 from ptacl.phenotypes import PHENOTYPES
@@ -290,6 +291,7 @@ class SubjectResult:
     cmr: np.ndarray | None = None  # (50, 84, 84) uint8
     ecg_error: tuple[str, str] | None = None
     cmr_error: tuple[str, str] | None = None
+    cmr_notes: tuple[str, ...] = ()  # what the CMR reader decided without refusing, for qc.csv
 
 
 def _error(err: Exception, path: Path) -> tuple[str, str]:
@@ -297,6 +299,14 @@ def _error(err: Exception, path: Path) -> tuple[str, str]:
         return str(err.source), err.reason
     # anything else is still this file's fault as far as the cohort goes: report, don't abort
     return str(path), f"{type(err).__name__}: {err}"
+
+
+#: qc.csv's reason for a CMR file used, with what its reader noted (not a refusal).
+CMR_NOTE = "used; note: "
+
+
+def _cmr_note(notes: tuple[str, ...]) -> str:
+    return CMR_NOTE + "; ".join(notes)
 
 
 def process_ecg(path: Path, eid: str | None = None) -> tuple[np.ndarray, int, np.ndarray]:
@@ -313,14 +323,24 @@ def process_ecg(path: Path, eid: str | None = None) -> tuple[np.ndarray, int, np
     return ecg, length, peaks
 
 
-def process_cmr(path: Path) -> np.ndarray:
-    """One cine (with its seg beside it, when there is one) -> (50, 84, 84) uint8."""
-    cine, _ = preprocess_cmr(read_cmr(path), frames=CMR_FRAMES, size=CMR_SIZE)
-    return np.clip(np.rint(cine * 255.0), 0, 255).astype(np.uint8)
+def process_cmr(
+    path: Path, limits: CmrLimits = DEFAULT_LIMITS
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """One cine (with its seg beside it, when there is one) -> ((50, 84, 84) uint8, the
+    reader's notes)."""
+    record = read_cmr(path, limits)
+    cine, _ = preprocess_cmr(record, frames=CMR_FRAMES, size=CMR_SIZE)
+    return np.clip(np.rint(cine * 255.0), 0, 255).astype(np.uint8), record.notes
 
 
-def process_subject(eid: str, ecg_path: Path | None, cmr_path: Path | None) -> SubjectResult:
-    """Read, validate and preprocess one subject's files (runs in a worker process)."""
+def process_subject(
+    eid: str,
+    ecg_path: Path | None,
+    cmr_path: Path | None,
+    cmr_limits: CmrLimits = DEFAULT_LIMITS,
+) -> SubjectResult:
+    """Read, validate and preprocess one subject's files (runs in a worker process, whose
+    memory `cmr_limits` bounds)."""
     out: dict = {"eid": eid}
     if ecg_path is not None:
         try:
@@ -329,25 +349,28 @@ def process_subject(eid: str, ecg_path: Path | None, cmr_path: Path | None) -> S
             out["ecg_error"] = _error(err, ecg_path)
     if cmr_path is not None:
         try:
-            out["cmr"] = process_cmr(cmr_path)
+            out["cmr"], out["cmr_notes"] = process_cmr(cmr_path, cmr_limits)
         except Exception as err:
             out["cmr_error"] = _error(err, cmr_path)
     return SubjectResult(**out)
 
 
 def _in_order(
-    jobs: list[tuple[str, Path | None, Path | None]], workers: int
+    jobs: list[tuple[str, Path | None, Path | None]],
+    workers: int,
+    cmr_limits: CmrLimits = DEFAULT_LIMITS,
 ) -> Iterator[SubjectResult]:
-    """Results in job order; at most a few jobs per worker in flight, so memory stays bounded."""
+    """Results in job order; at most a few jobs per worker in flight, so memory stays bounded
+    (each worker reads one subject at a time, within `cmr_limits`)."""
     if workers <= 1:
         for job in jobs:
-            yield process_subject(*job)
+            yield process_subject(*job, cmr_limits)
         return
     pending: deque[Future] = deque()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         try:
             for job in jobs:
-                pending.append(pool.submit(process_subject, *job))
+                pending.append(pool.submit(process_subject, *job, cmr_limits))
                 if len(pending) >= 4 * workers:
                     yield pending.popleft().result()
             while pending:
@@ -462,11 +485,13 @@ def prepare_store(
     progress: bool = True,
     instance: int = DEFAULT_INSTANCE,
     phenotype_map: str | Path | None = None,
+    cmr_limits: CmrLimits = DEFAULT_LIMITS,
 ) -> PrepareResult:
     """Build a store from raw files (see the module docstring); bad subjects go to qc.csv.
     `instance`: the UK Biobank visit read (2, the first imaging visit; 3, the repeat), from
     file names and showcase phenotype columns; `phenotype_map`: a CSV or YAML of column name or
-    field ID -> phenotype (`ptacl.io.phenotypes.load_mapping`).
+    field ID -> phenotype (`ptacl.io.phenotypes.load_mapping`); `cmr_limits`: what one CMR
+    archive may make a worker inflate and hold (`ptacl.io.cmr_limits`).
 
     Raises FileExistsError if `out` exists without `overwrite`, FileNotFoundError for a missing
     input folder, InputError for an unusable phenotype table, OutputBusy when another process
@@ -486,7 +511,7 @@ def prepare_store(
             raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
         return _prepare(
             ecg_dir, cmr_dir, phenotypes, out, val, test, seed, workers, overwrite, progress,
-            instance, mapping,
+            instance, mapping, cmr_limits,
         )  # fmt: skip
 
 
@@ -503,6 +528,7 @@ def _prepare(
     progress: bool,
     instance: int,
     mapping: dict[str, str] | None,
+    cmr_limits: CmrLimits = DEFAULT_LIMITS,
 ) -> PrepareResult:
     """`prepare_store`'s work, under the store's lock, arguments checked."""
     ecg_found = Candidates() if ecg_dir is None else discover_ecg(Path(ecg_dir), out, instance)
@@ -541,7 +567,7 @@ def _prepare(
         store_writer(out, len(jobs), overwrite=overwrite) as writer,
         tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not progress) as bar,
     ):
-        for (eid, ecg_path, cmr_path), result in zip(jobs, _in_order(jobs, workers)):
+        for (eid, ecg_path, cmr_path), result in zip(jobs, _in_order(jobs, workers, cmr_limits)):
             bar.update()
             for modality, path, error in (
                 ("ecg", ecg_path, result.ecg_error),
@@ -549,6 +575,8 @@ def _prepare(
             ):
                 if error is not None:
                     qc.append((eid, modality, *error))
+                elif path is not None and modality == "cmr" and result.cmr_notes:
+                    qc.append((eid, modality, str(path), _cmr_note(result.cmr_notes)))
                 elif path is not None:
                     qc.append((eid, modality, str(path), ""))
             ok_ecg, ok_cmr = result.ecg is not None, result.cmr is not None
@@ -570,7 +598,7 @@ def _prepare(
         refused = qc_table[
             qc_table["modality"].isin(["ecg", "cmr"])
             & (qc_table["reason"] != "")
-            & ~qc_table["reason"].str.startswith(("superseded", "ignored"))
+            & ~qc_table["reason"].str.startswith(("superseded", "ignored", CMR_NOTE))
         ]
         report = {
             "refused_files": len(refused),

@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover - isal is a dependency, but has no wheel
     from gzip import decompress as gunzip
 
 from ptacl.io.cmr_dicom import read_dicom_cine
+from ptacl.io.cmr_limits import DEFAULT_LIMITS, CmrLimits
 from ptacl.io.cmr_slice import mid_ventricular_slice, slice_motion
 from ptacl.io.cmr_ukb import is_ukb_cmr_folder, read_ukb_cmr
 from ptacl.io.errors import InputError
@@ -49,21 +50,22 @@ _TIME_TO_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 _NIFTI = (".nii.gz", ".nii")
 
 
-def read_cmr(path: str | Path) -> CmrRecord:
-    """Read one cine slice: frames (F, H, W) float32 (see module docstring for layouts)."""
+def read_cmr(path: str | Path, limits: CmrLimits = DEFAULT_LIMITS) -> CmrRecord:
+    """Read one cine slice: frames (F, H, W) float32 (see module docstring for layouts).
+    `limits` bound what a zip or DICOM folder may make the reader inflate and hold."""
     path = Path(path)
     if path.is_dir():
         inside = [path / f"sa{ext}" for ext in _NIFTI if (path / f"sa{ext}").is_file()]
         if not inside:
             if is_ukb_cmr_folder(path) or _is_ukb_cmr_name(path):
-                return read_ukb_cmr(path, MIN_FRAMES)
-            return read_dicom_cine(path, MIN_FRAMES)
+                return read_ukb_cmr(path, MIN_FRAMES, limits)
+            return read_dicom_cine(path, MIN_FRAMES, limits)
         path = inside[0]
     if not path.exists():
         raise InputError(path, "file not found")
     name = path.name.lower()
     if name.endswith(".zip"):
-        return read_ukb_cmr(path, MIN_FRAMES)
+        return read_ukb_cmr(path, MIN_FRAMES, limits)
     if name.endswith(_NIFTI):
         return _read_nifti(path)
     if name.endswith(".npy"):

@@ -192,3 +192,83 @@ def test_a_last_acquisition_without_motion_gives_way_to_the_one_before(tmp_path)
         "series 21 skipped, its 20 frames are identical (no motion); read series 20" in n
         for n in rec.notes
     )
+
+
+def _rgb(frames):
+    """The same frames as 8-bit RGB (SamplesPerPixel 3), as a screen capture would hold them."""
+    out = {}
+    for name, data in frames.items():
+        ds = dcmread(io.BytesIO(data))
+        grey = (ds.pixel_array // 8).astype(np.uint8)
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = np.repeat(grey[..., None], 3, axis=-1).tobytes()
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        out[name] = buffer.getvalue()
+    return out
+
+
+def _retagged(frames, **tags):
+    out = {}
+    for name, data in frames.items():
+        ds = dcmread(io.BytesIO(data))
+        for key, value in tags.items():
+            if value is None:
+                delattr(ds, key)
+            else:
+                setattr(ds, key, value)
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        out[name] = buffer.getvalue()
+    return out
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda f: _retagged(f, Modality="CT"), r"Modality CT, not MR"),
+        (
+            lambda f: _retagged(f, SOPClassUID="1.2.840.10008.5.1.4.1.1.2"),
+            r"SOP class CT Image Storage \(1.2.840.10008.5.1.4.1.1.2\), not an MR image",
+        ),
+        (_rgb, r"colour frames \(SamplesPerPixel 3, PhotometricInterpretation RGB\)"),
+        (lambda f: _retagged(f, CardiacNumberOfImages=30), r"20 frames .* fewer than the 30"),
+        (
+            lambda f: {k: _retagged({k: v}, TriggerTime="0.0")[k] for k, v in f.items()},
+            r"at TriggerTime 0 ms \(a frame interval of 0\)",
+        ),
+    ],
+    ids=["modality-ct", "sop-class-ct", "rgb", "short-cycle", "zero-interval"],
+)
+def test_images_that_are_not_a_cine_are_refused_by_name(tmp_path, change, reason):
+    """What the headers say refuses the file; with the SAX description alone it was stored."""
+    frames = change(_frames("CINE_segmented_SAX_b1"))
+    files, describe = _described(("CINE_segmented_SAX_b1", frames))
+    path = _zip(tmp_path / "1_20209_2_0.zip", files, describe=describe)
+    with pytest.raises(InputError, match=reason) as err:
+        read_cmr(path)
+    assert err.value.source == path
+
+
+def test_a_missing_modality_is_a_note_not_a_refusal(tmp_path):
+    """No Modality tag is no evidence of another modality."""
+    frames = _retagged(_frames("CINE_segmented_SAX_b1"), Modality=None)
+    files, describe = _described(("CINE_segmented_SAX_b1", frames))
+    rec = read_cmr(_zip(tmp_path / "1_20209_2_0.zip", files, describe=describe))
+    assert rec.frames.shape == (20, 64, 64)
+    assert "frames without a Modality tag, read as MR" in rec.notes
+
+
+def test_a_zip_holding_each_member_twice_is_refused(tmp_path):
+    """Once stored as half a cycle of doubled frames with a frame interval of 0.0."""
+    files, describe = _described(("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1")))
+    path = _zip(tmp_path / "1_20209_2_0.zip", files, describe=describe)
+    with (
+        zipfile.ZipFile(path, "a") as archive,
+        pytest.warns(UserWarning, match="Duplicate name"),
+    ):
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(InputError, match=r"member .*\.dcm appears 2 times in the zip"):
+        read_cmr(path)

@@ -151,3 +151,29 @@ def test_one_folder_holding_both_modalities_as_downloaded(twins, tmp_path):
     # the ECG side: two zips and the unzipped folder (once, not its hundreds of MR DICOMs)
     cmr = qc[(qc["modality"] == "ecg") & qc["reason"].str.contains("field 20209, not 20205")]
     assert len(cmr) == len(eids) and "rejected" not in set(qc["status"])
+
+
+def test_a_big_member_beside_the_cine_is_a_qc_note_and_limits_are_options(twins, tmp_path):
+    """Issue 20: a big useless member was inflated whole and qc.csv said nothing of it."""
+    root, cohort, eids, stores = twins
+    cmr = tmp_path / "cmr"
+    shutil.copytree(root / "zips", cmr)
+    first = cmr / f"{eids[0]}_20209_2_0.zip"
+    with zipfile.ZipFile(first, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open("1.3.12.2.1107.5.2.18.1.dcm", "w") as member:
+            for _ in range(20):
+                member.write(bytes(2**20))  # 20 MiB of zeros
+    argv = ["--ecg", str(cohort / "ecg"), "--cmr", str(cmr), "--out", str(tmp_path / "s")]
+    assert prepare([*argv, "--quiet", "--cmr-limit", "member_bytes=16MiB"]) == 0
+    qc = pd.read_csv(tmp_path / "s" / "qc.csv", dtype=str, keep_default_na=False)
+    reason = qc[(qc["modality"] == "cmr") & (qc["eid"] == eids[0])]["reason"].item()
+    assert reason.startswith("used; note: ")
+    assert "1.3.12.2.1107.5.2.18.1.dcm: 20 MiB inflated, over the limit of 16 MiB" in reason
+    np.testing.assert_array_equal(Store.open(tmp_path / "s").cmr, stores["nifti"].cmr)
+
+
+def test_a_malformed_limit_is_an_argument_error(twins, tmp_path, capsys):
+    _, cohort, _, _ = twins
+    argv = ["--ecg", str(cohort / "ecg"), "--out", str(tmp_path / "s"), "--quiet"]
+    assert prepare([*argv, "--cmr-limit", "cine_bytes=lots"]) == 2
+    assert "--cmr-limit 'cine_bytes=lots': expected NAME=SIZE" in capsys.readouterr().err

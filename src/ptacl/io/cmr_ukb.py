@@ -328,10 +328,12 @@ def _classify(
             mixed.append((name, header))
     if not slices and not mixed:
         shown = ", ".join(sorted(d or "<none>" for d in seen)[:8])
+        skipped = sum(name in members.unreadable for name in candidates)
         raise InputError(
             members.path,
             f"no short-axis cine series (CINE_segmented_SAX_b1, _b2, ...) among "
-            f"{len(candidates)} files; series found: {shown or 'none'}",
+            f"{len(candidates)} files; series found: {shown or 'none'}"
+            + (f"; {skipped} files not read (over the limits, or not deflate)" if skipped else ""),
         )
     return slices, mixed
 

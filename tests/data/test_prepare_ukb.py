@@ -9,7 +9,10 @@ Each zip's mid slice was acquired twice, the first time unusable, with random UI
 unusable one sorts last (`raw_cohort.ukb_cmr_files`): equality needs the last *acquired*.
 """
 
+import json
 import shutil
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -177,3 +180,42 @@ def test_a_malformed_limit_is_an_argument_error(twins, tmp_path, capsys):
     argv = ["--ecg", str(cohort / "ecg"), "--out", str(tmp_path / "s"), "--quiet"]
     assert prepare([*argv, "--cmr-limit", "cine_bytes=lots"]) == 2
     assert "--cmr-limit 'cine_bytes=lots': expected NAME=SIZE" in capsys.readouterr().err
+
+
+#: `ptacl prepare` in a fresh interpreter; prints its exit status and the peak RSS of its
+#: largest worker (RUSAGE_CHILDREN: the pool's processes, reaped before main returns).
+_PREPARE_PEAK = """
+import json, resource, sys
+from ptacl.cli.prepare import main
+rc = main(sys.argv[1:])
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+print(json.dumps({"rc": rc, "worker_peak": peak}))
+"""
+
+
+@pytest.mark.slow
+def test_each_of_n_workers_stays_within_the_limits(twins, tmp_path):
+    """Issue 20: with --workers N, N copies of a bomb's memory. Each zip here holds a 400 MiB
+    member of zeros beside its cine; no worker inflates it, so none grows by it."""
+    root, cohort, _, _ = twins
+    cmr = tmp_path / "cmr"
+    shutil.copytree(root / "zips", cmr)
+    for path in cmr.glob("*.zip"):
+        with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            with zf.open("1.3.12.2.1107.5.2.18.1.dcm", "w", force_zip64=True) as member:
+                for _ in range(400):
+                    member.write(bytes(2**20))
+    argv = ["--ecg", str(cohort / "ecg"), "--cmr", str(cmr), "--workers", "2", "--quiet"]
+    done = subprocess.run(
+        [sys.executable, "-c", _PREPARE_PEAK, *argv, "--out", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    outcome = json.loads(done.stdout.splitlines()[-1])
+    assert outcome["rc"] == 0, done.stderr
+    assert outcome["worker_peak"] < 400 * 2**20, outcome  # the member alone is 400 MiB
+    qc = pd.read_csv(tmp_path / "s" / "qc.csv", dtype=str, keep_default_na=False)
+    notes = qc[qc["modality"] == "cmr"]["reason"]  # two zips and one unzipped folder
+    assert notes.str.contains("400 MiB inflated, over the limit").sum() == 2
+    assert (qc["status"] == "paired").all()

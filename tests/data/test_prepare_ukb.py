@@ -156,7 +156,7 @@ def test_one_folder_holding_both_modalities_as_downloaded(twins, tmp_path):
     assert len(cmr) == len(eids) and "rejected" not in set(qc["status"])
 
 
-def test_a_big_member_beside_the_cine_is_a_qc_note_and_limits_are_options(twins, tmp_path):
+def test_a_big_member_beside_the_cine_is_a_qc_note_and_limits_are_options(twins, tmp_path, capsys):
     """Issue 20: a big useless member was inflated whole and qc.csv said nothing of it."""
     root, cohort, eids, stores = twins
     cmr = tmp_path / "cmr"
@@ -168,6 +168,7 @@ def test_a_big_member_beside_the_cine_is_a_qc_note_and_limits_are_options(twins,
                 member.write(bytes(2**20))  # 20 MiB of zeros
     argv = ["--ecg", str(cohort / "ecg"), "--cmr", str(cmr), "--out", str(tmp_path / "s")]
     assert prepare([*argv, "--quiet", "--cmr-limit", "member_bytes=16MiB"]) == 0
+    assert "files refused: 0" in capsys.readouterr().out  # a note is no refusal
     qc = pd.read_csv(tmp_path / "s" / "qc.csv", dtype=str, keep_default_na=False)
     reason = qc[(qc["modality"] == "cmr") & (qc["eid"] == eids[0])]["reason"].item()
     assert reason.startswith("used; note: ")

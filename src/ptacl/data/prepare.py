@@ -29,7 +29,8 @@ contradicting its ventricle's other volumes becomes NaN, with a qc.csv row (moda
 qc.csv has one row per file seen (and one per phenotype row without images or with values set
 to NaN): eid, the subject's status (paired / ecg_only / cmr_only / rejected / no_images, or
 "ignored" for a file that names no subject of the store), modality, file, and the reason the
-file (or value) was not used (empty when it was).
+file (or value) was not used (empty when it was; for a CMR file used, `used; note: …` with what
+its reader chose or skipped: which repeated acquisition, members over the limits).
 
 The manifest records the cohort's `origin` (`cohort_origin`: synthetic, UK Biobank or unknown)
 and the evidence for it: every bundle's model card repeats it.

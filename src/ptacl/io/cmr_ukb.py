@@ -6,7 +6,8 @@ A zip holds many single-frame DICOM files (flat) and `manifest.csv` (in some rel
 `manifest.cvs`) giving each file's series description, in a column headed "series
 discription". Members are read into memory; nothing is unpacked to disk. What is read is
 bounded (`ptacl.io.cmr_limits.CmrLimits`): member count and sizes from the zip directory before
-anything is inflated, headers from each member's first bytes (the pixels stay compressed),
+anything is inflated, headers from each member's first bytes (the pixels stay compressed;
+the manifest's cine files are read whole at once when their sizes fit `cine_bytes`),
 every read streamed with a cap, the cine's frames x rows x columns before the pixels are
 read. A member too large or compressed other than by deflate is not read (a note, or a refusal
 when it is a frame of the cine); a name held twice is a refusal.
@@ -288,20 +289,29 @@ def _cycle(frames: list[Dataset]) -> list[Dataset]:
     return ordered[:count] if count > 0 else ordered
 
 
+def _is_sax(description: str | None) -> bool:
+    return description is not None and (
+        _SAX_SLICE.fullmatch(description) is not None or description == _SAX_MIXED
+    )
+
+
 def _classify(
     members: _Members, described: dict[str, str], notes: list[str]
 ) -> tuple[dict[int, list[tuple[str, Dataset]]], list[tuple[str, Dataset]]]:
-    """Short-axis cine members with their headers (read without the pixels): by slice number
-    (`CINE_segmented_SAX_b{k}`) and those of an old single `CINE_segmented_SAX` series."""
+    """Short-axis cine members with their headers: by slice number (`CINE_segmented_SAX_b{k}`)
+    and those of an old single `CINE_segmented_SAX` series. Headers are read without the
+    pixels, except where the manifest names the cine's files and their sizes in the directory
+    fit `cine_bytes` together: those are read once, whole (pixels kept raw, not converted)."""
     slices: dict[int, list[tuple[str, Dataset]]] = {}
     mixed: list[tuple[str, Dataset]] = []
     seen: set[str] = set()
     candidates = [n for n in members.names if Path(n).name.lower() not in MANIFESTS]
+    descriptions = {n: described.get(Path(n).name) or described.get(n) for n in candidates}
+    named_sax = [n for n in candidates if _is_sax(descriptions[n])]
+    whole = sum(members.sizes[n] for n in named_sax) <= members.limits.cine_bytes
     for name in candidates:
-        description = described.get(Path(name).name) or described.get(name)
-        sax = description is not None and (
-            _SAX_SLICE.fullmatch(description) is not None or description == _SAX_MIXED
-        )
+        description = descriptions[name]
+        sax = _is_sax(description)
         if name in members.unreadable:
             if sax:  # a frame of the cine itself: the cine cannot be read whole
                 members.read(name)  # raises, naming the member and the reason
@@ -311,8 +321,9 @@ def _classify(
             seen.add(description)
             continue  # described by the manifest as another series: not read at all
         try:
+            read_whole = whole and sax
             header = read_dataset(
-                members.read(name, whole=False), members.path / name, pixels=False
+                members.read(name, whole=read_whole), members.path / name, pixels=read_whole
             )
         except InputError:
             if description is not None:
@@ -355,7 +366,10 @@ def read_ukb_cmr(
         def load(headers: list[Dataset]) -> list[Dataset]:
             """The frames with their pixels, in the headers' order."""
             return [
-                read_dataset(members.read(names[id(ds)]), path / names[id(ds)]) for ds in headers
+                ds
+                if "PixelData" in ds
+                else read_dataset(members.read(names[id(ds)]), path / names[id(ds)])
+                for ds in headers
             ]
 
         if slices:

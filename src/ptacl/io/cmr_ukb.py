@@ -79,7 +79,8 @@ def is_ukb_cmr_folder(folder: Path) -> bool:
 
 #: Compression methods whose inflation `zipfile` bounds by the bytes asked for; bzip2 and
 #: LZMA members are inflated a whole compressed block at a time, so a few KB can become GBs.
-_BOUNDED_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_BOUNDED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_METHOD_NAMES = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA", 9: "Deflate64"}
 _CHUNK = 1 << 20
 
 
@@ -117,9 +118,10 @@ class _Members:
         self.unreadable: dict[str, str] = {}
         for name, size in sizes.items():
             if name in methods and methods[name] not in _BOUNDED_METHODS:
+                method = _METHOD_NAMES.get(methods[name], "an unknown method")
                 self.unreadable[name] = (
-                    f"compressed with method {methods[name]}, not deflate: not inflated (its "
-                    f"size cannot be bounded while inflating)"
+                    f"compressed with {method} (method {methods[name]}), not deflate: not "
+                    f"inflated (its size cannot be bounded while inflating)"
                 )
             elif size > limits.member_bytes:
                 self.unreadable[name] = (

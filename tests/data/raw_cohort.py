@@ -165,8 +165,12 @@ def ukb_cmr_files(sa_nii: Path, eid: str, *, seed: int = 0) -> dict[str, bytes]:
     - flat single-frame DICOMs named by UID, one `CINE_segmented_SAX_b{k}` series per slice
       (k = NIfTI slice + 1), `pixel_array = volume[:, :, z, t].T` (ukbb_cardiac's conversion,
       inverted), TriggerTime = t x the frame interval, positions in LPS (x, y negated);
-    - slice b2 acquired twice: the first acquisition (a smaller SeriesInstanceUID, the one
-      ukbb_cardiac does not pick) holds noise;
+    - series numbered and timed as a scanner writes them (SeriesNumber rising through the
+      exam, SeriesDate/SeriesTime and AcquisitionTime "HHMMSS.FFFFFF"), UIDs random;
+    - the mid slice (b{Z // 2 + 1}) acquired twice: first in its place in the stack, unusable
+      (one frame held: no motion), then again after the stack (a higher SeriesNumber, a later
+      SeriesTime). The first acquisition's UID sorts after the second's, so a reader that
+      takes the last UID in string order (UIDs are not timestamps) reads the unusable one;
     - long-axis and flow series that must be ignored;
     - `manifest.csv` with the header "series discription" and dates holding a comma.
     """
@@ -178,45 +182,55 @@ def ukb_cmr_files(sa_nii: Path, eid: str, *, seed: int = 0) -> dict[str, bytes]:
     if volume.min() < 0:
         raise ValueError("the helper writes uint16 pixels; the volume has negative values")
     dx, dy, dz, dt = (float(v) for v in img.header.get_zooms()[:4])
-    frames = volume.shape[3]
+    frames, slices = volume.shape[3], volume.shape[2]
     files: dict[str, bytes] = {}
     rows: list[tuple[str, str]] = []
+    acquired = iter(range(10_000))  # the order series are acquired in
 
-    def add(pixels: np.ndarray, description: str, uid: str, **tags) -> None:
-        name = f"1.3.12.2.1107.5.2.18.{rng.integers(10**9, 10**10)}.dcm"
-        files[name] = mr_frame(pixels, SeriesDescription=description, SeriesInstanceUID=uid, **tags)
-        rows.append((name, description))
+    def uid() -> str:
+        return f"1.2.826.0.1.3680043.8.498.{rng.integers(1, 10**12)}.{rng.integers(1, 10**6)}"
 
-    base = "1.2.826.0.1.3680043.8.498"
-    for z in range(volume.shape[2]):
+    def add_series(
+        cine: np.ndarray, description: str, series_uid: str, interval_ms: float, **tags
+    ) -> None:
+        """One series (T, rows, columns), the next acquired: SeriesNumber and times follow;
+        frame t at TriggerTime t x interval_ms."""
+        number = next(acquired)
+        time = f"{14 + number // 60:02d}{number % 60:02d}04.{rng.integers(10**6):06d}"
+        stamps = {"SeriesNumber": 10 + number, "SeriesDate": "20160303", "SeriesTime": time}
+        stamps |= {"AcquisitionDate": "20160303", "AcquisitionTime": time}
+        for t, pixels in enumerate(cine):
+            name = f"1.3.12.2.1107.5.2.18.{rng.integers(10**9, 10**10)}.dcm"
+            files[name] = mr_frame(pixels, SeriesDescription=description,
+                                   SeriesInstanceUID=series_uid, InstanceNumber=t + 1,
+                                   TriggerTime=f"{interval_ms * t:.2f}", **stamps,
+                                   **tags)  # fmt: skip
+            rows.append((name, description))
+
+    for description in ("CINE_segmented_LAX_4Ch", "flow_250_tp_AoV_bh_ePAT@c"):
+        noise = rng.integers(0, 4000, (3, 32, 32))
+        add_series(noise, description, uid(), 10.0, CardiacNumberOfImages=3)
+    mid = slices // 2
+    repeat_uids = sorted([uid(), uid()])  # the unusable first acquisition's sorts last
+    for z, again in [*((z, False) for z in range(slices)), (mid, True)]:
         description = f"CINE_segmented_SAX_b{z + 1}"
-        uid = f"{base}.{seed}.{z + 1}.9"  # sorts after the repeat's ".{z + 1}.1"
-        geometry = {
-            "ImageOrientationPatient": [-1.0, 0.0, 0.0, 0.0, -1.0, 0.0],
-            "ImagePositionPatient": [-0.0, -0.0, dz * z],
-            "PixelSpacing": [dy, dx],
-            "SpacingBetweenSlices": dz,
-            "SliceThickness": 8.0,
-            "CardiacNumberOfImages": frames,
-        }
-        for t in range(frames):
-            add(
-                volume[:, :, z, t].T,
-                description,
-                uid,
-                TriggerTime=f"{1000 * dt * t:.2f}",
-                InstanceNumber=t + 1,
-                **geometry,
-            )
-        if z == 1:  # a repeated acquisition of this slice, the one to leave out
-            noise = rng.integers(0, 4000, volume.shape[:2][::-1])
-            for t in range(frames):
-                add(noise, description, f"{base}.{seed}.{z + 1}.1", TriggerTime=f"{t:.1f}",
-                    InstanceNumber=t + 1, **geometry)  # fmt: skip
-    for k, description in enumerate(("CINE_segmented_LAX_4Ch", "flow_250_tp_AoV_bh_ePAT@c")):
-        for t in range(3):
-            add(rng.integers(0, 4000, (32, 32)), description, f"{base}.{seed}.{100 + k}",
-                TriggerTime=f"{10.0 * t:.1f}", CardiacNumberOfImages=3)  # fmt: skip
+        cine = volume[:, :, z, :].transpose(2, 1, 0)  # pixel_array = volume[:, :, z, t].T
+        series_uid = uid()
+        if z == mid:
+            series_uid = repeat_uids[0] if again else repeat_uids[1]
+            cine = cine if again else np.repeat(cine[:1], frames, axis=0)
+        add_series(
+            cine,
+            description,
+            series_uid,
+            1000 * dt,
+            ImageOrientationPatient=[-1.0, 0.0, 0.0, 0.0, -1.0, 0.0],
+            ImagePositionPatient=[-0.0, -0.0, dz * z],
+            PixelSpacing=[dy, dx],
+            SpacingBetweenSlices=dz,
+            SliceThickness=8.0,
+            CardiacNumberOfImages=frames,
+        )
     lines = ["filename,patientid,studyid,aet,host,date,time,series discription"]
     order = rng.permutation(len(rows))
     for k in order:

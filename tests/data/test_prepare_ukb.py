@@ -5,9 +5,14 @@ The twin is the same `ptacl synth` cohort with the cines as `{eid}/sa.nii.gz` wi
 (a zip holds none): both then take the mid-ventricular slice and the heart centre from motion,
 so the stored cines are equal exactly (tolerance 0: same pixels, same slice, same crop). Against
 the seg-guided NIfTI read, the zip's slice is within one slice (10 mm) of the seg's choice.
+Each zip's mid slice was acquired twice, the first time unusable, with random UIDs of which the
+unusable one sorts last (`raw_cohort.ukb_cmr_files`): equality needs the last *acquired*.
 """
 
+import json
 import shutil
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -60,6 +65,16 @@ def test_zips_prepare_to_the_store_of_their_nifti_twin(twins):
     np.testing.assert_array_equal(zips.ecg, nifti.ecg)
     np.testing.assert_array_equal(zips.phenotypes, nifti.phenotypes)
     assert zips.manifest["origin"] == ORIGIN_SYNTHETIC  # synth's marker wins over UKB names
+
+
+def test_qc_says_which_rule_chose_the_repeated_acquisition(twins):
+    root, _, eids, _ = twins
+    qc = pd.read_csv(root / "store_zips" / "qc.csv", dtype=str, keep_default_na=False)
+    cmr = qc[qc["modality"] == "cmr"].set_index("eid")
+    for eid in eids:  # a note on a file used, not a refusal
+        assert cmr.loc[eid, "reason"] == "" and "2 acquisitions" in cmr.loc[eid, "warning"]
+        assert "the last acquired by SeriesNumber is series" in cmr.loc[eid, "warning"]
+    assert (qc["status"] == "paired").all()
 
 
 def test_the_zip_slice_is_mid_ventricular(twins):
@@ -139,3 +154,70 @@ def test_one_folder_holding_both_modalities_as_downloaded(twins, tmp_path):
     # the ECG side: two zips and the unzipped folder (once, not its hundreds of MR DICOMs)
     cmr = qc[(qc["modality"] == "ecg") & qc["reason"].str.contains("field 20209, not 20205")]
     assert len(cmr) == len(eids) and "rejected" not in set(qc["status"])
+
+
+def test_a_big_member_beside_the_cine_is_a_qc_note_and_limits_are_options(twins, tmp_path, capsys):
+    """Issue 20: a big useless member was inflated whole and qc.csv said nothing of it."""
+    root, cohort, eids, stores = twins
+    cmr = tmp_path / "cmr"
+    shutil.copytree(root / "zips", cmr)
+    first = cmr / f"{eids[0]}_20209_2_0.zip"
+    with zipfile.ZipFile(first, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open("1.3.12.2.1107.5.2.18.1.dcm", "w") as member:
+            for _ in range(20):
+                member.write(bytes(2**20))  # 20 MiB of zeros
+    argv = ["--ecg", str(cohort / "ecg"), "--cmr", str(cmr), "--out", str(tmp_path / "s")]
+    assert prepare([*argv, "--quiet", "--cmr-limit", "member_bytes=16MiB"]) == 0
+    assert "files refused: 0" in capsys.readouterr().out  # a note is no refusal
+    qc = pd.read_csv(tmp_path / "s" / "qc.csv", dtype=str, keep_default_na=False)
+    row = qc[(qc["modality"] == "cmr") & (qc["eid"] == eids[0])]
+    assert row["reason"].item() == ""  # used, with a warning
+    reason = row["warning"].item()
+    assert "1.3.12.2.1107.5.2.18.1.dcm: 20 MiB inflated, over the limit of 16 MiB" in reason
+    np.testing.assert_array_equal(Store.open(tmp_path / "s").cmr, stores["nifti"].cmr)
+
+
+def test_a_malformed_limit_is_an_argument_error(twins, tmp_path, capsys):
+    _, cohort, _, _ = twins
+    argv = ["--ecg", str(cohort / "ecg"), "--out", str(tmp_path / "s"), "--quiet"]
+    assert prepare([*argv, "--cmr-limit", "cine_bytes=lots"]) == 2
+    assert "--cmr-limit 'cine_bytes=lots': expected NAME=SIZE" in capsys.readouterr().err
+
+
+#: `ptacl prepare` in a fresh interpreter; prints its exit status and the peak RSS of its
+#: largest worker (RUSAGE_CHILDREN: the pool's processes, reaped before main returns).
+_PREPARE_PEAK = """
+import json, resource, sys
+from ptacl.cli.prepare import main
+rc = main(sys.argv[1:])
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+print(json.dumps({"rc": rc, "worker_peak": peak}))
+"""
+
+
+@pytest.mark.slow
+def test_each_of_n_workers_stays_within_the_limits(twins, tmp_path):
+    """Issue 20: with --workers N, N copies of a bomb's memory. Each zip here holds a 400 MiB
+    member of zeros beside its cine; no worker inflates it, so none grows by it."""
+    root, cohort, _, _ = twins
+    cmr = tmp_path / "cmr"
+    shutil.copytree(root / "zips", cmr)
+    for path in cmr.glob("*.zip"):
+        with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            with zf.open("1.3.12.2.1107.5.2.18.1.dcm", "w", force_zip64=True) as member:
+                for _ in range(400):
+                    member.write(bytes(2**20))
+    argv = ["--ecg", str(cohort / "ecg"), "--cmr", str(cmr), "--workers", "2", "--quiet"]
+    done = subprocess.run(
+        [sys.executable, "-c", _PREPARE_PEAK, *argv, "--out", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    outcome = json.loads(done.stdout.splitlines()[-1])
+    assert outcome["rc"] == 0, done.stderr
+    assert outcome["worker_peak"] < 400 * 2**20, outcome  # the member alone is 400 MiB
+    qc = pd.read_csv(tmp_path / "s" / "qc.csv", dtype=str, keep_default_na=False)
+    notes = qc[qc["modality"] == "cmr"]["warning"]  # two zips and one unzipped folder
+    assert notes.str.contains("400 MiB inflated, over the limit").sum() == 2
+    assert (qc["status"] == "paired").all()

@@ -1,4 +1,8 @@
 import gzip
+import json
+import subprocess
+import sys
+import zlib
 
 import nibabel as nib
 import numpy as np
@@ -48,10 +52,10 @@ def test_nii_gz_inflated_in_memory_reads_as_nibabel_loads_it(tmp_path, monkeypat
     """.nii.gz is inflated by read_cmr itself (ISA-L, or gzip without it): the same values as
     `nib.load`, NIfTI-2 and scaled (scl_slope, scl_inter) int16 included."""
     if inflate == "isal":
-        igzip = pytest.importorskip("isal.igzip")
-        assert cmr_module.gunzip is igzip.decompress  # the fast path is the one in use
+        isal_zlib = pytest.importorskip("isal.isal_zlib")
+        assert cmr_module.gzip_inflater is isal_zlib.decompressobj  # the fast path is in use
     else:
-        monkeypatch.setattr(cmr_module, "gunzip", gzip.decompress)
+        monkeypatch.setattr(cmr_module, "gzip_inflater", zlib.decompressobj)
     data = _volume().astype(np.float64) * 0.37 + 5.0  # stored as int16 with a slope
     img = klass(data, np.eye(4))
     img.set_data_dtype(np.int16)
@@ -136,3 +140,58 @@ def test_missing(tmp_path):
         read_cmr(tmp_path / "sa.nii.gz")
     with pytest.raises(InputError, match=r"folder holds neither sa\.nii\.gz nor DICOM files"):
         read_cmr(tmp_path)
+
+
+#: Peak RSS (VmHWM) of a fresh interpreter reading one CMR file.
+_PROBE = """
+import json, sys
+from ptacl.io import InputError, read_cmr
+try:
+    outcome = {"read": list(read_cmr(sys.argv[1]).frames.shape)}
+except InputError as err:
+    outcome = {"refused": err.reason}
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()
+print(json.dumps({**outcome, "peak": int(status[0]) * 1024}))
+"""
+
+
+def _peak(path):
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_a_nii_gz_is_inflated_no_further_than_its_header_says(tmp_path):
+    """256 MiB of zeros after a small volume, ~2 MB on disk: not inflated (they were, whole)."""
+    path = _save(_volume(), tmp_path / "sa.nii.gz")
+    small = _peak(path)
+    data = gzip.decompress(path.read_bytes())
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(data)
+        for _ in range(256):
+            out.write(bytes(2**20))
+    assert path.stat().st_size < 4 * 2**20
+    bombed = _peak(path)
+    assert bombed["read"] == small["read"] == [50, 32, 40]
+    assert bombed["peak"] < small["peak"] + 64 * 2**20
+
+
+def test_a_nifti_declaring_a_huge_volume_is_refused_before_its_data(tmp_path):
+    """A header of 512 x 512 x 64 x 100 int16 (6.4 GiB as float32) over 6.4 MB of zeros."""
+    img = nib.Nifti1Image(np.zeros((1, 1, 1, 1), np.int16), np.eye(4))
+    header = img.header.copy()
+    header.set_data_shape((512, 512, 64, 100))
+    block = header.binaryblock + b"\0" * 4  # the extension flag, then the data would follow
+    path = tmp_path / "sa.nii.gz"
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(block)
+        for _ in range(6):
+            out.write(bytes(2**20))
+    with pytest.raises(InputError, match=r"the volume \(512, 512, 64, 100\) would take 6400 MiB"):
+        read_cmr(path)
+    raw = tmp_path / "sa.nii"
+    raw.write_bytes(gzip.decompress(path.read_bytes()))
+    with pytest.raises(InputError, match=r"would take 6400 MiB as float32, over the limit"):
+        read_cmr(raw)

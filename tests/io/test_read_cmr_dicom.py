@@ -6,8 +6,9 @@ from dicom_builders import mr_frame
 from ptacl.io import InputError, read_cmr
 
 
-def _write_series(folder, n_slices=3, n_frames=20, shape=(48, 56), series=None):
-    """Classic MR cine: one file per (slice, frame), written in shuffled order."""
+def _write_series(folder, n_slices=3, n_frames=20, shape=(48, 56), series=None, **tags):
+    """Classic MR cine: one file per (slice, frame), written in shuffled order; `tags` set on
+    every file."""
     series = series or generate_uid()
     rng = np.random.default_rng(0)
     jobs = [(z, t) for z in range(n_slices) for t in range(n_frames)]
@@ -26,6 +27,7 @@ def _write_series(folder, n_slices=3, n_frames=20, shape=(48, 56), series=None):
             TriggerTime=32.5 * t,
             RescaleSlope=2,
             RescaleIntercept=-10,
+            **tags,
         )
         (folder / f"IM_{z}_{t}.dcm").write_bytes(data)
 
@@ -52,3 +54,19 @@ def test_two_series_in_one_folder(tmp_path):
     _write_series(tmp_path, n_slices=1, n_frames=10)
     with pytest.raises(InputError, match=r"holds 2 DICOM series"):
         read_cmr(tmp_path)
+
+
+def test_a_ct_series_in_a_dicom_folder_is_refused(tmp_path):
+    _write_series(tmp_path, n_slices=1, Modality="CT")
+    with pytest.raises(InputError, match=rf"^{tmp_path}: Modality CT, not MR"):
+        read_cmr(tmp_path)
+
+
+def test_a_dicom_folder_too_large_for_the_limits_is_refused_before_its_pixels(tmp_path):
+    from ptacl.io.cmr_limits import CmrLimits
+
+    _write_series(tmp_path, n_slices=2, n_frames=10)  # 20 frames of 48 x 56 x 4 bytes
+    with pytest.raises(InputError, match=r"the cine would take 215040 bytes .* over the limit"):
+        read_cmr(tmp_path, CmrLimits(cine_bytes=200_000))
+    with pytest.raises(InputError, match=r"IM_0_0.dcm: .* over the limit of 1000 bytes"):
+        read_cmr(tmp_path, CmrLimits(member_bytes=1000))

@@ -24,9 +24,10 @@ def _mr_small():
     return ds, ds.pixel_array * slope + intercept
 
 
-def _frames(description, n=20, series=None, offset=0, cardiac=None):
-    """`n` frames of MR_small as one cine series: frame t has pixel values + 3 t (+ offset) and
-    TriggerTime 40 t ms; returned in shuffled order as {name: bytes}."""
+def _frames(description, n=20, series=None, offset=0, cardiac=None, still=False, **tags):
+    """`n` frames of MR_small as one cine series: frame t has pixel values + 3 t (+ offset;
+    `still`: + 0, no motion) and TriggerTime 40 t ms, `tags` set on each; returned in shuffled
+    order as {name: bytes}."""
     base, _ = _mr_small()
     series = series or generate_uid()
     out = {}
@@ -36,7 +37,9 @@ def _frames(description, n=20, series=None, offset=0, cardiac=None):
         ds.SOPInstanceUID = generate_uid()
         ds.TriggerTime, ds.InstanceNumber = f"{40.0 * t:.1f}", int(t) + 1
         ds.CardiacNumberOfImages = cardiac or n
-        pixels = base.pixel_array + 3 * int(t) + offset
+        for key, value in tags.items():
+            setattr(ds, key, value)
+        pixels = base.pixel_array + (0 if still else 3 * int(t)) + offset
         ds.PixelData = pixels.astype(base.pixel_array.dtype).tobytes()
         buffer = io.BytesIO()
         ds.save_as(buffer)
@@ -125,4 +128,147 @@ def test_a_damaged_zip_is_an_input_error(tmp_path):
     path = tmp_path / "1_20209_2_0.zip"
     path.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(InputError, match=r"not a readable zip file"):
+        read_cmr(path)
+
+
+def _uids_sorted_against(order):
+    """Random UIDs whose string order is the reverse of `order` (acquisition order)."""
+    return dict(zip(order, sorted((generate_uid() for _ in order), reverse=True)))
+
+
+# SeriesNumber as scanners number a repeat (9 < 10 as numbers, "9" > "10" as strings), times
+# as HHMMSS.FFFFFF; each case also makes UID order pick the wrong acquisition.
+@pytest.mark.parametrize(
+    ("first", "second", "rule"),
+    [
+        ({"SeriesNumber": 9}, {"SeriesNumber": 10}, "SeriesNumber"),
+        ({"AcquisitionTime": "142304.5"}, {"AcquisitionTime": "142931.25"}, "AcquisitionTime"),
+        ({"SeriesTime": "235959"}, {"SeriesTime": "000102", "SeriesDate": "20160304"}, None),
+        ({"SeriesTime": "142304"}, {"SeriesTime": "142931"}, "SeriesTime"),
+        ({"InstanceCreationTime": "1423"}, {"InstanceCreationTime": "1429"}, None),
+    ],
+)
+def test_the_last_acquired_is_read_not_the_last_uid(tmp_path, first, second, rule):
+    """A re-acquired slice: the second acquisition (offset 0) is read, whatever the UIDs."""
+    if "SeriesDate" in second:  # across midnight: the date decides
+        first = {**first, "SeriesDate": "20160303"}
+        rule = "SeriesTime"
+    rule = rule or next(iter(first))
+    uids = _uids_sorted_against(["first", "second"])
+    files, describe = _described(
+        ("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1", series=uids["first"],
+                                          offset=500, **first)),
+        ("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1", series=uids["second"],
+                                          **second)),
+    )  # fmt: skip
+    rec = read_cmr(_zip(tmp_path / "1_20209_2_0.zip", files, describe=describe))
+    _, pixels = _mr_small()
+    np.testing.assert_allclose(rec.frames[3], pixels + 9)
+    assert any(f"2 acquisitions, the last acquired by {rule}" in n for n in rec.notes)
+
+
+def test_without_any_order_in_the_headers_uid_order_decides_and_says_so(tmp_path):
+    uids = _uids_sorted_against(["a", "b"])  # "a" sorts last
+    files, describe = _described(
+        ("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1", series=uids["a"])),
+        ("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1", series=uids["b"], offset=9)),
+    )
+    rec = read_cmr(_zip(tmp_path / "1_20209_2_0.zip", files, describe=describe))
+    _, pixels = _mr_small()
+    np.testing.assert_allclose(rec.frames[0], pixels)
+    assert any("by SeriesInstanceUID order" in n for n in rec.notes)
+
+
+def test_a_last_acquisition_without_motion_gives_way_to_the_one_before(tmp_path):
+    files, describe = _described(
+        ("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1", SeriesNumber=20)),
+        ("CINE_segmented_SAX_b1",
+         _frames("CINE_segmented_SAX_b1", offset=500, still=True, SeriesNumber=21)),
+    )  # fmt: skip
+    rec = read_cmr(_zip(tmp_path / "1_20209_2_0.zip", files, describe=describe))
+    _, pixels = _mr_small()
+    np.testing.assert_allclose(rec.frames[5], pixels + 15)
+    assert any(
+        "series 21 skipped, its 20 frames are identical (no motion); read series 20" in n
+        for n in rec.notes
+    )
+
+
+def _rgb(frames):
+    """The same frames as 8-bit RGB (SamplesPerPixel 3), as a screen capture would hold them."""
+    out = {}
+    for name, data in frames.items():
+        ds = dcmread(io.BytesIO(data))
+        grey = (ds.pixel_array // 8).astype(np.uint8)
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = np.repeat(grey[..., None], 3, axis=-1).tobytes()
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        out[name] = buffer.getvalue()
+    return out
+
+
+def _retagged(frames, **tags):
+    out = {}
+    for name, data in frames.items():
+        ds = dcmread(io.BytesIO(data))
+        for key, value in tags.items():
+            if value is None:
+                delattr(ds, key)
+            else:
+                setattr(ds, key, value)
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        out[name] = buffer.getvalue()
+    return out
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda f: _retagged(f, Modality="CT"), r"Modality CT, not MR"),
+        (
+            lambda f: _retagged(f, SOPClassUID="1.2.840.10008.5.1.4.1.1.2"),
+            r"SOP class CT Image Storage \(1.2.840.10008.5.1.4.1.1.2\), not an MR image",
+        ),
+        (_rgb, r"colour frames \(SamplesPerPixel 3, PhotometricInterpretation RGB\)"),
+        (lambda f: _retagged(f, CardiacNumberOfImages=30), r"20 frames .* fewer than the 30"),
+        (
+            lambda f: {k: _retagged({k: v}, TriggerTime="0.0")[k] for k, v in f.items()},
+            r"at TriggerTime 0 ms \(a frame interval of 0\)",
+        ),
+    ],
+    ids=["modality-ct", "sop-class-ct", "rgb", "short-cycle", "zero-interval"],
+)
+def test_images_that_are_not_a_cine_are_refused_by_name(tmp_path, change, reason):
+    """What the headers say refuses the file; with the SAX description alone it was stored."""
+    frames = change(_frames("CINE_segmented_SAX_b1"))
+    files, describe = _described(("CINE_segmented_SAX_b1", frames))
+    path = _zip(tmp_path / "1_20209_2_0.zip", files, describe=describe)
+    with pytest.raises(InputError, match=reason) as err:
+        read_cmr(path)
+    assert err.value.source == path
+
+
+def test_a_missing_modality_is_a_note_not_a_refusal(tmp_path):
+    """No Modality tag is no evidence of another modality."""
+    frames = _retagged(_frames("CINE_segmented_SAX_b1"), Modality=None)
+    files, describe = _described(("CINE_segmented_SAX_b1", frames))
+    rec = read_cmr(_zip(tmp_path / "1_20209_2_0.zip", files, describe=describe))
+    assert rec.frames.shape == (20, 64, 64)
+    assert "frames without a Modality tag, read as MR" in rec.notes
+
+
+def test_a_zip_holding_each_member_twice_is_refused(tmp_path):
+    """Once stored as half a cycle of doubled frames with a frame interval of 0.0."""
+    files, describe = _described(("CINE_segmented_SAX_b1", _frames("CINE_segmented_SAX_b1")))
+    path = _zip(tmp_path / "1_20209_2_0.zip", files, describe=describe)
+    with (
+        zipfile.ZipFile(path, "a") as archive,
+        pytest.warns(UserWarning, match="Duplicate name"),
+    ):
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(InputError, match=r"member .*\.dcm appears 2 times in the zip"):
         read_cmr(path)

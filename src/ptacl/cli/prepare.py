@@ -2,12 +2,15 @@
 
     ptacl prepare --ecg DIR --cmr DIR --phenotypes CSV --out STORE [--val 0.1 --test 0.2]
                   [--seed S] [--workers K] [--instance 2] [--overwrite]
+                  [--cmr-limit NAME=SIZE ...]
 
 ECGs may also be GE MUSE XML (`{eid}.xml`) or HDF5 files of many records (CODE-15%-style;
 `--ecg-ids` maps their exam_id to the eid).
 UK Biobank bulk files are read as delivered: ECGs `{eid}_20205_2_0.xml`, short-axis cines
 `{eid}_20209_2_0.zip` (or the folder it unzips to); `--instance` picks the visit (2, the first
 imaging visit; 3, the repeat). Every file not used is listed in qc.csv with the reason.
+What one CMR archive may make a worker inflate and hold is bounded (`--cmr-limit`, defaults in
+`ptacl.io.cmr_limits.CmrLimits`); each of K workers stays within those limits.
 
 Exit status 0 when at least one subject is usable (bad subjects are reported in qc.csv, not
 fatal) and, when both --ecg and --cmr are given, at least one is paired; 1 when no subject is
@@ -68,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
         help="UK Biobank visit read from {eid}_{field}_{instance}_{array} names and showcase "
         "columns (default 2, the first imaging visit; 3 is the repeat imaging visit)",
     )
+    p.add_argument(
+        "--cmr-limit",
+        action="append",
+        default=[],
+        metavar="NAME=SIZE",
+        help="raise or lower a bound on one CMR archive: members, member_bytes, archive_bytes, "
+        "header_bytes or cine_bytes (e.g. cine_bytes=512MiB); repeatable",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -83,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.atomic import OutputBusy
     from ptacl.data.prepare import STATUSES, prepare_store
     from ptacl.io import InputError
+    from ptacl.io.cmr_limits import DEFAULT_LIMITS
     from ptacl.io.names import DEFAULT_INSTANCE
 
     if args.instance is None:
@@ -95,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         # folders are removed and no half store is left behind
         signal.signal(signal.SIGTERM, _terminate)
     try:
+        cmr_limits = DEFAULT_LIMITS.with_overrides(args.cmr_limit)
         result = prepare_store(
             args.ecg,
             args.cmr,
@@ -109,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             instance=args.instance,
             phenotype_map=args.phenotype_map,
             ecg_ids=args.ecg_ids,
+            cmr_limits=cmr_limits,
         )
     except (FileExistsError, FileNotFoundError, InputError, ValueError, OutputBusy) as err:
         print(f"ptacl prepare: {err}", file=sys.stderr)

@@ -39,7 +39,8 @@ qc.csv has one row per file seen (and one per phenotype row without images or wi
 to NaN): eid, the subject's status (paired / ecg_only / cmr_only / rejected / no_images, or
 "ignored" for a file that names no subject of the store), modality, file, the reason the
 file (or value) was not used (empty when it was), a warning about a file kept (empty when
-none) and the patient id an ECG file names itself (empty when it names none).
+none; for a CMR file, what its reader chose or skipped: which repeated acquisition, members
+over the limits) and the patient id an ECG file names itself (empty when it names none).
 
 The manifest records the cohort's `origin` (`cohort_origin`: synthetic, UK Biobank or unknown)
 and the evidence for it: every bundle's model card repeats it.
@@ -68,6 +69,7 @@ from ptacl.cmr import preprocess_cmr
 from ptacl.data.store import ROW_BYTES, store_writer
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes
+from ptacl.io.cmr_limits import DEFAULT_LIMITS, CmrLimits
 from ptacl.io.ecg import read_patient_id
 from ptacl.io.ecg_hdf5 import SUFFIXES as HDF5_SUFFIXES
 from ptacl.io.ecg_hdf5 import hdf5_records, read_id_table
@@ -338,6 +340,7 @@ class SubjectResult:
     ecg_error: tuple[str, str] | None = None
     cmr_error: tuple[str, str] | None = None
     ecg_warnings: tuple[str, ...] = ()
+    cmr_notes: tuple[str, ...] = ()  # what the CMR reader decided without refusing, for qc.csv
 
 
 def _error(err: Exception, path: Path) -> tuple[str, str]:
@@ -362,14 +365,24 @@ def process_ecg(path: Path) -> tuple[np.ndarray, int, np.ndarray, tuple[str, ...
     return ecg, length, peaks, check.warnings
 
 
-def process_cmr(path: Path) -> np.ndarray:
-    """One cine (with its seg beside it, when there is one) -> (50, 84, 84) uint8."""
-    cine, _ = preprocess_cmr(read_cmr(path), frames=CMR_FRAMES, size=CMR_SIZE)
-    return np.clip(np.rint(cine * 255.0), 0, 255).astype(np.uint8)
+def process_cmr(
+    path: Path, limits: CmrLimits = DEFAULT_LIMITS
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """One cine (with its seg beside it, when there is one) -> ((50, 84, 84) uint8, the
+    reader's notes)."""
+    record = read_cmr(path, limits)
+    cine, _ = preprocess_cmr(record, frames=CMR_FRAMES, size=CMR_SIZE)
+    return np.clip(np.rint(cine * 255.0), 0, 255).astype(np.uint8), record.notes
 
 
-def process_subject(eid: str, ecg_path: Path | None, cmr_path: Path | None) -> SubjectResult:
-    """Read, validate and preprocess one subject's files (runs in a worker process)."""
+def process_subject(
+    eid: str,
+    ecg_path: Path | None,
+    cmr_path: Path | None,
+    cmr_limits: CmrLimits = DEFAULT_LIMITS,
+) -> SubjectResult:
+    """Read, validate and preprocess one subject's files (runs in a worker process, whose
+    memory `cmr_limits` bounds)."""
     out: dict = {"eid": eid}
     if ecg_path is not None:
         try:
@@ -380,25 +393,28 @@ def process_subject(eid: str, ecg_path: Path | None, cmr_path: Path | None) -> S
             out["ecg_error"] = _error(err, ecg_path)
     if cmr_path is not None:
         try:
-            out["cmr"] = process_cmr(cmr_path)
+            out["cmr"], out["cmr_notes"] = process_cmr(cmr_path, cmr_limits)
         except Exception as err:
             out["cmr_error"] = _error(err, cmr_path)
     return SubjectResult(**out)
 
 
 def _in_order(
-    jobs: list[tuple[str, Path | None, Path | None]], workers: int
+    jobs: list[tuple[str, Path | None, Path | None]],
+    workers: int,
+    cmr_limits: CmrLimits = DEFAULT_LIMITS,
 ) -> Iterator[SubjectResult]:
-    """Results in job order; at most a few jobs per worker in flight, so memory stays bounded."""
+    """Results in job order; at most a few jobs per worker in flight, so memory stays bounded
+    (each worker reads one subject at a time, within `cmr_limits`)."""
     if workers <= 1:
         for job in jobs:
-            yield process_subject(*job)
+            yield process_subject(*job, cmr_limits)
         return
     pending: deque[Future] = deque()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         try:
             for job in jobs:
-                pending.append(pool.submit(process_subject, *job))
+                pending.append(pool.submit(process_subject, *job, cmr_limits))
                 if len(pending) >= 4 * workers:
                     yield pending.popleft().result()
             while pending:
@@ -568,13 +584,15 @@ def prepare_store(
     instance: int = DEFAULT_INSTANCE,
     phenotype_map: str | Path | None = None,
     ecg_ids: str | Path | None = None,
+    cmr_limits: CmrLimits = DEFAULT_LIMITS,
 ) -> PrepareResult:
     """Build a store from raw files (see the module docstring); bad subjects go to qc.csv.
     `instance`: the UK Biobank visit read (2, the first imaging visit; 3, the repeat), from
     file names and showcase phenotype columns; `phenotype_map`: a CSV or YAML of column name or
     field ID -> phenotype (`ptacl.io.phenotypes.load_mapping`); `ecg_ids`: a CSV of exam_id ->
     eid for the records of HDF5 ECG files (`ptacl.io.ecg_hdf5.read_id_table`; without it a
-    record's eid is its exam id).
+    record's eid is its exam id); `cmr_limits`: what one CMR archive may make a worker inflate
+    and hold (`ptacl.io.cmr_limits`).
 
     Raises FileExistsError if `out` exists without `overwrite`, FileNotFoundError for a missing
     input folder, InputError for an unusable phenotype table, OutputBusy when another process
@@ -594,7 +612,7 @@ def prepare_store(
             raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
         return _prepare(
             ecg_dir, cmr_dir, phenotypes, out, val, test, seed, workers, overwrite, progress,
-            instance, mapping, ecg_ids,
+            instance, mapping, ecg_ids, cmr_limits,
         )  # fmt: skip
 
 
@@ -612,6 +630,7 @@ def _prepare(
     instance: int,
     mapping: dict[str, str] | None,
     ecg_ids: str | Path | None = None,
+    cmr_limits: CmrLimits = DEFAULT_LIMITS,
 ) -> PrepareResult:
     """`prepare_store`'s work, under the store's lock, arguments checked."""
     ids = None if ecg_ids is None else read_id_table(ecg_ids)
@@ -665,7 +684,7 @@ def _prepare(
         store_writer(out, len(jobs), overwrite=overwrite) as writer,
         tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not progress) as bar,
     ):
-        for (eid, ecg_path, cmr_path), result in zip(jobs, _in_order(jobs, workers)):
+        for (eid, ecg_path, cmr_path), result in zip(jobs, _in_order(jobs, workers, cmr_limits)):
             bar.update()
             ecg_notes = "; ".join([*warned.get(eid, ()), *result.ecg_warnings])
             pid = patient_ids.get(eid, "")
@@ -673,7 +692,8 @@ def _prepare(
                 file, reason = result.ecg_error or (str(ecg_path), "")
                 qc.append((eid, "ecg", file, reason, ecg_notes, pid))
             if cmr_path is not None:
-                qc.append((eid, "cmr", *(result.cmr_error or (str(cmr_path), ""))))
+                file, reason = result.cmr_error or (str(cmr_path), "")
+                qc.append((eid, "cmr", file, reason, "; ".join(result.cmr_notes)))
             ok_ecg, ok_cmr = result.ecg is not None, result.cmr is not None
             status[eid] = _STATUS[(ok_ecg, ok_cmr)]
             if ok_ecg or ok_cmr:

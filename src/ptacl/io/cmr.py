@@ -17,6 +17,11 @@ Orientation: `frames[t] = volume[:, :, slice, t].T`, i.e. rows follow the NIfTI 
 columns the x axis; the seg goes through the same transposition, so the two stay aligned.
 `spacing` is (row, column) = (pixdim[2], pixdim[1]) in mm and `frame_interval` is pixdim[4] in
 seconds (converted from ms or µs when the header's time unit says so).
+
+Memory is bounded by `CmrLimits` whatever the file claims: a volume whose header declares more
+voxels than `cine_bytes` holds as float32 (or a header longer than `header_bytes`) is refused
+before its data is read, and a `.nii.gz` is inflated no further than its header's size (zeros
+deflate ~1000:1, so a small file could otherwise inflate to GBs).
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ import numpy as np
 try:
     # ISA-L inflates ~2.5x faster than zlib, and inflating the cine was over half of `ptacl
     # prepare`'s time; the bytes are the same, so the fallback gives the same images.
-    from isal.igzip import decompress as gunzip
+    from isal.isal_zlib import decompressobj as gzip_inflater
 except ImportError:  # pragma: no cover - isal is a dependency, but has no wheel everywhere
-    from gzip import decompress as gunzip
+    from zlib import decompressobj as gzip_inflater
 
 from ptacl.io.cmr_dicom import read_dicom_cine
+from ptacl.io.cmr_limits import DEFAULT_LIMITS, CmrLimits, mib
 from ptacl.io.cmr_slice import mid_ventricular_slice, slice_motion
 from ptacl.io.cmr_ukb import is_ukb_cmr_folder, read_ukb_cmr
 from ptacl.io.errors import InputError
@@ -47,25 +53,28 @@ if TYPE_CHECKING:
 MIN_FRAMES = 10
 _TIME_TO_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 _NIFTI = (".nii.gz", ".nii")
+_GZIP = 31  # zlib wbits of a gzip stream
+_NIFTI_HEADER = 544  # NIfTI-2's 540-byte header and the 4-byte extension flag (NIfTI-1: 348)
 
 
-def read_cmr(path: str | Path) -> CmrRecord:
-    """Read one cine slice: frames (F, H, W) float32 (see module docstring for layouts)."""
+def read_cmr(path: str | Path, limits: CmrLimits = DEFAULT_LIMITS) -> CmrRecord:
+    """Read one cine slice: frames (F, H, W) float32 (see module docstring for layouts).
+    `limits` bound what a zip or DICOM folder may make the reader inflate and hold."""
     path = Path(path)
     if path.is_dir():
         inside = [path / f"sa{ext}" for ext in _NIFTI if (path / f"sa{ext}").is_file()]
         if not inside:
             if is_ukb_cmr_folder(path) or _is_ukb_cmr_name(path):
-                return read_ukb_cmr(path, MIN_FRAMES)
-            return read_dicom_cine(path, MIN_FRAMES)
+                return read_ukb_cmr(path, MIN_FRAMES, limits)
+            return read_dicom_cine(path, MIN_FRAMES, limits)
         path = inside[0]
     if not path.exists():
         raise InputError(path, "file not found")
     name = path.name.lower()
     if name.endswith(".zip"):
-        return read_ukb_cmr(path, MIN_FRAMES)
+        return read_ukb_cmr(path, MIN_FRAMES, limits)
     if name.endswith(_NIFTI):
-        return _read_nifti(path)
+        return _read_nifti(path, limits)
     if name.endswith(".npy"):
         return _read_npy(path)
     raise InputError(path, "unknown CMR format; expected .nii.gz, .nii, .npy or a UK Biobank .zip")
@@ -76,23 +85,64 @@ def _is_ukb_cmr_name(path: Path) -> bool:
     return ukb is not None and ukb.field == UKB_CMR_FIELD
 
 
-def _load_nifti(path: Path) -> tuple[np.ndarray, object]:
+def _load_nifti(path: Path, limits: CmrLimits) -> tuple[np.ndarray, object]:
     from ptacl.extras import require
 
     nib = require("nibabel", "reading NIfTI cines")
 
     try:
         if path.name.lower().endswith(".gz"):
-            img = _nifti_from_bytes(gunzip(path.read_bytes()))
+            img = _nifti_from_bytes(_gunzip_bounded(path, limits))
         else:
             img = nib.load(path)
+            _check_volume(img.header, path, limits)
         data = np.asanyarray(img.dataobj)
+    except InputError:
+        raise
     except Exception as err:  # nibabel/gzip/zlib raise many types for damaged files
         raise InputError(path, f"unreadable NIfTI ({type(err).__name__}: {err})") from None
     # Trailing singleton dimensions (X, Y, Z, T, 1) carry nothing.
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     return data, img.header
+
+
+def _check_volume(header, path: Path, limits: CmrLimits) -> int:
+    """Bytes a NIfTI header says its file holds (offset + data); refused over the limits."""
+    shape = tuple(int(n) for n in header.get_data_shape())
+    voxels = int(np.prod(shape, dtype=np.int64)) if shape else 0
+    if 4 * voxels > limits.cine_bytes:
+        raise InputError(
+            path,
+            f"the volume {shape} would take {mib(4 * voxels)} as float32, over the limit of "
+            f"{mib(limits.cine_bytes)} (--cmr-limit cine_bytes=...)",
+        )
+    offset = int(header.get_data_offset())
+    if offset > limits.header_bytes:
+        raise InputError(
+            path, f"a header of {mib(offset)}, over the limit of {mib(limits.header_bytes)}"
+        )
+    return offset + voxels * header.get_data_dtype().itemsize
+
+
+def _gunzip_bounded(path: Path, limits: CmrLimits) -> bytes:
+    """A .nii.gz inflated no further than the size its header declares (checked first)."""
+    import nibabel as nib
+
+    inflater = gzip_inflater(wbits=_GZIP)
+    raw = path.read_bytes()  # compressed: its size on disk is what it is
+    head = inflater.decompress(raw, _NIFTI_HEADER)
+    for klass in (nib.Nifti1Header, nib.Nifti2Header):
+        block = head[: klass.sizeof_hdr]
+        if len(block) == klass.sizeof_hdr and klass.may_contain_header(block):
+            need = _check_volume(klass(block, check=False), path, limits)
+            break
+    else:
+        raise ValueError("no NIfTI-1 or NIfTI-2 header")
+    if need <= len(head):
+        return head[:need]
+    # max_length bounds the inflated bytes; whatever the stream holds beyond is not inflated
+    return head + inflater.decompress(inflater.unconsumed_tail, need - len(head))
 
 
 def _nifti_from_bytes(raw: bytes) -> Nifti1Image:
@@ -109,8 +159,8 @@ def _nifti_from_bytes(raw: bytes) -> Nifti1Image:
     raise ValueError("no NIfTI-1 or NIfTI-2 header")
 
 
-def _read_nifti(path: Path) -> CmrRecord:
-    data, header = _load_nifti(path)
+def _read_nifti(path: Path, limits: CmrLimits = DEFAULT_LIMITS) -> CmrRecord:
+    data, header = _load_nifti(path, limits)
     if data.ndim not in (3, 4):
         raise InputError(
             path, f"expected a 4-D (X, Y, slices, T) or 3-D (X, Y, T) image, got shape {data.shape}"
@@ -124,7 +174,7 @@ def _read_nifti(path: Path) -> CmrRecord:
     seg_path = _seg_beside(path)
     seg = None
     if seg_path is not None:
-        seg, _ = _load_nifti(seg_path)
+        seg, _ = _load_nifti(seg_path, limits)
         if seg.ndim == 3:
             seg = seg[:, :, None, :]
         if seg.shape != data.shape:

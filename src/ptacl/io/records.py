@@ -71,6 +71,8 @@ class CmrRecord:
         3 RV blood pool) or None
     source: the file read
     slice_index: the slice taken from a multi-slice volume (None for single-slice input)
+    notes: what the reader decided or saw without refusing the file (which repeated
+        acquisition was read and by which rule, members not read), for qc.csv
     """
 
     frames: np.ndarray
@@ -79,3 +81,4 @@ class CmrRecord:
     seg: np.ndarray | None
     source: Path
     slice_index: int | None = None
+    notes: tuple[str, ...] = ()

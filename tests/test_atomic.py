@@ -1,11 +1,15 @@
 import errno
 import os
+import signal
+import subprocess
+import sys
 import time
+from subprocess import PIPE
 
 import pytest
 
 import ptacl.atomic as atomic
-from faults import hold_lock
+from faults import alive, descendants, hold_lock, ptacl_env
 from ptacl.atomic import NoSpace, OutputBusy, atomic_file, atomic_folder, lock_path, output_lock
 
 
@@ -143,3 +147,51 @@ def test_a_released_lock_can_be_taken_at_once(tmp_path):
         with output_lock(out):
             pass
     assert time.perf_counter() - start < 1.0 and not lock_path(out).exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_does_not_keep_a_killed_parents_lock(tmp_path):
+    """A DataLoader or pool worker forked under the lock shares its open file description;
+    before, it kept the flock alive after a `kill -9` of its parent and blocked every rerun."""
+    out = tmp_path / "run"
+    code = (
+        "import os, sys, time\n"
+        "from ptacl.atomic import output_lock\n"
+        f"with output_lock({str(out)!r}):\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(30); os._exit(0)\n"
+        "    print('forked', flush=True); time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], env=ptacl_env(), stdout=PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "forked"
+        child = descendants(parent.pid)
+        parent.kill()
+        parent.wait()
+        with output_lock(out):  # at once, while the child still lives
+            assert alive(child)
+    finally:
+        for pid in alive(descendants(parent.pid) | child):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_pool_worker_ends_when_its_parent_is_killed(tmp_path):
+    code = (
+        "import concurrent.futures as cf, multiprocessing as mp, os, time\n"
+        "from ptacl.atomic import die_with_parent\n"
+        "if __name__ == '__main__':\n"
+        "    with cf.ProcessPoolExecutor(1, mp_context=mp.get_context('fork'),\n"
+        "            initializer=die_with_parent, initargs=(os.getpid(),)) as pool:\n"
+        "        print(pool.submit(os.getpid).result(), flush=True); time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], env=ptacl_env(), stdout=PIPE, text=True)
+    worker = {int(parent.stdout.readline())}
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leftover = alive(worker)
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    assert not leftover

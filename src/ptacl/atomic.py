@@ -28,6 +28,8 @@ import fcntl
 import glob
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import warnings
@@ -63,6 +65,51 @@ def lock_path(out: Path) -> Path:
 # of its store before scanning, and the store writer takes it again for the write.
 _held: dict[Path, int] = {}
 _held_guard = threading.Lock()
+# The descriptor of each lock held, closed in every forked child (see `_forget_locks`).
+_fds: dict[Path, int] = {}
+
+
+def _forget_locks() -> None:
+    """In a freshly forked child: close the inherited lock descriptors (the parent's lock is
+    unaffected, it holds its own) and forget them, so that the child never keeps the lock."""
+    global _held_guard
+    for fd in list(_fds.values()):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _fds.clear()
+    _held.clear()
+    _held_guard = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_forget_locks)
+
+#: How often (seconds) a worker looks whether its parent is still alive, where the kernel
+#: cannot be asked to kill it (not Linux).
+_WATCH_EVERY = 1.0
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this (worker) process end when process `parent` does, even by `kill -9`: pass
+    as the `initializer` of a worker pool, with `os.getpid()` of the parent as its argument.
+
+    Linux kills the worker itself (`PR_SET_PDEATHSIG`); elsewhere a daemon thread polls the
+    parent pid. SIGTERM gets its default action back (a forked worker inherits the CLI's
+    handler, which raises SystemExit, and the pool would catch that as a task's error).
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(AttributeError, OSError):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(_WATCH_EVERY)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ptacl-parent-watch", daemon=True).start()
 
 
 def _locked_inode(fd: int, path: Path) -> bool:
@@ -113,11 +160,13 @@ def output_lock(out: str | Path) -> Iterator[None]:
     os.write(fd, f"{os.getpid()}\n".encode())
     with _held_guard:
         _held[path] = 1
+        _fds[path] = fd
     try:
         yield
     finally:
         with _held_guard:
             del _held[path]
+            del _fds[path]
         # Removed while still held, so a waiter that opened it sees a stale inode and retries.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

@@ -80,3 +80,30 @@ def alive(pids: set[int]) -> set[int]:
         if state != "Z":
             running.add(pid)
     return running
+
+
+def fill_disk(monkeypatch, folder: Path, after: int = 0) -> None:
+    """Make `os.write` into files under `folder` fail with ENOSPC once `after` bytes went in
+    (as a full disk does mid-file); writes elsewhere (pytest's own) go through."""
+    import errno
+    import os
+
+    real_write = os.write
+    written = {"bytes": 0}
+    folder = str(folder.resolve())
+
+    def write(fd: int, data) -> int:
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            target = ""
+        if not target.startswith(folder):
+            return real_write(fd, data)
+        room = after - written["bytes"]
+        if room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        done = real_write(fd, bytes(data[:room]))
+        written["bytes"] += done
+        return done
+
+    monkeypatch.setattr(os, "write", write)

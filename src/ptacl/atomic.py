@@ -36,13 +36,15 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from ptacl.errors import PtaclError
+
 #: errno values that mean "the disk (or the quota) is full".
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 #: Prefixes of a writer's temporary siblings (`.scratch-` is what older versions left).
 _DEBRIS = ("tmp", "scratch", "old")
 
 
-class OutputBusy(RuntimeError):
+class OutputBusy(PtaclError, RuntimeError):
     """Another process is writing the same output folder or file."""
 
 
@@ -156,8 +158,11 @@ def output_lock(out: str | Path) -> Iterator[None]:
         if _locked_inode(fd, path):
             break
         os.close(fd)  # the previous holder removed this lock file as we opened it: retry
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError:  # a full disk: the pid is only for the message of a refused second writer
+        pass
     with _held_guard:
         _held[path] = 1
         _fds[path] = fd

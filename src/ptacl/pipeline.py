@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ptacl.errors import PtaclError
+
 #: Seconds between two "still running" lines of a step.
 HEARTBEAT_S = 30.0
 
 
-class PipelineError(RuntimeError):
+class PipelineError(PtaclError, RuntimeError):
     """A step failed; the message names the step, its exit status and its log."""
 
 

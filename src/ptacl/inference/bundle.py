@@ -38,6 +38,7 @@ import torch
 
 import ptacl
 from ptacl.atomic import atomic_folder
+from ptacl.errors import PtaclError
 
 BUNDLE_FORMAT = "ptacl-bundle"
 BUNDLE_VERSION = 1
@@ -51,7 +52,7 @@ PARTS = ("encoder", "projection", "head", "ood")
 _MAX_HEADER = 100 * 2**20
 
 
-class BundleError(ValueError):
+class BundleError(PtaclError, ValueError):
     """A bundle that is missing, tampered with, unsafe or inconsistent; the message names the file."""
 
 

@@ -107,3 +107,29 @@ def fill_disk(monkeypatch, folder: Path, after: int = 0) -> None:
         return done
 
     monkeypatch.setattr(os, "write", write)
+
+
+def read_only(monkeypatch, folder: Path) -> None:
+    """What the kernel does to a user (not root, whom tests may run as) writing into a
+    read-only `folder`: creating an entry there fails with EACCES naming the path."""
+    import errno
+    import os
+
+    real_open, real_mkdir = os.open, os.mkdir
+    inside = str(folder.resolve()) + os.sep
+
+    def refused(path) -> OSError:
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and os.path.abspath(os.fsdecode(path)).startswith(inside):
+            raise refused(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def mkdir(path, *args, **kwargs):
+        if os.path.abspath(os.fsdecode(path)).startswith(inside):
+            raise refused(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "mkdir", mkdir)

@@ -126,7 +126,14 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Any:
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+    except pickle.UnpicklingError:
+        # not torch's text, which suggests loading the file with weights_only=False
+        raise RunDirError(
+            f"{path}: not a readable checkpoint: UnpicklingError: it holds objects other than "
+            "tensors and plain containers, which ptacl never unpickles (a payload, or a file "
+            "ptacl did not write)"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
         raise RunDirError(f"{path}: not a readable checkpoint: {_first_line(err)}") from None
 
 

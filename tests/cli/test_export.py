@@ -226,3 +226,49 @@ def test_a_finetune_run_s_own_test_metrics_go_into_the_card(store: Path, tmp_pat
     assert (
         "FN+AP (this run's head)" in card and "| LVEF (%) | 0.234 | [0.100, 0.300] | 15 |" in card
     )
+
+
+class _Payload:
+    def __reduce__(self):  # what a hostile checkpoint would run on a full unpickle
+        return (print, ("PAYLOAD RAN",))
+
+
+def _hostile(run: Path, how: str) -> None:
+    """Spoil an exported-to-be run folder the way issue 20's probe did."""
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if how == "pickled":
+        torch.save({"state_dict": torch.load(ckpt)["state_dict"], "x": _Payload()}, ckpt)
+    elif how == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:300])
+    elif how == "yaml tag":
+        text = (run / "config.yaml").read_text()
+        (run / "config.yaml").write_text(
+            "x: !!python/object/apply:os.system ['echo PAYLOAD RAN']\n" + text
+        )
+    elif how == "width edited":
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["encoder"]["width"] = 24
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("pickled", "checkpoints/last.ckpt: not a readable checkpoint: UnpicklingError"),
+        ("truncated", "checkpoints/last.ckpt: not a readable checkpoint: RuntimeError"),
+        ("yaml tag", "config.yaml: not a readable config: ConstructorError"),
+        ("width edited", "config.yaml: does not match the checkpoint's weights: size mismatch"),
+    ],
+)
+def test_a_hostile_run_is_refused_in_one_line(
+    how: str, reason: str, store: Path, tmp_path: Path, capsys
+) -> None:
+    """Each once a traceback (UnpicklingError, RuntimeError, ConstructorError)."""
+    run = mae_run(tmp_path / "run", store)
+    _hostile(run, how)
+    assert ptacl(["export", "--model", str(run), "--out", str(tmp_path / "b")]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "PAYLOAD RAN" not in captured.out
+    assert captured.err.strip().splitlines() == [captured.err.strip()]
+    assert f"ptacl export: {run}/{reason}" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

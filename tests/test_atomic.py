@@ -195,3 +195,32 @@ def test_a_pool_worker_ends_when_its_parent_is_killed(tmp_path):
     for pid in leftover:
         os.kill(pid, signal.SIGKILL)
     assert not leftover
+
+
+def test_every_spelling_of_one_output_shares_its_lock(tmp_path):
+    """A symlinked parent, `..`, and `--out` itself a symlink: once the last got its own lock
+    beside the link, so two writers could fill one folder."""
+    real = tmp_path / "a" / "out"
+    real.parent.mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    (tmp_path / "outlink").symlink_to(real)
+    spellings = [
+        tmp_path / "link" / "out",
+        tmp_path / "a" / ".." / "a" / "out",
+        tmp_path / "outlink",
+    ]
+    holder = hold_lock(real)
+    try:
+        for out in spellings:
+            with pytest.raises(OutputBusy, match=rf"pid {holder.pid}"), atomic_folder(out):
+                pass
+            with pytest.raises(OutputBusy), atomic_file(out):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with atomic_folder(tmp_path / "outlink") as tmp:  # written through the link
+        (tmp / "x").write_text("x")
+    assert (tmp_path / "outlink").is_symlink() and (real / "x").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "link", "outlink"]
+    assert sorted(p.name for p in real.parent.iterdir()) == ["out"]

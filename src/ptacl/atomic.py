@@ -63,6 +63,13 @@ def lock_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.lock")
 
 
+def real_path(out: str | Path) -> Path:
+    """`out` with every symlink and `..` resolved, itself included: two spellings of one
+    output (a symlinked parent, `a/../a`, `--out` a symlink to it) are one path, so they share
+    one lock, and a symlinked output is written through (the link keeps naming it)."""
+    return Path(os.path.realpath(out))
+
+
 # Locks this process holds, by lock file, with their nesting depth: `prepare` takes the lock
 # of its store before scanning, and the store writer takes it again for the write.
 _held: dict[Path, int] = {}
@@ -128,8 +135,7 @@ def output_lock(out: str | Path) -> Iterator[None]:
     """Hold the exclusive lock of `out` (see the module docstring); raise `OutputBusy` when
     another process holds it. Re-entrant within one process."""
     out = Path(out)
-    # resolved, so that two spellings of one folder (a symlink, "..") share one lock
-    path = lock_path(out.parent.resolve() / out.name)
+    path = lock_path(real_path(out))  # two spellings of one output share one lock
     with _held_guard:
         if path in _held:
             _held[path] += 1
@@ -254,9 +260,10 @@ def atomic_folder(out: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
 
     Holds `output_lock(out)` throughout and removes dead writers' leftovers first. `out` is
     checked under the lock, at the start and again just before the final rename: without
-    `overwrite` an existing `out` raises FileExistsError and is never replaced.
+    `overwrite` an existing `out` raises FileExistsError and is never replaced. A symlink `out`
+    is written through (`real_path`).
     """
-    out = Path(out)
+    out = real_path(out)
     with output_lock(out):
         clean_debris(out)
         if out.exists() and not overwrite:
@@ -291,7 +298,7 @@ def atomic_file(out: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `out` to write; on success it replaces `out` in one
     rename, on any error it is removed and `out` (if any) is left as it was. Holds
     `output_lock(out)`, so two writers of one file cannot interleave."""
-    out = Path(out)
+    out = real_path(out)
     with output_lock(out):
         clean_debris(out)
         try:

@@ -272,3 +272,29 @@ def test_a_hostile_run_is_refused_in_one_line(
     assert captured.err.strip().splitlines() == [captured.err.strip()]
     assert f"ptacl export: {run}/{reason}" in captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_killed_export_leaves_no_half_bundle_and_the_rerun_succeeds(
+    store: Path, tmp_path: Path
+) -> None:
+    """`kill -9` while the bundle's lock is held (the probe being fitted or the files written)."""
+    import os
+    import signal
+    import time
+
+    from faults import ptacl_process
+    from ptacl.atomic import lock_path
+
+    run = mae_run(tmp_path / "run", store)
+    out = tmp_path / "bundle"
+    proc = ptacl_process("export", "--model", str(run), "--out", str(out))
+    deadline = time.monotonic() + 120
+    while not lock_path(out).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.stderr.read()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()  # nothing half-written under the bundle's name
+    assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
+    Predictor(out)  # whole and verified
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "run"]

@@ -95,6 +95,9 @@ os.register_at_fork(after_in_child=_forget_locks)
 #: How often (seconds) a worker looks whether its parent is still alive, where the kernel
 #: cannot be asked to kill it (not Linux).
 _WATCH_EVERY = 1.0
+#: Set by a parent (`ptacl benchmark`'s steps) to its pid: the `ptacl` command started with it
+#: calls `die_with_parent`, so a killed pipeline leaves no step writing on (`ptacl.cli.main`).
+DIE_WITH_PARENT_ENV = "PTACL_DIE_WITH_PARENT"
 
 
 def die_with_parent(parent: int) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import pkgutil
 import sys
 import traceback
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import ptacl
 import ptacl.cli
+from ptacl.atomic import DIE_WITH_PARENT_ENV, die_with_parent
 from ptacl.errors import PtaclError
 from ptacl.extras import EXTRA_OF, MissingExtra, hint
 
@@ -70,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         print(ptacl.__version__)
         return 0
     name = argv[0]
+    parent = os.environ.pop(DIE_WITH_PARENT_ENV, "")  # popped: not for this command's children
+    if parent.isdigit():
+        die_with_parent(int(parent))
     if name not in _commands():
         print(f"ptacl: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2

@@ -224,3 +224,29 @@ def test_every_spelling_of_one_output_shares_its_lock(tmp_path):
     assert (tmp_path / "outlink").is_symlink() and (real / "x").read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "link", "outlink"]
     assert sorted(p.name for p in real.parent.iterdir()) == ["out"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_leaving_the_block_leaves_the_parents_lock_alone(tmp_path):
+    out = tmp_path / "run"
+    lock = output_lock(out)
+    lock.__enter__()
+    pid = os.fork()
+    if pid == 0:  # the child leaves the block too, then ends (never returns to pytest)
+        try:
+            lock.__exit__(None, None, None)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    try:
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert lock_path(out).exists()  # the child did not remove the parent's lock file
+        code = f"from ptacl.atomic import output_lock\nwith output_lock({str(out)!r}): pass"
+        other = subprocess.run(
+            [sys.executable, "-c", code], env=ptacl_env(), capture_output=True, text=True
+        )
+        assert "OutputBusy" in other.stderr  # and it is still held
+    finally:
+        lock.__exit__(None, None, None)
+    assert not lock_path(out).exists()

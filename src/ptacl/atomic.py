@@ -150,7 +150,8 @@ def output_lock(out: str | Path) -> Iterator[None]:
             yield
         finally:
             with _held_guard:
-                _held[path] -= 1
+                if path in _held:  # not in a child forked meanwhile (`_forget_locks`)
+                    _held[path] -= 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -175,16 +176,23 @@ def output_lock(out: str | Path) -> Iterator[None]:
     with _held_guard:
         _held[path] = 1
         _fds[path] = fd
+    owner = os.getpid()
     try:
         yield
     finally:
-        with _held_guard:
-            del _held[path]
-            del _fds[path]
-        # Removed while still held, so a waiter that opened it sees a stale inode and retries.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        os.close(fd)
+        # not in a forked child leaving the block: the lock, its file and fd are the parent's
+        if os.getpid() == owner:
+            _release(path, fd)
+
+
+def _release(path: Path, fd: int) -> None:
+    with _held_guard:
+        del _held[path]
+        del _fds[path]
+    # Removed while still held, so a waiter that opened it sees a stale inode and retries.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os.close(fd)
 
 
 def clean_debris(out: Path) -> list[Path]:

@@ -23,6 +23,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = argv[0]
     parent = os.environ.pop(DIE_WITH_PARENT_ENV, "")  # popped: not for this command's children
-    if parent.isdigit():
+    if parent.isdigit() and threading.current_thread() is threading.main_thread():
         die_with_parent(int(parent))
     if name not in _commands():
         print(f"ptacl: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)

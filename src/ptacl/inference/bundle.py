@@ -187,7 +187,8 @@ def _not_safetensors_reason(data: bytes) -> str | None:
 def architecture(config: Mapping[str, Any]) -> dict[str, Any]:
     """What in config.json decides the computation (encoder, projection, head constructors);
     recorded in the weights file at export and compared on load."""
-    head = config.get("head") or {}
+    head = config.get("head")
+    head = head if isinstance(head, Mapping) else {}
     return {
         "encoder": config.get("encoder"),
         "projection": config.get("projection"),
@@ -227,10 +228,8 @@ def _open_regular(path: Path, size: Any, limit: int) -> int:
     return fd
 
 
-def _read_verified(root: Path, name: str, expected: Any) -> bytes:
+def _read_verified(root: Path, name: str, expected: Mapping[str, Any]) -> bytes:
     path = root / name
-    if not isinstance(expected, Mapping):
-        raise BundleError(f"{root / 'manifest.json'}: the entry of {name} is not a table")
     fd = _open_regular(path, expected.get("bytes"), MAX_BYTES[name])
     with os.fdopen(fd, "rb") as file:
         data = file.read(int(expected["bytes"]) + 1)  # +1: a file grown since the check
@@ -286,8 +285,10 @@ def read_bundle(path: str | Path) -> Bundle:
     unknown = sorted(set(files) - set(MAX_BYTES))
     if unknown:
         raise BundleError(f"{manifest_path}: lists files a bundle does not hold: {unknown}")
-    for name in files:  # every size before any content: a bad one costs no read
-        os.close(_open_regular(root / name, files[name].get("bytes"), MAX_BYTES[name]))
+    for name, entry in files.items():  # every size before any content: a bad one costs no read
+        if not isinstance(entry, dict):
+            raise BundleError(f"{manifest_path}: the entry of {name} is not a table")
+        os.close(_open_regular(root / name, entry.get("bytes"), MAX_BYTES[name]))
     if README in files:
         _read_verified(root, README, files[README])
     elif (root / README).exists():
@@ -300,6 +301,8 @@ def read_bundle(path: str | Path) -> Bundle:
             documents[name] = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise BundleError(f"{root / name}: not valid JSON: {e}") from e
+        if not isinstance(documents[name], dict):
+            raise BundleError(f"{root / name}: not a JSON object")
 
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
@@ -397,7 +400,9 @@ def check_settings(root: Path, config: Mapping[str, Any], preprocessing: Mapping
     level = _number(dwt.get("level"), f"{pre}: dwt.level", integer=True, low=1, high=top)
     _number(dwt.get("drop_details"), f"{pre}: dwt.drop_details", integer=True, low=0, high=level)
     for part in ("encoder", "head"):
-        kwargs = (config.get(part) or {}).get("kwargs") or {}
+        section = config.get(part)
+        kwargs = section.get("kwargs") if isinstance(section, Mapping) else None
+        kwargs = kwargs if isinstance(kwargs, Mapping) else {}
         if "heads" in kwargs:
             heads = _number(kwargs["heads"], f"{cfg}: {part}.heads", integer=True, low=1)
             width = kwargs.get("width")

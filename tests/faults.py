@@ -6,6 +6,7 @@ folder can `from faults import hold_lock`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +14,17 @@ from pathlib import Path
 from ptacl.atomic import lock_path
 
 
-def hold_lock(out: Path) -> subprocess.Popen:
-    """Another process holding the lock of `out` the way ptacl does (flock, pid inside).
-    Kill it (`proc.kill(); proc.wait()`) to release the lock as `kill -9` would."""
+def hold_lock(out: Path, pid: int | None = None, seconds: float = 60) -> subprocess.Popen:
+    """Another process holding the lock of `out` the way ptacl does (flock, pid inside: its
+    own, or `pid`, as a child of a killed ptacl holds it) for `seconds`. Kill it
+    (`proc.kill(); proc.wait()`) to release the lock as `kill -9` would."""
     code = (
         "import fcntl, os, time\n"
         f"fd = os.open({str(lock_path(out))!r}, os.O_RDWR | os.O_CREAT)\n"
         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "os.write(fd, str(os.getpid()).encode())\n"
+        f"os.write(fd, str({pid} or os.getpid()).encode())\n"
         "print('held', flush=True)\n"
-        "time.sleep(60)\n"
+        f"time.sleep({seconds})\n"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -133,3 +135,17 @@ def read_only(monkeypatch, folder: Path) -> None:
 
     monkeypatch.setattr(os, "open", open_)
     monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+def holders(path: Path) -> dict[int, str]:
+    """The processes with `path` open (pid -> command line), read from /proc (Linux)."""
+    found = {}
+    target = str(path)
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) == target:
+                pid = int(fd.parts[2])
+                found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+    return found

@@ -250,3 +250,23 @@ def test_a_forked_child_leaving_the_block_leaves_the_parents_lock_alone(tmp_path
     finally:
         lock.__exit__(None, None, None)
     assert not lock_path(out).exists()
+
+
+def test_a_lock_whose_recorded_holder_is_dead_is_waited_for_briefly(tmp_path, monkeypatch):
+    """A child that a killed ptacl was starting holds the lock until it execs: the rerun waits
+    for it (once refused at once, naming the dead parent) but not forever."""
+    out = tmp_path / "store"
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], stdout=PIPE)
+    dead = int(ended.stdout)
+    holder = hold_lock(out, pid=dead, seconds=0.5)
+    with output_lock(out):  # taken once the holder lets go, within the grace
+        assert holder.poll() is not None
+    monkeypatch.setattr(atomic, "_DEAD_HOLDER_GRACE", 0.3)
+    holder = hold_lock(out, pid=dead)
+    try:
+        with pytest.raises(OutputBusy, match=rf"pid {dead}, no longer running; a process it"):
+            with output_lock(out):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()

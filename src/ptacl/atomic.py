@@ -32,6 +32,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,42 @@ def _locked_inode(fd: int, path: Path) -> bool:
     return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)
 
 
+#: Seconds to wait for a lock whose recorded holder is dead: a child it was starting when it
+#: was killed may hold the lock's descriptor until it closes it on exec (milliseconds, longer
+#: on a loaded machine).
+_DEAD_HOLDER_GRACE = 5.0
+
+
+def _pid_alive(text: str) -> bool:
+    if not text.isdigit():
+        return True  # unknown: assume alive
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # alive, another user's
+    return True
+
+
+def _take(fd: int) -> str | None:
+    """flock `fd` without blocking; None when taken, else the holder's pid as recorded. A dead
+    holder's lock is retried for `_DEAD_HOLDER_GRACE` seconds before giving up."""
+    deadline = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        if _pid_alive(holder):
+            return holder
+        deadline = deadline or time.monotonic() + _DEAD_HOLDER_GRACE
+        if time.monotonic() >= deadline:
+            return f"{holder}, no longer running; a process it started holds the lock"
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def output_lock(out: str | Path) -> Iterator[None]:
     """Hold the exclusive lock of `out` (see the module docstring); raise `OutputBusy` when
@@ -156,15 +193,13 @@ def output_lock(out: str | Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        holder = _take(fd)
+        if holder is not None:
             os.close(fd)
             raise OutputBusy(
                 f"{out}: another ptacl process (pid {holder}) is writing it; wait for it "
                 f"to finish or choose another output (lock: {path})"
-            ) from None
+            )
         if _locked_inode(fd, path):
             break
         os.close(fd)  # the previous holder removed this lock file as we opened it: retry

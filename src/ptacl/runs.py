@@ -124,14 +124,19 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Any:
 
     import torch
 
+    if mmap and not zipfile.is_zipfile(path):  # torch's mmap needs its zip format
+        raise RunDirError(
+            f"{path}: not a readable checkpoint: no zip directory (empty, truncated, or not "
+            "written by torch.save)"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError:
         # not torch's text, which suggests loading the file with weights_only=False
         raise RunDirError(
-            f"{path}: not a readable checkpoint: UnpicklingError: it holds objects other than "
-            "tensors and plain containers, which ptacl never unpickles (a payload, or a file "
-            "ptacl did not write)"
+            f"{path}: not a readable checkpoint: UnpicklingError: torch's weights only loading "
+            "refuses it: it holds objects other than tensors and plain containers, which ptacl "
+            "never unpickles (a payload, or a file ptacl did not write)"
         ) from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
         raise RunDirError(f"{path}: not a readable checkpoint: {_first_line(err)}") from None

@@ -13,7 +13,7 @@ import pytest
 from raw_cohort import phenotype_row, write_phenotypes, write_subject
 
 import ptacl.data.prepare as prepare_module
-from faults import alive, descendants, hold_lock, ptacl_process
+from faults import alive, descendants, hold_lock, holders, ptacl_process
 from ptacl.atomic import lock_path
 from ptacl.cli.prepare import main
 from ptacl.data.store import Store
@@ -158,6 +158,7 @@ def test_kill_9_with_workers_leaves_no_orphan_and_the_rerun_succeeds_at_once(tmp
     assert len(workers) >= 2 and proc.poll() is None, proc.stderr.read()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert not holders(lock_path(tmp_path / "store")), "a process still holds the lock"
     assert main(_argv(tmp_path, "store", "--workers", "2")) == 0  # at once: no lock left held
     assert Store.open(tmp_path / "store").subjects["eid"].tolist() == eids
     deadline = time.monotonic() + 5

@@ -238,7 +238,10 @@ def projection_heads(
     for modality, width in widths.items():
         weights = submodule_state(state, f"{modality}_head")
         if weights:
-            heads[modality] = projection_head_from_state(weights, width)
+            try:
+                heads[modality] = projection_head_from_state(weights, width)
+            except RuntimeError as err:  # tensors that do not fit the encoder's width
+                raise weights_mismatch(err, f"{modality}_head (encoder width {width})") from None
     return heads
 
 

@@ -298,3 +298,18 @@ def test_a_killed_export_leaves_no_half_bundle_and_the_rerun_succeeds(
     assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
     Predictor(out)  # whole and verified
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "run"]
+
+
+def test_a_projection_head_that_does_not_fit_the_encoder_is_refused_in_one_line(
+    store: Path, tmp_path: Path, capsys
+) -> None:
+    """Once a size-mismatch traceback from inside the head's load_state_dict."""
+    run = align_run(tmp_path / "run", store)
+    ckpt = run / "checkpoints" / "best.ckpt"
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    state["ecg_head.0.weight"] = torch.zeros(8, 24)  # the encoder is 16 wide
+    torch.save({"state_dict": state}, ckpt)
+    assert ptacl(["export", "--model", str(run), "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "ecg_head (encoder width 16): does not match the checkpoint's weights: size" in err

@@ -11,7 +11,6 @@ the checkpoint needs and the space free.
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 from pathlib import Path
@@ -21,8 +20,6 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from ptacl.atomic import NoSpace, _free, atomic_file
-
-_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 def _write_all(path: Path, data: memoryview) -> None:
@@ -45,9 +42,7 @@ def save_atomically(checkpoint: dict[str, Any], path: str | Path) -> None:
     try:
         with atomic_file(path) as tmp:
             _write_all(tmp, data)
-    except OSError as err:
-        if err.errno not in _FULL:
-            raise
+    except NoSpace as err:  # atomic_file's, which does not know the size: said here
         raise NoSpace(
             path.parent,
             f"writing {path.name} needs {len(data) / 1e6:.1f} MB ({_free(path.parent)}); "

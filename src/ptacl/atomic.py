@@ -106,7 +106,8 @@ def die_with_parent(parent: int) -> None:
     as the `initializer` of a worker pool, with `os.getpid()` of the parent as its argument.
 
     Linux kills the worker itself (`PR_SET_PDEATHSIG`); elsewhere a daemon thread polls the
-    parent pid. SIGTERM gets its default action back (a forked worker inherits the CLI's
+    parent pid. Linux sends that signal when the *thread* that started the worker ends, so
+    start workers from a thread that outlives them (the main thread: a pool's `submit`). SIGTERM gets its default action back (a forked worker inherits the CLI's
     handler, which raises SystemExit, and the pool would catch that as a task's error).
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -1,11 +1,15 @@
 import errno
 import os
+import signal
+import subprocess
+import sys
 import time
+from subprocess import PIPE
 
 import pytest
 
 import ptacl.atomic as atomic
-from faults import hold_lock
+from faults import alive, descendants, hold_lock, ptacl_env
 from ptacl.atomic import NoSpace, OutputBusy, atomic_file, atomic_folder, lock_path, output_lock
 
 
@@ -143,3 +147,126 @@ def test_a_released_lock_can_be_taken_at_once(tmp_path):
         with output_lock(out):
             pass
     assert time.perf_counter() - start < 1.0 and not lock_path(out).exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_does_not_keep_a_killed_parents_lock(tmp_path):
+    """A DataLoader or pool worker forked under the lock shares its open file description;
+    before, it kept the flock alive after a `kill -9` of its parent and blocked every rerun."""
+    out = tmp_path / "run"
+    code = (
+        "import os, sys, time\n"
+        "from ptacl.atomic import output_lock\n"
+        f"with output_lock({str(out)!r}):\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(30); os._exit(0)\n"
+        "    print('forked', flush=True); time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], env=ptacl_env(), stdout=PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "forked"
+        child = descendants(parent.pid)
+        parent.kill()
+        parent.wait()
+        with output_lock(out):  # at once, while the child still lives
+            assert alive(child)
+    finally:
+        for pid in alive(descendants(parent.pid) | child):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_pool_worker_ends_when_its_parent_is_killed(tmp_path):
+    code = (
+        "import concurrent.futures as cf, multiprocessing as mp, os, time\n"
+        "from ptacl.atomic import die_with_parent\n"
+        "if __name__ == '__main__':\n"
+        "    with cf.ProcessPoolExecutor(1, mp_context=mp.get_context('fork'),\n"
+        "            initializer=die_with_parent, initargs=(os.getpid(),)) as pool:\n"
+        "        print(pool.submit(os.getpid).result(), flush=True); time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], env=ptacl_env(), stdout=PIPE, text=True)
+    worker = {int(parent.stdout.readline())}
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leftover = alive(worker)
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    assert not leftover
+
+
+def test_every_spelling_of_one_output_shares_its_lock(tmp_path):
+    """A symlinked parent, `..`, and `--out` itself a symlink: once the last got its own lock
+    beside the link, so two writers could fill one folder."""
+    real = tmp_path / "a" / "out"
+    real.parent.mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    (tmp_path / "outlink").symlink_to(real)
+    spellings = [
+        tmp_path / "link" / "out",
+        tmp_path / "a" / ".." / "a" / "out",
+        tmp_path / "outlink",
+    ]
+    holder = hold_lock(real)
+    try:
+        for out in spellings:
+            with pytest.raises(OutputBusy, match=rf"pid {holder.pid}"), atomic_folder(out):
+                pass
+            with pytest.raises(OutputBusy), atomic_file(out):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with atomic_folder(tmp_path / "outlink") as tmp:  # written through the link
+        (tmp / "x").write_text("x")
+    assert (tmp_path / "outlink").is_symlink() and (real / "x").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "link", "outlink"]
+    assert sorted(p.name for p in real.parent.iterdir()) == ["out"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_leaving_the_block_leaves_the_parents_lock_alone(tmp_path):
+    out = tmp_path / "run"
+    lock = output_lock(out)
+    lock.__enter__()
+    pid = os.fork()
+    if pid == 0:  # the child leaves the block too, then ends (never returns to pytest)
+        try:
+            lock.__exit__(None, None, None)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    try:
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert lock_path(out).exists()  # the child did not remove the parent's lock file
+        code = f"from ptacl.atomic import output_lock\nwith output_lock({str(out)!r}): pass"
+        other = subprocess.run(
+            [sys.executable, "-c", code], env=ptacl_env(), capture_output=True, text=True
+        )
+        assert "OutputBusy" in other.stderr  # and it is still held
+    finally:
+        lock.__exit__(None, None, None)
+    assert not lock_path(out).exists()
+
+
+def test_a_lock_whose_recorded_holder_is_dead_is_waited_for_briefly(tmp_path, monkeypatch):
+    """A child that a killed ptacl was starting holds the lock until it execs: the rerun waits
+    for it (once refused at once, naming the dead parent) but not forever."""
+    out = tmp_path / "store"
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], stdout=PIPE)
+    dead = int(ended.stdout)
+    holder = hold_lock(out, pid=dead, seconds=0.5)
+    with output_lock(out):  # taken once the holder lets go, within the grace
+        assert holder.poll() is not None
+    monkeypatch.setattr(atomic, "_DEAD_HOLDER_GRACE", 0.3)
+    holder = hold_lock(out, pid=dead)
+    try:
+        with pytest.raises(OutputBusy, match=rf"pid {dead}, no longer running; a process it"):
+            with output_lock(out):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()

@@ -1,8 +1,13 @@
+import os
 import re
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
+from faults import alive, descendants, ptacl_env
 from ptacl import pipeline
 from ptacl.pipeline import PipelineError, Step, run_steps
 
@@ -113,3 +118,35 @@ def test_independent_steps_run_at_once_and_readers_wait_for_what_they_read(tmp_p
     ]
     seconds = run_steps(steps, tmp_path / "pipe", jobs=2, quiet=True, heartbeat=0.2)
     assert set(seconds) == {"a", "b", "c"} and c.read_text() == "x"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_pipeline_leaves_no_step_running(tmp_path):
+    """A step outliving `kill -9` of `ptacl benchmark` kept writing (and holding its output's
+    lock) while the rerun removed and rebuilt that output."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from ptacl.pipeline import Step, run_steps\n"
+        f"out = Path({str(tmp_path / 'cohort')!r})\n"
+        "run_steps([Step('synth', ('synth', '--out', str(out), '--subjects', '5000', "
+        "'--quiet'), out)], out.parent / 'pipe', quiet=True)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], env=ptacl_env())
+    step: set[int] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while not step and parent.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            step = descendants(parent.pid)
+        assert step and parent.poll() is None
+        time.sleep(3)  # the step is past its start, running ptacl synth
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while alive(step) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(step)
+    finally:
+        for pid in alive(step | descendants(parent.pid)):
+            os.kill(pid, signal.SIGKILL)

@@ -28,11 +28,16 @@ import fcntl
 import glob
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+
+from ptacl.errors import PtaclError
 
 #: errno values that mean "the disk (or the quota) is full".
 _FULL = {errno.ENOSPC, errno.EDQUOT}
@@ -40,7 +45,7 @@ _FULL = {errno.ENOSPC, errno.EDQUOT}
 _DEBRIS = ("tmp", "scratch", "old")
 
 
-class OutputBusy(RuntimeError):
+class OutputBusy(PtaclError, RuntimeError):
     """Another process is writing the same output folder or file."""
 
 
@@ -59,10 +64,66 @@ def lock_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.lock")
 
 
+def real_path(out: str | Path) -> Path:
+    """`out` with every symlink and `..` resolved, itself included: two spellings of one
+    output (a symlinked parent, `a/../a`, `--out` a symlink to it) are one path, so they share
+    one lock, and a symlinked output is written through (the link keeps naming it)."""
+    return Path(os.path.realpath(out))
+
+
 # Locks this process holds, by lock file, with their nesting depth: `prepare` takes the lock
 # of its store before scanning, and the store writer takes it again for the write.
 _held: dict[Path, int] = {}
 _held_guard = threading.Lock()
+# The descriptor of each lock held, closed in every forked child (see `_forget_locks`).
+_fds: dict[Path, int] = {}
+
+
+def _forget_locks() -> None:
+    """In a freshly forked child: close the inherited lock descriptors (the parent's lock is
+    unaffected, it holds its own) and forget them, so that the child never keeps the lock."""
+    global _held_guard
+    for fd in list(_fds.values()):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _fds.clear()
+    _held.clear()
+    _held_guard = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_forget_locks)
+
+#: How often (seconds) a worker looks whether its parent is still alive, where the kernel
+#: cannot be asked to kill it (not Linux).
+_WATCH_EVERY = 1.0
+#: Set by a parent (`ptacl benchmark`'s steps) to its pid: the `ptacl` command started with it
+#: calls `die_with_parent`, so a killed pipeline leaves no step writing on (`ptacl.cli.main`).
+DIE_WITH_PARENT_ENV = "PTACL_DIE_WITH_PARENT"
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this (worker) process end when process `parent` does, even by `kill -9`: pass
+    as the `initializer` of a worker pool, with `os.getpid()` of the parent as its argument.
+
+    Linux kills the worker itself (`PR_SET_PDEATHSIG`); elsewhere a daemon thread polls the
+    parent pid. Linux sends that signal when the *thread* that started the worker ends, so
+    start workers from a thread that outlives them (the main thread: a pool's `submit`). SIGTERM gets its default action back (a forked worker inherits the CLI's
+    handler, which raises SystemExit, and the pool would catch that as a task's error).
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(AttributeError, OSError):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(_WATCH_EVERY)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ptacl-parent-watch", daemon=True).start()
 
 
 def _locked_inode(fd: int, path: Path) -> bool:
@@ -74,13 +135,48 @@ def _locked_inode(fd: int, path: Path) -> bool:
     return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)
 
 
+#: Seconds to wait for a lock whose recorded holder is dead: a child it was starting when it
+#: was killed may hold the lock's descriptor until it closes it on exec (milliseconds, longer
+#: on a loaded machine).
+_DEAD_HOLDER_GRACE = 5.0
+
+
+def _pid_alive(text: str) -> bool:
+    if not text.isdigit():
+        return True  # unknown: assume alive
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # alive, another user's
+    return True
+
+
+def _take(fd: int) -> str | None:
+    """flock `fd` without blocking; None when taken, else the holder's pid as recorded. A dead
+    holder's lock is retried for `_DEAD_HOLDER_GRACE` seconds before giving up."""
+    deadline = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        if _pid_alive(holder):
+            return holder
+        deadline = deadline or time.monotonic() + _DEAD_HOLDER_GRACE
+        if time.monotonic() >= deadline:
+            return f"{holder}, no longer running; a process it started holds the lock"
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def output_lock(out: str | Path) -> Iterator[None]:
     """Hold the exclusive lock of `out` (see the module docstring); raise `OutputBusy` when
     another process holds it. Re-entrant within one process."""
     out = Path(out)
-    # resolved, so that two spellings of one folder (a symlink, "..") share one lock
-    path = lock_path(out.parent.resolve() / out.name)
+    path = lock_path(real_path(out))  # two spellings of one output share one lock
     with _held_guard:
         if path in _held:
             _held[path] += 1
@@ -92,36 +188,47 @@ def output_lock(out: str | Path) -> Iterator[None]:
             yield
         finally:
             with _held_guard:
-                _held[path] -= 1
+                if path in _held:  # not in a child forked meanwhile (`_forget_locks`)
+                    _held[path] -= 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        holder = _take(fd)
+        if holder is not None:
             os.close(fd)
             raise OutputBusy(
                 f"{out}: another ptacl process (pid {holder}) is writing it; wait for it "
                 f"to finish or choose another output (lock: {path})"
-            ) from None
+            )
         if _locked_inode(fd, path):
             break
         os.close(fd)  # the previous holder removed this lock file as we opened it: retry
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError:  # a full disk: the pid is only for the message of a refused second writer
+        pass
     with _held_guard:
         _held[path] = 1
+        _fds[path] = fd
+    owner = os.getpid()
     try:
         yield
     finally:
-        with _held_guard:
-            del _held[path]
-        # Removed while still held, so a waiter that opened it sees a stale inode and retries.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        os.close(fd)
+        # not in a forked child leaving the block: the lock, its file and fd are the parent's
+        if os.getpid() == owner:
+            _release(path, fd)
+
+
+def _release(path: Path, fd: int) -> None:
+    with _held_guard:
+        del _held[path]
+        del _fds[path]
+    # Removed while still held, so a waiter that opened it sees a stale inode and retries.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os.close(fd)
 
 
 def clean_debris(out: Path) -> list[Path]:
@@ -200,9 +307,10 @@ def atomic_folder(out: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
 
     Holds `output_lock(out)` throughout and removes dead writers' leftovers first. `out` is
     checked under the lock, at the start and again just before the final rename: without
-    `overwrite` an existing `out` raises FileExistsError and is never replaced.
+    `overwrite` an existing `out` raises FileExistsError and is never replaced. A symlink `out`
+    is written through (`real_path`).
     """
-    out = Path(out)
+    out = real_path(out)
     with output_lock(out):
         clean_debris(out)
         if out.exists() and not overwrite:
@@ -237,7 +345,7 @@ def atomic_file(out: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `out` to write; on success it replaces `out` in one
     rename, on any error it is removed and `out` (if any) is left as it was. Holds
     `output_lock(out)`, so two writers of one file cannot interleave."""
-    out = Path(out)
+    out = real_path(out)
     with output_lock(out):
         clean_debris(out)
         try:

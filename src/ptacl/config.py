@@ -21,10 +21,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from ptacl.errors import PtaclError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(PtaclError, ValueError):
     """A config file or override that does not fit its dataclass."""
 
 

@@ -27,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ptacl.atomic import DIE_WITH_PARENT_ENV
+from ptacl.errors import PtaclError
+
 #: Seconds between two "still running" lines of a step.
 HEARTBEAT_S = 30.0
 
 
-class PipelineError(RuntimeError):
+class PipelineError(PtaclError, RuntimeError):
     """A step failed; the message names the step, its exit status and its log."""
 
 
@@ -178,7 +181,13 @@ def run_steps(
         out = log.open("w", encoding="utf-8")
         out.write(f"$ ptacl {shlex.join(step.argv)}\n")
         out.flush()
-        process = subprocess.Popen(_command(step), stdout=out, stderr=subprocess.STDOUT, env=env)
+        # the step dies with this process: a killed pipeline's rerun finds no step still writing
+        process = subprocess.Popen(
+            _command(step),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**env, DIE_WITH_PARENT_ENV: str(os.getpid())},
+        )
         now = time.perf_counter()
         running.append(_Running(step, process, out, now, head, about, now + heartbeat))
 

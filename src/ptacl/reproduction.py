@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptacl import configs as _configs
+from ptacl.errors import PtaclError
 from ptacl.markdown import DASH, digits_for, mean_sd, mean_sd_ci
 from ptacl.markdown import table as md_table
 from ptacl.phenotypes import PHENOTYPES, split_name
@@ -524,7 +525,7 @@ def cohort_steps(
     ], store
 
 
-class CohortTooSmall(ValueError):
+class CohortTooSmall(PtaclError, ValueError):
     """A store with too few subjects for a preset's batch sizes or probe (said before training)."""
 
 

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ptacl.errors import PtaclError
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 MODALITIES = ("ecg", "cmr")
 
 
-class RunDirError(RuntimeError):
+class RunDirError(PtaclError, RuntimeError):
     """A run folder that cannot be used as asked: not a run, no such checkpoint or encoder, or
     (when training) not empty without --resume, nothing to resume."""
 
@@ -54,7 +56,13 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise RunDirError(f"{run_dir}: not a run folder (no config.yaml)")
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:  # a tag (!!python/...) included
+        raise RunDirError(f"{path}: not a readable config: {_first_line(err)}") from None
+    if not isinstance(config, dict):
+        raise RunDirError(f"{path}: not a readable config: a {type(config).__name__}, not a map")
+    return config
 
 
 def run_modalities(config: dict[str, Any]) -> tuple[str, ...]:
@@ -95,9 +103,43 @@ def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The model state dict of a checkpoint file, read with weights_only=True (no pickled code
     runs) onto the CPU."""
+    checkpoint = read_checkpoint(path)
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise RunDirError(f"{path}: not a readable checkpoint: it holds no state_dict")
+    return state
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
+
+
+def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Any:
+    """A checkpoint file read with weights_only=True (no pickled code runs) onto the CPU;
+    a file torch cannot read (truncated, pickled objects, not a checkpoint) raises RunDirError
+    naming it. `mmap`: tensors stay on disk (to check a file without holding it)."""
+    import pickle
+    import zipfile
+
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    if mmap and not zipfile.is_zipfile(path):  # torch's mmap needs its zip format
+        raise RunDirError(
+            f"{path}: not a readable checkpoint: no zip directory (empty, truncated, or not "
+            "written by torch.save)"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError:
+        # not torch's text, which suggests loading the file with weights_only=False
+        raise RunDirError(
+            f"{path}: not a readable checkpoint: UnpicklingError: torch's weights only loading "
+            "refuses it: it holds objects other than tensors and plain containers, which ptacl "
+            "never unpickles (a payload, or a file ptacl did not write)"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise RunDirError(f"{path}: not a readable checkpoint: {_first_line(err)}") from None
 
 
 def checkpoint_state(
@@ -159,8 +201,26 @@ def load_encoder(run_dir: str | Path, modality: str, which: str = "best") -> nn.
     """The run's `modality` encoder, built from its config.yaml and loaded with its weights."""
     weights = load_encoder_weights(run_dir, modality, which)  # raises if the run has none
     encoder = build_run_encoder(read_run_config(run_dir), modality, str(run_dir))
-    encoder.load_state_dict(weights)
+    load_weights(encoder, weights, f"{run_dir}/config.yaml")
     return encoder
+
+
+def load_weights(module: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """`module.load_state_dict(state)` (strict); weights that do not fit the module built from
+    `where` (a config.yaml edited after training, another run's checkpoint) raise RunDirError
+    in one line instead of torch's list of every mismatch."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise weights_mismatch(err, where) from None
+
+
+def weights_mismatch(err: RuntimeError, where: str) -> RunDirError:
+    """torch's load_state_dict error (a line per mismatched tensor) as a one-line RunDirError."""
+    lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+    more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+    detail = (lines[0] if lines else str(err))[:300]
+    return RunDirError(f"{where}: does not match the checkpoint's weights: {detail}{more}")
 
 
 # ----------------------------------------------------------------------------- a run's heads
@@ -178,7 +238,10 @@ def projection_heads(
     for modality, width in widths.items():
         weights = submodule_state(state, f"{modality}_head")
         if weights:
-            heads[modality] = projection_head_from_state(weights, width)
+            try:
+                heads[modality] = projection_head_from_state(weights, width)
+            except RuntimeError as err:  # tensors that do not fit the encoder's width
+                raise weights_mismatch(err, f"{modality}_head (encoder width {width})") from None
     return heads
 
 
@@ -200,12 +263,14 @@ def finetune_head(
         heads=int(head_config.get("heads", 8)),
         dropout=float(head_config.get("dropout", 0.0)),
     )
-    head.load_state_dict(
+    load_weights(
+        head,
         {
             **{f"pool.{k}": v for k, v in pool.items()},
             "target_mean": state["target_mean"],
             "target_sd": state["target_sd"],
-        }
+        },
+        "the run's config.yaml (head)",
     )
     return head.eval()
 
@@ -354,6 +419,7 @@ def prepare_run_dir(out: str | Path, config: Any, resume: bool) -> Path | None:
     if resume:
         if not last.is_file():
             raise RunDirError(f"{out}: nothing to resume, {last} does not exist")
+        _check_resumable(last)
         if path.is_file():
             conflicts = config_conflicts(read_run_config(out), config)
             if conflicts:
@@ -375,6 +441,28 @@ def prepare_run_dir(out: str | Path, config: Any, resume: bool) -> Path | None:
         with atomic_file(path) as tmp:
             save_config(config, tmp)
     return last if resume else None
+
+
+def _check_resumable(last: Path) -> None:
+    """Refuse, in one line, a last.ckpt torch cannot read (a run killed by a full disk before
+    checkpoints were written atomically, a hostile file), pointing at best.ckpt if readable."""
+    try:
+        read_checkpoint(last, mmap=True)
+        return
+    except RunDirError as err:
+        problem = str(err)
+    best = last.with_name("best.ckpt")
+    try:
+        step = read_checkpoint(best, mmap=True).get("global_step", "?") if best.is_file() else None
+    except (RunDirError, AttributeError):
+        step = None
+    hint = (
+        f"; the previous checkpoint {best} (step {step}) is readable: copy it over "
+        f"{last.name} to resume from it"
+        if step is not None
+        else "; there is no other readable checkpoint: start a new run"
+    )
+    raise RunDirError(f"cannot resume: {problem}{hint}")
 
 
 def run_lock(out: str | Path) -> contextlib.AbstractContextManager:
@@ -399,12 +487,15 @@ __all__ = [
     "load_encoder_weights",
     "load_run_encoders",
     "load_state",
+    "load_weights",
     "local_steps",
     "prepare_run_dir",
     "projection_heads",
+    "read_checkpoint",
     "read_run_config",
     "run_kind",
     "run_lock",
     "run_modalities",
     "submodule_state",
+    "weights_mismatch",
 ]

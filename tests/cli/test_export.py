@@ -226,3 +226,90 @@ def test_a_finetune_run_s_own_test_metrics_go_into_the_card(store: Path, tmp_pat
     assert (
         "FN+AP (this run's head)" in card and "| LVEF (%) | 0.234 | [0.100, 0.300] | 15 |" in card
     )
+
+
+class _Payload:
+    def __reduce__(self):  # what a hostile checkpoint would run on a full unpickle
+        return (print, ("PAYLOAD RAN",))
+
+
+def _hostile(run: Path, how: str) -> None:
+    """Spoil an exported-to-be run folder the way issue 20's probe did."""
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if how == "pickled":
+        torch.save({"state_dict": torch.load(ckpt)["state_dict"], "x": _Payload()}, ckpt)
+    elif how == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:300])
+    elif how == "yaml tag":
+        text = (run / "config.yaml").read_text()
+        (run / "config.yaml").write_text(
+            "x: !!python/object/apply:os.system ['echo PAYLOAD RAN']\n" + text
+        )
+    elif how == "width edited":
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["encoder"]["width"] = 24
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("pickled", "checkpoints/last.ckpt: not a readable checkpoint: UnpicklingError"),
+        ("truncated", "checkpoints/last.ckpt: not a readable checkpoint: RuntimeError"),
+        ("yaml tag", "config.yaml: not a readable config: ConstructorError"),
+        ("width edited", "config.yaml: does not match the checkpoint's weights: size mismatch"),
+    ],
+)
+def test_a_hostile_run_is_refused_in_one_line(
+    how: str, reason: str, store: Path, tmp_path: Path, capsys
+) -> None:
+    """Each once a traceback (UnpicklingError, RuntimeError, ConstructorError)."""
+    run = mae_run(tmp_path / "run", store)
+    _hostile(run, how)
+    assert ptacl(["export", "--model", str(run), "--out", str(tmp_path / "b")]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "PAYLOAD RAN" not in captured.out
+    assert captured.err.strip().splitlines() == [captured.err.strip()]
+    assert f"ptacl export: {run}/{reason}" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_killed_export_leaves_no_half_bundle_and_the_rerun_succeeds(
+    store: Path, tmp_path: Path
+) -> None:
+    """`kill -9` while the bundle's lock is held (the probe being fitted or the files written)."""
+    import os
+    import signal
+    import time
+
+    from faults import ptacl_process
+    from ptacl.atomic import lock_path
+
+    run = mae_run(tmp_path / "run", store)
+    out = tmp_path / "bundle"
+    proc = ptacl_process("export", "--model", str(run), "--out", str(out))
+    deadline = time.monotonic() + 120
+    while not lock_path(out).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.stderr.read()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()  # nothing half-written under the bundle's name
+    assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
+    Predictor(out)  # whole and verified
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "run"]
+
+
+def test_a_projection_head_that_does_not_fit_the_encoder_is_refused_in_one_line(
+    store: Path, tmp_path: Path, capsys
+) -> None:
+    """Once a size-mismatch traceback from inside the head's load_state_dict."""
+    run = align_run(tmp_path / "run", store)
+    ckpt = run / "checkpoints" / "best.ckpt"
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    state["ecg_head.0.weight"] = torch.zeros(8, 24)  # the encoder is 16 wide
+    torch.save({"state_dict": state}, ckpt)
+    assert ptacl(["export", "--model", str(run), "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "ecg_head (encoder width 16): does not match the checkpoint's weights: size" in err

@@ -82,3 +82,27 @@ def test_tampered_bundle_is_refused(bundle: Path, xmls: list[Path], tmp_path: Pa
     assert ptacl(["predict", "--model", str(copy), "--ecg", str(xmls[0]), "--out", str(out)]) == 2
     assert "does not match the manifest" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc/self/fd")
+def test_a_full_disk_keeps_the_old_csv_and_leaves_no_lock(
+    bundle: Path, xmls: list[Path], tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Once `.p.csv.lock` stayed behind: the lock's pid could not be written."""
+    from faults import fill_disk
+
+    out = tmp_path / "out" / "p.csv"
+    out.parent.mkdir()
+    out.write_text("old\n")
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    fill_disk(monkeypatch, out.parent)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    code = ptacl(["predict", "--model", str(bundle), "--ecg", str(xmls[0]), "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no space left" in err.lower()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["p.csv"]
+    assert out.read_text() == "old\n"

@@ -3,6 +3,9 @@ disk. Each test names the fault of docs/reliability.md it backs."""
 
 import errno
 import os
+import signal
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -10,7 +13,7 @@ import pytest
 from raw_cohort import phenotype_row, write_phenotypes, write_subject
 
 import ptacl.data.prepare as prepare_module
-from faults import hold_lock
+from faults import alive, descendants, hold_lock, holders, ptacl_process
 from ptacl.atomic import lock_path
 from ptacl.cli.prepare import main
 from ptacl.data.store import Store
@@ -136,3 +139,33 @@ def test_saturated_and_rescaled_ecgs_are_refused_not_paired(ecg_cohort):
     assert "lead II stuck at 5 mV for 6.00 s" in qc["1001"]
     assert "clipped" in qc["1002"] and "implausible amplitude" in qc["1003"]
     assert qc["1004"] == ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_with_workers_leaves_no_orphan_and_the_rerun_succeeds_at_once(tmp_path):
+    """Once the two pool workers outlived a `kill -9` of prepare, holding `.store.lock` (their
+    copy of the descriptor, inherited through fork), and every rerun was refused."""
+    eids = [str(1001 + k) for k in range(24)]
+    for eid in eids:
+        write_subject(tmp_path, eid, cmr=False)
+    write_phenotypes(tmp_path / "phenotypes.csv", eids)
+    proc = ptacl_process("prepare", *_argv(tmp_path, "store", "--workers", "2"))
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        workers = descendants(proc.pid)  # the pool's workers (and spawn's resource tracker)
+    assert len(workers) >= 2 and proc.poll() is None, proc.stderr.read()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    held_by = holders(lock_path(tmp_path / "store"))  # (a half-started worker, for a moment)
+    rerun = main(_argv(tmp_path, "store", "--workers", "2"))
+    assert rerun == 0, f"refused; right after the kill these held the lock: {held_by}"
+    assert Store.open(tmp_path / "store").subjects["eid"].tolist() == eids
+    deadline = time.monotonic() + 5
+    while alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphans = alive(workers)
+    for pid in orphans:
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans

@@ -92,17 +92,29 @@ def test_garbage_weights_are_refused(bundle: Path) -> None:
         read_bundle(bundle)
 
 
+def without_architecture(bundle: Path) -> None:
+    """Make `bundle` one from before the weights recorded config.json's architecture."""
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(bundle / WEIGHTS), bundle / WEIGHTS, metadata={"format": "ptacl-bundle"})
+    rehash(bundle, WEIGHTS)
+
+
 def test_shapes_must_match_the_config(bundle: Path) -> None:
     config = json.loads((bundle / "config.json").read_text())
     config["encoder"]["kwargs"]["width"] = 32
     (bundle / "config.json").write_text(json.dumps(config))
     rehash(bundle, "config.json")
+    with pytest.raises(BundleError, match=r"encoder.kwargs.width 16 at export, now 32"):
+        read_bundle(bundle)
+    without_architecture(bundle)  # an older bundle: the shapes still tell
     bundle_read = read_bundle(bundle)
     with pytest.raises(BundleError, match=rf"{WEIGHTS} \[encoder\]: .* wrong shape: .*\(16,\)"):
         Predictor(bundle_read)
 
 
 def test_unknown_kind_and_keys_are_refused(bundle: Path) -> None:
+    without_architecture(bundle)  # else refused before, as another model than the weights'
     config = json.loads((bundle / "config.json").read_text())
     config["encoder"]["kind"] = "os.system"
     (bundle / "config.json").write_text(json.dumps(config))
@@ -203,3 +215,87 @@ def test_header_length_starting_with_the_pickle_byte_is_still_safetensors() -> N
     assert _not_safetensors_reason(data) is None
     torch.testing.assert_close(load(data)["x"], torch.zeros(2))
     assert "Python pickle" in _not_safetensors_reason(pickle.dumps({"x": 1}))
+
+
+# ------------------------------------------------ hostile bundles (issue 20, docs/reliability.md)
+
+
+def test_a_huge_sparse_weights_file_is_refused_from_its_size_alone(bundle: Path) -> None:
+    """Once read whole (3.4 GB of memory, 2 minutes) before its hash was found wrong."""
+    import resource
+
+    with open(bundle / WEIGHTS, "r+b") as file:
+        file.truncate(3 * 2**30)  # sparse: no disk used
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BundleError, match=rf"{WEIGHTS}: {3 * 2**30} bytes, the manifest says"):
+        read_bundle(bundle)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 256 * 1024
+
+
+def test_a_size_beyond_any_bundle_is_refused_even_when_the_manifest_agrees(bundle: Path) -> None:
+    with open(bundle / WEIGHTS, "r+b") as file:
+        file.truncate(5 * 2**30)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"][WEIGHTS]["bytes"] = 5 * 2**30
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"the manifest gives 5368709120 bytes; expected a size"):
+        read_bundle(bundle)
+
+
+def test_the_model_card_is_verified_and_symlinks_are_refused(bundle: Path) -> None:
+    """A symlink to /etc/passwd in the card's place once loaded and predicted `ok`."""
+    card = bundle / "README.md"
+    text = card.read_text()
+    card.write_text(text.replace("#", "=", 1))  # same size: only the hash can tell
+    with pytest.raises(BundleError, match=r"README.md: sha256 .* does not match"):
+        read_bundle(bundle)
+    card.unlink()
+    card.symlink_to("/etc/passwd")
+    rehash(bundle, "README.md")  # even with its hash and size in the manifest
+    with pytest.raises(BundleError, match=r"README.md: refused, a symlink \(to /etc/passwd\)"):
+        read_bundle(bundle)
+    card.unlink()
+    card.write_text(text)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["../../etc/passwd"] = manifest["files"].pop("README.md")
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"lists files a bundle does not hold: \['\.\./\.\./etc"):
+        read_bundle(bundle)
+
+
+def _edit(bundle: Path, name: str, path: str, value) -> None:
+    doc = json.loads((bundle / name).read_text())
+    *parents, key = path.split(".")
+    node = doc
+    for part in parents:
+        node = node[part]
+    node[key] = value
+    (bundle / name).write_text(json.dumps(doc))
+    rehash(bundle, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "value", "reason"),
+    [
+        ("config.json", "encoder.kwargs.heads", 4, r"encoder.kwargs.heads 2 at export, now 4"),
+        ("preprocessing.json", "samples", -1, r"samples: -1; must be an integer >= 1"),
+        ("preprocessing.json", "crop", 0, r"crop: 0; must be an integer between 1 and 5000"),
+        ("preprocessing.json", "fs", 0, r"fs: 0; must be a finite number"),
+        (
+            "preprocessing.json",
+            "dwt.level",
+            99,
+            r"dwt.level: 99; must be an integer between 1 and 8",
+        ),
+        ("config.json", "ood.threshold", float("nan"), r"ood.threshold: nan; must be a finite"),
+        ("config.json", "ood.threshold", -1.0, r"ood.threshold: -1.0; must be a finite"),
+    ],
+)
+def test_rehashed_edits_that_change_the_model_are_refused(
+    bundle: Path, name: str, path: str, value, reason: str
+) -> None:
+    """Each once taken silently (predictions changed, the OOD check off) or a traceback."""
+    _edit(bundle, name, path, value)
+    with pytest.raises(BundleError, match=rf"{name}: .*{reason}"):
+        read_bundle(bundle)

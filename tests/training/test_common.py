@@ -107,6 +107,9 @@ def test_run_dir_is_never_reused_without_resume(tmp_path):
         prepare_run_dir(tmp_path / "run", cfg, resume=True)
     (tmp_path / "run" / "checkpoints").mkdir()
     (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(RunDirError, match=r"last.ckpt: not a readable checkpoint: no zip"):
+        prepare_run_dir(tmp_path / "run", cfg, resume=True)
+    torch.save({"state_dict": {}}, tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert prepare_run_dir(tmp_path / "run", cfg, resume=True).name == "last.ckpt"
 
 

@@ -102,3 +102,86 @@ def test_a_killed_and_resumed_run_ends_bit_identical(tiny_store, tmp_path, monke
     assert straight.keys() == resumed.keys()
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
+
+
+# ----------------------------------------------------------- hostile checkpoints, full disk
+
+
+class Payload:
+    """A pickled object that would print if unpickled (weights_only refuses it)."""
+
+    def __reduce__(self):
+        return (print, ("PAYLOAD RAN",))
+
+
+def _copy(run: Path, to: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run, to))
+
+
+def _ptacl_one_line(capsys, *argv: str) -> tuple[int, str]:
+    """Run the real `ptacl` entry point; return its exit code and its one stderr line."""
+    from ptacl.cli.main import main as ptacl
+
+    code = ptacl(list(argv))
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert "Traceback" not in captured.err and "PAYLOAD RAN" not in captured.out
+    assert len(lines) == 1, captured.err
+    return code, lines[0]
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_last_good_checkpoint(
+    two_step_run, tmp_path, monkeypatch, capsys
+):
+    """Once a truncated last.ckpt (written in place) and a traceback."""
+    from faults import fill_disk
+
+    run = _copy(two_step_run, tmp_path / "run")
+    before = (run / "checkpoints" / "last.ckpt").read_bytes()
+    fill_disk(monkeypatch, run / "checkpoints", after=4096)
+    code, line = _ptacl_one_line(
+        capsys, "pretrain", "ecg", "--out", str(run), "--resume", "trainer.max_steps=3"
+    )
+    assert code == 1
+    assert f"{run / 'checkpoints'}: no space left on the device: writing " in line
+    assert " MB (" in line and "GB free on" in line and "kept whole" in line
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    monkeypatch.undo()  # the disk has room again: the same resume goes on from step 2
+    assert main(["ecg", "--out", str(run), "--resume", "trainer.max_steps=3"]) == 0
+
+
+def test_resume_from_a_truncated_checkpoint_says_so_and_points_at_best(
+    two_step_run, tmp_path, capsys
+):
+    run = _copy(two_step_run, tmp_path / "run")
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    code, line = _ptacl_one_line(capsys, "pretrain", "ecg", "--out", str(run), "--resume")
+    assert code == 2
+    assert f"cannot resume: {last}: not a readable checkpoint" in line
+    assert f"the previous checkpoint {run / 'checkpoints' / 'best.ckpt'} (step 2)" in line
+    (run / "checkpoints" / "best.ckpt").unlink()
+    code, line = _ptacl_one_line(capsys, "pretrain", "ecg", "--out", str(run), "--resume")
+    assert code == 2 and "no other readable checkpoint" in line
+
+
+def test_resume_from_a_pickled_checkpoint_is_refused_in_one_line(two_step_run, tmp_path, capsys):
+    run = _copy(two_step_run, tmp_path / "run")
+    torch.save({"state_dict": {}, "extra": Payload()}, run / "checkpoints" / "last.ckpt")
+    code, line = _ptacl_one_line(capsys, "pretrain", "ecg", "--out", str(run), "--resume")
+    assert code == 2 and "not a readable checkpoint: UnpicklingError" in line
+
+
+def test_resume_with_a_config_that_no_longer_fits_the_weights(two_step_run, tmp_path, capsys):
+    """config.yaml edited after training (width 32 -> 48): once torch's size-mismatch
+    traceback from inside Lightning."""
+    run = _copy(two_step_run, tmp_path / "run")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["encoder"]["width"] = 48
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    code, line = _ptacl_one_line(capsys, "pretrain", "ecg", "--out", str(run), "--resume")
+    assert code == 2
+    assert f"{run}/config.yaml: does not match the checkpoint's weights: size mismatch" in line

@@ -3,21 +3,40 @@
 Subcommands are discovered, not registered: every module in this package that defines
 `main(argv=None)` is one, and the first line of its docstring is its help. Modules are imported
 only when run, so `ptacl synth` never pays for importing torch.
+
+Every command's errors end here, so that a user's mistake or a hostile file is one line on
+stderr, `ptacl <command>: <file>: <reason>`, never a traceback. Exit codes (README, CLI):
+
+    0    done
+    1    the command ran but failed: nothing usable came out, or the machine refused
+         (disk full, permission denied, an I/O error: any OSError)
+    2    refused: a bad option or config, a file ptacl cannot use (`ptacl.errors.PtaclError`),
+         a missing optional dependency, an output another process is writing
+    130  interrupted (Ctrl-C)
+    70   a bug: the traceback is printed, with a request to report it
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import os
 import pkgutil
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 import ptacl
 import ptacl.cli
+from ptacl.atomic import DIE_WITH_PARENT_ENV, die_with_parent
+from ptacl.errors import PtaclError
 from ptacl.extras import EXTRA_OF, MissingExtra, hint
 
 _NOT_COMMANDS = {"main", "common"}
+
+#: Exit codes (see the module docstring).
+EXIT_FAILED, EXIT_REFUSED, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 70, 130
 
 
 def _commands() -> dict[str, str]:
@@ -54,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         print(ptacl.__version__)
         return 0
     name = argv[0]
+    parent = os.environ.pop(DIE_WITH_PARENT_ENV, "")  # popped: not for this command's children
+    if parent.isdigit() and threading.current_thread() is threading.main_thread():
+        die_with_parent(int(parent))
     if name not in _commands():
         print(f"ptacl: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
@@ -67,10 +89,42 @@ def main(argv: list[str] | None = None) -> int:
             text = (
                 str(err) if isinstance(err, MissingExtra) else f"needs {root}: {hint(root, name)}"
             )
-            print(f"ptacl {name}: {text}", file=sys.stderr)
-            return 2
-        raise
+            return _say(name, text, EXIT_REFUSED)
+        return _bug(name)
+    except PtaclError as err:
+        return _say(name, str(err), EXIT_REFUSED)
+    except OSError as err:
+        return _say(name, _os_error(err), EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _say(name, "interrupted", EXIT_INTERRUPTED)
+    except Exception:
+        return _bug(name)
     return int(result or 0)
+
+
+def _say(name: str, text: str, code: int) -> int:
+    """One line on stderr: a message of several lines is joined, so logs keep one per error."""
+    line = "; ".join(part.strip() for part in text.splitlines() if part.strip())
+    print(f"ptacl {name}: {line}", file=sys.stderr)
+    return code
+
+
+def _os_error(err: OSError) -> str:
+    """`<file>: <reason>` of an OSError (NoSpace's own text already has both)."""
+    if err.filename is None or err.strerror is None:
+        return str(err)
+    where = str(err.filename) + (f" -> {err.filename2}" if err.filename2 is not None else "")
+    return f"{where}: {err.strerror}"
+
+
+def _bug(name: str) -> int:
+    traceback.print_exc()
+    print(
+        f"ptacl {name}: an unexpected error, which is a bug in ptacl {ptacl.__version__}: "
+        "please report it with the command line and the traceback above",
+        file=sys.stderr,
+    )
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

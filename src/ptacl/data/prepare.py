@@ -52,6 +52,8 @@ free space for the whole store is checked before the first subject is read.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
 import zlib
 from collections import deque
@@ -64,7 +66,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ptacl.atomic import NoSpace, atomic_file, output_lock
+from ptacl.atomic import NoSpace, atomic_file, die_with_parent, output_lock
 from ptacl.cmr import preprocess_cmr
 from ptacl.data.store import ROW_BYTES, store_writer
 from ptacl.ecg import preprocess_ecg
@@ -411,7 +413,15 @@ def _in_order(
             yield process_subject(*job, cmr_limits)
         return
     pending: deque[Future] = deque()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: a worker starts without the parent's threads, signal handlers and lock
+    # descriptors; and it dies with the parent, so a `kill -9` of prepare leaves no orphan.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         try:
             for job in jobs:
                 pending.append(pool.submit(process_subject, *job, cmr_limits))

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ptacl.atomic import atomic_folder
+from ptacl.errors import PtaclError
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.schema import CMR_FRAMES, CMR_SIZE, ECG_FS, ECG_SAMPLES, LEADS
 
@@ -38,7 +39,7 @@ STORE_VERSION = 1
 SPLITS = ("train", "val", "test")
 
 
-class StoreError(RuntimeError):
+class StoreError(PtaclError, RuntimeError):
     """A store folder that is missing, incomplete or inconsistent."""
 
 

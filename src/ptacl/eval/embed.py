@@ -33,13 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ptacl.errors import PtaclError
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.runs import RunEncoders
 
 _ARRAYS = ("ecg", "cmr", "ecg_proj", "cmr_proj", "alignment")
 
 
-class EmbedError(ValueError):
+class EmbedError(PtaclError, ValueError):
     """A run or embeddings file that cannot be used, with the path and the reason."""
 
 

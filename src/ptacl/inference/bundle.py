@@ -23,12 +23,22 @@ hash checked and the same bytes parsed, so what is verified is what is loaded. T
 hashes catch a corrupted or edited file; they are not a signature — someone who can rewrite the
 folder can rewrite the manifest too — so the guarantee against code execution is the
 safetensors-only loading, not the hashes.
+
+Before anything is read, every file the manifest lists is checked against its `bytes` (a
+multi-GB file is refused from its size alone) and must be a plain file, not a symlink; then all
+of them, the model card included, are hashed. The settings are checked against sane ranges
+(`check_settings`) and the architecture in config.json against the one the weights file's header
+records at export (`ARCHITECTURE_KEY`), so a re-hashed edit that changes the model (attention
+heads, say, which no tensor shape reveals) is refused too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +48,7 @@ import torch
 
 import ptacl
 from ptacl.atomic import atomic_folder
+from ptacl.errors import PtaclError
 
 BUNDLE_FORMAT = "ptacl-bundle"
 BUNDLE_VERSION = 1
@@ -49,9 +60,16 @@ JSON_FILES = ("config.json", "preprocessing.json", "phenotypes.json")
 PARTS = ("encoder", "projection", "head", "ood")
 #: The safetensors header is JSON of a few kB per hundred tensors; anything far larger is not one.
 _MAX_HEADER = 100 * 2**20
+#: The largest manifest.json read; a real one is about 1 kB.
+_MAX_MANIFEST = 2**20
+#: The largest size the manifest may claim for a file: the JSON documents and the model card are
+#: kB, the weights of the paper's largest encoder (ViT-B) about 0.35 GB.
+MAX_BYTES = {name: 16 * 2**20 for name in (*JSON_FILES, README)} | {WEIGHTS: 4 * 2**30}
+#: The safetensors metadata key holding the architecture config.json described at export.
+ARCHITECTURE_KEY = "ptacl_architecture"
 
 
-class BundleError(ValueError):
+class BundleError(PtaclError, ValueError):
     """A bundle that is missing, tampered with, unsafe or inconsistent; the message names the file."""
 
 
@@ -125,7 +143,8 @@ def write_bundle(
         "phenotypes.json": dict(phenotypes),
     }
     contents = {name: json.dumps(doc, indent=2).encode() for name, doc in documents.items()}
-    contents[WEIGHTS] = save_safetensors(flat, metadata={"format": BUNDLE_FORMAT})
+    metadata = {"format": BUNDLE_FORMAT, ARCHITECTURE_KEY: json.dumps(architecture(config))}
+    contents[WEIGHTS] = save_safetensors(flat, metadata=metadata)
     if readme is not None:
         contents[README] = readme.encode("utf-8")
     manifest = {
@@ -165,11 +184,57 @@ def _not_safetensors_reason(data: bytes) -> str | None:
     return "it does not start with a safetensors header"
 
 
+def architecture(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What in config.json decides the computation (encoder, projection, head constructors);
+    recorded in the weights file at export and compared on load."""
+    head = config.get("head")
+    head = head if isinstance(head, Mapping) else {}
+    return {
+        "encoder": config.get("encoder"),
+        "projection": config.get("projection"),
+        "head": {k: head.get(k) for k in ("kind", "kwargs", "input")},
+    }
+
+
+def _open_regular(path: Path, size: Any, limit: int) -> int:
+    """A descriptor of `path`, checked before a byte is read: a plain file (no symlink, no
+    device) of exactly `size` bytes, which the manifest states, and at most `limit`."""
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= limit:
+        raise BundleError(
+            f"{path}: the manifest gives {size!r} bytes; expected a size up to {limit} bytes"
+        )
+    try:
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing from the bundle") from None
+    except OSError as err:  # ELOOP: a symlink
+        if path.is_symlink():
+            raise BundleError(f"{path}: refused, a symlink (to {os.readlink(path)})") from None
+        raise BundleError(f"{path}: cannot be opened: {err.strerror}") from None
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "refused, not a plain file"
+    elif info.st_size != size:
+        problem = (
+            f"{info.st_size} bytes, the manifest says {size}; the file was changed after "
+            "export (nothing of it was read)"
+        )
+    if problem:
+        os.close(fd)
+        raise BundleError(f"{path}: {problem}")
+    return fd
+
+
 def _read_verified(root: Path, name: str, expected: Mapping[str, Any]) -> bytes:
     path = root / name
-    if not path.is_file():
-        raise BundleError(f"{path}: missing from the bundle")
-    data = path.read_bytes()
+    fd = _open_regular(path, expected.get("bytes"), MAX_BYTES[name])
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(int(expected["bytes"]) + 1)  # +1: a file grown since the check
+    if len(data) != expected["bytes"]:
+        raise BundleError(f"{path}: changed while it was read")
     if name == WEIGHTS:
         # Named before the hash check so a pickle is reported as a pickle, not as an edit.
         reason = _not_safetensors_reason(data)
@@ -196,6 +261,10 @@ def read_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{root}: not a folder; a bundle is the folder `ptacl export` writes")
     if not manifest_path.is_file():
         raise BundleError(f"{root}: not a bundle (no manifest.json); make one with `ptacl export`")
+    if manifest_path.is_symlink() or manifest_path.stat().st_size > _MAX_MANIFEST:
+        raise BundleError(
+            f"{manifest_path}: refused, a symlink or over {_MAX_MANIFEST} bytes (ptacl's are ~1 kB)"
+        )
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -213,6 +282,17 @@ def read_bundle(path: str | Path) -> Bundle:
     for name in (*JSON_FILES, WEIGHTS):
         if name not in files:
             raise BundleError(f"{manifest_path}: does not list {name}")
+    unknown = sorted(set(files) - set(MAX_BYTES))
+    if unknown:
+        raise BundleError(f"{manifest_path}: lists files a bundle does not hold: {unknown}")
+    for name, entry in files.items():  # every size before any content: a bad one costs no read
+        if not isinstance(entry, dict):
+            raise BundleError(f"{manifest_path}: the entry of {name} is not a table")
+        os.close(_open_regular(root / name, entry.get("bytes"), MAX_BYTES[name]))
+    if README in files:
+        _read_verified(root, README, files[README])
+    elif (root / README).exists():
+        raise BundleError(f"{root / README}: not listed in the manifest, so not verifiable")
 
     documents: dict[str, dict[str, Any]] = {}
     for name in JSON_FILES:
@@ -221,6 +301,8 @@ def read_bundle(path: str | Path) -> Bundle:
             documents[name] = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise BundleError(f"{root / name}: not valid JSON: {e}") from e
+        if not isinstance(documents[name], dict):
+            raise BundleError(f"{root / name}: not a JSON object")
 
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
@@ -243,6 +325,8 @@ def read_bundle(path: str | Path) -> Bundle:
     phenotypes = documents["phenotypes.json"]
     if not isinstance(phenotypes.get("columns"), list) or not phenotypes["columns"]:
         raise BundleError(f"{root / 'phenotypes.json'}: has no 'columns' list")
+    _check_architecture(root, documents["config.json"], _metadata(data))
+    check_settings(root, documents["config.json"], documents["preprocessing.json"])
     return Bundle(
         root=root,
         manifest=manifest,
@@ -251,3 +335,81 @@ def read_bundle(path: str | Path) -> Bundle:
         phenotypes=phenotypes,
         tensors=tensors,
     )
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file's header (already parsed once: it is valid)."""
+    size = int.from_bytes(data[:8], "little")
+    meta = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _check_architecture(root: Path, config: Mapping[str, Any], metadata: Mapping[str, str]) -> None:
+    """config.json must describe the model the weights were exported with (bundles from before
+    this record have none to compare with)."""
+    recorded = metadata.get(ARCHITECTURE_KEY)
+    if recorded is None:
+        return
+    try:
+        then = json.loads(recorded)
+    except json.JSONDecodeError:
+        raise BundleError(f"{root / WEIGHTS}: its recorded architecture is not JSON") from None
+    now = json.loads(json.dumps(architecture(config)))  # the same types as the recorded one
+    if now != then:
+        changed = sorted(_differences(then, now))[:5]
+        raise BundleError(
+            f"{root / 'config.json'}: describes another model than the weights were exported "
+            f"with: {'; '.join(changed)}; export the bundle again"
+        )
+
+
+def _differences(then: Any, now: Any, at: str = "") -> list[str]:
+    if isinstance(then, dict) and isinstance(now, dict):
+        return [
+            d
+            for k in sorted(set(then) | set(now))
+            for d in _differences(then.get(k), now.get(k), f"{at}.{k}" if at else k)
+        ]
+    return [] if then == now else [f"{at} {then!r} at export, now {now!r}"]
+
+
+def _number(value: Any, where: str, *, integer: bool, low: float, high: float = math.inf) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = ok and (not integer or float(value).is_integer()) and math.isfinite(value)
+    if not ok or not low <= value <= high:
+        kind = "an integer" if integer else "a finite number"
+        bound = f"between {low:g} and {high:g}" if math.isfinite(high) else f">= {low:g}"
+        raise BundleError(f"{where}: {value!r}; must be {kind} {bound}")
+    return value
+
+
+def check_settings(root: Path, config: Mapping[str, Any], preprocessing: Mapping[str, Any]) -> None:
+    """Refuse settings no export writes, whatever the hashes say: attention heads that do not
+    divide the width, samples or crop < 1, fs <= 0, a DWT level beyond pywt's maximum for the
+    crop, an OOD threshold that is not finite and > 0 (NaN switched the check off)."""
+    import pywt
+
+    pre, cfg = root / "preprocessing.json", root / "config.json"
+    _number(preprocessing.get("fs"), f"{pre}: fs", integer=False, low=1e-9)
+    samples = _number(preprocessing.get("samples"), f"{pre}: samples", integer=True, low=1)
+    crop = _number(preprocessing.get("crop"), f"{pre}: crop", integer=True, low=1, high=samples)
+    dwt = preprocessing.get("dwt")
+    if not isinstance(dwt, Mapping) or dwt.get("wavelet") not in pywt.wavelist(kind="discrete"):
+        raise BundleError(f"{pre}: dwt needs a discrete pywt wavelet, got {dwt!r}")
+    top = pywt.dwt_max_level(int(crop), dwt["wavelet"])
+    level = _number(dwt.get("level"), f"{pre}: dwt.level", integer=True, low=1, high=top)
+    _number(dwt.get("drop_details"), f"{pre}: dwt.drop_details", integer=True, low=0, high=level)
+    for part in ("encoder", "head"):
+        section = config.get(part)
+        kwargs = section.get("kwargs") if isinstance(section, Mapping) else None
+        kwargs = kwargs if isinstance(kwargs, Mapping) else {}
+        if "heads" in kwargs:
+            heads = _number(kwargs["heads"], f"{cfg}: {part}.heads", integer=True, low=1)
+            width = kwargs.get("width")
+            if isinstance(width, int) and width % int(heads):
+                raise BundleError(f"{cfg}: {part}.heads {heads} does not divide width {width}")
+        if "samples" in kwargs:
+            _number(kwargs["samples"], f"{cfg}: {part}.samples", integer=True, low=1)
+    ood = config.get("ood")
+    if isinstance(ood, Mapping) and "threshold" in ood:
+        _number(ood["threshold"], f"{cfg}: ood.threshold", integer=False, low=1e-300)

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ptacl.errors import PtaclError
 from ptacl.inference.predictor import Predictor, Source
 
 
-class DatabaseError(ValueError):
+class DatabaseError(PtaclError, ValueError):
     """An embeddings file that does not fit the bundle."""
 
 

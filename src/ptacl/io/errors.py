@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ptacl.errors import PtaclError
 
-class InputError(ValueError):
+
+class InputError(PtaclError, ValueError):
     """A file that cannot be used; the message starts with the file path and says why.
 
     `prepare` catches it per subject, writes the message to qc.csv and carries on.

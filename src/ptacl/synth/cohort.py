@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ptacl.errors import PtaclError
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.synth.cardiosoft_xml import visit_time, write_cardiosoft_xml
 from ptacl.synth.cmr import render_cine, write_nifti
@@ -37,7 +38,7 @@ OUTPUTS = ("cmr", "ecg", "phenotypes.csv", "truth.csv", SYNTH_MARKER, "preview.p
 _EID_STREAM = 0x5EED  # spawn key of the eid generator, apart from every subject's
 
 
-class SynthError(ValueError):
+class SynthError(PtaclError, ValueError):
     """Bad arguments or an output folder that cannot be written."""
 
 

@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from ptacl.config import from_dict
+from ptacl.config import ConfigError, from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.losses import (
@@ -124,7 +124,7 @@ class AlignModule(L.LightningModule):
         if cfg.trainer.compile:
             compile_blocks(self.ecg_encoder, self.cmr_encoder)
         if cfg.loss.local_space == "tokens" and self.ecg_encoder.width != self.cmr_encoder.width:
-            raise ValueError(
+            raise ConfigError(
                 f"loss.local_space=tokens compares tokens directly, but the ECG width "
                 f"{self.ecg_encoder.width} differs from the CMR width {self.cmr_encoder.width}; "
                 "use loss.local_space=projection"

@@ -28,6 +28,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 from torch.utils.data import Dataset
 
+from ptacl.training.checkpoint_io import AtomicCheckpointIO
 from ptacl.training.loaders import DataConfig, build_dataloader
 from ptacl.training.resume import StepSeed
 
@@ -249,6 +250,7 @@ def build_trainer(
         deterministic=True if on_cpu else None,
         benchmark=False if on_cpu else None,
         enable_progress_bar=config.progress_bar,
+        plugins=[AtomicCheckpointIO()],  # a full disk keeps the last good checkpoint whole
         callbacks=[
             best,
             LastCheckpoint(checkpoints / "last.ckpt", config.checkpoint_every_n_steps),
@@ -293,11 +295,19 @@ def fit_stage(
     resume_from: Path | None,
 ) -> None:
     """`trainer.fit` on the train / val datasets (loaders from `build_dataloader`), continuing
-    from `resume_from` when given; the checkpoint is read with weights_only=True."""
-    trainer.fit(
-        module,
-        build_dataloader(train_set, config, train=True),
-        build_dataloader(val_set, config, train=False),
-        ckpt_path=resume_from,
-        weights_only=True,
-    )
+    from `resume_from` when given; the checkpoint is read with weights_only=True. A checkpoint
+    whose weights do not fit the module (config.yaml edited after training) raises RunDirError."""
+    try:
+        trainer.fit(
+            module,
+            build_dataloader(train_set, config, train=True),
+            build_dataloader(val_set, config, train=False),
+            ckpt_path=resume_from,
+            weights_only=True,
+        )
+    except RuntimeError as err:
+        if resume_from is None or "Error(s) in loading state_dict" not in str(err):
+            raise
+        from ptacl.runs import weights_mismatch
+
+        raise weights_mismatch(err, f"{resume_from.parent.parent}/config.yaml") from None

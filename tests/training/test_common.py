@@ -1,5 +1,6 @@
 import argparse
 import math
+import os
 
 import lightning as L
 import pytest
@@ -101,13 +102,45 @@ def test_run_dir_is_never_reused_without_resume(tmp_path):
     assert prepare_run_dir(tmp_path / "run", cfg, resume=False) is None
     written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert written["encoder"]["width"] == 512 and written["mae"]["mask_ratio"] == 0.75
-    with pytest.raises(RunDirError, match="not empty; pass --resume"):
-        prepare_run_dir(tmp_path / "run", cfg, resume=False)
+    other = EcgMaeRunConfig(optim=OptimConfig(base_lr=0.5))
+    with pytest.raises(RunDirError, match=r"holds another run.*optim\.base_lr.*--overwrite"):
+        prepare_run_dir(tmp_path / "run", other, resume=False)
     with pytest.raises(RunDirError, match="nothing to resume"):
         prepare_run_dir(tmp_path / "run", cfg, resume=True)
     (tmp_path / "run" / "checkpoints").mkdir()
     (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
     assert prepare_run_dir(tmp_path / "run", cfg, resume=True).name == "last.ckpt"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match=r"holds no run.*--overwrite"):
+        prepare_run_dir(tmp_path / "other", cfg, resume=False)
+
+
+def test_the_same_command_again_restarts_a_run_that_died_before_its_first_checkpoint(
+    tmp_path, capsys
+):
+    """Killed before checkpoints/last.ckpt existed, a run used to be stuck: "not empty; pass
+    --resume", then "nothing to resume". The same config starts it afresh, without the dead
+    run's logs; with a checkpoint it continues; --overwrite replaces another run."""
+    cfg = EcgMaeRunConfig()
+    run = tmp_path / "run"
+    prepare_run_dir(run, cfg, resume=False)
+    (run / "metrics.csv").write_text("step,train/loss\n0,1.0\n")  # what the dead run logged
+    assert prepare_run_dir(run, cfg, resume=False) is None
+    assert "stopped before its first checkpoint: starting it again" in capsys.readouterr().out
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert prepare_run_dir(run, cfg, resume=False) == run / "checkpoints" / "last.ckpt"
+    assert "the same run again: continuing it from last.ckpt" in capsys.readouterr().out
+    # Lightning's SLURM auto-requeue leaves hpc_ckpt_N.ckpt: the newer of the two is taken
+    os.utime(run / "checkpoints" / "last.ckpt", ns=(1, 1))
+    (run / "hpc_ckpt_1.ckpt").write_bytes(b"")
+    assert prepare_run_dir(run, cfg, resume=False) == run / "hpc_ckpt_1.ckpt"
+    other = EcgMaeRunConfig(optim=OptimConfig(base_lr=0.5))
+    assert prepare_run_dir(run, other, resume=False, overwrite=True) is None
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["base_lr"] == 0.5
 
 
 def test_command_line_overrides_in_order(tmp_path):

@@ -493,6 +493,8 @@ def fit_stage(
         with warnings.catch_warnings():
             # Lightning itself calls torch's deprecated LeafSpec on every run: not ours to fix
             warnings.filterwarnings("ignore", _LEAFSPEC, FutureWarning)
+            # false for step-based training: metrics are logged every N steps across epochs
+            warnings.filterwarnings("ignore", r"The number of training batches .* is smaller")
             if resume_from is not None:  # of course it is: it holds the run being continued
                 warnings.filterwarnings("ignore", r"Checkpoint directory .* is not empty")
             trainer.fit(

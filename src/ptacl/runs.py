@@ -361,12 +361,20 @@ def config_conflicts(
     and `config`, each as "key: run A, now B"."""
     from ptacl.config import to_dict
 
-    now = _flat(yaml.safe_load(yaml.safe_dump(to_dict(config), sort_keys=False)))
-    before = _flat(saved)
+    def flat(cfg: Any) -> dict[str, Any]:
+        return _flat(yaml.safe_load(yaml.safe_dump(to_dict(cfg), sort_keys=False)))
+
+    now, before = flat(config), _flat(saved)
+    try:  # a setting added to ptacl after the run was made: the run had its default
+        defaults = flat(type(config)())
+    except TypeError:
+        defaults = {}
     out = []
     for key in sorted(set(now) | set(before)):
         a, b = before.get(key), now.get(key)
         if key == "data.store" and a and b and _same_store(Path(a), Path(b)):
+            continue
+        if key not in before and key in defaults and b == defaults[key]:
             continue
         if key not in allowed and a != b:
             out.append(f"{key}: run {a!r}, now {b!r}")

@@ -193,3 +193,23 @@ def test_load_encoder_weights_only_from_a_checkpoint(tmp_path):
     )
     with pytest.raises(Exception, match=r"[Ww]eights only"):
         load_encoder_weights(tmp_path, "ecg")
+
+
+def test_a_run_made_before_a_setting_existed_still_continues(tmp_path):
+    """config.yaml of a run made before trainer.loggers / trainer.callbacks existed lacks them;
+    it ran with their defaults, so neither --resume nor the same command is refused."""
+    cfg = EcgMaeRunConfig()
+    run = tmp_path / "run"
+    prepare_run_dir(run, cfg, resume=False)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["trainer"]["loggers"], saved["trainer"]["callbacks"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert prepare_run_dir(run, cfg, resume=True).name == "last.ckpt"
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert prepare_run_dir(run, cfg, resume=False).name == "last.ckpt"
+    # a setting the run did have is still compared
+    other = EcgMaeRunConfig(trainer=TrainerConfig(callbacks=("x.y:Z",)))
+    with pytest.raises(RunDirError, match=r"trainer\.callbacks: run \[\], now \['x\.y:Z'\]"):
+        prepare_run_dir(run, other, resume=True)

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,8 @@ def test_a_run_moved_with_its_store_is_read_from_any_folder(
     store`, so `ptacl export` from any other folder failed with "not a prepared store"."""
     shutil.copytree(tiny_store, tmp_path / "project" / "store")
     monkeypatch.chdir(tmp_path / "project")
-    assert ptacl(["pretrain", "ecg", "--data", "store", "--out", "runs/mae", *TINY]) == 0
+    steps = ["trainer.max_steps=4"]  # last.ckpt at step 4 holds the validation of step 2
+    assert ptacl(["pretrain", "ecg", "--data", "store", "--out", "runs/mae", *TINY, *steps]) == 0
     shutil.move(tmp_path / "project", tmp_path / "moved")  # run folder and store together
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
@@ -47,10 +49,18 @@ def test_a_run_moved_with_its_store_is_read_from_any_folder(
         capsys.readouterr().err
     )
     assert (Path("bundle") / "config.json").is_file()
-    # the same command continues it, from here, without --data
-    more = ["trainer.max_steps=3", "trainer.val_every_n_steps=3"]
-    assert ptacl(["pretrain", "ecg", "--out", run, "--resume", *more]) == 0
-    assert torch.load(f"{run}/checkpoints/last.ckpt", weights_only=True)["global_step"] == 3
+    # --resume continues it from here, without --data, keeping its best score (Lightning drops
+    # it when the checkpoint folder moved, and a poorer validation would replace best.ckpt)
+    best = _best_state(run)
+    more = ["trainer.max_steps=5", "trainer.val_every_n_steps=5"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert ptacl(["pretrain", "ecg", "--out", run, "--resume", *more]) == 0
+    assert not [w for w in seen if "dirpath has changed" in str(w.message)]
+    assert torch.load(f"{run}/checkpoints/last.ckpt", weights_only=True)["global_step"] == 5
+    after = _best_state(run)
+    assert after["best_model_score"] <= best["best_model_score"]
+    assert after["best_model_path"] == str(Path(run).resolve() / "checkpoints" / "best.ckpt")
     # a store moved away from its run: one line naming --data, then --data works
     shutil.move(tmp_path / "moved" / "store", tmp_path / "store_now_here")
     capsys.readouterr()
@@ -60,6 +70,13 @@ def test_a_run_moved_with_its_store_is_read_from_any_folder(
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     data = ["--data", str(tmp_path / "store_now_here")]
     assert ptacl(["export", "--model", run, "--out", "b2", "--probe", "ridge", *data]) == 0
+
+
+def _best_state(run: str) -> dict:
+    """best.ckpt's ModelCheckpoint state within the run's last.ckpt."""
+    states = torch.load(f"{run}/checkpoints/last.ckpt", weights_only=True)["callbacks"]
+    (state,) = [v for k, v in states.items() if k.startswith("ModelCheckpoint{")]
+    return state
 
 
 def _train_command(store: Path, out: Path) -> list[str]:

@@ -93,7 +93,8 @@ def test_trainer_on_cpu_is_deterministic_and_writes_into_the_run(tmp_path):
     assert trainer.max_steps == 5 and trainer.val_check_interval == 5  # capped at max_steps
     assert trainer.gradient_clip_val == 1.0
     paths = {type(c).__name__: c for c in trainer.callbacks}
-    assert paths["ModelCheckpoint"].dirpath == str(tmp_path / "checkpoints")
+    assert paths["BestCheckpoint"].dirpath == str(tmp_path / "checkpoints")
+    assert paths["BestCheckpoint"].state_key.startswith("ModelCheckpoint{")  # older runs' key
     assert paths["LastCheckpoint"].path == tmp_path / "checkpoints" / "last.ckpt"
 
 

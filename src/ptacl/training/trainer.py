@@ -159,6 +159,38 @@ class LastCheckpoint(Callback):
             self._save(trainer)
 
 
+class BestCheckpoint(ModelCheckpoint):
+    """checkpoints/best.ckpt whose saved state follows its run folder. Lightning drops the best
+    score when the checkpoint's dirpath differs from the current one, so a run folder moved and
+    then resumed would let its first validation, however poor, replace best.ckpt."""
+
+    @property
+    def state_key(self) -> str:
+        # Lightning keys a callback's state by its class name: keep ModelCheckpoint's, so runs
+        # checkpointed before this class existed restore their best score too
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath:
+            new = self.dirpath
+
+            def moved(path: Any) -> Any:
+                inside = isinstance(path, str) and path.startswith(old + "/")
+                return new + path[len(old) :] if inside else path
+
+            state_dict = {
+                **state_dict,
+                "dirpath": new,
+                "best_k_models": {moved(k): v for k, v in state_dict["best_k_models"].items()},
+                **{
+                    key: moved(state_dict.get(key))
+                    for key in ("best_model_path", "kth_best_model_path", "last_model_path")
+                },
+            }
+        super().load_state_dict(state_dict)
+
+
 class ResyncSchedule(Callback):
     """After a restore, set each LambdaLR's learning rate from its restored step, so a run
     resumed with a new trainer.max_steps follows the longer schedule from the first resumed
@@ -397,7 +429,7 @@ def build_trainer(
     on_cpu = _on_cpu(config.accelerator)
     processes = config.devices * config.num_nodes
     bar = config.progress_bar and sys.stderr.isatty()  # a log file gets plain lines instead
-    best = ModelCheckpoint(
+    best = BestCheckpoint(
         dirpath=checkpoints,
         filename="best",
         monitor=monitor,

@@ -270,3 +270,24 @@ def test_a_lock_whose_recorded_holder_is_dead_is_waited_for_briefly(tmp_path, mo
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])
+def umask(request):
+    """The process umask set for the test and restored after it."""
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_outputs_get_the_mode_the_umask_gives_any_new_file(tmp_path, umask):
+    """tempfile makes 0700 folders and 0600 files whatever the umask: under umask 022 a
+    colleague could not read a store, bundle or CSV until they were given its mode back."""
+    with atomic_folder(tmp_path / "bundle") as tmp:
+        (tmp / "config.json").write_text("{}")
+    with atomic_file(tmp_path / "predictions.csv") as tmp:
+        tmp.write_text("eid\n")
+    assert (tmp_path / "bundle").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (tmp_path / "bundle" / "config.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "predictions.csv").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert atomic.current_umask() == umask  # read, not changed

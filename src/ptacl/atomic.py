@@ -17,6 +17,11 @@ Three guarantees, shared by every writer:
   (with a warning naming them) before a new write starts. A write that fails (Ctrl-C, disk
   full) removes its own temporary entry; a full disk is reported as `NoSpace`, naming the
   folder and the free space.
+
+Outputs are as readable as any file the user creates: `tempfile` makes its folders 0700 and
+files 0600 whatever the umask, so the temporary entry is given `0777 & ~umask` (a folder) or
+`0666 & ~umask` (a file) before it is renamed into place; a colleague on a shared cluster reads
+a store, a bundle or a CSV as the creator's umask allows.
 """
 
 from __future__ import annotations
@@ -288,6 +293,26 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc/self/status),
+    else set and restored at once (os.umask is the only portable reader)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as file:
+            for line in file:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_created(path: Path, mode: int) -> None:
+    """Give a `tempfile` entry the mode a plain mkdir/open would have: `mode & ~umask`."""
+    os.chmod(path, mode & ~current_umask())
+
+
 def _free(folder: Path) -> str:
     try:
         return f"{shutil.disk_usage(folder).free / 1e9:.2f} GB free on {folder}"
@@ -321,6 +346,7 @@ def atomic_folder(out: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
             _raise_if_full(err, out)
             raise
         try:
+            _as_created(tmp, 0o777)
             yield tmp
             if not out.exists():
                 tmp.rename(out)
@@ -356,6 +382,7 @@ def atomic_file(out: str | Path) -> Iterator[Path]:
         os.close(fd)
         tmp = Path(name)
         try:
+            _as_created(tmp, 0o666)
             yield tmp
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())  # a full disk can surface only here, on delayed allocation

@@ -2,7 +2,8 @@
 
 A run folder, written by `ptacl pretrain`, `simclr`, `align` or `finetune`:
 
-    config.yaml                 the resolved config (`read_run_config`)
+    config.yaml                 the resolved config (`read_run_config`); data.store absolute
+    paths.yaml                  data.store relative to the run folder (`run_store`)
     checkpoints/best.ckpt       lowest validation loss; checkpoints/last.ckpt the latest state
     metrics.csv, hparams.yaml, tensorboard/, figures/, ...
 
@@ -63,6 +64,38 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise RunDirError(f"{path}: not a readable config: a {type(config).__name__}, not a map")
     return config
+
+
+#: Beside config.yaml: the store's path relative to the run folder, so a run folder moved
+#: together with its store still finds it (config.yaml keeps the absolute path, which works
+#: from any working directory and after the run folder alone is moved).
+PATHS_FILE = "paths.yaml"
+
+
+def run_store(run_dir: str | Path, config: dict[str, Any] | None = None) -> Path:
+    """The store a run trained on: data.store relative to the run folder (`PATHS_FILE`) when
+    it is there, else config.yaml's data.store (absolute in runs written since; an older run's
+    path, relative to where it trained, is tried from here). RunDirError naming `--data` when
+    neither is a store."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir) if config is None else config
+    recorded = (config.get("data") or {}).get("store")
+    if not recorded:
+        raise RunDirError(f"{run_dir}/config.yaml names no data.store; pass --data STORE")
+    tried = []
+    paths = run_dir / PATHS_FILE
+    if paths.is_file():
+        relative = (yaml.safe_load(paths.read_text(encoding="utf-8")) or {}).get("data.store")
+        if relative:
+            tried.append(run_dir / relative)
+    tried.append(Path(recorded))
+    for path in tried:
+        if (path / "manifest.json").is_file():
+            return path
+    where = " nor ".join(str(p) for p in dict.fromkeys(tried))
+    raise RunDirError(
+        f"{run_dir}: the store it trained on is not at {where} (moved?); pass --data STORE"
+    )
 
 
 def run_modalities(config: dict[str, Any]) -> tuple[str, ...]:
@@ -372,6 +405,7 @@ RESUMABLE = (
     "trainer.sanity_val_steps",
     "trainer.progress_bar",
     "trainer.compile",  # the same computation, compiled or not
+    "trainer.loggers",  # where metrics go
     "data.num_workers",
 )
 
@@ -385,62 +419,173 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {k.rstrip("."): v for k, v in out.items()}
 
 
-def config_conflicts(saved: dict[str, Any], config: Any) -> list[str]:
-    """Keys (dotted) outside `RESUMABLE` whose values differ between a run's saved config.yaml
+def config_conflicts(
+    saved: dict[str, Any], config: Any, allowed: tuple[str, ...] = RESUMABLE
+) -> list[str]:
+    """Keys (dotted) outside `allowed` whose values differ between a run's saved config.yaml
     and `config`, each as "key: run A, now B"."""
     from ptacl.config import to_dict
 
-    now = _flat(yaml.safe_load(yaml.safe_dump(to_dict(config), sort_keys=False)))
-    before = _flat(saved)
+    def flat(cfg: Any) -> dict[str, Any]:
+        return _flat(yaml.safe_load(yaml.safe_dump(to_dict(cfg), sort_keys=False)))
+
+    now, before = flat(config), _flat(saved)
+    try:  # a setting added to ptacl after the run was made: the run had its default
+        defaults = flat(type(config)())
+    except TypeError:
+        defaults = {}
     out = []
     for key in sorted(set(now) | set(before)):
         a, b = before.get(key), now.get(key)
-        if key == "data.store" and a and b and Path(a).resolve() == Path(b).resolve():
+        if key == "data.store" and a and b and _same_store(Path(a), Path(b)):
             continue
-        if key not in RESUMABLE and a != b:
+        if key not in before and key in defaults and b == defaults[key]:
+            continue
+        if key not in allowed and a != b:
             out.append(f"{key}: run {a!r}, now {b!r}")
     return out
 
 
-def prepare_run_dir(out: str | Path, config: Any, resume: bool) -> Path | None:
+def _same_store(a: Path, b: Path) -> bool:
+    """One store at two paths: the same folder, or (moved or copied) the same manifest.json
+    (sizes, phenotype columns, sources) and subjects.csv (every eid and its split)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return all(
+            (a / name).read_bytes() == (b / name).read_bytes()
+            for name in ("manifest.json", "subjects.csv")
+        )
+    except OSError:
+        return False
+
+
+def _saved_config(out: Path) -> dict[str, Any]:
+    """A run's config.yaml with data.store where `run_store` finds that store now (a run folder
+    moved with its store records a path that no longer exists)."""
+    saved = read_run_config(out)
+    with contextlib.suppress(RunDirError):
+        saved.setdefault("data", {})["store"] = str(run_store(out, saved))
+    return saved
+
+
+def resume_checkpoint(out: str | Path) -> Path | None:
+    """The newest checkpoint a run can continue from: checkpoints/last.ckpt, or the
+    hpc_ckpt_N.ckpt Lightning's SLURM auto-requeue saves on its signal (SIGUSR1) into the run
+    folder, whichever was written last; None when the run has neither."""
+    out = Path(out)
+    found = [out / "checkpoints" / "last.ckpt", *out.glob("hpc_ckpt_*.ckpt")]
+    found = [p for p in found if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
+
+
+def _empty(out: Path) -> None:
+    """Remove everything inside run folder `out` (it keeps its lock, which sits beside it)."""
+    import shutil
+
+    for entry in out.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _rerun(out: Path, config: Any) -> Path | None:
+    """A command run again on its own non-empty run folder (a crash, Ctrl-C, a SLURM requeue):
+    with the same config and a checkpoint it continues (returns the checkpoint); with the same
+    config and no checkpoint yet it starts afresh (returns None). Anything else is refused."""
+    if not (out / "config.yaml").is_file():
+        raise RunDirError(
+            f"{out}: the run folder is not empty and holds no run (no config.yaml); choose "
+            "another --out, or pass --overwrite to replace what it holds"
+        )
+    conflicts = config_conflicts(_saved_config(out), config, allowed=())
+    if conflicts:
+        raise RunDirError(
+            f"{out}: holds another run, whose config.yaml differs: {'; '.join(conflicts)}. "
+            "Pass --resume to continue it with these settings (only "
+            f"{', '.join(RESUMABLE)} may change), --overwrite to replace it, or choose "
+            "another --out"
+        )
+    ckpt = resume_checkpoint(out)
+    if ckpt is not None:
+        _check_resumable(ckpt)
+    if _rank() == 0:
+        if ckpt is not None:
+            print(f"{out}: the same run again: continuing it from {ckpt.name}", flush=True)
+        else:
+            print(f"{out}: the same run, stopped before its first checkpoint: starting it again",
+                  flush=True)  # fmt: skip
+            _empty(out)
+    return ckpt
+
+
+def prepare_run_dir(
+    out: str | Path, config: Any, resume: bool, *, overwrite: bool = False
+) -> Path | None:
     """Make the run folder and write the resolved `config.yaml`; return the checkpoint to
     resume from (None for a fresh run).
 
-    A non-empty folder is refused unless `resume` (a run must never mix with, or overwrite,
-    another); `resume` needs checkpoints/last.ckpt and a config that agrees with the run's
-    config.yaml outside `RESUMABLE`, checked before anything is written (a config.yaml
-    rewritten by a refused resume would no longer describe the checkpoints). config.yaml is
+    A run must never mix with, or silently overwrite, another. `resume` needs a checkpoint
+    (`resume_checkpoint`) and a config that agrees with the run's config.yaml outside
+    `RESUMABLE`, checked before anything is written (a config.yaml rewritten by a refused
+    resume would no longer describe the checkpoints). Without it, a non-empty folder that holds
+    the same run (the same command run again after a crash or a SLURM requeue) continues from
+    its checkpoint, or starts afresh when it died before the first one (`_rerun`); any other
+    non-empty folder is refused unless `overwrite`, which empties it first. config.yaml is
     replaced atomically. Only process 0 writes: Lightning's DDP launcher re-runs the command
     once per process. Hold `run_lock(out)` around this and the training.
     """
     out = Path(out)
-    last = out / "checkpoints" / "last.ckpt"
     path = out / "config.yaml"
+    resume_from = None
     if resume:
-        if not last.is_file():
-            raise RunDirError(f"{out}: nothing to resume, {last} does not exist")
-        _check_resumable(last)
+        resume_from = resume_checkpoint(out)
+        if resume_from is None:
+            raise RunDirError(
+                f"{out}: nothing to resume, {out / 'checkpoints' / 'last.ckpt'} does not exist; "
+                "run the command without --resume to start it"
+            )
+        _check_resumable(resume_from)
         if path.is_file():
-            conflicts = config_conflicts(read_run_config(out), config)
+            conflicts = config_conflicts(_saved_config(out), config)
             if conflicts:
                 raise RunDirError(
                     f"{out}: --resume with settings that differ from the run's config.yaml, "
                     f"which its checkpoints were made with: {'; '.join(conflicts)}. Only "
                     f"{', '.join(RESUMABLE)} may change on resume; start a new run otherwise"
                 )
-    elif _rank() == 0 and out.exists() and any(out.iterdir()):
-        raise RunDirError(
-            f"{out}: the run folder is not empty; pass --resume to continue that run, "
-            "or choose another --out"
-        )
+    elif overwrite:
+        if _rank() == 0 and out.is_dir() and any(out.iterdir()):
+            print(f"{out}: --overwrite: removing the run it held", flush=True)
+            _empty(out)
+    elif out.is_dir() and any(out.iterdir()):
+        resume_from = _rerun(out, config)
     if _rank() == 0:
         from ptacl.atomic import atomic_file
         from ptacl.config import save_config
 
         out.mkdir(parents=True, exist_ok=True)
+        config, relative = _store_paths(config, out)
         with atomic_file(path) as tmp:
             save_config(config, tmp)
-    return last if resume else None
+        if relative is not None:
+            with atomic_file(out / PATHS_FILE) as tmp:
+                tmp.write_text(yaml.safe_dump({"data.store": relative}), encoding="utf-8")
+    return resume_from
+
+
+def _store_paths(config: Any, out: Path) -> tuple[Any, str | None]:
+    """`config` with data.store made absolute, and that store's path relative to run folder
+    `out` (None without a store): what config.yaml and `PATHS_FILE` record (`run_store`)."""
+    import dataclasses
+
+    data = getattr(config, "data", None)
+    if not getattr(data, "store", ""):
+        return config, None
+    store = Path(data.store).resolve()
+    config = dataclasses.replace(config, data=dataclasses.replace(data, store=str(store)))
+    return config, os.path.relpath(store, out.resolve())
 
 
 def _check_resumable(last: Path) -> None:
@@ -493,9 +638,11 @@ __all__ = [
     "projection_heads",
     "read_checkpoint",
     "read_run_config",
+    "resume_checkpoint",
     "run_kind",
     "run_lock",
     "run_modalities",
+    "run_store",
     "submodule_state",
     "weights_mismatch",
 ]

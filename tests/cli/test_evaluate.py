@@ -111,7 +111,10 @@ def test_evaluate_random_init_and_refuse_a_used_folder(eval_store, align_run, tm
     assert metrics["retrieval"]["space"] == "mean-pooled encoder tokens"
     assert "LP (ridge)" in metrics["regression"]
     assert main([*args, "--no-progress"]) == 2
-    assert "not empty" in capsys.readouterr().err
+    assert "not empty; choose a new --out or pass --overwrite" in capsys.readouterr().err
+    (out / "stale.npz").write_bytes(b"")  # left by an interrupted run
+    assert main([*args, "--no-progress", "--probe", "ridge", "--overwrite"]) == 0
+    assert (out / "metrics.json").is_file() and not (out / "stale.npz").exists()
 
 
 def _pretrain(store, out, modality):

@@ -50,9 +50,13 @@ def test_two_step_run_fills_the_run_folder(tiny_store, tmp_path, modality, capsy
     assert ckpt["global_step"] == 2
     encoder = load_encoder(run, modality)
     assert encoder.width == config["encoder"]["width"]
-    # a second run into the same folder is refused rather than mixed in
-    assert _run(tiny_store, run, modality) == 2
-    assert "--resume" in capsys.readouterr().err
+    # the same command again continues its own run (here: already finished); another run
+    # into the same folder is refused rather than mixed in
+    assert _run(tiny_store, run, modality) == 0
+    assert "the same run again: continuing it from last.ckpt" in capsys.readouterr().out
+    assert _run(tiny_store, run, modality, "optim.base_lr=0.5") == 2
+    err = capsys.readouterr().err
+    assert "holds another run" in err and "optim.base_lr" in err and "--overwrite" in err
 
 
 def test_resume_continues_at_the_same_step_and_learning_rate(tiny_store, tmp_path):

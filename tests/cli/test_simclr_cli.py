@@ -53,9 +53,9 @@ def test_two_step_run_gives_a_run_folder_that_embeds_like_a_pretrain_run(
         assert f"{modality}_proj" not in data.files
         assert ({"ecg", "cmr"} - {modality}).isdisjoint(data.files)
 
-    # a second run into the same folder is refused rather than mixed in
-    assert _run(tiny_store, run, modality) == 2
-    assert "--resume" in capsys.readouterr().err
+    # another run into the same folder is refused rather than mixed in
+    assert _run(tiny_store, run, modality, "optim.base_lr=0.5") == 2
+    assert "--overwrite" in capsys.readouterr().err
 
 
 def test_resume_continues_from_the_last_step(tiny_store, tmp_path):

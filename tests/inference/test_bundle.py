@@ -286,7 +286,7 @@ def _edit(bundle: Path, name: str, path: str, value) -> None:
             "preprocessing.json",
             "dwt.level",
             99,
-            r"dwt.level: 99; must be an integer between 1 and 8",
+            r"dwt.level: 99; must be an integer between 1 and 9",
         ),
         ("config.json", "ood.threshold", float("nan"), r"ood.threshold: nan; must be a finite"),
         ("config.json", "ood.threshold", -1.0, r"ood.threshold: -1.0; must be a finite"),

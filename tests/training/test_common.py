@@ -1,5 +1,6 @@
 import argparse
 import math
+import os
 
 import lightning as L
 import pytest
@@ -92,7 +93,8 @@ def test_trainer_on_cpu_is_deterministic_and_writes_into_the_run(tmp_path):
     assert trainer.max_steps == 5 and trainer.val_check_interval == 5  # capped at max_steps
     assert trainer.gradient_clip_val == 1.0
     paths = {type(c).__name__: c for c in trainer.callbacks}
-    assert paths["ModelCheckpoint"].dirpath == str(tmp_path / "checkpoints")
+    assert paths["BestCheckpoint"].dirpath == str(tmp_path / "checkpoints")
+    assert paths["BestCheckpoint"].state_key.startswith("ModelCheckpoint{")  # older runs' key
     assert paths["LastCheckpoint"].path == tmp_path / "checkpoints" / "last.ckpt"
 
 
@@ -101,8 +103,9 @@ def test_run_dir_is_never_reused_without_resume(tmp_path):
     assert prepare_run_dir(tmp_path / "run", cfg, resume=False) is None
     written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert written["encoder"]["width"] == 512 and written["mae"]["mask_ratio"] == 0.75
-    with pytest.raises(RunDirError, match="not empty; pass --resume"):
-        prepare_run_dir(tmp_path / "run", cfg, resume=False)
+    other = EcgMaeRunConfig(optim=OptimConfig(base_lr=0.5))
+    with pytest.raises(RunDirError, match=r"holds another run.*optim\.base_lr.*--overwrite"):
+        prepare_run_dir(tmp_path / "run", other, resume=False)
     with pytest.raises(RunDirError, match="nothing to resume"):
         prepare_run_dir(tmp_path / "run", cfg, resume=True)
     (tmp_path / "run" / "checkpoints").mkdir()
@@ -111,6 +114,41 @@ def test_run_dir_is_never_reused_without_resume(tmp_path):
         prepare_run_dir(tmp_path / "run", cfg, resume=True)
     torch.save({"state_dict": {}}, tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert prepare_run_dir(tmp_path / "run", cfg, resume=True).name == "last.ckpt"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match=r"holds no run.*--overwrite"):
+        prepare_run_dir(tmp_path / "other", cfg, resume=False)
+
+
+def test_the_same_command_again_restarts_a_run_that_died_before_its_first_checkpoint(
+    tmp_path, capsys
+):
+    """Killed before checkpoints/last.ckpt existed, a run used to be stuck: "not empty; pass
+    --resume", then "nothing to resume". The same config starts it afresh, without the dead
+    run's logs; with a checkpoint it continues; --overwrite replaces another run."""
+    cfg = EcgMaeRunConfig()
+    run = tmp_path / "run"
+    prepare_run_dir(run, cfg, resume=False)
+    (run / "metrics.csv").write_text("step,train/loss\n0,1.0\n")  # what the dead run logged
+    assert prepare_run_dir(run, cfg, resume=False) is None
+    assert "stopped before its first checkpoint: starting it again" in capsys.readouterr().out
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+    (run / "checkpoints").mkdir()
+    torch.save({"state_dict": {}}, run / "checkpoints" / "last.ckpt")
+    assert prepare_run_dir(run, cfg, resume=False) == run / "checkpoints" / "last.ckpt"
+    assert "the same run again: continuing it from last.ckpt" in capsys.readouterr().out
+    # Lightning's SLURM auto-requeue leaves hpc_ckpt_N.ckpt: the newer of the two is taken
+    os.utime(run / "checkpoints" / "last.ckpt", ns=(1, 1))
+    torch.save({"state_dict": {}}, run / "hpc_ckpt_1.ckpt")
+    assert prepare_run_dir(run, cfg, resume=False) == run / "hpc_ckpt_1.ckpt"
+    (run / "hpc_ckpt_1.ckpt").write_bytes(b"")  # cut short by a full disk: said in one line
+    with pytest.raises(RunDirError, match=r"hpc_ckpt_1.ckpt: not a readable checkpoint"):
+        prepare_run_dir(run, cfg, resume=False)
+    (run / "hpc_ckpt_1.ckpt").unlink()
+    other = EcgMaeRunConfig(optim=OptimConfig(base_lr=0.5))
+    assert prepare_run_dir(run, other, resume=False, overwrite=True) is None
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["base_lr"] == 0.5
 
 
 def test_command_line_overrides_in_order(tmp_path):
@@ -163,3 +201,23 @@ def test_load_encoder_weights_only_from_a_checkpoint(tmp_path):
     )
     with pytest.raises(Exception, match=r"[Ww]eights only"):
         load_encoder_weights(tmp_path, "ecg")
+
+
+def test_a_run_made_before_a_setting_existed_still_continues(tmp_path):
+    """config.yaml of a run made before trainer.loggers / trainer.callbacks existed lacks them;
+    it ran with their defaults, so neither --resume nor the same command is refused."""
+    cfg = EcgMaeRunConfig()
+    run = tmp_path / "run"
+    prepare_run_dir(run, cfg, resume=False)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["trainer"]["loggers"], saved["trainer"]["callbacks"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    (run / "checkpoints").mkdir()
+    torch.save({"state_dict": {}}, run / "checkpoints" / "last.ckpt")
+    assert prepare_run_dir(run, cfg, resume=True).name == "last.ckpt"
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert prepare_run_dir(run, cfg, resume=False).name == "last.ckpt"
+    # a setting the run did have is still compared
+    other = EcgMaeRunConfig(trainer=TrainerConfig(callbacks=("x.y:Z",)))
+    with pytest.raises(RunDirError, match=r"trainer\.callbacks: run \[\], now \['x\.y:Z'\]"):
+        prepare_run_dir(run, other, resume=True)

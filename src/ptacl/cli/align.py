@@ -1,7 +1,7 @@
 """Stage 2: joint global + local contrastive training of the ECG and CMR encoders (PTACL).
 
     ptacl align --data STORE --ecg-init RUN --cmr-init RUN --out RUN [--config YAML]
-                [--devices N] [--num-nodes N] [--resume] [key=value ...]
+                [--devices N] [--num-nodes N] [--resume|--overwrite] [key=value ...]
 
 --ecg-init / --cmr-init are stage-1 runs (`ptacl pretrain`): their encoder architecture and
 weights start this stage. Without them the encoders start from random weights (the paper's

@@ -41,20 +41,31 @@ def command_parser(prog: str, doc: str, *, modality: bool = False) -> argparse.A
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """--out, --config, --devices, --num-nodes, --resume and trailing key=value overrides.
+    """--out, --config, --devices, --num-nodes, --resume, --overwrite and trailing key=value
+    overrides (`ptacl.runs.prepare_run_dir` says what a command run again does).
     Parse with `parser.parse_intermixed_args` so overrides may follow the options."""
     parser.add_argument("--out", type=Path, required=True, help="run folder (created)")
     parser.add_argument("--config", type=Path, help="YAML config (default: built-in defaults)")
     parser.add_argument("--devices", type=int, help="processes per node (sets trainer.devices)")
     parser.add_argument("--num-nodes", type=int, help="nodes (sets trainer.num_nodes)")
-    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/last.ckpt")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from checkpoints/last.ckpt, also with changed settings among those a "
+        "resume may change (the same command run again continues by itself)",
+    )
+    again.add_argument(
+        "--overwrite", action="store_true", help="empty a run folder holding another run first"
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. optim.base_lr=1e-4")
 
 
 def resolve_config(cls: type[T], args: argparse.Namespace, extra: Sequence[str] = ()) -> T:
     """Defaults <- --config YAML <- --devices/--num-nodes <- `extra` <- key=value overrides.
 
-    With --resume and no --config, the run's own config.yaml takes the place of --config.
+    With --resume and no --config, the run's own config.yaml takes the place of --config, and
+    without --data its store is found as `ptacl.runs.run_store` finds it.
     """
     from ptacl.config import load_config
 
@@ -63,6 +74,11 @@ def resolve_config(cls: type[T], args: argparse.Namespace, extra: Sequence[str] 
     if path is None and getattr(args, "resume", False):
         saved = Path(args.out) / "config.yaml"
         path = saved if saved.is_file() else None
+        if path is not None and getattr(args, "data", None) is None:
+            from ptacl.runs import run_store
+
+            # the run's store where it is now (the run folder and store may have moved)
+            overrides.insert(0, f"data.store={run_store(args.out)}")
     if args.devices is not None:
         overrides.append(f"trainer.devices={args.devices}")
     if args.num_nodes is not None:
@@ -80,8 +96,8 @@ def run_command(
     check: Callable[[T], None] | None = None,
 ) -> int:
     """The body of a training command, after parsing: resolve the config (`resolve_config`
-    with `--data` and then `overrides()` as extra overrides), require a store, `check` it, open
-    the store, prepare the run folder, then return `fit(cfg, store, args.out, resume_from)`.
+    with `--data` and then `overrides()` as extra overrides), require a store, `check` it and
+    its loggers and callbacks (`ptacl.training.trainer.check_plugins`), open the store, prepare the run folder, then return `fit(cfg, store, args.out, resume_from)`.
 
     `overrides` and `check` may raise ConfigError. A ConfigError, StoreError or RunDirError
     is printed to stderr as "<prog>: <reason>" and returns exit code 2, and so is a run folder
@@ -91,6 +107,7 @@ def run_command(
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
     from ptacl.runs import RunDirError, prepare_run_dir, run_lock
+    from ptacl.training.trainer import check_plugins
 
     with contextlib.ExitStack() as stack:
         try:
@@ -102,9 +119,10 @@ def run_command(
                 raise ConfigError("no store given: pass --data STORE (or set data.store)")
             if check is not None:
                 check(cfg)
+            check_plugins(cfg.trainer)
             store = Store.open(cfg.data.store)
             stack.enter_context(run_lock(args.out))
-            resume_from = prepare_run_dir(args.out, cfg, args.resume)
+            resume_from = prepare_run_dir(args.out, cfg, args.resume, overwrite=args.overwrite)
         except (ConfigError, StoreError, RunDirError, OutputBusy) as e:
             print(f"{prog}: {e}", file=sys.stderr)
             return 2

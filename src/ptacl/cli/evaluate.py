@@ -1,6 +1,6 @@
 """Evaluate a run: retrieval (Table 1), linear probe and optionally FN+AP (Table 2), report.
 
-    ptacl evaluate --model RUN --data STORE --out DIR [--finetune] [--probe ols|ridge]
+    ptacl evaluate --model RUN --data STORE --out DIR [--finetune] [--probe ols|ridge] [--overwrite]
     ptacl evaluate --model none [--like RUN] --data STORE --out DIR   (random-init baseline)
 
 Writes DIR/metrics.json, DIR/report.md, DIR/figures/*.png and the embeddings used
@@ -22,6 +22,7 @@ CIs: percentile bootstrap over test subjects (--n-boot replicates, --seed).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="run folder, or `none` for random init")
     parser.add_argument("--data", type=Path, required=True, help="prepared store")
     parser.add_argument("--out", type=Path, required=True, help="output folder (new or empty)")
+    parser.add_argument("--overwrite", action="store_true", help="empty a used output folder first")
     parser.add_argument("--split", default="test", choices=["val", "test"], help="scored split")
     parser.add_argument("--probe", default="ols", choices=["ols", "ridge"])
     parser.add_argument("--finetune", action="store_true", help="also fine-tune (FN+AP)")
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ptacl.atomic import OutputBusy, output_lock
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
     from ptacl.eval.embed import EmbedError
@@ -77,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.finetune and args.split != "test":
         print("ptacl evaluate: --finetune scores the test split; drop --split", file=sys.stderr)
         return 2
-    if args.out.exists() and any(args.out.iterdir()):
-        print(f"ptacl evaluate: {args.out}: not empty; choose a new --out", file=sys.stderr)
+    if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
+        print(
+            f"ptacl evaluate: {args.out}: not empty; choose a new --out or pass --overwrite",
+            file=sys.stderr,
+        )
         return 2
     options = EvaluateOptions(
         model=str(args.model),
@@ -98,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         store = Store.open(args.data)
-        finetune = _finetune_step(args, store) if args.finetune else None
-        return evaluate(options, store, finetune=finetune)
-    except (ConfigError, EmbedError, RunDirError, StoreError) as e:
+        with output_lock(args.out):  # one evaluation per folder, emptied under the lock
+            if args.out.exists():
+                shutil.rmtree(args.out)  # --overwrite: what a used or interrupted one left
+            finetune = _finetune_step(args, store) if args.finetune else None
+            return evaluate(options, store, finetune=finetune)
+    except (ConfigError, EmbedError, RunDirError, StoreError, OutputBusy) as e:
         print(f"ptacl evaluate: {e}", file=sys.stderr)
         return 2
 

@@ -1,6 +1,6 @@
 """Fine-tune a run's ECG (or CMR) encoder with an attention-pooling head on the phenotypes.
 
-    ptacl finetune --model RUN --data STORE --out RUN_FT [--config YAML] [--resume] [key=value ...]
+    ptacl finetune --model RUN --data STORE --out RUN_FT [--config YAML] [--resume|--overwrite] [key=value ...]
     ptacl finetune --model none --data STORE --out RUN_FT      (supervised, from random init)
     ptacl finetune --modality cmr --model none|RUN ...         (the same with a CMR encoder)
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.data.store import Store, StoreError
     from ptacl.runs import RunDirError, prepare_run_dir, run_lock
     from ptacl.training.finetune import FinetuneConfig, run_finetune, with_source_encoder
+    from ptacl.training.trainer import check_plugins
 
     with contextlib.ExitStack() as stack:
         try:
@@ -55,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             cfg = with_source_encoder(resolve_config(FinetuneConfig, args, extra))
             if not cfg.data.store:
                 raise ConfigError("no store given: pass --data STORE (or set data.store)")
+            check_plugins(cfg.trainer)
             store = Store.open(cfg.data.store)
             stack.enter_context(run_lock(args.out))  # held until training ends
-            resume_from = prepare_run_dir(args.out, cfg, args.resume)
+            resume_from = prepare_run_dir(args.out, cfg, args.resume, overwrite=args.overwrite)
         except (ConfigError, StoreError, RunDirError, OutputBusy) as e:
             print(f"ptacl finetune: {e}", file=sys.stderr)
             return 2

@@ -1,7 +1,7 @@
 """Stage 1: masked-autoencoder pretraining of the ECG or the CMR encoder on a prepared store.
 
     ptacl pretrain ecg|cmr --data STORE --out RUN [--config YAML] [--devices N] [--num-nodes N]
-                           [--resume] [key=value ...]
+                           [--resume|--overwrite] [key=value ...]
 
 The ECG MAE trains on every ECG of the store's train split (ECG-only subjects too) and
 validates on the val split; the CMR MAE likewise on every cine. Without --config the paper's

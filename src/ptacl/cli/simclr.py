@@ -1,7 +1,7 @@
 """SimCLR baseline: contrastive pretraining of the ECG or the CMR encoder on two augmented views.
 
     ptacl simclr ecg|cmr --data STORE --out RUN [--config YAML] [--devices N] [--num-nodes N]
-                         [--resume] [key=value ...]
+                         [--resume|--overwrite] [key=value ...]
 
 Trains on every ECG (or cine) of the store's train split and validates on the val split with
 views drawn from a fixed seed. The run folder is laid out like a `ptacl pretrain` run, so

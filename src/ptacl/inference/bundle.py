@@ -386,17 +386,17 @@ def _number(value: Any, where: str, *, integer: bool, low: float, high: float = 
 def check_settings(root: Path, config: Mapping[str, Any], preprocessing: Mapping[str, Any]) -> None:
     """Refuse settings no export writes, whatever the hashes say: attention heads that do not
     divide the width, samples or crop < 1, fs <= 0, a DWT level beyond pywt's maximum for the
-    crop, an OOD threshold that is not finite and > 0 (NaN switched the check off)."""
+    recording (the DWT filters the whole 10-s strip, before cropping), an OOD threshold that is not finite and > 0 (NaN switched the check off)."""
     import pywt
 
     pre, cfg = root / "preprocessing.json", root / "config.json"
     _number(preprocessing.get("fs"), f"{pre}: fs", integer=False, low=1e-9)
     samples = _number(preprocessing.get("samples"), f"{pre}: samples", integer=True, low=1)
-    crop = _number(preprocessing.get("crop"), f"{pre}: crop", integer=True, low=1, high=samples)
+    _number(preprocessing.get("crop"), f"{pre}: crop", integer=True, low=1, high=samples)
     dwt = preprocessing.get("dwt")
     if not isinstance(dwt, Mapping) or dwt.get("wavelet") not in pywt.wavelist(kind="discrete"):
         raise BundleError(f"{pre}: dwt needs a discrete pywt wavelet, got {dwt!r}")
-    top = pywt.dwt_max_level(int(crop), dwt["wavelet"])
+    top = pywt.dwt_max_level(int(samples), dwt["wavelet"])
     level = _number(dwt.get("level"), f"{pre}: dwt.level", integer=True, low=1, high=top)
     _number(dwt.get("drop_details"), f"{pre}: dwt.drop_details", integer=True, low=0, high=level)
     for part in ("encoder", "head"):

@@ -391,13 +391,16 @@ def _export_run(
         projection_heads,
         read_run_config,
         run_modalities,
+        run_store,
     )
 
     config = read_run_config(run_dir)
     if "ecg" not in run_modalities(config):
         raise RunDirError(f"{run_dir}: a CMR run has no ECG encoder to export")
     encoder = load_encoder(run_dir, "ecg", which).eval()
-    store = data or (config.get("data") or {}).get("store")
+    store = data
+    if store is None and (config.get("data") or {}).get("store"):
+        store = run_store(run_dir, config)  # RunDirError naming --data when it moved
     ckpt, state = checkpoint_state(run_dir, which)
     source = {
         "run": run_dir.resolve().name,  # the name only: no path of the training machine
@@ -483,7 +486,7 @@ def _run_card(run_dir: Path, metrics: str | Path | None) -> dict[str, Any]:
                 "info": {
                     "source": "`ptacl finetune`",
                     "split": "test",
-                    "data": (config.get("data") or {}).get("store"),
+                    "data": _base_name((config.get("data") or {}).get("store")),
                 },
                 "bootstrap": {"n_boot": own.get("n_boot"), "level": 0.95},
                 "regression": {"FN+AP (this run's head)": own["r2"]},

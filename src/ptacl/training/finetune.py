@@ -237,8 +237,7 @@ def run_finetune(
     from ptacl.eval.probe import r2_per_phenotype
     from ptacl.eval.report import regression_section
     from ptacl.runs import checkpoint_state, load_encoder_weights
-    from ptacl.training.loaders import build_dataloader
-    from ptacl.training.trainer import build_trainer
+    from ptacl.training.trainer import build_trainer, fit_stage
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     names = list(store.manifest.get("phenotypes", []))
@@ -275,13 +274,7 @@ def run_finetune(
     stop = EarlyStopping(monitor="val/loss", mode="min", patience=cfg.patience)
     width = (cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder).width
     trainer = build_trainer(cfg.trainer, out, width=width, callbacks=[stop])
-    trainer.fit(
-        module,
-        build_dataloader(train_set, cfg.data, train=True),
-        build_dataloader(val_set, cfg.data, train=False),
-        ckpt_path=resume_from,
-        weights_only=True,
-    )
+    fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)
     if not trainer.is_global_zero:
         return 0
     ckpt, state = checkpoint_state(out)  # best, or last when no validation ran

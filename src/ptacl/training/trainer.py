@@ -1,6 +1,6 @@
 """The Lightning Trainer of every stage: precision by device, DDP, gradient clipping, checkpoints
-(checkpoints/last.ckpt + best.ckpt, the run folder of `ptacl.runs`), CSV + TensorBoard logs,
-progress lines, and `fit_stage`.
+(checkpoints/last.ckpt + best.ckpt, the run folder of `ptacl.runs`), loggers and callbacks
+named in the config (`build_loggers`, `build_callbacks`), progress lines, and `fit_stage`.
 
 A stage's `fit(cfg, store, out, resume_from)` does:
 
@@ -13,7 +13,10 @@ A stage's `fit(cfg, store, out, resume_from)` does:
 from __future__ import annotations
 
 import csv
+import logging
+import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +24,16 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    TQDMProgressBar,
+)
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -50,7 +59,15 @@ class TrainerConfig:
     devices: int = 1
     num_nodes: int = 1
     seed: int = 0
+    # In a terminal a bar over the run's steps (total, s/step, time left); in a log, and with
+    # false, a plain line every log_every_n_steps. Validation results are printed either way.
     progress_bar: bool = True
+    # Where metrics go (`build_loggers`): csv, tensorboard, wandb, mlflow, or any Lightning
+    # logger as "package.module:Class"; an entry with settings is a one-key mapping,
+    # {wandb: {project: ptacl}}. metrics.csv is what `ptacl compare` and the figures read.
+    loggers: tuple[str | dict[str, Any], ...] = ("csv", "tensorboard")
+    # Extra Lightning callbacks, "package.module:Class" or {"package.module:Class": {kwargs}}.
+    callbacks: tuple[str | dict[str, Any], ...] = ()
 
 
 def _on_cpu(accelerator: str) -> bool:
@@ -134,6 +151,46 @@ class LastCheckpoint(Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save(trainer)
 
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        # Lightning stops on SIGTERM (a SLURM time limit or preemption, `kill`) between two
+        # steps: the state is whole, so the same command run again continues from here.
+        if isinstance(exception, SIGTERMException):
+            self._save(trainer)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """checkpoints/best.ckpt whose saved state follows its run folder. Lightning drops the best
+    score when the checkpoint's dirpath differs from the current one, so a run folder moved and
+    then resumed would let its first validation, however poor, replace best.ckpt."""
+
+    @property
+    def state_key(self) -> str:
+        # Lightning keys a callback's state by its class name: keep ModelCheckpoint's, so runs
+        # checkpointed before this class existed restore their best score too
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath:
+            new = self.dirpath
+
+            def moved(path: Any) -> Any:
+                inside = isinstance(path, str) and path.startswith(old + "/")
+                return new + path[len(old) :] if inside else path
+
+            state_dict = {
+                **state_dict,
+                "dirpath": new,
+                "best_k_models": {moved(k): v for k, v in state_dict["best_k_models"].items()},
+                **{
+                    key: moved(state_dict.get(key))
+                    for key in ("best_model_path", "kth_best_model_path", "last_model_path")
+                },
+            }
+        super().load_state_dict(state_dict)
+
 
 class ResyncSchedule(Callback):
     """After a restore, set each LambdaLR's learning rate from its restored step, so a run
@@ -152,12 +209,14 @@ class ResyncSchedule(Callback):
 
 
 class ProgressLines(Callback):
-    """Without a progress bar (logs, `ptacl benchmark`, the demo): one plain line every
-    `every_n_steps` optimizer steps with the rate, the time left and the latest training loss,
-    and one after each validation, so a long stage is never silent."""
+    """Without a terminal (logs, SLURM, `ptacl benchmark`, the demo) or with
+    `trainer.progress_bar: false`: one plain line every `every_n_steps` optimizer steps with
+    the rate, the time left and the latest training loss; and, always, one after each
+    validation (through the bar when there is one), so a long stage is never silent."""
 
-    def __init__(self, every_n_steps: int) -> None:
+    def __init__(self, every_n_steps: int, *, steps: bool = True) -> None:
         self.every_n_steps = max(1, every_n_steps)
+        self.steps = steps
         self._start: tuple[float, int] | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -165,7 +224,9 @@ class ProgressLines(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         step = trainer.global_step
-        if self._start is None or step % self.every_n_steps or not trainer.is_global_zero:
+        if not self.steps or self._start is None or step % self.every_n_steps:
+            return
+        if not trainer.is_global_zero:
             return
         elapsed, done = time.perf_counter() - self._start[0], step - self._start[1]
         rate = elapsed / max(done, 1)
@@ -182,7 +243,35 @@ class ProgressLines(Callback):
             return
         shown = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         text = ", ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items()))
-        print(f"validation at step {trainer.global_step}: {text}", flush=True)
+        line = f"validation at step {trainer.global_step}: {text}"
+        bar = trainer.progress_bar_callback
+        if isinstance(bar, TQDMProgressBar) and bar.is_enabled:
+            bar.print(line)  # above the bar, not through it
+        else:
+            print(line, flush=True)
+
+
+class StepProgressBar(TQDMProgressBar):
+    """In a terminal: one bar over the run's optimizer steps, `training: 1234/20000
+    [10:17<2:36:00, 0.50s/step, train/loss=…]`. Lightning's own bar counts the batches of an
+    epoch, which for a small cohort reads "Epoch 661: 0/1": no total, no time left."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps)
+        bar.initial = bar.n = trainer.global_step  # a resumed run's rate counts its own steps
+        bar.unit = "step"
+        bar.set_description("training")
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+        pass  # one bar for the whole run, not one per epoch
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
+        bar = self.train_progress_bar
+        if self._should_update(trainer.global_step, trainer.max_steps) and not bar.disable:
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))  # refreshes the bar
 
 
 class _AppendingWriter(ExperimentWriter):
@@ -205,6 +294,124 @@ class AppendingCSVLogger(CSVLogger):
         return self._experiment
 
 
+#: Loggers known by name: Lightning's own classes, and the keyword that points each at the run
+#: folder unless the entry says otherwise. mlflow without a tracking_uri (or
+#: MLFLOW_TRACKING_URI) writes a file store, RUN/mlruns, which MLflow 3 accepts only with
+#: MLFLOW_ALLOW_FILE_STORE=true; a lab's server is {mlflow: {tracking_uri: ...}}.
+LOGGERS = {
+    "csv": ("ptacl.training.trainer:AppendingCSVLogger", {}),
+    "tensorboard": ("lightning.pytorch.loggers:TensorBoardLogger", {}),
+    "wandb": ("lightning.pytorch.loggers:WandbLogger", {"save_dir": "."}),
+    "mlflow": ("lightning.pytorch.loggers:MLFlowLogger", {"save_dir": "mlruns"}),
+}
+#: The Python package each named logger needs beyond Lightning.
+_LOGGER_PACKAGE = {"wandb": "wandb", "mlflow": "mlflow", "tensorboard": "tensorboard"}
+
+
+def _entries(entries: Sequence[str | dict[str, Any]], where: str) -> list[tuple[str, dict]]:
+    """(name or import path, kwargs) of each `trainer.loggers` / `trainer.callbacks` entry."""
+    from ptacl.config import ConfigError
+
+    out = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            out.append((entry, {}))
+        elif isinstance(entry, dict) and len(entry) == 1:
+            ((name, kwargs),) = entry.items()
+            if not isinstance(kwargs, dict | None):
+                raise ConfigError(f"{where}[{i}]: the settings of {name} must be a mapping")
+            out.append((str(name), dict(kwargs or {})))
+        else:
+            raise ConfigError(
+                f"{where}[{i}]: expected a name or a one-key mapping {{NAME: {{settings}}}}, "
+                f"got {entry!r}"
+            )
+    return out
+
+
+def import_class(path: str, base: type, where: str) -> type:
+    """The class named "package.module:Class", which must subclass `base`; ConfigError in one
+    line otherwise (a typo, a package that is not installed, the wrong kind of class)."""
+    import importlib
+
+    from ptacl.config import ConfigError
+
+    module, _, name = path.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"{where}: cannot import {path!r} ({e})") from None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"{where}: {path} is not a {base.__module__}.{base.__name__}")
+    return cls
+
+
+def _logger_class(name: str, where: str) -> tuple[type, dict[str, Any]]:
+    """The class of a `trainer.loggers` entry and its run-folder defaults (`LOGGERS`)."""
+    import importlib.util
+
+    from lightning.pytorch.loggers import Logger
+
+    from ptacl.config import ConfigError
+
+    if ":" not in name and name not in LOGGERS:
+        raise ConfigError(
+            f"{where}: unknown logger {name!r}; use one of {', '.join(LOGGERS)} or a Lightning "
+            "logger's import path, package.module:Class"
+        )
+    package = _LOGGER_PACKAGE.get(name)
+    if package and name != "tensorboard" and importlib.util.find_spec(package) is None:
+        raise ConfigError(f"{where}: the {name} logger needs {package}: pip install {package}")
+    path, defaults = LOGGERS.get(name, (name, {}))
+    return import_class(path, Logger, where), defaults
+
+
+def check_plugins(config: TrainerConfig) -> None:
+    """Resolve every `trainer.loggers` and `trainer.callbacks` class, so a typo or a missing
+    package is a one-line ConfigError before the run folder is touched."""
+    for i, (name, _) in enumerate(_entries(config.loggers, "trainer.loggers")):
+        _logger_class(name, f"trainer.loggers[{i}]")
+    for i, (path, _) in enumerate(_entries(config.callbacks, "trainer.callbacks")):
+        import_class(path, Callback, f"trainer.callbacks[{i}]")
+
+
+def build_loggers(config: TrainerConfig, run_dir: Path) -> list[Any]:
+    """The `trainer.loggers`, each constructed with its settings; named ones write into the run
+    folder by default (metrics.csv, tensorboard/, wandb/, mlruns/)."""
+    from ptacl.config import ConfigError
+
+    loggers = []
+    for i, (name, kwargs) in enumerate(_entries(config.loggers, "trainer.loggers")):
+        where = f"trainer.loggers[{i}]"
+        if name == "csv":
+            loggers.append(AppendingCSVLogger(run_dir, name="", version="", **kwargs))
+            continue
+        if name == "tensorboard":
+            loggers += _tensorboard(run_dir, **kwargs)
+            continue
+        cls, defaults = _logger_class(name, where)
+        settings = {k: str(run_dir / v) for k, v in defaults.items()} | kwargs
+        try:
+            loggers.append(cls(**settings))
+        except TypeError as e:
+            raise ConfigError(f"{where}: {name} does not take these settings: {e}") from None
+    return loggers
+
+
+def build_callbacks(config: TrainerConfig) -> list[Callback]:
+    """The `trainer.callbacks`, each constructed with its settings."""
+    from ptacl.config import ConfigError
+
+    out = []
+    for i, (path, kwargs) in enumerate(_entries(config.callbacks, "trainer.callbacks")):
+        where = f"trainer.callbacks[{i}]"
+        try:
+            out.append(import_class(path, Callback, where)(**kwargs))
+        except TypeError as e:
+            raise ConfigError(f"{where}: {path} does not take these settings: {e}") from None
+    return out
+
+
 def build_trainer(
     config: TrainerConfig,
     run_dir: str | Path,
@@ -215,13 +422,15 @@ def build_trainer(
 ) -> L.Trainer:
     """A Trainer for one stage: precision by device (and, on the CPU, by the encoder `width`:
     `resolve_precision`), DDP when several processes, gradient clipping, last.ckpt + best.ckpt
-    (lowest `monitor`), CSV + TensorBoard logs, deterministic and seeded on the CPU."""
+    (lowest `monitor`), the `trainer.loggers` (CSV + TensorBoard by default) and
+    `trainer.callbacks`, deterministic and seeded on the CPU."""
     run_dir = Path(run_dir)
     checkpoints = run_dir / "checkpoints"
     L.seed_everything(config.seed, workers=True, verbose=False)
     on_cpu = _on_cpu(config.accelerator)
     processes = config.devices * config.num_nodes
-    best = ModelCheckpoint(
+    bar = config.progress_bar and sys.stderr.isatty()  # a log file gets plain lines instead
+    best = BestCheckpoint(
         dirpath=checkpoints,
         filename="best",
         monitor=monitor,
@@ -249,7 +458,7 @@ def build_trainer(
         sync_batchnorm=processes > 1,
         deterministic=True if on_cpu else None,
         benchmark=False if on_cpu else None,
-        enable_progress_bar=config.progress_bar,
+        enable_progress_bar=bar,
         plugins=[AtomicCheckpointIO()],  # a full disk keeps the last good checkpoint whole
         callbacks=[
             best,
@@ -257,14 +466,16 @@ def build_trainer(
             ResyncSchedule(),
             StepSeed(config.seed),
             LearningRateMonitor(logging_interval="step"),
-            *([] if config.progress_bar else [ProgressLines(config.log_every_n_steps)]),
+            *([StepProgressBar()] if bar else []),
+            ProgressLines(config.log_every_n_steps, steps=not bar),
             *callbacks,
+            *build_callbacks(config),
         ],
-        logger=[AppendingCSVLogger(run_dir, name="", version=""), *_tensorboard(run_dir)],
+        logger=build_loggers(config, run_dir),
     )
 
 
-def _tensorboard(run_dir: Path) -> list[TensorBoardLogger]:
+def _tensorboard(run_dir: Path, **kwargs: Any) -> list[TensorBoardLogger]:
     """The TensorBoard logger when tensorboard is installed (the 'train' extra brings it);
     without it, a warning: metrics.csv holds the same curves."""
     import importlib.util
@@ -273,8 +484,6 @@ def _tensorboard(run_dir: Path) -> list[TensorBoardLogger]:
         importlib.util.find_spec("tensorboard") is None
         and importlib.util.find_spec("tensorboardX") is None
     ):
-        import warnings
-
         from ptacl.extras import hint
 
         warnings.warn(
@@ -283,7 +492,23 @@ def _tensorboard(run_dir: Path) -> list[TensorBoardLogger]:
             stacklevel=3,
         )
         return []
-    return [TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False)]
+    settings = {"name": "tensorboard", "version": "", "default_hp_metric": False} | kwargs
+    return [TensorBoardLogger(run_dir, **settings)]
+
+
+#: torch's FutureWarning for the LeafSpec that Lightning's own code builds on every run.
+_LEAFSPEC = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+
+
+class _NoTips(logging.Filter):
+    """Drops Lightning's advertisement on every Trainer ("💡 Tip: ... try installing
+    litlogger"): noise between a user and their progress lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
 
 
 def fit_stage(
@@ -296,18 +521,36 @@ def fit_stage(
 ) -> None:
     """`trainer.fit` on the train / val datasets (loaders from `build_dataloader`), continuing
     from `resume_from` when given; the checkpoint is read with weights_only=True. A checkpoint
-    whose weights do not fit the module (config.yaml edited after training) raises RunDirError."""
+    whose weights do not fit the module (config.yaml edited after training) raises RunDirError.
+    Stopped by SIGTERM, it says so in one line and exits with status 143 (128 + SIGTERM), not
+    Lightning's 0, so a scheduler or a pipeline does not take the run for finished."""
     try:
-        trainer.fit(
-            module,
-            build_dataloader(train_set, config, train=True),
-            build_dataloader(val_set, config, train=False),
-            ckpt_path=resume_from,
-            weights_only=True,
-        )
+        with warnings.catch_warnings():
+            # Lightning itself calls torch's deprecated LeafSpec on every run: not ours to fix
+            warnings.filterwarnings("ignore", _LEAFSPEC, FutureWarning)
+            # false for step-based training: metrics are logged every N steps across epochs
+            warnings.filterwarnings("ignore", r"The number of training batches .* is smaller")
+            if resume_from is not None:  # of course it is: it holds the run being continued
+                warnings.filterwarnings("ignore", r"Checkpoint directory .* is not empty")
+            trainer.fit(
+                module,
+                build_dataloader(train_set, config, train=True),
+                build_dataloader(val_set, config, train=False),
+                ckpt_path=resume_from,
+                weights_only=True,
+            )
+    except SIGTERMException:
+        if trainer.is_global_zero:
+            print(
+                f"stopped by SIGTERM at step {trainer.global_step}/{trainer.max_steps}; "
+                f"{trainer.default_root_dir}: run the same command again to continue",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise SystemExit(143) from None
     except RuntimeError as err:
         if resume_from is None or "Error(s) in loading state_dict" not in str(err):
             raise
         from ptacl.runs import weights_mismatch
 
-        raise weights_mismatch(err, f"{resume_from.parent.parent}/config.yaml") from None
+        raise weights_mismatch(err, f"{trainer.default_root_dir}/config.yaml") from None

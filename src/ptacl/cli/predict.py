@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", type=Path, required=True, help="bundle from `ptacl export`")
     parser.add_argument(
-        "--ecg", type=Path, nargs="+", required=True, help="ECG files (XML, DICOM, WFDB, .npy/.npz)"
+        "--ecg",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="ECG files (XML, DICOM, WFDB, .npy/.npz), folders of them or quoted glob patterns",
     )
     parser.add_argument("--out", type=Path, required=True, help="CSV to write")
     parser.add_argument("--embeddings", action="store_true", help="add the ECG embedding columns")

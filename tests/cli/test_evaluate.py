@@ -317,3 +317,26 @@ def test_cli_evaluate_does_not_import_another_command():
     }
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not {m for m in imported if m.startswith("ptacl.cli")}, imported
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((32, 2, 2), "tiny/finetune.yaml"), ((64, 2, 4), "demo/finetune.yaml"),
+     ((512, 6, 8), "finetune.yaml"), ((48, 3, 4), "finetune.yaml")],
+)  # fmt: skip
+def test_finetune_size_comes_from_the_run_s_preset(tmp_path, size, expected) -> None:
+    """A width-32 run is fine-tuned at the tiny preset's budget, not the paper's 20,000 steps;
+    a size no preset has gets the paper's config, and the message says why."""
+    from ptacl import configs
+    from ptacl.cli.evaluate import preset_finetune_config
+
+    width, depth, heads = size
+    run = tmp_path / "run"
+    run.mkdir()
+    section = f"{{samples: 500, width: {width}, depth: {depth}, heads: {heads}}}"
+    (run / "config.yaml").write_text(f"modality: ecg\nencoder: {section}\n", encoding="utf-8")
+    path, why = preset_finetune_config(str(run))
+    assert path == configs.path(expected)
+    assert why.startswith(expected) and f"width {width}" in why
+    assert preset_finetune_config("none", like=str(run))[0] == path
+    assert preset_finetune_config("none")[0] == configs.path("finetune.yaml")

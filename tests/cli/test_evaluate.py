@@ -340,3 +340,14 @@ def test_finetune_size_comes_from_the_run_s_preset(tmp_path, size, expected) -> 
     assert why.startswith(expected) and f"width {width}" in why
     assert preset_finetune_config("none", like=str(run))[0] == path
     assert preset_finetune_config("none")[0] == configs.path("finetune.yaml")
+
+
+def test_evaluate_applies_the_demo_s_ols_rule() -> None:
+    """84 train subjects for a 32-wide embedding: OLS fits mostly noise (the demo switches to
+    ridge there); evaluate now says so instead of fitting silently."""
+    from ptacl.eval.evaluate import ols_problem
+
+    problem = ols_problem(84, 32)
+    assert problem is not None and "needs 98 or more" in problem and "1.6-fold" in problem
+    assert ols_problem(98, 32) is None
+    assert "under-determined" in ols_problem(33, 32)

@@ -207,6 +207,7 @@ def test_many_inputs_in_every_form_people_pass(predictor: Predictor, tmp_path: P
         table = predictor.embed(forms[name])
         assert table["file"].tolist() == expected, name
         assert table.filter(like="emb_").shape == (3, 16)
+    assert predictor.predict_files(paths[0])["file"].tolist() == [str(paths[0])]  # one row
     generated = predictor.embed(p for p in paths)
     assert generated["file"].tolist() == expected
     assert "LVEF (%)" not in generated.columns  # embeddings, not predictions

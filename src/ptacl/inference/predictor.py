@@ -255,7 +255,8 @@ class Predictor:
         columns and a row's status judges only the ECG (readable, like the training ECGs)."""
         from tqdm.auto import tqdm
 
-        paths = expand_sources(paths) or []
+        many = expand_sources(paths)
+        paths = [paths] if many is None else many  # one file (or array) is a table of one
         key = self._space_key(space)
         judged = "status" if phenotypes else "ecg_status"
 

@@ -1,6 +1,10 @@
 """ptacl: Patient and Temporal Alignment Contrastive Learning between 12-lead ECG and cine CMR.
 
-`import ptacl` stays light: no logger, launcher or plotting library is imported here.
+    model = ptacl.load("bundle")                         # a Predictor: predict, embed, to
+    ptacl.retrieve(model, "ecg.xml", "emb/test.npz", k=5)   # similar patients
+
+`import ptacl` stays light: no logger, launcher or plotting library is imported here, and
+torch only when `load` or `retrieve` is called.
 """
 
 from __future__ import annotations

@@ -795,7 +795,7 @@ def demo_steps(
     steps += [
         Step("export", ("export", "--model", str(out / "seed0/runs/ptacl"), "--out",
                         str(bundle), *(("--probe", probe) if probe != "ols" else ())), bundle),
-        # exit 1: written, with a row flagged (a warning the demo shows rather than fails on)
+        # exit 1: written, with an error row (the demo shows it rather than fails on it)
         Step("predict", ("predict", "--model", str(bundle), "--ecg", *map(str, examples),
                          "--out", str(predictions), "--no-progress"), predictions, (0, 1)),
     ]  # fmt: skip

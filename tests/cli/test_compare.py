@@ -32,7 +32,7 @@ def test_compare_puts_runs_side_by_side(tmp_path):
     assert main([a, b, "--labels", "PTACL", "MAE", "--out", str(out), "--metrics", "P@1"]) == 0
     text = out.read_text()
     assert "| PTACL | 0.500 [0.400, 0.600] | 0.500 [0.400, 0.600] | 0.500 |" in text
-    assert "| random | 0.276 | 0.276 | 0.276 |" in text
+    assert "| random ranking (expected) | 0.276 | 0.276 | 0.276 |" in text
     assert "| MAE | LP (ols) | 0.500 [0.400, 0.600] | 0.500 [0.400, 0.600] | 0.500 |" in text
     assert "MdR" not in text and "different stores" not in text
 
@@ -45,3 +45,15 @@ def test_compare_flags_other_stores_and_missing_folders(tmp_path, capsys):
     assert "different stores" in out.read_text()
     assert main([a, str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "no metrics.json" in capsys.readouterr().err
+
+
+def test_a_random_init_run_and_the_random_ranking_have_distinct_rows(tmp_path):
+    """A run labelled "random" (the random-init baseline) must not share its label with the
+    random ranking's row."""
+    a = _write(tmp_path / "a", _metrics(0.5, 0.4))
+    b = _write(tmp_path / "b", _metrics(0.3, 0.0))
+    out = tmp_path / "cmp.md"
+    assert main([a, b, "--labels", "PTACL", "random", "--out", str(out), "--metrics", "P@1"]) == 0
+    labels = [line.split("|")[1].strip() for line in out.read_text().splitlines() if "0." in line]
+    retrieval = labels[: labels.index("random ranking (expected)") + 1]
+    assert len(retrieval) == len(set(retrieval)) == 3

@@ -320,3 +320,37 @@ def test_cli_evaluate_does_not_import_another_command():
     }
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not {m for m in imported if m.startswith("ptacl.cli")}, imported
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((32, 2, 2), "tiny/finetune.yaml"), ((64, 2, 4), "demo/finetune.yaml"),
+     ((512, 6, 8), "finetune.yaml"), ((48, 3, 4), "finetune.yaml")],
+)  # fmt: skip
+def test_finetune_size_comes_from_the_run_s_preset(tmp_path, size, expected) -> None:
+    """A width-32 run is fine-tuned at the tiny preset's budget, not the paper's 20,000 steps;
+    a size no preset has gets the paper's config, and the message says why."""
+    from ptacl import configs
+    from ptacl.cli.evaluate import preset_finetune_config
+
+    width, depth, heads = size
+    run = tmp_path / "run"
+    run.mkdir()
+    section = f"{{samples: 500, width: {width}, depth: {depth}, heads: {heads}}}"
+    (run / "config.yaml").write_text(f"modality: ecg\nencoder: {section}\n", encoding="utf-8")
+    path, why = preset_finetune_config(str(run))
+    assert path == configs.path(expected)
+    assert why.startswith(expected) and f"width {width}" in why
+    assert preset_finetune_config("none", like=str(run))[0] == path
+    assert preset_finetune_config("none")[0] == configs.path("finetune.yaml")
+
+
+def test_evaluate_applies_the_demo_s_ols_rule() -> None:
+    """84 train subjects for a 32-wide embedding: OLS fits mostly noise (the demo switches to
+    ridge there); evaluate now says so instead of fitting silently."""
+    from ptacl.eval.evaluate import ols_problem
+
+    problem = ols_problem(84, 32)
+    assert problem is not None and "needs 98 or more" in problem and "1.6-fold" in problem
+    assert ols_problem(98, 32) is None
+    assert "under-determined" in ols_problem(33, 32)

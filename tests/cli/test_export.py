@@ -195,7 +195,7 @@ def test_every_bundle_carries_a_model_card_and_no_path_of_the_machine(
     assert ptacl(["export", "--model", str(run), "--out", str(out), "--metrics", str(metrics)]) == 0
     card = (out / "README.md").read_text(encoding="utf-8")
     command = "ptacl pretrain ecg" if kind == "mae" else "ptacl finetune"
-    assert f"`{command} --config run/config.yaml --out run`" in card
+    assert f"Reproduce: `{command} --config run/config.yaml --out run_again`" in card
     assert "| LVEDV (mL) | 0.512 | [0.410, 0.600] | 40 |" in card  # test R² with its CI
     assert "| LVEDV (mL) | 0.450 | [0.300, 0.600] | 0.280 | 2.0 |" in card  # retrieval
     assert "not a medical device" in card and "derived individual-level data" in card

@@ -106,3 +106,26 @@ def test_a_full_disk_keeps_the_old_csv_and_leaves_no_lock(
     assert len(err.strip().splitlines()) == 1 and "no space left" in err.lower()
     assert sorted(p.name for p in out.parent.iterdir()) == ["p.csv"]
     assert out.read_text() == "old\n"
+
+
+def test_a_warning_row_exits_0_and_values_are_written_to_a_sensible_precision(
+    bundle: Path, xmls: list[Path], tmp_path: Path, capsys
+) -> None:
+    """Every row written, one only with a warning (a needle train, unlike the training ECGs):
+    exit 0, the warning on stderr and in `status`; values to 0.1 mL / 0.01 L/min, not 16 digits."""
+    from inference.builders import _GAINS
+
+    rng = np.random.default_rng(0)
+    needle = np.zeros(5000)
+    needle[::400] = 5.0
+    spikes = (_GAINS[:, None] * needle + rng.normal(0, 0.01, (12, 5000))).astype(np.float32)
+    odd = write_cardiosoft_xml(tmp_path / "1000020_20205_2_0.xml", spikes)
+    out = tmp_path / "predictions.csv"
+    args = ["predict", "--model", str(bundle), "--ecg", str(xmls[0]), str(odd), "--out", str(out)]
+    assert ptacl([*args, "--embeddings"]) == 0
+    assert "unlike the training ECGs" in capsys.readouterr().err
+    table = pd.read_csv(out, dtype=str)
+    assert table["status"][0] == "ok" and table["status"][1].startswith("warning: ")
+    assert table["LVEDV (mL)"].str.fullmatch(r"-?\d+\.\d").all(), table["LVEDV (mL)"].tolist()
+    assert table["LVCO (L/min)"].str.fullmatch(r"-?\d+\.\d{1,2}").all()
+    assert table["emb_0"].str.len().max() <= 14  # float32, not float64's 17 digits

@@ -96,3 +96,14 @@ def test_every_shipped_mae_config_loads(path):
     cfg = load_config(MAE_RUN_CONFIGS[modality], path)
     if path.parent == CONFIGS:  # the paper-size files say what the defaults are
         assert cfg == MAE_RUN_CONFIGS[modality]()
+
+
+def test_a_batch_larger_than_the_train_split_is_one_line_naming_the_fix(
+    tiny_store, tmp_path, capsys
+):
+    # the tiny store's train split holds 8 ECGs
+    assert _run(tiny_store, tmp_path / "run", "ecg", "data.batch_size=128") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "8 training items, fewer than data.batch_size 128" in err
+    assert "add data.batch_size=8" in err

@@ -34,3 +34,30 @@ def test_the_card_follows_the_data_origin():
             assert section in card
         assert "not a medical device" in card and "| LVEDV (mL) | 0.310 |" in card
         assert "No test-set metrics were given" in card
+
+
+def test_a_linear_probe_card_shows_its_own_head_and_whole_counts():
+    """metrics.json from `ptacl evaluate --finetune` holds LP and FN+AP; a linear-probe bundle
+    predicts with the LP only. Counts read back from JSON as floats print as whole numbers."""
+    row = {"R2": 0.5, "n": 24.0, "ci": [0.4, 0.6]}
+    metrics = {
+        "info": {"split": "test", "data": "store"},
+        "regression": {
+            "LP (ols)": {"LVEDV (mL)": row},
+            "FN+AP": {"LVEDV (mL)": {**row, "R2": 0.7}},
+        },
+    }
+    data = {
+        "store": "store",
+        "origin": ORIGIN_SYNTHETIC,
+        "subjects": 120.0,
+        "splits": {"train": 84.0},
+    }
+    card = model_card(
+        CONFIG, phenotypes_spec(), preprocessing_spec(2500), data=data, metrics=metrics,
+        training={"command": "ptacl align --config run/config.yaml --out run_again"},
+    )  # fmt: skip
+    assert "| LVEDV (mL) | 0.500 | [0.400, 0.600] | 24 |" in card
+    assert "0.700" not in card and "Left out: FN+AP" in card
+    assert "120 subjects" in card and "train 84" in card and ".000 subjects" not in card
+    assert "Reproduce: `ptacl align" in card and "not recorded" in card

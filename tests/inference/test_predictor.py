@@ -144,7 +144,9 @@ def test_embed(predictor: Predictor, tmp_path: Path) -> None:
     one = predictor.embed(signal, fs=ECG_FS)
     assert one.shape == (16,) and np.isfinite(one).all()
     path = write_cardiosoft_xml(tmp_path / "a.xml", signal)
-    assert predictor.embed([path, path]).shape == (2, 16)
+    table = predictor.embed([path, path])
+    assert table.filter(like="emb_").shape == (2, 16)
+    assert np.allclose(table.filter(like="emb_").to_numpy(float)[0], predictor.embed(path))
     with pytest.raises(ValueError, match="no projection head"):
         predictor.embed(signal, fs=ECG_FS, space="shared")
 
@@ -202,3 +204,73 @@ def test_lead_checks_reach_the_status(predictor: Predictor, tmp_path: Path) -> N
     assert status[2].startswith("error: ") and "leads copied: V6 = V5" in status[2]
     with pytest.warns(ImplausiblePrediction, match="every lead inverted"):
         predictor.predict(paths[1])
+
+
+def ecg_folder(folder: Path) -> list[Path]:
+    """Three CardioSoft XMLs beside a file no reader takes (a folder as users keep one)."""
+    folder.mkdir()
+    paths = [
+        write_cardiosoft_xml(folder / f"{1000010 + i}_20205_2_0.xml", beats_ecg(60 + 9 * i, 1.0))
+        for i in range(3)
+    ]
+    (folder / "notes.txt").write_text("not an ECG", encoding="utf-8")
+    return paths
+
+
+def test_many_inputs_in_every_form_people_pass(predictor: Predictor, tmp_path: Path) -> None:
+    import pandas as pd
+
+    paths = ecg_folder(tmp_path / "ecgs")
+    expected = [str(p) for p in paths]
+    forms = {
+        "folder": tmp_path / "ecgs",
+        "folder as str": str(tmp_path / "ecgs"),
+        "glob": str(tmp_path / "ecgs" / "*.xml"),
+        "generator": (tmp_path / "ecgs").glob("*.xml"),
+        "Series": pd.Series([str(p) for p in paths]),
+        "array of str": np.array([str(p) for p in paths]),
+        "set": set(paths),
+    }
+    for name, source in forms.items():
+        table = predictor.predict(source)
+        assert sorted(table["file"]) == expected, name
+        assert (table["status"] == "ok").all(), (name, table["status"].tolist())
+    for name in ("folder", "glob"):
+        table = predictor.embed(forms[name])
+        assert table["file"].tolist() == expected, name
+        assert table.filter(like="emb_").shape == (3, 16)
+    assert predictor.predict_files(paths[0])["file"].tolist() == [str(paths[0])]  # one row
+    generated = predictor.embed(p for p in paths)
+    assert generated["file"].tolist() == expected
+    assert "LVEF (%)" not in generated.columns  # embeddings, not predictions
+
+
+def test_empty_folder_or_pattern_is_an_error_not_an_empty_table(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="without ECG files"):
+        predictor.predict(tmp_path / "empty")
+    with pytest.raises(InputError, match="matches no file"):
+        predictor.embed(str(tmp_path / "*.dcm"))
+
+
+def test_embed_of_several_gives_an_error_row_not_an_abort(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    good = write_cardiosoft_xml(tmp_path / "good.xml", beats_ecg(70, 1.0))
+    table = predictor.embed([good, tmp_path / "missing.xml"])
+    assert table["status"].tolist()[0] == "ok"
+    assert table["status"][1].startswith("error: ") and "not found" in table["status"][1]
+    assert np.isfinite(table.filter(like="emb_").iloc[0].to_numpy(float)).all()
+    assert table.filter(like="emb_").iloc[1].isna().all()
+
+
+def test_repr_and_to(predictor: Predictor, aligned_bundle: Path) -> None:
+    text = repr(predictor)
+    assert text.startswith("Predictor(") and "width 16" in text and "10 phenotypes" in text
+    assert "device cpu" in text
+    assert "shared space 4" in repr(ptacl.load(aligned_bundle))
+    moved = ptacl.load(aligned_bundle).to("cpu")
+    assert isinstance(moved, Predictor) and moved.device.type == "cpu"
+    assert next(moved.model.parameters()).device.type == "cpu"

@@ -114,3 +114,27 @@ def test_reconstruction_figure_says_when_the_mae_still_predicts_the_mean(tmp_pat
         title = titles[-1]
         assert ("still predicting the mean" in title.get_text()) == flagged
         assert (title.get_color() == "tab:red") == flagged
+
+
+def test_a_reconstruction_figure_title_fits_the_figure():
+    """The plateau note (120 characters) over a CMR figure of a few frames was clipped at both
+    ends; wrapped, every line of the title lies inside the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ptacl.training.mae import mean_plateau_note, title_figure
+
+    for modality in ("ecg", "cmr"):
+        module, x = _module(modality)
+        module.log = lambda *a, **k: None
+        module.validation_step({modality: x}, 0)
+        if modality == "ecg":
+            fig = plot_ecg_reconstruction(module.example, module.mae.encoder.grid)
+        else:
+            fig = plot_cmr_reconstruction(module.example)
+        title_figure(fig, f"{modality.upper()} MAE, step 250, val loss 1.7000",
+                     mean_plateau_note(1.7, 1.0))  # fmt: skip
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        box = fig._suptitle.get_window_extent(canvas.get_renderer())
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.width, (modality, box, fig.bbox)
+        assert box.y1 <= fig.bbox.height

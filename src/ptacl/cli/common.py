@@ -99,8 +99,8 @@ def run_command(
     with `--data` and then `overrides()` as extra overrides), require a store, `check` it and
     its loggers and callbacks (`ptacl.training.trainer.check_plugins`), open the store, prepare the run folder, then return `fit(cfg, store, args.out, resume_from)`.
 
-    `overrides` and `check` may raise ConfigError. A ConfigError, StoreError or RunDirError
-    is printed to stderr as "<prog>: <reason>" and returns exit code 2, and so is a run folder
+    `overrides` and `check` may raise ConfigError, and so may `fit` (a batch larger than the
+    train split). A ConfigError, StoreError or RunDirError is printed to stderr as "<prog>: <reason>" and returns exit code 2, and so is a run folder
     that another process is training into (its lock is held from here to the end of `fit`).
     """
     from ptacl.atomic import OutputBusy
@@ -126,4 +126,8 @@ def run_command(
         except (ConfigError, StoreError, RunDirError, OutputBusy) as e:
             print(f"{prog}: {e}", file=sys.stderr)
             return 2
-        return fit(cfg, store, args.out, resume_from)
+        try:
+            return fit(cfg, store, args.out, resume_from)
+        except ConfigError as e:  # a setting that only the data shows wrong (batch > split)
+            print(f"{prog}: {e}", file=sys.stderr)
+            return 2

@@ -4,7 +4,7 @@
     ptacl compare eval/* --labels random MAE PTACL --out comparison.md
 
 Each DIR is an `ptacl evaluate` output folder (its metrics.json). Retrieval tables: one row per
-run (and the random ranking of the first run that has one), one column per phenotype. The
+run (and the row "random ranking (expected)" of the first run that has one), one column per phenotype. The
 regression table: one row per run and method (LP, FN+AP), R² per phenotype. Cells carry the
 bootstrap 95 % CI; the last column is the plain mean over phenotypes.
 """
@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ptacl.markdown import cell, digits_for, fmt, mean_of_all, short, table
+
+#: The row of the random ranking's expected values (no CI: an expectation, not a sample).
+RANDOM_RANKING = "random ranking (expected)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +70,8 @@ def compare_markdown(runs: list[tuple[str, dict[str, Any]]], metrics: list[str])
             random = with_retrieval[0][1].get("random", {})
             if random:
                 values = [random.get(p, {}).get(metric) for p in phenotypes]
-                rows.append(["random", *(fmt(v, digits) for v in values),
+                # not "random": the random-init run is often labelled so beside it
+                rows.append([RANDOM_RANKING, *(fmt(v, digits) for v in values),
                              mean_of_all(values, digits)])  # fmt: skip
             lines += [f"## Retrieval {metric} (ECG query → CMR database)", "", table(head, rows)]
             lines.append("")

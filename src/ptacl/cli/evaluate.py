@@ -15,7 +15,9 @@ Writes DIR/metrics.json, DIR/report.md, DIR/figures/*.png and the embeddings use
   upper bound) the same on CMR embeddings. With no more train subjects than features + 1, OLS
   is under-determined: a warning, and a note in metrics.json and report.md (use --probe ridge).
 - --finetune: `ptacl finetune` of the run's ECG encoder into DIR/finetune, scored on the same
-  test ECGs (--finetune-config YAML and --finetune-set key=value configure it).
+  test ECGs (--finetune-config YAML and --finetune-set key=value configure it). Without
+  --finetune-config, the shipped preset whose ECG encoder has the run's width, depth and heads
+  (demo/, small/, tiny/finetune.yaml; else the paper's finetune.yaml), and it says which.
 CIs: percentile bootstrap over test subjects (--n-boot replicates, --seed).
 """
 
@@ -123,11 +125,51 @@ def _finetune_step(args: argparse.Namespace, store: Any) -> Callable[[Path], int
         from ptacl.training.finetune import FinetuneConfig, run_finetune, with_source_encoder
 
         overrides = [f"model={args.model}", f"data.store={store.root}", *args.finetune_set]
-        cfg = with_source_encoder(load_config(FinetuneConfig, args.finetune_config, overrides))
+        config = args.finetune_config
+        if config is None:
+            config, why = preset_finetune_config(args.model, args.like)
+            print(f"ptacl evaluate: fine-tune config {why}", flush=True)
+        cfg = with_source_encoder(load_config(FinetuneConfig, config, overrides))
         prepare_run_dir(run_dir, cfg, resume=False)
         return run_finetune(cfg, store, run_dir, None, n_boot=args.n_boot)
 
     return step
+
+
+#: Where a run's fine-tune size is looked for, first match wins (demo and small share a size).
+PRESETS = ("demo", "small", "tiny")
+SIZE_KEYS = ("width", "depth", "heads")
+
+
+def preset_finetune_config(model: str, like: str | None = None) -> tuple[Path, str]:
+    """The fine-tune config for run `model` (or, for `none`, run `like`): the shipped preset
+    whose ECG encoder has the run's width, depth and heads, since a preset's budget is sized
+    for its models (the paper's 20,000 steps on a width-32 model would run for hours on a CPU);
+    the paper's finetune.yaml when none matches. Returns the path and why it was picked."""
+    import yaml
+
+    from ptacl import configs
+    from ptacl.runs import encoder_section, read_run_config
+
+    run = like if model == "none" else model
+    paper = configs.path("finetune.yaml")
+    section = None if run is None else encoder_section(read_run_config(run), "ecg")
+    if not section:
+        return paper, "finetune.yaml (the paper's size: no run's ECG encoder to match)"
+    size = {k: section.get(k) for k in SIZE_KEYS}
+    described = ", ".join(f"{k} {v}" for k, v in size.items())
+    for preset in PRESETS:
+        path = configs.path(f"{preset}/finetune.yaml")
+        shipped = yaml.safe_load(path.read_text(encoding="utf-8"))["ecg_encoder"]
+        if all(shipped.get(k) == v for k, v in size.items()):
+            return path, (
+                f"{preset}/finetune.yaml: its ECG encoder has the run's size ({described}); "
+                "--finetune-config picks another"
+            )
+    return paper, (
+        f"finetune.yaml (the paper's 20,000 steps): no shipped preset has the run's ECG "
+        f"encoder size ({described}); --finetune-config picks another"
+    )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         except (ConfigError, StoreError, RunDirError, OutputBusy) as e:
             print(f"ptacl finetune: {e}", file=sys.stderr)
             return 2
-        return run_finetune(cfg, store, Path(args.out), resume_from, n_boot=args.n_boot)
+        try:
+            return run_finetune(cfg, store, Path(args.out), resume_from, n_boot=args.n_boot)
+        except ConfigError as e:  # a setting that only the data shows wrong (batch > split)
+            print(f"ptacl finetune: {e}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ unlike the training ECGs) or 'error: <reason>' (a file that cannot be read or is
 or physiologically impossible value); the other files still run. The CSV is written whole or
 not at all (a full disk leaves the previous one, if any, untouched).
 
-Exit status: 0 when every row is 'ok', 1 when the CSV was written but a row is not 'ok', 2 when
-the bundle was refused or the CSV could not be written (nothing written).
+Values are written to the precision a unit warrants (`DECIMALS`: 0.1 mL, g and %, 0.01 L/min;
+the model's error is far larger), embeddings as float32.
+
+Exit status: 0 when every row was written without error (rows with warnings included: their
+values are there, the warning in `status` and on stderr), 1 when the CSV was written but a row
+is an error, 2 when the bundle was refused or the CSV could not be written (nothing written).
 """
 
 from __future__ import annotations
@@ -19,6 +23,33 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+#: Decimals per unit in the CSV; other float columns (ood_score, duration_s) get `OTHER`.
+DECIMALS = {"mL": 1, "g": 1, "%": 1, "L/min": 2}
+OTHER = 2
+
+
+def for_csv(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` rounded for the CSV: phenotypes by `DECIMALS`, embeddings as float32 (what the
+    model computes in), the rest to `OTHER` decimals; not 16 digits of float64 noise."""
+    import pandas as pd
+
+    from ptacl.phenotypes import split_name
+
+    table = table.copy()
+    for column in table.columns:
+        if not pd.api.types.is_float_dtype(table[column]):
+            continue
+        if column.startswith("emb_"):
+            table[column] = table[column].astype("float32")
+        else:
+            table[column] = table[column].round(DECIMALS.get(split_name(column)[1], OTHER))
+    return table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         required=True,
         help="ECG files (CardioSoft or MUSE XML, DICOM, WFDB, .npy/.npz; an HDF5 file gives a "
-        "row per record, FILE[k] one record)",
+        "row per record, FILE[k] one record), folders of them or quoted glob patterns",
     )
     parser.add_argument("--out", type=Path, required=True, help="CSV to write")
     parser.add_argument("--embeddings", action="store_true", help="add the ECG embedding columns")
@@ -66,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(args.out) as tmp:
-            table.to_csv(tmp, index=False)
+            for_csv(table).to_csv(tmp, index=False)
     except (OSError, OutputBusy) as e:
         print(f"ptacl predict: writing {args.out} failed: {e}", file=sys.stderr)
         return 2
@@ -80,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{ok} of {len(table)} files ok, {len(table) - ok - errors} with warnings, "
         f"{errors} with errors -> {args.out}"
     )
-    return 0 if ok == len(table) else 1
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

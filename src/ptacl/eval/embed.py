@@ -18,7 +18,8 @@ ECG local steps are averaged over its crops holding a complete beat.
 
 The file is an .npz without pickles: eids (N,) str, phenotypes (N, P) float32, phenotype_names
 (P,) str, ecg / cmr / ecg_proj / cmr_proj (N, ·) float32 where present, alignment (T, T)
-float32 where present, meta (a JSON string).
+float32 where present, meta (a JSON string; `ecg_encoder_id` is the ECG encoder's
+`ptacl.inference.encoder_fingerprint`, the `encoder_id` a bundle of the same run records).
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ def compute_embeddings(
 
     from ptacl.data.datasets import CmrDataset
     from ptacl.data.store import Store
+    from ptacl.inference.bundle import encoder_fingerprint
     from ptacl.inference.crops import store_outputs
     from ptacl.models.local import cmr_local_embeddings
 
@@ -262,6 +264,8 @@ def compute_embeddings(
     arrays = {k: np.concatenate(v) for k, v in parts.items() if v}
     meta = {
         "model": encoders.source,
+        # what `ptacl retrieve` checks against a bundle's encoder_id (`ptacl export` writes it)
+        "ecg_encoder_id": encoder_fingerprint(encoders.ecg.state_dict()) if has_ecg else None,
         "kind": encoders.kind,
         "store": str(store.root),
         "split": split,

@@ -184,7 +184,7 @@ def linear_probe_section(
     from ptacl.eval.bootstrap import r2_ci
     from ptacl.eval.comparisons import LP_PREDICTIONS, save_predictions
     from ptacl.eval.embed import compute_embeddings
-    from ptacl.eval.probe import ols_underdetermined, probe_predictions, r2_per_phenotype
+    from ptacl.eval.probe import probe_predictions, r2_per_phenotype
     from ptacl.eval.report import plot_predictions, regression_section
 
     out, split = Path(options.out), options.split
@@ -208,7 +208,7 @@ def linear_probe_section(
         f"{len(train.eids)} train {what}s, {len(test.eids)} {split} {what}s"
     )
     known = (~np.isnan(train.phenotypes)).sum(axis=0)
-    problem = ols_underdetermined(int(known.min()), x_train.shape[1]) if len(known) else None
+    problem = ols_problem(int(known.min()), x_train.shape[1]) if len(known) else None
     if options.probe == "ols" and problem is not None:
         warning = f"{label}: {problem}; use --probe ridge"
         print(f"ptacl evaluate: warning: {warning}", file=sys.stderr)
@@ -220,6 +220,24 @@ def linear_probe_section(
     figures[f"{label} ({what} input): predicted vs true"] = plot_predictions(
         truth, pred, names, out / "figures" / "scatter_linear_probe.png", f"{label}, {what} input"
     )
+
+
+def ols_problem(n_train: int, features: int) -> str | None:
+    """Why an OLS probe of `features` dimensions on `n_train` subjects means little, or None:
+    under-determined (`ols_underdetermined`), or so few subjects that estimation noise inflates
+    its test error past `ptacl.reproduction.OLS_INFLATION_LIMIT`, the rule by which `ptacl demo`
+    probes with ridge instead."""
+    from ptacl.eval.probe import ols_underdetermined
+    from ptacl.reproduction import OLS_INFLATION_LIMIT, ols_inflation
+
+    problem = ols_underdetermined(n_train, features)
+    inflation = ols_inflation(n_train, features)
+    if problem is None and inflation > OLS_INFLATION_LIMIT:
+        problem = (
+            f"{n_train} training subjects for {features} features: estimation noise inflates "
+            f"OLS's test error {1 + inflation:.1f}-fold (it needs {3 * features + 2} or more)"
+        )
+    return problem
 
 
 def finetune_section(

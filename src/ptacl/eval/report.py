@@ -157,11 +157,11 @@ def plot_precision_curves(retrieval: Mapping[str, Any], path: Path) -> Path:
         if ci:
             bounds = [ci.get(f"P@{k}") or [None, None] for k in ks]
             lo, hi = [_num(b[0]) for b in bounds], [_num(b[1]) for b in bounds]
-            ax.fill_between(ks, lo, hi, alpha=0.25)
+            ax.fill_between(ks, lo, hi, alpha=0.25, label="model, 95 % CI (bootstrap)")
         base = retrieval.get("random", {}).get(name)
         if base:
             random = [_num(base.get(f"P@{k}")) for k in ks]
-            ax.plot(ks, random, "s--", color="grey", label="random")
+            ax.plot(ks, random, "s--", color="grey", label="random ranking")
         ax.set_title(short(name), fontsize=9)
         ax.set_xlabel("k")
         ax.set_ylabel("P@k")

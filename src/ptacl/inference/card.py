@@ -48,13 +48,33 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _count(value: Any) -> str:
+    """A count as a whole number: JSON may hand 24 back as 24.0, which is not '24.000'."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return _fmt(value)
+
+
+def _head_method(head: Mapping[str, Any]) -> str | None:
+    """The label `ptacl evaluate` gives the bundle's own head in metrics.json: 'LP (ols)',
+    'LP (ridge)' or 'FN+AP' (a prefix of it); None when the head's kind is unknown."""
+    kind = head.get("kind")
+    if kind == "linear":
+        return "LP (ridge)" if "ridge" in str(head.get("method", "")) else "LP (ols)"
+    return "FN+AP" if kind == "attention_pool" else None
+
+
 def _ci(bounds: Any) -> str:
     if not isinstance(bounds, list | tuple) or len(bounds) != 2 or None in bounds:
         return "n/a"
     return f"[{_fmt(bounds[0])}, {_fmt(bounds[1])}]"
 
 
-def _test_metrics(metrics: Mapping[str, Any] | None, name: str | None) -> list[str]:
+def _test_metrics(
+    metrics: Mapping[str, Any] | None, name: str | None, own: str | None = None
+) -> list[str]:
+    """The test metrics section; with `own` (`_head_method`) only the regression rows of the
+    bundle's own head, since a linear-probe bundle does not predict with the FN+AP head."""
     if not metrics:
         return [
             "No test-set metrics were given at export. Score the run with `ptacl evaluate` and "
@@ -72,15 +92,22 @@ def _test_metrics(metrics: Mapping[str, Any] | None, name: str | None) -> list[s
         f"{int(100 * level)} % CIs: percentile bootstrap over subjects "
         f"({boot.get('n_boot', '?')} replicates).",
     ]
-    for method, table in (metrics.get("regression") or {}).items():
-        if not isinstance(table, Mapping):
-            continue
+    regression = {
+        m: t for m, t in (metrics.get("regression") or {}).items() if isinstance(t, Mapping)
+    }
+    if own is not None and any(m.startswith(own) for m in regression):
+        other = [m for m in regression if not m.startswith(own)]
+        regression = {m: t for m, t in regression.items() if m.startswith(own)}
+        if other:
+            lines += ["", f"Left out: {', '.join(other)}, scored with another head than this "
+                          "bundle's."]  # fmt: skip
+    for method, table in regression.items():
         lines += ["", f"R² of phenotype regression, {method}:", ""]
         lines += ["| phenotype | R² | CI | n |", "|---|---|---|---|"]
         for phenotype, row in table.items():
             if isinstance(row, Mapping):
                 r2, ci, n = row.get("R2"), row.get("ci"), row.get("n")
-                lines.append(f"| {phenotype} | {_fmt(r2)} | {_ci(ci)} | {_fmt(n)} |")
+                lines.append(f"| {phenotype} | {_fmt(r2)} | {_ci(ci)} | {_count(n)} |")
     retrieval = metrics.get("retrieval")
     if isinstance(retrieval, Mapping) and retrieval.get("model"):
         lines += [
@@ -188,10 +215,10 @@ def model_card(
     if data.get("store"):
         splits = data.get("splits") or {}
         lines += [
-            f"- Store `{data['store']}`: {_fmt(data.get('subjects'))} subjects "
-            f"({_fmt(data.get('paired'))} with ECG and CMR, {_fmt(data.get('ecg_only'))} ECG "
-            f"only), {_fmt(data.get('with_phenotypes'))} with phenotypes; splits "
-            + ", ".join(f"{k} {v}" for k, v in splits.items())
+            f"- Store `{data['store']}`: {_count(data.get('subjects'))} subjects "
+            f"({_count(data.get('paired'))} with ECG and CMR, {_count(data.get('ecg_only'))} "
+            f"ECG only), {_count(data.get('with_phenotypes'))} with phenotypes; splits "
+            + ", ".join(f"{k} {_count(v)}" for k, v in splits.items())
             + ".",
         ]
     if data.get("ukb_instance") is not None:
@@ -200,8 +227,12 @@ def model_card(
         "",
         "## Training procedure",
         "",
-        f"- Command: `{training.get('command', 'not recorded')}` (the run folder's "
-        "config.yaml holds every resolved setting).",
+        (
+            f"- Reproduce: `{training['command']}` (the run's resolved config.yaml holds every "
+            "setting of the command that trained it; that command line itself is not recorded)."
+            if training.get("command")
+            else "- Training command: not recorded."
+        ),
         f"- Checkpoint: {source.get('checkpoint', 'n/a')}"
         + (
             f", sha256 `{source['checkpoint_sha256']}`." if source.get("checkpoint_sha256") else "."
@@ -214,14 +245,14 @@ def model_card(
     if r2:
         lines += [
             f"R² of this bundle's head on the validation split "
-            f"({head.get('validation_subjects', '?')} subjects; point estimates):",
+            f"({_count(head.get('validation_subjects', '?'))} subjects; point estimates):",
             "",
             "| phenotype | R² |",
             "|---|---|",
             *(f"| {c} | {_fmt(v)} |" for c, v in r2.items()),
             "",
         ]
-    lines += _test_metrics(metrics, metrics_name)
+    lines += _test_metrics(metrics, metrics_name, _head_method(head))
     lines += [
         "",
         "## Uses",

@@ -449,7 +449,8 @@ def _export_run(
 
 
 def training_command(run_dir: Path, config: Mapping[str, Any]) -> str:
-    """The command line that trained the run (its resolved config.yaml holds every setting)."""
+    """A command that trains the run again from its resolved config.yaml (which holds every
+    setting of the command that ran, init runs and store included) into a new folder."""
     modality = config.get("modality", "ecg")
     if config.get("stage") == "finetune":
         command = "ptacl finetune"
@@ -459,7 +460,7 @@ def training_command(run_dir: Path, config: Mapping[str, Any]) -> str:
         command = f"ptacl pretrain {modality}"
     else:
         command = "ptacl align"
-    return f"{command} --config {run_dir.name}/config.yaml --out {run_dir.name}"
+    return f"{command} --config {run_dir.name}/config.yaml --out {run_dir.name}_again"
 
 
 def _run_card(run_dir: Path, metrics: str | Path | None) -> dict[str, Any]:

@@ -4,6 +4,7 @@
     predictor.predict("1000037_20205_2_0.xml")        # {'LVEDV (mL)': 151.2, ...}
     predictor.predict(signal, fs=500)                 # signal (12, S) in mV, LEADS order
     predictor.predict(["a.xml", "b.dcm"])             # DataFrame, one row per file
+    predictor.predict("ecgs/")                        # a folder, "ecgs/*.xml", a Series ...
     predictor.predict("exams_part0.hdf5")             # DataFrame, one row per record
 
 Every input goes through the code that built the training store (`ptacl.io.read_ecg`, the
@@ -21,8 +22,10 @@ checked against the physiological bounds only (`Predictor.checks` says which che
 
 from __future__ import annotations
 
+import glob
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +37,16 @@ from ptacl.inference.bundle import Bundle, BundleError, read_bundle
 from ptacl.inference.crops import crop_starts, run_over_crops
 from ptacl.inference.modules import build_model
 from ptacl.inference.plausibility import assess, ood_distances
+from ptacl.io.ecg_hdf5 import SUFFIXES as HDF5_SUFFIXES
 from ptacl.io.names import eid_from_path
 from ptacl.phenotypes import PHYSIOLOGICAL_RANGES
 from ptacl.schema import LEADS
 
 Source = str | Path | np.ndarray
+
+#: What a folder is searched for: the readers' extensions (`ptacl.io.ecg.FORMATS`) less WFDB's
+#: signal files, whose record is its .hea. Extensionless DICOM files must be named one by one.
+FOLDER_SUFFIXES = (".xml", ".dcm", ".hea", ".npy", ".npz", *HDF5_SUFFIXES)
 
 
 class ImplausiblePrediction(UserWarning):
@@ -168,52 +176,55 @@ class Predictor:
                 out["shared"] = self.model.project(embedding).double().cpu().numpy()
         if self._ood is not None:
             out["ood_score"] = ood_distances(out["embedding"], *self._ood[:2])
-        out["status"] = assess(
-            out["phenotypes"],
-            self.columns,
-            self.ranges,
-            out.get("ood_score"),
-            None if self._ood is None else self._ood[2],
-        )
+        threshold = None if self._ood is None else self._ood[2]
+        scores = out.get("ood_score")
+        out["status"] = assess(out["phenotypes"], self.columns, self.ranges, scores, threshold)
+        # the embedding's own verdict: no phenotype read from it, only how unusual the ECG is
+        out["ecg_status"] = assess(np.zeros((len(ecgs), 0)), [], {}, scores, threshold)
         return out
 
     def embed(
         self,
-        source: Source | Sequence[Source],
+        source: Source | Iterable[Source],
         fs: float | None = None,
         *,
         space: str = "encoder",
-    ) -> np.ndarray:
-        """Mean-pooled ECG embedding (D,) of one input, or (N, D) of a list of files.
+    ) -> np.ndarray | pd.DataFrame:
+        """Mean-pooled ECG embedding (D,) of one input; of several (a folder, a glob pattern,
+        any iterable of paths), a table as `predict_files` writes it with the embedding in
+        emb_0 .. emb_{D-1}: a file that cannot be read gets an error row, the rest still run.
 
         space="encoder": the encoder's pooled tokens (what the linear probe reads);
         space="shared": after the ECG projection head of an aligned run, the space where ECG and
         CMR embeddings are compared (`ptacl retrieve`).
         """
-        key = {"encoder": "embedding", "shared": "shared"}.get(space)
-        if key is None:
-            raise ValueError(f"space must be 'encoder' or 'shared', got {space!r}")
-        if key == "shared" and self.model.projection is None:
-            raise ValueError(
-                f"{self.bundle.root}: this bundle has no projection head (not an aligned run), "
-                "so it has no shared ECG-CMR space"
+        key = self._space_key(space)
+        many = expand_sources(source)
+        if many is not None or _is_hdf5_file(source):
+            return self._table(
+                [source] if many is None else many,
+                fs,
+                embeddings=True,
+                progress=None,
+                space=space,
+                phenotypes=False,
             )
-        if _is_many(source):
-            return self._run([self.prepare(s, fs) for s in source])[key]
         return self._run([self.prepare(source, fs)])[key][0]
 
     def predict(
-        self, source: Source | Sequence[Source], fs: float | None = None
+        self, source: Source | Iterable[Source], fs: float | None = None
     ) -> dict[str, float] | pd.DataFrame:
-        """Phenotypes of one input as {column: value}; of a list or of an HDF5 file of
-        records (`ptacl.io.ecg_hdf5`), `predict_files`'s table.
+        """Phenotypes of one input as {column: value}; of several (a folder, a glob pattern such
+        as "ecgs/*.xml", a list, generator, pandas Series or array of paths, an HDF5 file of
+        records, `ptacl.io.ecg_hdf5`), `predict_files`'s table.
 
         A single input that cannot be read raises (`ptacl.io.InputError`); in a list, it gets an
         error row and the rest still run. A single prediction that is not plausible warns
         (`ImplausiblePrediction`, the message is its status); a table row says it in `status`.
         """
-        if _is_many(source) or _is_hdf5_file(source):
-            return self.predict_files(list(source) if _is_many(source) else [source], fs=fs)
+        many = expand_sources(source)
+        if many is not None or _is_hdf5_file(source):
+            return self.predict_files([source] if many is None else many, fs=fs)
         ecg, doubts = self._checked(source, fs)
         out = self._run([ecg])
         status = _with_warnings(out["status"][0], doubts)
@@ -224,7 +235,7 @@ class Predictor:
 
     def predict_files(
         self,
-        paths: Sequence[Source],
+        paths: Iterable[Source],
         *,
         fs: float | None = None,
         embeddings: bool = False,
@@ -238,14 +249,33 @@ class Predictor:
         (unreadable or refused file, NaN or impossible values);
         ood_score is empty for a bundle without an OOD reference.
 
-        Items may also be (12, S) arrays (all at `fs`): their file is "<array i>", their eid i.
+        Items may also be (12, S) arrays (all at `fs`): their file is "<array i>", their eid i;
+        a folder or glob pattern among them stands for the ECG files it holds (`expand_sources`).
         An HDF5 file gives one row per record: its file is the record's address
         ("exams.hdf5[3]"), its eid the record's exam_id.
         `progress`: a tqdm bar on stderr (None: for several files, when stderr is a terminal).
         """
+        return self._table(paths, fs, embeddings=embeddings, progress=progress)
+
+    def _table(
+        self,
+        paths: Iterable[Source],
+        fs: float | None,
+        *,
+        embeddings: bool,
+        progress: bool | None,
+        space: str = "encoder",
+        phenotypes: bool = True,
+    ) -> pd.DataFrame:
+        """`predict_files`; without `phenotypes` (for `embed`) the table has no phenotype
+        columns and a row's status judges only the ECG (readable, like the training ECGs)."""
         from tqdm.auto import tqdm
 
-        sources = _expand_records(paths)
+        many = expand_sources(paths)
+        sources = _expand_records([paths] if many is None else many)  # one file: a table of one
+        key = self._space_key(space)
+        judged = "status" if phenotypes else "ecg_status"
+
         rows: list[dict[str, Any]] = []
         pending: list[tuple[int, np.ndarray, tuple[str, ...]]] = []
         width = None
@@ -255,10 +285,10 @@ class Predictor:
             if not pending:
                 return
             out = self._run([ecg for _, ecg, _ in pending])
-            width = out["embedding"].shape[1]
+            width = out[key].shape[1]
             scores = out.get("ood_score", np.full(len(pending), np.nan))
             for (row, _, doubts), values, emb, status, score in zip(
-                pending, out["phenotypes"], out["embedding"], out["status"], scores
+                pending, out["phenotypes"], out[key], out[judged], scores
             ):
                 rows[row].update({c: float(v) for c, v in zip(self.columns, values)})
                 rows[row].update(status=_with_warnings(status, doubts), ood_score=float(score))
@@ -269,7 +299,10 @@ class Predictor:
         # tqdm's disable=None means: off unless stderr is a terminal.
         auto = True if len(sources) < 2 else None
         bar = tqdm(
-            sources, desc="predict", unit="file", disable=auto if progress is None else not progress
+            sources,
+            desc="predict" if phenotypes else "embed",
+            unit="file",
+            disable=auto if progress is None else not progress,
         )
         pending_crops = 0
         for index, (path, eid) in enumerate(bar):
@@ -292,20 +325,112 @@ class Predictor:
                 pending_crops = 0
         flush()
         table = pd.DataFrame(rows, columns=["file", "eid", "status", "duration_s", "ood_score"])
-        values = pd.DataFrame(rows, columns=self.columns)
-        parts = [table, values]
+        parts = [table, pd.DataFrame(rows, columns=self.columns if phenotypes else [])]
         if embeddings:
-            names = [f"emb_{j}" for j in range(width or self.embedding_dim)]
+            dim = self.embedding_dim if key == "embedding" else self._shared_dim
+            names = [f"emb_{j}" for j in range(width or dim)]
             parts.append(pd.DataFrame(rows, columns=names))
         return pd.concat(parts, axis=1)
+
+    def _space_key(self, space: str) -> str:
+        """The output of `_run` holding embeddings of `space` ('encoder' or 'shared')."""
+        key = {"encoder": "embedding", "shared": "shared"}.get(space)
+        if key is None:
+            raise ValueError(f"space must be 'encoder' or 'shared', got {space!r}")
+        if key == "shared" and self.model.projection is None:
+            raise ValueError(
+                f"{self.bundle.root}: this bundle has no projection head (not an aligned run), "
+                "so it has no shared ECG-CMR space"
+            )
+        return key
 
     @property
     def embedding_dim(self) -> int:
         return int(self.bundle.config["embedding"]["dim"])
 
+    @property
+    def _shared_dim(self) -> int:
+        return int(self.bundle.config["embedding"].get("shared_dim") or 0)
 
-def _is_many(source: object) -> bool:
-    return isinstance(source, list | tuple)
+    def to(self, device: str | torch.device) -> Predictor:
+        """Move the model to `device` (e.g. "cuda"); inputs follow. Returns the predictor."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    def __repr__(self) -> str:
+        config = self.bundle.config
+        source = config.get("source") or {}
+        encoder = config.get("encoder") or {}
+        shared = config["embedding"].get("shared_dim")
+        return (
+            f"Predictor({str(self.bundle.root)!r}: {source.get('stage', '?')} run "
+            f"{source.get('run', '?')!r}, {encoder.get('name', '?')} ECG encoder of width "
+            f"{self.embedding_dim}" + (f", shared space {shared}" if shared else "") + ", "
+            f"{config.get('head', {}).get('kind', '?')} head -> {len(self.columns)} phenotypes, "
+            f"{self.fs:g} Hz crops of {self.crop} samples, device {self.device})"
+        )
+
+
+def expand_sources(source: object) -> list[Any] | None:
+    """The inputs `source` stands for, or None for a single input (a file or an array).
+
+    Several: a folder (its ECG files, `FOLDER_SUFFIXES`, sorted by name, not recursive), a glob
+    pattern naming no existing file ("ecgs/*.xml", `**` recursive, sorted), or any iterable of
+    paths or arrays (list, tuple, generator, pandas Series, a 1-D array of path strings), whose
+    folders and patterns are expanded in turn. A folder or pattern with no ECG file is an
+    InputError, so it cannot pass silently as an empty table.
+    """
+    if isinstance(source, torch.Tensor):
+        return None
+    if isinstance(source, np.ndarray):
+        if source.dtype.kind not in "USO":  # numbers: one signal
+            return None
+        source = source.ravel().tolist()
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if path.is_dir():
+            return _folder_files(path)
+        text = os.fspath(source)
+        if not path.exists() and glob.has_magic(text):
+            return _glob_files(text)
+        return None
+    if isinstance(source, pd.DataFrame):  # iterating one yields its column names
+        raise TypeError("pass one column of file paths (df['file']), not a DataFrame")
+    if isinstance(source, bytes) or not isinstance(source, Iterable):
+        return None
+    from ptacl.io import InputError
+
+    items: list[Any] = []
+    for item in source:
+        try:
+            nested = None if isinstance(item, np.ndarray | torch.Tensor) else expand_sources(item)
+        except InputError:  # an empty folder among others: its error row says so
+            nested = None
+        items.extend([item] if nested is None else nested)
+    return items
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    from ptacl.io import InputError
+
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES and not p.name.startswith(".")
+    )
+    if not files:
+        raise InputError(folder, f"a folder without ECG files ({', '.join(FOLDER_SUFFIXES)})")
+    return files
+
+
+def _glob_files(pattern: str) -> list[Path]:
+    from ptacl.io import InputError
+
+    files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not files:
+        raise InputError(pattern, "matches no file")
+    return files
 
 
 def _is_hdf5_file(source: object) -> bool:

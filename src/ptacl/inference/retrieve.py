@@ -7,10 +7,11 @@ the projected `ecg_proj` / `cmr_proj`, plus a JSON `meta`.
 Comparing embeddings only makes sense within one model. ECG against CMR (the paper's Table 1)
 happens in the aligned run's shared space: the query goes through the bundle's ECG projection
 head and is ranked against `cmr_proj`. ECG against ECG uses the encoder space (`ecg`). Which
-model made the database is checked, strongest first: `meta["ecg_encoder_id"]` against the
-bundle's encoder fingerprint (a mismatch is refused); else the run folder in `meta["model"]`
-against the bundle's source run (a difference is warned about, folders move); else widths only,
-with a warning.
+model made the database is checked, strongest first: `meta["ecg_encoder_id"]` (written by
+`ptacl embed`) against the bundle's encoder fingerprint (written by `ptacl export`; a mismatch
+is refused: other weights, whatever the run is called); for a database from before the id, the
+name of the run folder in `meta["model"]` against the bundle's source run, which records only
+its name (a difference is warned about); else widths only, with a warning.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def check_same_model(predictor: Predictor, database, path: str) -> None:
         return
     run, source = meta.get("model"), config.get("source", {}).get("run")
     if run is not None and source is not None:
-        if Path(run).resolve() != Path(source).resolve():
+        # the bundle keeps only the run folder's name (no path of the training machine)
+        if Path(run).name != Path(source).name:
             warnings.warn(
                 f"{where}: the embeddings come from run {run}, the bundle from run {source}; "
                 "they are comparable only if these are the same run",

@@ -94,5 +94,9 @@ def _draw_ecg(ax, signal: np.ndarray, fs: float) -> None:
         [f"{v:.0f}" if abs(v - round(v)) < 1e-6 else "" for v in np.arange(0, 5.01, 0.2)]
     )
     ax.set_yticklabels([])
-    ax.set_xlabel("s")
+    ax.set_xlabel("s (grid: 0.2 s × 0.5 mV)")
     ax.tick_params(length=0)
+    # the amplitude scale, as on ECG paper: a 1 mV bar in the margin above lead I
+    top = gap * 0.7
+    ax.plot([4.93, 4.93], [top - 1.1, top - 0.1], color="tab:blue", lw=2, solid_capstyle="butt")
+    ax.text(4.9, top - 0.6, "1 mV", ha="right", va="center", fontsize=8, color="tab:blue")

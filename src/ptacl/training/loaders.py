@@ -18,6 +18,11 @@ class DataConfig:
     num_workers: int = 4
 
 
+def _fitting_batch(items: int) -> int:
+    """The largest power of two that is at most `items` (at least 1): a batch that fits."""
+    return 1 << max(items, 1).bit_length() - 1
+
+
 def build_dataloader(
     dataset: Dataset, config: DataConfig, *, train: bool, seed: int | None = None
 ) -> DataLoader:
@@ -29,9 +34,12 @@ def build_dataloader(
     `seed_everything` first), so a resumed run continues mid-epoch exactly where it stopped.
     """
     if train and len(dataset) < config.batch_size:
-        raise ValueError(
+        from ptacl.config import ConfigError  # a user's setting: commands print it in one line
+
+        raise ConfigError(
             f"{config.store}: {len(dataset)} training items, fewer than data.batch_size "
-            f"{config.batch_size}; lower the batch size"
+            f"{config.batch_size}; add data.batch_size={_fitting_batch(len(dataset))} to the "
+            "command, or use a config sized for this cohort (e.g. --config demo/... or tiny/...)"
         )
     loader = ResumableLoader if train else DataLoader
     sampler = None

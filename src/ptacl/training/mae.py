@@ -185,6 +185,24 @@ def mean_plateau_note(loss: Any, baseline: Any, limit: float = MEAN_PLATEAU_RATI
     )
 
 
+#: Suptitle size in points, and the width of one of its characters, on average, in points: a
+#: line holds (figure width / that) characters before it would run past both edges.
+TITLE_SIZE = 11
+TITLE_CHAR_WIDTH = 0.65 * TITLE_SIZE
+
+
+def title_figure(fig: Any, title: str, note: str | None = None) -> None:
+    """`title` over `fig`, and `note` below it in red (a smooth-looking reconstruction on the
+    mean plateau is only each patch's mean); lines wrapped to the figure's width, since a
+    centred title wider than the figure is clipped at both ends (a 4-frame CMR figure is
+    8 inches wide, the note 120 characters)."""
+    import textwrap
+
+    width = max(20, int(fig.get_figwidth() * 72 / TITLE_CHAR_WIDTH))
+    text = "\n".join(textwrap.fill(part, width) for part in (title, note) if part)
+    fig.suptitle(text, fontsize=TITLE_SIZE, color="tab:red" if note else "black")
+
+
 class ReconstructionFigure(Callback):
     """After each validation, figures/reconstruction_step<N>.png (and a copy named
     reconstruction_latest.png) of one validation example: what the model saw and rebuilt."""
@@ -204,9 +222,7 @@ class ReconstructionFigure(Callback):
         baseline = trainer.callback_metrics.get("val/mean_baseline")
         title = f"{pl_module.modality.upper()} MAE, step {trainer.global_step}"
         title += f", val loss {float(loss):.4f}" if loss is not None else ""
-        note = mean_plateau_note(loss, baseline)
-        # in red: a smooth-looking reconstruction on the plateau is only each patch's mean
-        fig.suptitle(f"{title}\n{note}" if note else title, color="tab:red" if note else "black")
+        title_figure(fig, title, mean_plateau_note(loss, baseline))
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"reconstruction_step{trainer.global_step:07d}.png"
         fig.savefig(path, dpi=90)

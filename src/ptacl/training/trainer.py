@@ -211,10 +211,14 @@ def build_trainer(
     monitor: str = "val/loss",
     callbacks: Sequence[Callback] = (),
     width: int | None = None,
+    feature_cache: bool = False,
 ) -> L.Trainer:
     """A Trainer for one stage: precision by device (and, on the CPU, by the encoder `width`:
     `resolve_precision`), DDP when several processes, gradient clipping, last.ckpt + best.ckpt
-    (lowest `monitor`), CSV + TensorBoard logs, deterministic and seeded on the CPU."""
+    (lowest `monitor`), CSV + TensorBoard logs, deterministic and seeded on the CPU.
+
+    feature_cache: the module accumulates and clips itself (`ptacl.training.feature_cache`,
+    manual optimization, which Lightning refuses to combine with its own of either)."""
     run_dir = Path(run_dir)
     checkpoints = run_dir / "checkpoints"
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -237,8 +241,8 @@ def build_trainer(
         limit_val_batches=config.val_batches or None,
         num_sanity_val_steps=config.sanity_val_steps,
         log_every_n_steps=config.log_every_n_steps,
-        gradient_clip_val=config.grad_clip or None,
-        accumulate_grad_batches=config.accumulate_grad_batches,
+        gradient_clip_val=None if feature_cache else config.grad_clip or None,
+        accumulate_grad_batches=1 if feature_cache else config.accumulate_grad_batches,
         accelerator=config.accelerator,
         precision=resolve_precision(config, width),
         devices=config.devices,

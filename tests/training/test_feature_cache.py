@@ -230,3 +230,21 @@ def test_trainer_step_with_the_cache_equals_an_automatic_step_of_k_times_b():
     assert module.trainer.global_step == 1
     # the learning rate scales with the k·B samples of the step, as with k = 1 and a batch of k·B
     assert cached.lr == pytest.approx(plain.lr)
+
+
+@pytest.mark.gpu
+def test_feature_cache_on_cuda_equals_one_batch():
+    """The two passes on the GPU (the CUDA RNG state is replayed too) against one k·B batch, in
+    fp32 without TF32 so that the two computations round alike."""
+    module = tiny_module("head.norm=none", "freeze_blocks=0").cuda()
+    batch = {n: v.cuda() for n, v in tiny_batch(module, K * B, seed=1).items()}
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        module.losses(_align_embed(module)(batch))["loss"].backward()
+        expected = _grads(module)
+        module.zero_grad()
+        cached_backward(_align_embed(module), module.losses, _chunks(batch, K), model=module)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    _assert_same(_grads(module), expected)

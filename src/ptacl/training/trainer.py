@@ -41,6 +41,7 @@ class TrainerConfig:
     log_every_n_steps: int = 50
     sanity_val_steps: int = 2
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    # align and SimCLR: one contrastive batch of k·B (`ptacl.training.feature_cache`)
     accumulate_grad_batches: int = 1
     accelerator: str = "auto"
     # auto: bf16-mixed on a GPU; on the CPU bf16-mixed only where it pays (`resolve_precision`)

@@ -220,7 +220,7 @@ class AlignModule(L.LightningModule):
         size = batch["ecg"].shape[0] * self.accumulate
         for name, value in metrics.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=size)
-        return metrics["loss"] if self.automatic_optimization else None
+        return metrics["loss"]  # with the feature cache: detached, for callbacks only
 
     def _reset_validation_sums(self) -> None:
         steps = self.loss_config.num_steps

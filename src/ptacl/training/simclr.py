@@ -176,7 +176,7 @@ class SimclrPretraining(L.LightningModule):
             loss = losses["loss"]
         size = batch["view1"].shape[0] * self.accumulate
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        return loss if self.automatic_optimization else None
+        return loss  # with the feature cache: detached, for callbacks only
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         size = batch["view1"].shape[0]

@@ -249,8 +249,9 @@ def build_trainer(
         devices=config.devices,
         num_nodes=config.num_nodes,
         strategy=ddp_strategy(config.accumulate_grad_batches) if processes > 1 else "auto",
-        # the projection heads' batch norms see the global batch, as the global loss does
-        sync_batchnorm=processes > 1,
+        # the projection heads' batch norms see the global batch, as the global loss does; not
+        # on the CPU, where torch's SyncBatchNorm refuses to run ("only work with GPU modules")
+        sync_batchnorm=processes > 1 and not on_cpu,
         deterministic=True if on_cpu else None,
         benchmark=False if on_cpu else None,
         enable_progress_bar=config.progress_bar,

@@ -232,6 +232,49 @@ def test_trainer_step_with_the_cache_equals_an_automatic_step_of_k_times_b():
     assert cached.lr == pytest.approx(plain.lr)
 
 
+class _NormAtStep(L.Callback):
+    """The gradient norm the optimizer's update used (a post-hook: a pre-hook would run before
+    the closure that Lightning hands to `step`, and so before the clipping)."""
+
+    def on_train_start(self, trainer, module) -> None:
+        def record(optimizer, args, kwargs) -> None:
+            grads = [
+                p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None
+            ]
+            self.norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+
+        trainer.optimizers[0].register_step_post_hook(record)
+
+
+def _norm_at_step(precision: str, accelerator: str, clip: float) -> float:
+    probe = _NormAtStep()
+    module = _simclr(accumulate_grad_batches=K, grad_clip=clip)
+    trainer = L.Trainer(
+        max_steps=1,
+        accelerator=accelerator,
+        precision=precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[probe],
+    )
+    trainer.fit(module, DataLoader(_Views(K * B), batch_size=B))
+    return probe.norm
+
+
+def test_the_cache_clips_the_gradient_the_optimizer_uses():
+    assert _norm_at_step("32-true", "cpu", 1e-3) == pytest.approx(1e-3, rel=1e-3)
+    assert _norm_at_step("32-true", "cpu", 1e6) > 1e-3  # unclipped: what was clipped above
+
+
+@pytest.mark.gpu
+def test_the_cache_clips_unscaled_gradients_in_16_bit():
+    """Under 16-mixed the GradScaler multiplies the loss; clipping before it unscales would
+    leave a norm of clip / scale."""
+    assert _norm_at_step("16-mixed", "gpu", 1e-3) == pytest.approx(1e-3, rel=1e-2)
+
+
 @pytest.mark.gpu
 def test_feature_cache_on_cuda_equals_one_batch():
     """The two passes on the GPU (the CUDA RNG state is replayed too) against one k·B batch, in

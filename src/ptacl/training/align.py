@@ -271,6 +271,9 @@ class AlignModule(L.LightningModule):
             self.val_similarity = (sums["similarity"] / valid).numpy()
         self.log("val/local_valid", valid / max(queries, 1.0))
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.feature_cache.clip(self, optimizer)  # the Trainer clips only without the cache
+
     def configure_optimizers(self) -> dict[str, Any]:
         # with the feature cache the Trainer does not accumulate: the k·B pairs are counted here
         batch = self.batch_size * (1 if self.automatic_optimization else self.accumulate)

@@ -19,6 +19,7 @@ with the statistics of B (of world·B under sync BN), not of k·B; only without 
 
     step = FeatureCacheStep(k, grad_clip)          # in the LightningModule's __init__
     losses = step(module, batch, embed, loss_of)    # in training_step; None until the k-th batch
+    step.clip(module, optimizer)                    # in on_before_optimizer_step
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ class FeatureCacheStep:
     clipping: `build_trainer(..., feature_cache=True)`).
 
     Keeps the micro-batches of one step (the same batches plain accumulation would use), and at
-    the k-th runs `cached_backward`, clips the gradient norm to `grad_clip` (0: off), steps the
-    optimizer and the per-step schedule.
+    the k-th runs `cached_backward`, steps the optimizer and the per-step schedule; the module's
+    `on_before_optimizer_step` calls `clip` (gradient norm to `grad_clip`, 0: off).
     """
 
     def __init__(self, accumulate: int, grad_clip: float) -> None:
@@ -163,13 +164,18 @@ class FeatureCacheStep:
         losses = cached_backward(
             embed, loss_of, chunks, module.manual_backward, model=module, sync=sync
         )
-        if self.grad_clip > 0:
-            module.clip_gradients(
-                optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
-            )
-        optimizer.step()
+        optimizer.step()  # clipping: `clip`, from the module's on_before_optimizer_step
         optimizer.zero_grad(set_to_none=True)
         scheduler = module.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
         return losses
+
+    def clip(self, module: L.LightningModule, optimizer: torch.optim.Optimizer) -> None:
+        """Clip the gradient norm to `grad_clip`; call from `on_before_optimizer_step`, which
+        Lightning runs after a 16-mixed GradScaler has unscaled the gradients (clipping right
+        after the backward would clip the scaled ones)."""
+        if self.grad_clip > 0 and not module.automatic_optimization:
+            module.clip_gradients(
+                optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
+            )

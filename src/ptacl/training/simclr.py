@@ -189,6 +189,9 @@ class SimclrPretraining(L.LightningModule):
         top1 = retrieval_hits(z1, z2, (1,))[0].float() / size
         self.log("val/view_top1", top1, sync_dist=True, batch_size=size)
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.feature_cache.clip(self, optimizer)  # the Trainer clips only without the cache
+
     def configure_optimizers(self) -> dict[str, Any]:
         # with the feature cache the Trainer does not accumulate: the k·B samples are counted here
         batch = self.batch_size * (1 if self.automatic_optimization else self.accumulate)

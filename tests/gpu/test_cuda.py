@@ -10,6 +10,7 @@ predictions and the feature cache's CUDA RNG replay are checked beside their CPU
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -137,7 +138,7 @@ def test_tiny_align_fit_on_cuda_with_workers_and_pinned_memory(tiny_store, tmp_p
     argv += [f"trainer.accumulate_grad_batches={accumulate}", "data.batch_size=2"]
     assert main(argv) == 0
     last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
-    assert last["global_step"] == yaml.safe_load(open(TINY))["trainer"]["max_steps"]
+    assert last["global_step"] == yaml.safe_load(Path(TINY).read_text())["trainer"]["max_steps"]
     assert all(
         torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point()
     )

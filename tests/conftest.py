@@ -33,3 +33,14 @@ def dicom_path() -> Path:
     from pydicom import examples
 
     return Path(examples.get_path("waveform"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`gpu`-marked tests are collected everywhere (so they cannot rot unnoticed) and skipped
+    where torch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -113,3 +113,19 @@ def test_pretrain_then_align(tiny_store, tmp_path):
     last = torch.load(tmp_path / "ptacl" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 4
     assert (tmp_path / "ptacl" / "figures" / "local_similarity_step0000004.png").is_file()
+
+
+def test_accumulation_steps_once_per_k_batches_and_resumes(tiny_store, tmp_path):
+    """trainer.accumulate_grad_batches: 2 through the real command (the feature cache: manual
+    optimization, its own clipping and schedule): two steps of 2 × 2 pairs, then two more on
+    --resume, with training and validation metrics written."""
+    argv = ["--data", str(tiny_store), "--out", str(tmp_path / "run"), "--config", TINY]
+    argv += ["trainer.accumulate_grad_batches=2", "data.batch_size=2"]
+    assert main(argv) == 0
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 2
+    assert main([*argv, "--resume", "trainer.max_steps=4"]) == 0
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+    metrics = (tmp_path / "run" / "metrics.csv").read_text()
+    for name in ("train/global", "train/local", "train/local_valid", "val/top1"):
+        assert name in metrics

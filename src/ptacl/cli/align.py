@@ -144,6 +144,7 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
         monitor="val/global",
         width=max(cfg.ecg_encoder.width, cfg.cmr_encoder.width),
         callbacks=[LocalSimilarityFigure(Path(out) / "figures", label)],
+        feature_cache=not module.automatic_optimization,
     )
     fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)
     print(f"run folder: {out}", flush=True)

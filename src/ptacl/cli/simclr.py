@@ -86,7 +86,12 @@ def _fit(cfg, store, out: Path, resume_from: Path | None) -> int:
         f"{len(train_set)} train / {len(val_set)} val items from {store.root}",
         flush=True,
     )
-    trainer = build_trainer(cfg.trainer, out, width=cfg.encoder.width)
+    trainer = build_trainer(
+        cfg.trainer,
+        out,
+        width=cfg.encoder.width,
+        feature_cache=not module.automatic_optimization,
+    )
     fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)
     print(f"run folder: {out}", flush=True)
     return 0

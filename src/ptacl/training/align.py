@@ -42,6 +42,7 @@ from ptacl.models import (
 )
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
+from ptacl.training.feature_cache import FeatureCacheStep
 from ptacl.training.loaders import DataConfig
 from ptacl.training.optim import OptimConfig, stage_optimizers
 from ptacl.training.trainer import TrainerConfig, compile_blocks
@@ -131,6 +132,10 @@ class AlignModule(L.LightningModule):
             )
         self._reset_validation_sums()
         self.val_similarity: np.ndarray | None = None  # (T, T) after each validation
+        # trainer.accumulate_grad_batches > 1: one contrastive problem over all k·B pairs
+        self.accumulate = cfg.trainer.accumulate_grad_batches
+        self.feature_cache = FeatureCacheStep(self.accumulate, cfg.trainer.grad_clip)
+        self.automatic_optimization = self.accumulate == 1
 
     # --- model -------------------------------------------------------------------------------
 
@@ -195,16 +200,27 @@ class AlignModule(L.LightningModule):
 
     # --- Lightning ---------------------------------------------------------------------------
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def _embed(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         # with β = 0 the local embeddings are not even computed: "global only" costs nothing more
-        out = self(batch["ecg"], batch["cmr"], batch["r_peaks"], local=self.loss_config.beta > 0)
-        losses = self.losses(out)
-        size = batch["ecg"].shape[0]
-        for name, value in losses.items():
-            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=size)
+        return self(batch["ecg"], batch["cmr"], batch["r_peaks"], local=self.loss_config.beta > 0)
+
+    def _train_metrics(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        metrics = self.losses(out)
         if "local_valid" in out:
-            self.log("train/local_valid", out["local_valid"].float().mean(), batch_size=size)
-        return losses["loss"]
+            metrics["local_valid"] = out["local_valid"].float().mean()
+        return metrics
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if self.automatic_optimization:
+            metrics = self._train_metrics(self._embed(batch))
+        else:  # the feature cache: at the k-th micro-batch, the metrics of all k·B pairs
+            metrics = self.feature_cache(self, batch, self._embed, self._train_metrics)
+            if metrics is None:
+                return None
+        size = batch["ecg"].shape[0] * self.accumulate
+        for name, value in metrics.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=size)
+        return metrics["loss"]  # with the feature cache: detached, for callbacks only
 
     def _reset_validation_sums(self) -> None:
         steps = self.loss_config.num_steps
@@ -255,8 +271,13 @@ class AlignModule(L.LightningModule):
             self.val_similarity = (sums["similarity"] / valid).numpy()
         self.log("val/local_valid", valid / max(queries, 1.0))
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.feature_cache.clip(self, optimizer)  # the Trainer clips only without the cache
+
     def configure_optimizers(self) -> dict[str, Any]:
-        return stage_optimizers(self, self.optim_config, self.batch_size)
+        # with the feature cache the Trainer does not accumulate: the k·B pairs are counted here
+        batch = self.batch_size * (1 if self.automatic_optimization else self.accumulate)
+        return stage_optimizers(self, self.optim_config, batch)
 
 
 def parameter_counts(module: AlignModule) -> dict[str, int]:

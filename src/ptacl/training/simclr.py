@@ -36,6 +36,7 @@ from ptacl.models import (
 )
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.training.align import retrieval_hits
+from ptacl.training.feature_cache import FeatureCacheStep
 from ptacl.training.loaders import DataConfig
 from ptacl.training.optim import OptimConfig, stage_optimizers
 from ptacl.training.trainer import TrainerConfig, compile_blocks
@@ -136,6 +137,10 @@ class SimclrPretraining(L.LightningModule):
         self.projection = projection_head(self.encoder.width, cfg.head)
         if cfg.trainer.compile:
             compile_blocks(self.encoder)
+        # trainer.accumulate_grad_batches > 1: NT-Xent over all 2·k·B views (a feature cache)
+        self.accumulate = cfg.trainer.accumulate_grad_batches
+        self.feature_cache = FeatureCacheStep(self.accumulate, cfg.trainer.grad_clip)
+        self.automatic_optimization = self.accumulate == 1
 
     @property
     def encoder(self) -> torch.nn.Module:
@@ -154,10 +159,24 @@ class SimclrPretraining(L.LightningModule):
         z1, z2 = self(torch.cat([view1, view2])).chunk(2)  # (B, d) each
         return nt_xent_loss(z1, z2, self.temperature, gather=gather), z1, z2
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss, _, _ = self.loss(batch["view1"], batch["view2"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["view1"].shape[0])
-        return loss
+    def _embed(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        z1, z2 = self(torch.cat([batch["view1"], batch["view2"]])).chunk(2)  # (B, d) each
+        return {"z1": z1, "z2": z2}
+
+    def _train_losses(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"loss": nt_xent_loss(out["z1"], out["z2"], self.temperature)}
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        if self.automatic_optimization:
+            loss, _, _ = self.loss(batch["view1"], batch["view2"])
+        else:  # the feature cache: at the k-th micro-batch, the loss of all k·B samples
+            losses = self.feature_cache(self, batch, self._embed, self._train_losses)
+            if losses is None:
+                return None
+            loss = losses["loss"]
+        size = batch["view1"].shape[0] * self.accumulate
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        return loss  # with the feature cache: detached, for callbacks only
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         size = batch["view1"].shape[0]
@@ -170,8 +189,13 @@ class SimclrPretraining(L.LightningModule):
         top1 = retrieval_hits(z1, z2, (1,))[0].float() / size
         self.log("val/view_top1", top1, sync_dist=True, batch_size=size)
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.feature_cache.clip(self, optimizer)  # the Trainer clips only without the cache
+
     def configure_optimizers(self) -> dict[str, Any]:
-        return stage_optimizers(self, self.optim_config, self.batch_size)
+        # with the feature cache the Trainer does not accumulate: the k·B samples are counted here
+        batch = self.batch_size * (1 if self.automatic_optimization else self.accumulate)
+        return stage_optimizers(self, self.optim_config, batch)
 
 
 def parameter_counts(module: SimclrPretraining) -> dict[str, int]:

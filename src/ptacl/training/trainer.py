@@ -51,6 +51,7 @@ class TrainerConfig:
     log_every_n_steps: int = 50
     sanity_val_steps: int = 2
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    # align and SimCLR: one contrastive batch of k·B (`ptacl.training.feature_cache`)
     accumulate_grad_batches: int = 1
     accelerator: str = "auto"
     # auto: bf16-mixed on a GPU; on the CPU bf16-mixed only where it pays (`resolve_precision`)
@@ -419,11 +420,15 @@ def build_trainer(
     monitor: str = "val/loss",
     callbacks: Sequence[Callback] = (),
     width: int | None = None,
+    feature_cache: bool = False,
 ) -> L.Trainer:
     """A Trainer for one stage: precision by device (and, on the CPU, by the encoder `width`:
     `resolve_precision`), DDP when several processes, gradient clipping, last.ckpt + best.ckpt
     (lowest `monitor`), the `trainer.loggers` (CSV + TensorBoard by default) and
-    `trainer.callbacks`, deterministic and seeded on the CPU."""
+    `trainer.callbacks`, deterministic and seeded on the CPU.
+
+    feature_cache: the module accumulates and clips itself (`ptacl.training.feature_cache`,
+    manual optimization, which Lightning refuses to combine with its own of either)."""
     run_dir = Path(run_dir)
     checkpoints = run_dir / "checkpoints"
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -447,15 +452,16 @@ def build_trainer(
         limit_val_batches=config.val_batches or None,
         num_sanity_val_steps=config.sanity_val_steps,
         log_every_n_steps=config.log_every_n_steps,
-        gradient_clip_val=config.grad_clip or None,
-        accumulate_grad_batches=config.accumulate_grad_batches,
+        gradient_clip_val=None if feature_cache else config.grad_clip or None,
+        accumulate_grad_batches=1 if feature_cache else config.accumulate_grad_batches,
         accelerator=config.accelerator,
         precision=resolve_precision(config, width),
         devices=config.devices,
         num_nodes=config.num_nodes,
         strategy=ddp_strategy(config.accumulate_grad_batches) if processes > 1 else "auto",
-        # the projection heads' batch norms see the global batch, as the global loss does
-        sync_batchnorm=processes > 1,
+        # the projection heads' batch norms see the global batch, as the global loss does; not
+        # on the CPU, where torch's SyncBatchNorm refuses to run ("only work with GPU modules")
+        sync_batchnorm=processes > 1 and not on_cpu,
         deterministic=True if on_cpu else None,
         benchmark=False if on_cpu else None,
         enable_progress_bar=bar,

@@ -2,7 +2,9 @@
 # Everything to check on a lent GPU, in one run (about 5-8 minutes on one H100/H200), and the
 # same path on the CPU in seconds (`--device cpu --size tiny`, run by tests/test_throughput.py):
 #
-#   1. the CUDA-marked tests (`pytest -m gpu`; cuda only: on the CPU they only skip);
+#   1. the CUDA-marked tests (`pytest -m gpu`; cuda only: on the CPU they only skip), and
+#      `ptacl benchmark --preset tiny --accelerator gpu` end to end (cuda only; the CPU path is
+#      tests/cli/test_benchmark.py);
 #   2. stage 2 (align) at `--size` on synthetic tensors: samples/s, TFLOP/s and MFU in
 #      bf16-mixed, eager and torch.compile'd (benchmarks/throughput.py, FLOPs by FlopCounterMode);
 #   3. the same train step fed by the real loader from a random store built here, with the
@@ -51,6 +53,12 @@ if [[ "$device" == cuda ]]; then
     "$py" -m pytest -q -m gpu -p no:cacheprovider tests/gpu tests/inference/test_predictor_cuda.py \
         tests/training/test_feature_cache.py 2>&1 | tail -30
     record gpu_tests "${PIPESTATUS[0]}"
+fi
+
+if [[ "$device" == cuda ]]; then  # the whole pipeline on the GPU: synth, prepare, train, evaluate
+    "$py" -m ptacl benchmark --preset tiny --seeds 1 --methods random global ptacl --no-finetune \
+        --accelerator gpu --quiet --out "$outdir/.device_check_benchmark" 2>&1 | tail -5
+    record benchmark_tiny_cuda "${PIPESTATUS[0]}"
 fi
 
 "$py" benchmarks/throughput.py --stage align --size "$size" --device "$device" \

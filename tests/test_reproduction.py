@@ -247,3 +247,20 @@ def test_the_resolve_preset_shares_one_stage_1_across_seeds(tmp_path):
 def _train_argv_of(steps, name):
     (step,) = [s for s in steps if s.name == name]
     return list(step.argv)
+
+
+def test_an_accelerator_reaches_every_training_step_and_evaluation(tmp_path):
+    """The tiny preset pins the CPU; `ptacl benchmark --accelerator gpu` runs it on the GPU."""
+    steps = build_steps(
+        PRESETS["tiny"], tmp_path / "s", tmp_path, [0], select_methods(["ptacl"]), accelerator="gpu"
+    )
+    for step in steps:
+        argv = list(step.argv)
+        if step.name.split("/")[1] == "train":
+            assert argv[-1] == "trainer.accelerator=gpu"
+        else:
+            assert argv[argv.index("--device") + 1] == "cuda"
+    evaluate = _train_argv_of(steps, "seed0/eval/ptacl")
+    assert "trainer.accelerator=gpu" in evaluate  # the fine-tune too
+    plain = build_steps(PRESETS["tiny"], tmp_path / "s", tmp_path, [0], select_methods(["ptacl"]))
+    assert not any("trainer.accelerator=" in " ".join(s.argv) for s in plain)

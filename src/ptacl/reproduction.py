@@ -195,11 +195,14 @@ def build_steps(
     finetune: bool = True,
     include_self: bool = False,
     probe: str = "ols",
+    accelerator: str | None = None,
 ) -> list[Step]:
     """Training and evaluation steps of `methods` for each seed, in an order that respects
     `needs` (METHODS is listed in such an order). `finetune=False` skips FN+AP (the demo);
     `include_self` keeps each query's own CMR among the retrieval candidates (`ptacl evaluate
-    --include-self`); `probe` the linear probe of every evaluation (`ptacl evaluate --probe`).
+    --include-self`); `probe` the linear probe of every evaluation (`ptacl evaluate --probe`);
+    `accelerator` (cpu, gpu) overrides the presets' `trainer.accelerator` in every training step
+    and fine-tune, and with gpu evaluates on cuda (the tiny preset pins the CPU otherwise).
 
     With `preset.shared_stage1` the MAEs are trained (and evaluated) for the first seed only and
     every seed's stage 2 starts from them: a paired comparison of two stage-2 recipes then
@@ -225,6 +228,7 @@ def build_steps(
                         str(init / "cmr_mae"),
                     ]
                 argv += [*preset.overrides.get(m.config, ()), *m.overrides, f"trainer.seed={seed}"]
+                argv += [f"trainer.accelerator={accelerator}"] if accelerator else []
                 steps.append(Step(f"seed{seed}/train/{m.key}", tuple(argv), run))
             if not m.evaluate:
                 continue
@@ -245,10 +249,14 @@ def build_steps(
             if m.finetune and finetune:
                 argv += ["--finetune", "--finetune-config", str(preset.configs["finetune"])]
                 argv += ["--finetune-set", f"trainer.seed={seed}"]
+                if accelerator:
+                    argv += ["--finetune-set", f"trainer.accelerator={accelerator}"]
             if include_self:
                 argv += ["--include-self"]
             if probe != "ols":
                 argv += ["--probe", probe]
+            if accelerator == "gpu":
+                argv += ["--device", "cuda"]
             argv += ["--no-progress", *preset.eval_args]
             steps.append(Step(f"seed{seed}/eval/{m.key}", tuple(argv), evals / m.key))
     return steps

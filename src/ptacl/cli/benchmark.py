@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=int, default=2, help="processes for synth/prepare")
     parser.add_argument(
+        "--accelerator",
+        choices=("cpu", "gpu"),
+        help="train (and, with gpu, evaluate) on this device, whatever the preset's configs say",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -109,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         methods,
         finetune=not args.no_finetune,
         include_self=args.include_self,
+        accelerator=args.accelerator,
     )
     try:
         run_steps(steps, out, quiet=args.quiet, jobs=args.jobs, rebuilt=rebuilt)

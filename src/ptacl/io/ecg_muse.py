@@ -25,7 +25,7 @@ import numpy as np
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import parse
 
-from ptacl.io.ecg_xml import MAX_BYTES
+from ptacl.io.ecg_xml import MAX_BYTES, xml_meta
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
 from ptacl.io.records import EcgRecord
@@ -65,7 +65,12 @@ def read_muse_xml(path: Path) -> EcgRecord:
         raise InputError(path, f"rhythm leads have different lengths {sorted(lengths)}")
     signal, derived = arrange_leads(np.stack(rows), names, path)
     return EcgRecord(
-        signal=signal, fs=fs, leads=LEADS, source=path, derived=derived, meta=_meta(root)
+        signal=signal,
+        fs=fs,
+        leads=LEADS,
+        source=path,
+        derived=derived,
+        meta=xml_meta(root, "PatientDemographics/PatientID"),
     )
 
 
@@ -121,18 +126,3 @@ def _positive(parent: Element, tag: str, path: Path, lead: str | None = None) ->
     if not np.isfinite(value) or value <= 0:
         raise InputError(path, f"{where} must be positive, got {value}")
     return value
-
-
-def _meta(root: Element) -> dict[str, object]:
-    """The patient id and the device's ventricular rate, where the file gives them."""
-    meta: dict[str, object] = {}
-    patient = (root.findtext("PatientDemographics/PatientID") or "").strip()
-    if patient:
-        meta["patient_id"] = patient
-    rate = (root.findtext("RestingECGMeasurements/VentricularRate") or "").strip()
-    try:
-        if float(rate) > 0:
-            meta["ventricular_rate"] = float(rate)
-    except ValueError:
-        pass  # absent or not a number: no cross-check of the sampling rate
-    return meta

@@ -83,7 +83,12 @@ def read_cardiosoft_xml(path: Path) -> EcgRecord:
     data = np.stack(rows).astype(np.float64) * (resolution * _TO_MV[units])
     signal, derived = arrange_leads(data, names, path)
     return EcgRecord(
-        signal=signal, fs=fs, leads=LEADS, source=path, derived=derived, meta=_meta(root)
+        signal=signal,
+        fs=fs,
+        leads=LEADS,
+        source=path,
+        derived=derived,
+        meta=xml_meta(root, "PatientInfo/PID"),
     )
 
 
@@ -116,10 +121,12 @@ def read_xml_patient_id(path: Path) -> str:
     return ""
 
 
-def _meta(root: Element) -> dict[str, object]:
-    """The patient id and the device's ventricular rate, where the file gives them."""
+def xml_meta(root: Element, patient_path: str) -> dict[str, object]:
+    """The patient id (at `patient_path`) and the device's ventricular rate
+    (`RestingECGMeasurements/VentricularRate`, in CardioSoft and MUSE files alike), where the
+    file gives them."""
     meta: dict[str, object] = {}
-    patient = (root.findtext("PatientInfo/PID") or "").strip()
+    patient = (root.findtext(patient_path) or "").strip()
     if patient:
         meta["patient_id"] = patient
     rate = (root.findtext("RestingECGMeasurements/VentricularRate") or "").strip()

@@ -238,17 +238,11 @@ def _exam_id(value: object) -> str:
 def read_id_table(path: str | Path) -> dict[str, str]:
     """A side table exam_id -> eid (CSV with columns `exam_id` and `eid`, any case), both
     normalised as join keys (`normalise_eid`). An exam id given two eids is refused."""
-    import pandas as pd
-
     from ptacl.io.names import normalise_eid
+    from ptacl.io.phenotypes import read_text_csv
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(path, f"unreadable CSV ({err})") from None
+    table = read_text_csv(path)
     columns = {str(c).strip().lower().replace("_", ""): c for c in table.columns}
     if "examid" not in columns or "eid" not in columns:
         raise InputError(path, f"expected columns exam_id and eid, got {list(table.columns)}")

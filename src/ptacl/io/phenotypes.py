@@ -40,6 +40,17 @@ ALIASES: dict[str, str] = {
 _EID_NAMES = {"eid", "feid", "subject", "subjectid", "participantid", "unnamed0", ""}
 
 
+def read_text_csv(path: Path) -> pd.DataFrame:
+    """A CSV as text cells (no number parsing: eids keep their spelling, empty stays ''), or
+    an InputError naming the file and why it cannot be read."""
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(path, f"unreadable CSV ({err})") from None
+
+
 def _split(column: str) -> tuple[str, str | None]:
     match = re.fullmatch(r"\s*(.*?)\s*(?:\(([^)]*)\))?\s*", str(column))
     name, unit = match.group(1), match.group(2)
@@ -151,12 +162,7 @@ def read_phenotypes(
     read from its built-in field).
     """
     path = Path(csv)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(path, f"unreadable CSV ({err})") from None
+    table = read_text_csv(path)
     eid_cols = [c for c in table.columns if re.sub(r"[\s_\-.:]", "", str(c)).lower() in _EID_NAMES]
     if not eid_cols:
         raise InputError(path, f"no eid column among {list(table.columns)}")

@@ -125,7 +125,8 @@ def test_export_finetune_run_predicts_like_the_module(store: Path, tmp_path: Pat
     assert config["head"]["validation_subjects"] == 15
     # One 5-s recording is exactly one crop: the bundle must give what the module gives.
     signal = beats_ecg(70, 1.0, seconds=5.0)
-    values = np.array(list(predictor.predict(signal, fs=ECG_FS).values()))
+    predicted = predictor.predict(signal, fs=ECG_FS)
+    values = np.array([predicted[c] for c in predictor.columns])
     x = torch.from_numpy(predictor.prepare(signal, fs=ECG_FS)[None])
     with torch.no_grad():
         expected = module.predict_phenotypes(x)[0].double().numpy()

@@ -196,7 +196,13 @@ def linear_probe_section(
     test.save(out / f"embeddings_{split}.npz")
     names = list(test.phenotype_names)
     x_train, x_test = getattr(train, modality), getattr(test, modality)
-    pred = probe_predictions(x_train, train.phenotypes, x_test, method=options.probe)
+    # one fit predicts the scored split and, for the conformal intervals, the val split
+    val = compute_embeddings(single, store, "val", **embed) if split != "val" else None
+    x_val = getattr(val, modality) if val is not None else x_test[:0]
+    both = probe_predictions(
+        x_train, train.phenotypes, np.concatenate([x_test, x_val]), method=options.probe
+    )
+    pred = both[: len(x_test)]
     truth = test.phenotypes.astype(np.float64)
     save_predictions(out / LP_PREDICTIONS, test.eids, truth, pred, names)  # paired comparisons
     label, what = f"LP ({options.probe})", modality.upper()
@@ -215,11 +221,36 @@ def linear_probe_section(
         metrics.setdefault("warnings", []).append(warning)
         note += f". WARNING: {problem}; use --probe ridge"
     metrics["regression_notes"][label] = note
+    calibration = None if val is None else (val.phenotypes.astype(np.float64), both[len(x_test) :])
+    metrics.setdefault("intervals", {})[label] = interval_section(
+        calibration, (truth, pred), names, split
+    )
     metrics["info"]["probe_input"] = what
     metrics["info"][f"{modality}_subjects"] = {"train": len(train.eids), split: len(test.eids)}
     figures[f"{label} ({what} input): predicted vs true"] = plot_predictions(
         truth, pred, names, out / "figures" / "scatter_linear_probe.png", f"{label}, {what} input"
     )
+
+
+def interval_section(
+    calibration: tuple[np.ndarray, np.ndarray] | None,
+    scored: tuple[np.ndarray, np.ndarray],
+    names: list[str],
+    split: str,
+    level: float | None = None,
+) -> dict[str, Any]:
+    """The conformal prediction interval of a head (`ptacl.eval.conformal`, as `ptacl export`
+    bundles it): fitted on (truth, predicted) of the val split, `calibration`, and its coverage
+    and mean width measured on the scored split's. None for `calibration` when the scored split
+    is val itself: coverage measured on the residuals the width came from says nothing."""
+    from ptacl.eval.conformal import DEFAULT_LEVEL, fit_intervals, half_widths, interval_coverage
+
+    if calibration is None:
+        return {"skipped": f"the scored split is {split}, the split the intervals are fitted on"}
+    spec = fit_intervals(*calibration, names, DEFAULT_LEVEL if level is None else level)
+    spec["fitted_on"] = "val"
+    spec[split] = interval_coverage(*scored, half_widths(spec, names), names)
+    return spec
 
 
 def ols_problem(n_train: int, features: int) -> str | None:

@@ -187,6 +187,8 @@ def test_linear_probe_on_cmr_embeddings_for_a_cmr_only_run(tiny_store, tmp_path)
     assert (
         "retrieval" not in metrics and metrics["regression"]["LP (ridge)"]["LVEDV (mL)"]["n"] == 2
     )
+    # intervals fitted on val cannot be checked on val
+    assert "fitted on" in metrics["intervals"]["LP (ridge)"]["skipped"]
 
 
 @pytest.fixture(scope="module")
@@ -232,10 +234,12 @@ def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run,
     run = probe_run
     out = tmp_path / "eval"
     args = ["--model", str(run), "--data", str(probe_store), "--out", str(out)]
-    assert main([*args, "--n-boot", "10", "--no-progress", "--probe", probe]) == 0
+    # 8 val subjects: at 90 % no finite interval (k = ceil(9 * 0.9) = 9 > 8); at 75 % k = 7
+    level = ["--interval-level", "0.75"]
+    assert main([*args, "--n-boot", "10", "--no-progress", "--probe", probe, *level]) == 0
     bundle = tmp_path / "bundle"
     export = ["export", "--model", str(run), "--data", str(probe_store), "--out", str(bundle)]
-    assert ptacl([*export, "--probe", probe]) == 0
+    assert ptacl([*export, "--probe", probe, *level]) == 0
 
     train = Embeddings.load(out / "embeddings_train.npz")
     test = Embeddings.load(out / "embeddings_test.npz")
@@ -259,6 +263,14 @@ def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run,
         assert r2.loc[name, "R2"] == pytest.approx(
             metrics["regression"][f"LP ({probe})"][name]["R2"], abs=1e-3
         )
+    # the same head calibrated on the same val split: the bundle's intervals, the same coverage
+    intervals, bundled = metrics["intervals"][f"LP ({probe})"], predictor.bundle.intervals
+    assert intervals["level"] == bundled["level"] == 0.75
+    for name in names:
+        width = bundled["columns"][name]["half_width"]
+        assert intervals["columns"][name]["half_width"] == pytest.approx(width, rel=1e-3)
+        assert intervals["test"][name] == pytest.approx(bundled["test"][name], abs=1e-3)
+    assert f"## Prediction intervals — LP ({probe}) (test split)" in (out / "report.md").read_text()
 
     paired = Embeddings.load(out / "embeddings_paired_test.npz")
     assert paired.eids.tolist() == test.eids.tolist()

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ptacl.eval.conformal import DEFAULT_LEVEL
+
 #: Fine-tunes the run's ECG encoder into the given folder; returns an exit status (0: done).
 FinetuneStep = Callable[[Path], int]
 
@@ -36,6 +38,7 @@ class EvaluateOptions:
     out: Path
     split: Literal["val", "test"] = "test"  # the scored split
     probe: Literal["ols", "ridge"] = "ols"
+    interval_level: float = DEFAULT_LEVEL  # nominal coverage of the LP's conformal intervals
     ks: tuple[int, ...] = (1, 3, 5, 10, 15)
     match_sd: float = 0.5
     include_self: bool = False  # keep the query's own CMR among the retrieval candidates
@@ -223,7 +226,7 @@ def linear_probe_section(
     metrics["regression_notes"][label] = note
     calibration = None if val is None else (val.phenotypes.astype(np.float64), both[len(x_test) :])
     metrics.setdefault("intervals", {})[label] = interval_section(
-        calibration, (truth, pred), names, split
+        calibration, (truth, pred), names, split, options.interval_level
     )
     metrics["info"]["probe_input"] = what
     metrics["info"][f"{modality}_subjects"] = {"train": len(train.eids), split: len(test.eids)}
@@ -237,17 +240,17 @@ def interval_section(
     scored: tuple[np.ndarray, np.ndarray],
     names: list[str],
     split: str,
-    level: float | None = None,
+    level: float = DEFAULT_LEVEL,
 ) -> dict[str, Any]:
     """The conformal prediction interval of a head (`ptacl.eval.conformal`, as `ptacl export`
     bundles it): fitted on (truth, predicted) of the val split, `calibration`, and its coverage
     and mean width measured on the scored split's. None for `calibration` when the scored split
     is val itself: coverage measured on the residuals the width came from says nothing."""
-    from ptacl.eval.conformal import DEFAULT_LEVEL, fit_intervals, half_widths, interval_coverage
+    from ptacl.eval.conformal import fit_intervals, half_widths, interval_coverage
 
     if calibration is None:
         return {"skipped": f"the scored split is {split}, the split the intervals are fitted on"}
-    spec = fit_intervals(*calibration, names, DEFAULT_LEVEL if level is None else level)
+    spec = fit_intervals(*calibration, names, level)
     spec["fitted_on"] = "val"
     spec[split] = interval_coverage(*scored, half_widths(spec, names), names)
     return spec

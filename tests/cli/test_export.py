@@ -114,11 +114,15 @@ def finetune_run(root: Path, store: Path) -> tuple[Path, torch.nn.Module]:
     return root, module
 
 
-def test_export_finetune_run_predicts_like_the_module(store: Path, tmp_path: Path) -> None:
+def test_export_finetune_run_predicts_like_the_module(store: Path, tmp_path: Path, capsys) -> None:
     run, module = finetune_run(tmp_path / "run", store)
     out = tmp_path / "bundle"
     assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
+    assert "90 % prediction intervals, coverage on the test split:" in capsys.readouterr().out
     predictor = Predictor(out)
+    # the fine-tune head is calibrated too: on the run's store's val split
+    assert predictor.bundle.intervals["fitted_on"]["split"] == "val"
+    assert set(predictor.bundle.intervals["test"]) == set(predictor.columns)
     config = predictor.bundle.config
     assert config["source"]["stage"] == "finetune"
     assert config["head"]["kind"] == "attention_pool"

@@ -366,3 +366,23 @@ def test_evaluate_applies_the_demo_s_ols_rule() -> None:
     assert problem is not None and "needs 98 or more" in problem and "1.6-fold" in problem
     assert ols_problem(98, 32) is None
     assert "under-determined" in ols_problem(33, 32)
+
+
+def test_intervals_are_skipped_with_the_reason_when_val_cannot_calibrate(tmp_path):
+    """A store without a val split still gets its LP scored (before intervals it was); only the
+    interval is missing, and metrics.json says why. Scoring val itself is refused too."""
+    from ptacl.eval.evaluate import _calibration_embeddings
+    from ptacl.models.vit import EcgEncoder, EcgEncoderConfig
+    from ptacl.runs import RunEncoders
+
+    rng = np.random.default_rng(0)
+    ecg = rng.standard_normal((6, 12, 5000))
+    cmr = rng.random((6, 50, 84, 84), dtype=np.float32)
+    pheno = rng.normal(100, 20, (6, 10)).astype(np.float32)
+    store = _paired_store(tmp_path, 5_000_000, (3, 0, 3), ecg, cmr, pheno)
+    encoder = EcgEncoder(EcgEncoderConfig(width=16, depth=1, heads=2)).eval()
+    encoders = RunEncoders(kind="test", source="test", ecg=encoder)
+    val, why = _calibration_embeddings(encoders, store, "test", {})
+    assert val is None and "no val embeddings" in why and "'val' has no subjects" in why
+    val, why = _calibration_embeddings(encoders, store, "val", {})
+    assert val is None and "the scored split is val" in why

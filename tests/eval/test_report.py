@@ -169,7 +169,7 @@ def test_report_states_the_intervals_their_coverage_or_why_not(tmp_path):
     truth = np.array([[100.0, 50], [110, 60], [120, 55], [130, np.nan]])
     fitted = interval_section((truth, truth + 5), (truth, truth - 1), names, "test", 0.5)
     unbounded = interval_section((truth[:1], truth[:1]), (truth, truth), names, "test", 0.9)
-    skipped = interval_section(None, (truth, truth), names, "val")
+    skipped = {"skipped": "the scored split is val, the split the intervals are fitted on"}
     metrics = {
         "info": {"split": "test"},
         "intervals": {"LP (ols)": fitted, "LP (ridge)": unbounded, "FN": skipped},

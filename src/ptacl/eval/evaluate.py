@@ -200,7 +200,7 @@ def linear_probe_section(
     names = list(test.phenotype_names)
     x_train, x_test = getattr(train, modality), getattr(test, modality)
     # one fit predicts the scored split and, for the conformal intervals, the val split
-    val = compute_embeddings(single, store, "val", **embed) if split != "val" else None
+    val, why = _calibration_embeddings(single, store, split, embed)  # why: when None
     x_val = getattr(val, modality) if val is not None else x_test[:0]
     both = probe_predictions(
         x_train, train.phenotypes, np.concatenate([x_test, x_val]), method=options.probe
@@ -224,9 +224,16 @@ def linear_probe_section(
         metrics.setdefault("warnings", []).append(warning)
         note += f". WARNING: {problem}; use --probe ridge"
     metrics["regression_notes"][label] = note
-    calibration = None if val is None else (val.phenotypes.astype(np.float64), both[len(x_test) :])
-    metrics.setdefault("intervals", {})[label] = interval_section(
-        calibration, (truth, pred), names, split, options.interval_level
+    metrics.setdefault("intervals", {})[label] = (
+        {"skipped": why}
+        if val is None
+        else interval_section(
+            (val.phenotypes.astype(np.float64), both[len(x_test) :]),
+            (truth, pred),
+            names,
+            split,
+            options.interval_level,
+        )
     )
     metrics["info"]["probe_input"] = what
     metrics["info"][f"{modality}_subjects"] = {"train": len(train.eids), split: len(test.eids)}
@@ -235,8 +242,24 @@ def linear_probe_section(
     )
 
 
+def _calibration_embeddings(
+    encoders: Any, store: Any, split: str, embed: dict[str, Any]
+) -> tuple[Any, str]:
+    """The val split's embeddings for the intervals (and ""), or None and why there are none:
+    the scored split is val itself (coverage measured on the residuals the width came from
+    says nothing), or val holds nothing to embed."""
+    from ptacl.eval.embed import EmbedError, compute_embeddings
+
+    if split == "val":
+        return None, f"the scored split is {split}, the split the intervals are fitted on"
+    try:
+        return compute_embeddings(encoders, store, "val", **embed), ""
+    except EmbedError as e:  # the probe is still scored; only its interval is missing
+        return None, f"no val embeddings to fit them on: {e}"
+
+
 def interval_section(
-    calibration: tuple[np.ndarray, np.ndarray] | None,
+    calibration: tuple[np.ndarray, np.ndarray],
     scored: tuple[np.ndarray, np.ndarray],
     names: list[str],
     split: str,
@@ -244,12 +267,9 @@ def interval_section(
 ) -> dict[str, Any]:
     """The conformal prediction interval of a head (`ptacl.eval.conformal`, as `ptacl export`
     bundles it): fitted on (truth, predicted) of the val split, `calibration`, and its coverage
-    and mean width measured on the scored split's. None for `calibration` when the scored split
-    is val itself: coverage measured on the residuals the width came from says nothing."""
+    and mean width measured on the scored `split`'s (`scored`: truth, predicted)."""
     from ptacl.eval.conformal import fit_intervals, half_widths, interval_coverage
 
-    if calibration is None:
-        return {"skipped": f"the scored split is {split}, the split the intervals are fitted on"}
     spec = fit_intervals(*calibration, names, level)
     spec["fitted_on"] = "val"
     spec[split] = interval_coverage(*scored, half_widths(spec, names), names)

@@ -38,7 +38,6 @@ class EvaluateOptions:
     out: Path
     split: Literal["val", "test"] = "test"  # the scored split
     probe: Literal["ols", "ridge"] = "ols"
-    interval_level: float = DEFAULT_LEVEL  # nominal coverage of the LP's conformal intervals
     ks: tuple[int, ...] = (1, 3, 5, 10, 15)
     match_sd: float = 0.5
     include_self: bool = False  # keep the query's own CMR among the retrieval candidates
@@ -49,6 +48,7 @@ class EvaluateOptions:
     device: str = "cpu"
     progress: bool = True
     command: str = "ptacl evaluate"  # recorded in metrics.json
+    interval_level: float = DEFAULT_LEVEL  # nominal coverage of the LP's conformal intervals
 
 
 def _frame(emb: Any) -> Any:

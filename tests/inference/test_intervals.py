@@ -113,6 +113,7 @@ def test_an_old_bundle_without_intervals_still_predicts(bundle: Path, tmp_path: 
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     predictor = Predictor(bundle)
     assert predictor.interval_level is None and predictor.bundle.intervals is None
+    assert "(no prediction intervals)" in repr(predictor)  # the note, from Python
     values = predictor.predict(beats_ecg(70, 1.0), fs=ECG_FS)
     assert list(values) == list(PHENOTYPES)
     np.save(tmp_path / "ecg.npy", beats_ecg(70, 1.0))

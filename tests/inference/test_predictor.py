@@ -276,7 +276,7 @@ def test_embed_of_several_gives_an_error_row_not_an_abort(
 def test_repr_and_to(predictor: Predictor, aligned_bundle: Path) -> None:
     text = repr(predictor)
     assert text.startswith("Predictor(") and "width 16" in text and "10 phenotypes" in text
-    assert "device cpu" in text
+    assert "device cpu" in text and "10 phenotypes (90 % intervals)" in text
     assert "shared space 4" in repr(ptacl.load(aligned_bundle))
     moved = ptacl.load(aligned_bundle).to("cpu")
     assert isinstance(moved, Predictor) and moved.device.type == "cpu"

@@ -395,11 +395,14 @@ class Predictor:
         source = config.get("source") or {}
         encoder = config.get("encoder") or {}
         shared = config["embedding"].get("shared_dim")
+        level = self.interval_level
+        intervals = "no prediction intervals" if level is None else f"{100 * level:g} % intervals"
         return (
             f"Predictor({str(self.bundle.root)!r}: {source.get('stage', '?')} run "
             f"{source.get('run', '?')!r}, {encoder.get('name', '?')} ECG encoder of width "
             f"{self.embedding_dim}" + (f", shared space {shared}" if shared else "") + ", "
-            f"{config.get('head', {}).get('kind', '?')} head -> {len(self.columns)} phenotypes, "
+            f"{config.get('head', {}).get('kind', '?')} head -> {len(self.columns)} phenotypes "
+            f"({intervals}), "
             f"{self.fs:g} Hz crops of {self.crop} samples, device {self.device})"
         )
 

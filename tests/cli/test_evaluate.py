@@ -187,6 +187,8 @@ def test_linear_probe_on_cmr_embeddings_for_a_cmr_only_run(tiny_store, tmp_path)
     assert (
         "retrieval" not in metrics and metrics["regression"]["LP (ridge)"]["LVEDV (mL)"]["n"] == 2
     )
+    # intervals fitted on val cannot be checked on val
+    assert "fitted on" in metrics["intervals"]["LP (ridge)"]["skipped"]
 
 
 @pytest.fixture(scope="module")
@@ -232,10 +234,12 @@ def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run,
     run = probe_run
     out = tmp_path / "eval"
     args = ["--model", str(run), "--data", str(probe_store), "--out", str(out)]
-    assert main([*args, "--n-boot", "10", "--no-progress", "--probe", probe]) == 0
+    # 8 val subjects: at 90 % no finite interval (k = ceil(9 * 0.9) = 9 > 8); at 75 % k = 7
+    level = ["--interval-level", "0.75"]
+    assert main([*args, "--n-boot", "10", "--no-progress", "--probe", probe, *level]) == 0
     bundle = tmp_path / "bundle"
     export = ["export", "--model", str(run), "--data", str(probe_store), "--out", str(bundle)]
-    assert ptacl([*export, "--probe", probe]) == 0
+    assert ptacl([*export, "--probe", probe, *level]) == 0
 
     train = Embeddings.load(out / "embeddings_train.npz")
     test = Embeddings.load(out / "embeddings_test.npz")
@@ -259,6 +263,14 @@ def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run,
         assert r2.loc[name, "R2"] == pytest.approx(
             metrics["regression"][f"LP ({probe})"][name]["R2"], abs=1e-3
         )
+    # the same head calibrated on the same val split: the bundle's intervals, the same coverage
+    intervals, bundled = metrics["intervals"][f"LP ({probe})"], predictor.bundle.intervals
+    assert intervals["level"] == bundled["level"] == 0.75
+    for name in names:
+        width = bundled["columns"][name]["half_width"]
+        assert intervals["columns"][name]["half_width"] == pytest.approx(width, rel=1e-3)
+        assert intervals["test"][name] == pytest.approx(bundled["test"][name], abs=1e-3)
+    assert f"## Prediction intervals — LP ({probe}) (test split)" in (out / "report.md").read_text()
 
     paired = Embeddings.load(out / "embeddings_paired_test.npz")
     assert paired.eids.tolist() == test.eids.tolist()
@@ -354,3 +366,23 @@ def test_evaluate_applies_the_demo_s_ols_rule() -> None:
     assert problem is not None and "needs 98 or more" in problem and "1.6-fold" in problem
     assert ols_problem(98, 32) is None
     assert "under-determined" in ols_problem(33, 32)
+
+
+def test_intervals_are_skipped_with_the_reason_when_val_cannot_calibrate(tmp_path):
+    """A store without a val split still gets its LP scored (before intervals it was); only the
+    interval is missing, and metrics.json says why. Scoring val itself is refused too."""
+    from ptacl.eval.evaluate import _calibration_embeddings
+    from ptacl.models.vit import EcgEncoder, EcgEncoderConfig
+    from ptacl.runs import RunEncoders
+
+    rng = np.random.default_rng(0)
+    ecg = rng.standard_normal((6, 12, 5000))
+    cmr = rng.random((6, 50, 84, 84), dtype=np.float32)
+    pheno = rng.normal(100, 20, (6, 10)).astype(np.float32)
+    store = _paired_store(tmp_path, 5_000_000, (3, 0, 3), ecg, cmr, pheno)
+    encoder = EcgEncoder(EcgEncoderConfig(width=16, depth=1, heads=2)).eval()
+    encoders = RunEncoders(kind="test", source="test", ecg=encoder)
+    val, why = _calibration_embeddings(encoders, store, "test", {})
+    assert val is None and "no val embeddings" in why and "'val' has no subjects" in why
+    val, why = _calibration_embeddings(encoders, store, "val", {})
+    assert val is None and "the scored split is val" in why

@@ -114,18 +114,23 @@ def finetune_run(root: Path, store: Path) -> tuple[Path, torch.nn.Module]:
     return root, module
 
 
-def test_export_finetune_run_predicts_like_the_module(store: Path, tmp_path: Path) -> None:
+def test_export_finetune_run_predicts_like_the_module(store: Path, tmp_path: Path, capsys) -> None:
     run, module = finetune_run(tmp_path / "run", store)
     out = tmp_path / "bundle"
     assert ptacl(["export", "--model", str(run), "--out", str(out)]) == 0
+    assert "90 % prediction intervals, coverage on the test split:" in capsys.readouterr().out
     predictor = Predictor(out)
+    # the fine-tune head is calibrated too: on the run's store's val split
+    assert predictor.bundle.intervals["fitted_on"]["split"] == "val"
+    assert set(predictor.bundle.intervals["test"]) == set(predictor.columns)
     config = predictor.bundle.config
     assert config["source"]["stage"] == "finetune"
     assert config["head"]["kind"] == "attention_pool"
     assert config["head"]["validation_subjects"] == 15
     # One 5-s recording is exactly one crop: the bundle must give what the module gives.
     signal = beats_ecg(70, 1.0, seconds=5.0)
-    values = np.array(list(predictor.predict(signal, fs=ECG_FS).values()))
+    predicted = predictor.predict(signal, fs=ECG_FS)
+    values = np.array([predicted[c] for c in predictor.columns])
     x = torch.from_numpy(predictor.prepare(signal, fs=ECG_FS)[None])
     with torch.no_grad():
         expected = module.predict_phenotypes(x)[0].double().numpy()

@@ -39,7 +39,12 @@ def test_all_files_ok(bundle: Path, xmls: list[Path], tmp_path: Path, capsys) ->
     assert table["eid"].tolist() == ["1000010", "1000011", "1000012", "waveform_ecg"]
     assert (table["status"] == "ok").all(), table["status"].tolist()
     assert list(table.columns[:5]) == ["file", "eid", "status", "duration_s", "ood_score"]
-    assert list(table.columns[5:]) == list(PHENOTYPES)
+    assert list(table.columns[5:15]) == list(PHENOTYPES)  # where they were before intervals
+    bounds = [f"{c} {side}" for c in PHENOTYPES for side in ("lower", "upper")]
+    assert list(table.columns[15:]) == bounds
+    for column in PHENOTYPES:  # rounding to the unit's decimals keeps the order
+        assert (table[f"{column} lower"] <= table[column]).all()
+        assert (table[column] <= table[f"{column} upper"]).all()
     assert np.isfinite(table[list(PHENOTYPES)].to_numpy()).all()
     assert "4 of 4 files ok, 0 with warnings, 0 with errors" in capsys.readouterr().out
 

@@ -160,3 +160,23 @@ def test_alignment_figure_shows_accuracy_against_chance(tmp_path, monkeypatch):
     chance = sorted(round(float(c.get_segments()[0][0][1]), 3) for c in bars.collections)
     assert chance == [round(1 / 13, 3), round(37 / 169, 3)]
     assert "chance" in bars.get_title() and heatmap.get_title() == "PTACL"
+
+
+def test_report_states_the_intervals_their_coverage_or_why_not(tmp_path):
+    from ptacl.eval.evaluate import interval_section
+
+    names = ["LVEDV (mL)", "LVEF (%)"]
+    truth = np.array([[100.0, 50], [110, 60], [120, 55], [130, np.nan]])
+    fitted = interval_section((truth, truth + 5), (truth, truth - 1), names, "test", 0.5)
+    unbounded = interval_section((truth[:1], truth[:1]), (truth, truth), names, "test", 0.9)
+    skipped = {"skipped": "the scored split is val, the split the intervals are fitted on"}
+    metrics = {
+        "info": {"split": "test"},
+        "intervals": {"LP (ols)": fitted, "LP (ridge)": unbounded, "FN": skipped},
+    }
+    report = write_report(tmp_path, metrics, {}).read_text()
+    assert "## Prediction intervals — LP (ols) (test split)" in report
+    assert "Nominal coverage 50 %" in report
+    assert "| LVEDV | 5.000 | 4 | 100.0 % | 10.000 | 4 |" in report  # |r| = 5: all inside
+    assert "| LVEDV | unbounded | 1 | 100.0 % |" in report
+    assert "Not computed: the scored split is val, the split the intervals are fitted on." in report

@@ -71,7 +71,7 @@ def test_a_bundle_predicts_without_any_extra(tiny_bundle: Path, tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["loaded"] == []  # nothing optional was even attempted successfully
-    assert len(result["one"]) == 10 and result["cli"] == 0
+    assert len(result["one"]) == 30 and result["cli"] == 0  # 10 phenotypes, their bounds
     assert (tmp_path / "out.csv").is_file()
     assert not result["status"][0].startswith("error")
     # a WFDB record needs the formats extra, and its row says so

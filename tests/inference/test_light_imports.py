@@ -41,6 +41,6 @@ def test_predicting_imports_no_training_logging_or_plotting(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=600
     )
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(out["values"]) == 10  # it did predict
+    assert len(out["values"]) in (10, 30)  # it did predict: 10 phenotypes (+ interval bounds)
     assert "torch" in out["loaded"]  # and the check sees what was imported
     assert sorted(set(out["loaded"]) & set(HEAVY)) == []

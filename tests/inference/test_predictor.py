@@ -32,8 +32,14 @@ PLAUSIBLE = {
 
 
 def assert_plausible(values: dict[str, float]) -> None:
-    assert list(values) == list(PHENOTYPES)
-    for column, value in values.items():
+    # the phenotypes first, in order; then the interval bounds of a bundle that has them
+    assert list(values)[: len(PHENOTYPES)] == list(PHENOTYPES)
+    assert list(values)[len(PHENOTYPES) :] in (
+        [],
+        [f"{c} {s}" for c in PHENOTYPES for s in ("lower", "upper")],
+    )
+    for column in PHENOTYPES:
+        value = values[column]
         low, high = PLAUSIBLE[column]
         assert np.isfinite(value), column
         assert low <= value <= high, f"{column} = {value}"
@@ -91,7 +97,8 @@ def test_raw_recordings_predict_as_their_store_rows(tiny_bundle: Path, probe_sto
         raw, _ = synth_subject(3, int(row))
         length = int(store.subjects["ecg_length"][row])
         values = predictor.predict(raw[:, :length], fs=ECG_FS)
-        np.testing.assert_allclose(list(values.values()), out["phenotypes"][row], rtol=2e-3)
+        found = [values[c] for c in PHENOTYPES]
+        np.testing.assert_allclose(found, out["phenotypes"][row], rtol=2e-3)
     spread = out["phenotypes"].std(axis=0)
     assert (spread > 0).all()  # the head reads the embedding, not only its intercept
 
@@ -171,7 +178,7 @@ def test_list_of_arrays_gets_one_row_each(predictor: Predictor) -> None:
     assert table["status"][1].startswith("error: <array 1>") and "flat" in table["status"][1]
     expected = predictor.predict(good, fs=ECG_FS)
     np.testing.assert_allclose(
-        table.loc[0, list(PHENOTYPES)].to_numpy(float), list(expected.values())
+        table.loc[0, list(expected)].to_numpy(float), list(expected.values())
     )
 
 
@@ -269,7 +276,7 @@ def test_embed_of_several_gives_an_error_row_not_an_abort(
 def test_repr_and_to(predictor: Predictor, aligned_bundle: Path) -> None:
     text = repr(predictor)
     assert text.startswith("Predictor(") and "width 16" in text and "10 phenotypes" in text
-    assert "device cpu" in text
+    assert "device cpu" in text and "10 phenotypes (90 % intervals)" in text
     assert "shared space 4" in repr(ptacl.load(aligned_bundle))
     moved = ptacl.load(aligned_bundle).to("cpu")
     assert isinstance(moved, Predictor) and moved.device.type == "cpu"

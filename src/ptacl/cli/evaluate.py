@@ -14,6 +14,8 @@ Writes DIR/metrics.json, DIR/report.md, DIR/figures/*.png and the embeddings use
   on every test-split ECG; for a run holding only a CMR encoder (CMR MAE or SimCLR: the imaging
   upper bound) the same on CMR embeddings. With no more train subjects than features + 1, OLS
   is under-determined: a warning, and a note in metrics.json and report.md (use --probe ridge).
+  Its per-patient prediction interval (split conformal, fitted on the val split's residuals,
+  nominal --interval-level) with its coverage and mean width on the scored split.
 - --finetune: `ptacl finetune` of the run's ECG encoder into DIR/finetune, scored on the same
   test ECGs (--finetune-config YAML and --finetune-set key=value configure it). Without
   --finetune-config, the shipped preset whose ECG encoder has the run's width, depth and heads
@@ -32,6 +34,8 @@ from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ptacl.eval.conformal import DEFAULT_LEVEL
+
     parser = argparse.ArgumentParser(
         prog="ptacl evaluate",
         description=__doc__,
@@ -43,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="empty a used output folder first")
     parser.add_argument("--split", default="test", choices=["val", "test"], help="scored split")
     parser.add_argument("--probe", default="ols", choices=["ols", "ridge"])
+    parser.add_argument(
+        "--interval-level",
+        type=float,
+        default=DEFAULT_LEVEL,
+        help="nominal coverage of the LP's conformal prediction intervals, fitted on the val "
+        "split and measured on the scored one (as `ptacl export --interval-level`)",
+    )
     parser.add_argument("--finetune", action="store_true", help="also fine-tune (FN+AP)")
     parser.add_argument("--finetune-config", type=Path, help="YAML for the fine-tune")
     parser.add_argument(
@@ -71,7 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from ptacl.eval.conformal import check_level
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_level(args.interval_level)  # before minutes of embedding
+    except ValueError as e:
+        parser.error(str(e))
     from ptacl.atomic import OutputBusy, output_lock
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
@@ -93,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         split=args.split,
         probe=args.probe,
+        interval_level=args.interval_level,
         ks=tuple(args.ks),
         match_sd=args.match_sd,
         include_self=args.include_self,

@@ -7,8 +7,10 @@ RUN is a training run folder: `ptacl pretrain` or `ptacl simclr` with the ECG mo
 `ptacl align` get a linear probe (OLS, the paper's linear probing) fitted on the train split of
 STORE (default: the store the run trained on) with the same crops `ptacl predict` uses;
 `ptacl finetune` brings its own attention-pooling head. The head's R² on STORE's validation
-split is written into the bundle's config.json. An aligned run's ECG projection head is kept,
-so `ptacl retrieve` can compare ECGs with that run's CMR embeddings.
+split is written into the bundle's config.json, and per phenotype a prediction interval
+(split conformal on that split's residuals, nominal --interval-level, 90 % by default) into its
+intervals.json, with the coverage it reaches on STORE's test split. An aligned run's ECG
+projection head is kept, so `ptacl retrieve` can compare ECGs with that run's CMR embeddings.
 
 Every bundle carries a model card (README.md): the training data's origin (from the store's
 manifest), the training command, the head's validation R², test metrics with CIs when
@@ -28,6 +30,8 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ptacl.eval.conformal import DEFAULT_LEVEL
+
     parser = argparse.ArgumentParser(
         prog="ptacl export",
         description=__doc__,
@@ -48,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="ols",
         help="linear probe of an MAE or align run: ols (the paper's) or ridge (small cohorts); "
         "the same fit as `ptacl evaluate --probe`",
+    )
+    parser.add_argument(
+        "--interval-level",
+        type=float,
+        default=DEFAULT_LEVEL,
+        help="nominal coverage of the per-patient prediction intervals fitted on STORE's val "
+        "split (split conformal; default %(default)s)",
     )
     parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
@@ -71,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             metrics=args.metrics,
             probe=args.probe,
+            interval_level=args.interval_level,
         )
     except (RunDirError, StoreError, FileExistsError, ValueError, OutputBusy, OSError) as e:
         print(f"ptacl export: {e}", file=sys.stderr)  # OSError: e.g. NoSpace, nothing left
@@ -86,7 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"R² on the validation split ({config['head']['validation_subjects']} subjects):")
     for column, r2 in scores.items():
         print(f"  {column:<14} {'n/a' if r2 is None else f'{r2:.3f}'}")
+    _print_intervals(out)
     return 0
+
+
+def _print_intervals(out: Path) -> None:
+    """The intervals' nominal level and the test coverage measured at export, per phenotype."""
+    path = out / "intervals.json"
+    if not path.is_file():
+        return
+    intervals = json.loads(path.read_text(encoding="utf-8"))
+    print(f"{100 * intervals['level']:g} % prediction intervals, coverage on the test split:")
+    for column, measured in (intervals.get("test") or {}).items():
+        coverage = measured.get("coverage")
+        print(f"  {column:<14} {'n/a' if coverage is None else f'{100 * coverage:.1f} %'}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@
     ptacl predict --model BUNDLE --ecg @files.txt --out predictions.csv   (one path per line)
 
 Writes one row per file: file, eid, status, duration_s, ood_score, the ten phenotypes
-(columns with units, e.g. 'LVEDV (mL)') and with --embeddings the mean-pooled ECG embedding
+(columns with units, e.g. 'LVEDV (mL)'), then per phenotype the bounds of its prediction
+interval ('LVEDV (mL) lower', 'LVEDV (mL) upper'; the bundle's nominal coverage, 90 % unless
+exported otherwise, measured in its model card; a bundle exported before intervals has none,
+said on stderr) and with --embeddings the mean-pooled ECG embedding
 (emb_0 ...). status is 'ok', 'warning: <reasons>' (a value beyond the training range, an ECG
 unlike the training ECGs) or 'error: <reason>' (a file that cannot be read or is refused, a NaN
 or physiologically impossible value); the other files still run. The CSV is written whole or
@@ -48,7 +51,8 @@ def for_csv(table: pd.DataFrame) -> pd.DataFrame:
         if column.startswith("emb_"):
             table[column] = table[column].astype("float32")
         else:
-            table[column] = table[column].round(DECIMALS.get(split_name(column)[1], OTHER))
+            phenotype = column.removesuffix(" lower").removesuffix(" upper")  # bounds: its unit
+            table[column] = table[column].round(DECIMALS.get(split_name(phenotype)[1], OTHER))
     return table
 
 
@@ -87,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ptacl predict: {e}", file=sys.stderr)
         return 2
     from ptacl.atomic import OutputBusy, atomic_file
+
+    if predictor.interval_level is None:
+        print(
+            f"ptacl predict: note: {args.model} has no prediction intervals (exported before "
+            "ptacl made them, or without a store): no lower/upper columns; export it again "
+            "to get them",
+            file=sys.stderr,
+        )
 
     table = predictor.predict_files(
         args.ecg,

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ptacl.eval.conformal import DEFAULT_LEVEL
+
 #: Fine-tunes the run's ECG encoder into the given folder; returns an exit status (0: done).
 FinetuneStep = Callable[[Path], int]
 
@@ -46,6 +48,7 @@ class EvaluateOptions:
     device: str = "cpu"
     progress: bool = True
     command: str = "ptacl evaluate"  # recorded in metrics.json
+    interval_level: float = DEFAULT_LEVEL  # nominal coverage of the LP's conformal intervals
 
 
 def _frame(emb: Any) -> Any:
@@ -196,7 +199,13 @@ def linear_probe_section(
     test.save(out / f"embeddings_{split}.npz")
     names = list(test.phenotype_names)
     x_train, x_test = getattr(train, modality), getattr(test, modality)
-    pred = probe_predictions(x_train, train.phenotypes, x_test, method=options.probe)
+    # one fit predicts the scored split and, for the conformal intervals, the val split
+    val, why = _calibration_embeddings(single, store, split, embed)  # why: when None
+    x_val = getattr(val, modality) if val is not None else x_test[:0]
+    both = probe_predictions(
+        x_train, train.phenotypes, np.concatenate([x_test, x_val]), method=options.probe
+    )
+    pred = both[: len(x_test)]
     truth = test.phenotypes.astype(np.float64)
     save_predictions(out / LP_PREDICTIONS, test.eids, truth, pred, names)  # paired comparisons
     label, what = f"LP ({options.probe})", modality.upper()
@@ -215,11 +224,56 @@ def linear_probe_section(
         metrics.setdefault("warnings", []).append(warning)
         note += f". WARNING: {problem}; use --probe ridge"
     metrics["regression_notes"][label] = note
+    metrics.setdefault("intervals", {})[label] = (
+        {"skipped": why}
+        if val is None
+        else interval_section(
+            (val.phenotypes.astype(np.float64), both[len(x_test) :]),
+            (truth, pred),
+            names,
+            split,
+            options.interval_level,
+        )
+    )
     metrics["info"]["probe_input"] = what
     metrics["info"][f"{modality}_subjects"] = {"train": len(train.eids), split: len(test.eids)}
     figures[f"{label} ({what} input): predicted vs true"] = plot_predictions(
         truth, pred, names, out / "figures" / "scatter_linear_probe.png", f"{label}, {what} input"
     )
+
+
+def _calibration_embeddings(
+    encoders: Any, store: Any, split: str, embed: dict[str, Any]
+) -> tuple[Any, str]:
+    """The val split's embeddings for the intervals (and ""), or None and why there are none:
+    the scored split is val itself (coverage measured on the residuals the width came from
+    says nothing), or val holds nothing to embed."""
+    from ptacl.eval.embed import EmbedError, compute_embeddings
+
+    if split == "val":
+        return None, f"the scored split is {split}, the split the intervals are fitted on"
+    try:
+        return compute_embeddings(encoders, store, "val", **embed), ""
+    except EmbedError as e:  # the probe is still scored; only its interval is missing
+        return None, f"no val embeddings to fit them on: {e}"
+
+
+def interval_section(
+    calibration: tuple[np.ndarray, np.ndarray],
+    scored: tuple[np.ndarray, np.ndarray],
+    names: list[str],
+    split: str,
+    level: float = DEFAULT_LEVEL,
+) -> dict[str, Any]:
+    """The conformal prediction interval of a head (`ptacl.eval.conformal`, as `ptacl export`
+    bundles it): fitted on (truth, predicted) of the val split, `calibration`, and its coverage
+    and mean width measured on the scored `split`'s (`scored`: truth, predicted)."""
+    from ptacl.eval.conformal import fit_intervals, half_widths, interval_coverage
+
+    spec = fit_intervals(*calibration, names, level)
+    spec["fitted_on"] = "val"
+    spec[split] = interval_coverage(*scored, half_widths(spec, names), names)
+    return spec
 
 
 def ols_problem(n_train: int, features: int) -> str | None:

@@ -122,6 +122,39 @@ def regression_table(regression: Mapping[str, Mapping[str, Any]]) -> str:
     return table(["method", *(short(p) for p in phenotypes)], rows)
 
 
+def interval_lines(intervals: Mapping[str, Mapping[str, Any]], split: str) -> list[str]:
+    """Report lines per method: the conformal interval fitted on val, its coverage and mean
+    width on the scored split (`ptacl.eval.evaluate.interval_section`)."""
+    lines = []
+    for method, spec in intervals.items():
+        lines += [f"## Prediction intervals — {method} ({split} split)", ""]
+        if "skipped" in spec:
+            lines += [f"Not computed: {spec['skipped']}.", ""]
+            continue
+        lines += [
+            f"Nominal coverage {100 * spec['level']:g} %; {spec['method']}.",
+            "",
+        ]
+        measured = spec.get(split) or {}
+        rows = []
+        for phenotype, fit in spec["columns"].items():
+            got = measured.get(phenotype) or {}
+            coverage = got.get("coverage")
+            rows.append(
+                [
+                    short(phenotype),
+                    fmt(fit["half_width"]) if fit["half_width"] is not None else "unbounded",
+                    str(fit["n"]),
+                    "n/a" if coverage is None else f"{100 * coverage:.1f} %",
+                    fmt(got.get("mean_width")) if got.get("mean_width") is not None else "n/a",
+                    str(got.get("n", 0)),
+                ]
+            )
+        header = ["phenotype", "half-width", "val n", "coverage", "mean width", f"{split} n"]
+        lines += [table(header, rows), ""]
+    return lines
+
+
 def _pyplot():
     import matplotlib
 
@@ -344,6 +377,7 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
         lines.append("")
     else:
         lines += ["Not computed.", ""]
+    lines += interval_lines(metrics.get("intervals") or {}, split)
     if figures:
         lines += ["## Figures", ""]
         for caption, path in figures.items():

@@ -16,6 +16,10 @@ Layout of a bundle folder::
                          fine-tuned attention-pooling head with its target mean and SD, `ood.*`
                          the train embeddings' `mean` (D,) and `whiten` (D, D) for the
                          out-of-distribution score (threshold in config.json `ood`; optional)
+    intervals.json       per phenotype the half-width of the head's conformal prediction
+                         interval, its nominal level, and the coverage measured on the test
+                         split at export (`ptacl.eval.conformal`; optional: bundles before it
+                         have none, and predict without interval columns)
 
 Only safetensors is ever parsed as tensors: a bundle is user input, and a pickle (what
 `torch.save` writes) can run code when loaded. The weights file is read once into memory, its
@@ -56,6 +60,8 @@ WEIGHTS = "weights.safetensors"
 #: The model card (optional for reading: bundles before it have none).
 README = "README.md"
 JSON_FILES = ("config.json", "preprocessing.json", "phenotypes.json")
+#: The prediction intervals (optional for reading: bundles before them have none).
+INTERVALS = "intervals.json"
 #: Parts of the weights file, by key prefix.
 PARTS = ("encoder", "projection", "head", "ood")
 #: The safetensors header is JSON of a few kB per hundred tensors; anything far larger is not one.
@@ -64,7 +70,7 @@ _MAX_HEADER = 100 * 2**20
 _MAX_MANIFEST = 2**20
 #: The largest size the manifest may claim for a file: the JSON documents and the model card are
 #: kB, the weights of the paper's largest encoder (ViT-B) about 0.35 GB.
-MAX_BYTES = {name: 16 * 2**20 for name in (*JSON_FILES, README)} | {WEIGHTS: 4 * 2**30}
+MAX_BYTES = {name: 16 * 2**20 for name in (*JSON_FILES, README, INTERVALS)} | {WEIGHTS: 4 * 2**30}
 #: The safetensors metadata key holding the architecture config.json described at export.
 ARCHITECTURE_KEY = "ptacl_architecture"
 
@@ -83,6 +89,7 @@ class Bundle:
     preprocessing: dict[str, Any]
     phenotypes: dict[str, Any]
     tensors: dict[str, dict[str, torch.Tensor]]  # part -> state dict without the prefix
+    intervals: dict[str, Any] | None = None  # intervals.json; None for bundles before it
 
     @property
     def columns(self) -> list[str]:
@@ -117,11 +124,13 @@ def write_bundle(
     tensors: Mapping[str, Mapping[str, torch.Tensor]],
     overwrite: bool = False,
     readme: str | None = None,
+    intervals: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a bundle atomically (a temporary sibling folder renamed at the end).
 
     `tensors` maps a part of `PARTS` to its state dict; keys are stored as `part.name`.
-    `readme`: the model card (`ptacl.inference.card`), hashed in the manifest like the rest.
+    `readme`: the model card (`ptacl.inference.card`), hashed in the manifest like the rest;
+    `intervals`: intervals.json (`ptacl.eval.conformal.fit_intervals` and its coverage).
     """
     out = Path(out)
     if out.exists() and not overwrite:
@@ -143,6 +152,9 @@ def write_bundle(
         "phenotypes.json": dict(phenotypes),
     }
     contents = {name: json.dumps(doc, indent=2).encode() for name, doc in documents.items()}
+    if intervals is not None:
+        # allow_nan=False: an unbounded interval is null, never non-JSON Infinity
+        contents[INTERVALS] = json.dumps(dict(intervals), indent=2, allow_nan=False).encode()
     metadata = {"format": BUNDLE_FORMAT, ARCHITECTURE_KEY: json.dumps(architecture(config))}
     contents[WEIGHTS] = save_safetensors(flat, metadata=metadata)
     if readme is not None:
@@ -325,6 +337,11 @@ def read_bundle(path: str | Path) -> Bundle:
     phenotypes = documents["phenotypes.json"]
     if not isinstance(phenotypes.get("columns"), list) or not phenotypes["columns"]:
         raise BundleError(f"{root / 'phenotypes.json'}: has no 'columns' list")
+    intervals = None
+    if INTERVALS in files:
+        intervals = _read_intervals(root, files[INTERVALS], phenotypes["columns"])
+    elif (root / INTERVALS).exists():
+        raise BundleError(f"{root / INTERVALS}: not listed in the manifest, so not verifiable")
     _check_architecture(root, documents["config.json"], _metadata(data))
     check_settings(root, documents["config.json"], documents["preprocessing.json"])
     return Bundle(
@@ -334,7 +351,28 @@ def read_bundle(path: str | Path) -> Bundle:
         preprocessing=documents["preprocessing.json"],
         phenotypes=phenotypes,
         tensors=tensors,
+        intervals=intervals,
     )
+
+
+def _read_intervals(root: Path, expected: Mapping[str, Any], columns: list[Any]) -> dict[str, Any]:
+    """intervals.json, verified, with a level in (0, 1) and per phenotype column a half-width
+    that is a finite number >= 0 or null (unbounded): what predict adds and subtracts."""
+    path = root / INTERVALS
+    try:
+        doc = json.loads(_read_verified(root, INTERVALS, expected).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{path}: not valid JSON: {e}") from e
+    table = doc.get("columns") if isinstance(doc, dict) else None
+    if not isinstance(table, dict):
+        raise BundleError(f"{path}: has no 'columns' table")
+    _number(doc.get("level"), f"{path}: level", integer=False, low=1e-9, high=1 - 1e-9)
+    for column in columns:
+        entry = table.get(column)
+        width = entry.get("half_width", "missing") if isinstance(entry, dict) else "missing"
+        if width is not None:
+            _number(width, f"{path}: {column} half_width", integer=False, low=0)
+    return doc
 
 
 def _metadata(data: bytes) -> dict[str, str]:

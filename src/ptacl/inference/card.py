@@ -128,6 +128,37 @@ def _test_metrics(
     return lines
 
 
+def _pct(value: Any) -> str:
+    return "n/a" if not isinstance(value, int | float) else f"{100 * value:.1f} %"
+
+
+def _intervals(intervals: Mapping[str, Any] | None) -> list[str]:
+    """The prediction-interval section: nominal level, method, and per phenotype the
+    half-width with the coverage and mean width measured on the test split at export."""
+    lines = ["### Prediction intervals", ""]
+    if not intervals:
+        return [*lines, "None: exported without a store, so `ptacl predict` gives no interval."]
+    level = intervals.get("level")
+    test = intervals.get("test") or {}
+    lines += [
+        f"Nominal coverage **{_pct(level)}**; method: {intervals.get('method', '?')}. "
+        "`ptacl predict` writes `<phenotype> lower` and `<phenotype> upper`. Coverage holds on "
+        "average over patients like the validation split's, not for each patient; an empty "
+        "half-width means too few validation subjects for that level (an unbounded interval).",
+        "",
+        "| phenotype | half-width | val n | test coverage | test mean width | test n |",
+        "|---|---|---|---|---|---|",
+    ]
+    for column, entry in (intervals.get("columns") or {}).items():
+        measured = test.get(column) or {}
+        lines.append(
+            f"| {column} | {_fmt(entry.get('half_width'))} | {_count(entry.get('n'))} "
+            f"| {_pct(measured.get('coverage'))} | {_fmt(measured.get('mean_width'))} "
+            f"| {_count(measured.get('n'))} |"
+        )
+    return lines
+
+
 def _governance(origin: str) -> tuple[str, list[str]]:
     """(licence line, governance paragraphs) for the training data's origin."""
     if origin == SYNTHETIC:
@@ -168,9 +199,11 @@ def model_card(
     training: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
     metrics_name: str | None = None,
+    intervals: Mapping[str, Any] | None = None,
 ) -> str:
     """README.md for a bundle (see the module docstring). `data`: `data_provenance(store)`;
-    `training`: {"command", "stage", "checkpoint"}; `metrics`: `ptacl evaluate`'s metrics.json."""
+    `training`: {"command", "stage", "checkpoint"}; `metrics`: `ptacl evaluate`'s metrics.json;
+    `intervals`: the bundle's intervals.json (`ptacl.inference.export.calibrate`)."""
     data = dict(data or {})
     training = dict(training or {})
     origin = str(data.get("origin") or "unknown")
@@ -253,6 +286,7 @@ def model_card(
             "",
         ]
     lines += _test_metrics(metrics, metrics_name, _head_method(head))
+    lines += ["", *_intervals(intervals)]
     lines += [
         "",
         "## Uses",

@@ -15,6 +15,11 @@ What `ptacl predict` checks each prediction against is recorded from the same st
 range (phenotypes.json `ranges`), and the mean and whitening of the train embeddings with the
 out-of-distribution threshold (weights part `ood`, config.json `ood`).
 
+Every bundle with a store at export carries prediction intervals (intervals.json,
+`ptacl.eval.conformal`): split conformal on the head's absolute residuals on the val split (the
+head never saw it), at nominal level `interval_level` (90 % by default), with the coverage and
+mean width they reach on the test split measured at export and stated in the model card.
+
 Every bundle carries a model card, README.md (`ptacl.inference.card`): data origin from the
 store's manifest, training command, metrics, intended use, governance, licence. Nothing written
 names a path of the training machine: runs and stores are named by their base names.
@@ -35,6 +40,7 @@ from torch import nn
 import ptacl
 from ptacl.atomic import output_lock
 from ptacl.data.store import Store
+from ptacl.eval.conformal import DEFAULT_LEVEL, check_level
 from ptacl.eval.probe import RCOND
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
 from ptacl.inference.card import data_provenance, model_card
@@ -127,22 +133,58 @@ def plausibility_from_store(
     )
 
 
+def split_predictions(
+    model: BundleModel, store: Store, split: str, *, crop: int, batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, predicted), both (N, P), of the bundle's model on the split's ECGs."""
+    rows = store.indices(split, ecg=True)
+    if not len(rows):
+        empty = np.zeros((0, len(PHENOTYPES)))
+        return empty, empty
+    out = store_outputs(model.eval(), store, rows, crop=crop, batch_size=batch_size)
+    return np.asarray(store.phenotypes[rows], np.float64), out["phenotypes"]
+
+
 def validation_r2(
-    model: BundleModel, store: Store, *, crop: int, batch_size: int = 32
+    model: BundleModel,
+    store: Store,
+    *,
+    crop: int,
+    batch_size: int = 32,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict[str, float | None], int]:
-    """R² per phenotype of the bundle's predictions on the store's val split, and its size."""
+    """R² per phenotype of the bundle's predictions on the store's val split, and its size;
+    `val` = `split_predictions(..., "val")` when already computed."""
     from ptacl.eval.probe import r2_per_phenotype
 
-    rows = store.indices("val", ecg=True)
-    if not len(rows):
+    truth, predicted = val or split_predictions(
+        model, store, "val", crop=crop, batch_size=batch_size
+    )
+    if not len(truth):
         return dict.fromkeys(PHENOTYPES), 0
-    out = store_outputs(model.eval(), store, rows, crop=crop, batch_size=batch_size)
-    scores = r2_per_phenotype(
-        np.asarray(store.phenotypes[rows], np.float64), out["phenotypes"], PHENOTYPES
-    )["R2"]
+    scores = r2_per_phenotype(truth, predicted, PHENOTYPES)["R2"]
     return {
         c: None if not np.isfinite(v) else round(float(v), 4) for c, v in zip(PHENOTYPES, scores)
-    }, len(rows)
+    }, len(truth)
+
+
+def calibrate(
+    model: BundleModel, store: Store, *, crop: int, level: float, batch_size: int = 32
+) -> tuple[dict[str, float | None], int, dict[str, Any]]:
+    """The head's validation R² and size, and intervals.json: the conformal half-widths fitted
+    on the val split (`ptacl.eval.conformal`) with their coverage and width measured on the
+    test split, which neither the head nor the half-widths saw."""
+    from ptacl.eval.conformal import fit_intervals, half_widths, interval_coverage
+
+    val = split_predictions(model, store, "val", crop=crop, batch_size=batch_size)
+    r2, n_val = validation_r2(model, store, crop=crop, val=val)
+    intervals = fit_intervals(*val, PHENOTYPES, level)
+    intervals["fitted_on"] = {"store": Path(store.root).name, "split": "val"}
+    truth, predicted = split_predictions(model, store, "test", crop=crop, batch_size=batch_size)
+    intervals["test"] = interval_coverage(
+        truth, predicted, half_widths(intervals, PHENOTYPES), PHENOTYPES
+    )
+    return r2, n_val, intervals
 
 
 def fit_probe(
@@ -190,9 +232,11 @@ def export_with_probe(
     overwrite: bool = False,
     card: Mapping[str, Any] | None = None,
     probe: str = "ols",
+    interval_level: float = DEFAULT_LEVEL,
 ) -> Path:
     """Fit the linear probe (`probe`: "ols", the paper's, or "ridge"; `ptacl evaluate --probe`)
-    on `store`'s train split, then write the bundle to `out`.
+    on `store`'s train split and its prediction intervals (nominal `interval_level`) on the
+    val split, then write the bundle to `out`.
 
     `encoder` is a registered ECG encoder (its name and `config` become config.json's
     constructor arguments, `ptacl.models.registry.encoder_spec`); `projection` the ECG
@@ -206,8 +250,12 @@ def export_with_probe(
     rows, train = embed_store(encoder, store, "train", batch_size=batch_size)
     targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
     head, used = fit_probe(train, targets, where=f"{store.root} (train split)", method=probe)
-    r2, n_val = validation_r2(
-        BundleModel(encoder, head, "pooled"), store, crop=crop, batch_size=batch_size
+    r2, n_val, intervals = calibrate(
+        BundleModel(encoder, head, "pooled"),
+        store,
+        crop=crop,
+        level=interval_level,
+        batch_size=batch_size,
     )
     checks = plausibility_from_store(encoder, store, batch_size=batch_size, train=(rows, train))
     head_spec = {
@@ -241,6 +289,7 @@ def export_with_probe(
         plausibility=checks,
         overwrite=overwrite,
         card={**(card or {}), "data": data_provenance(store)},
+        intervals=intervals,
     )
 
 
@@ -256,10 +305,12 @@ def export_bundle(
     plausibility: Plausibility | None = None,
     overwrite: bool = False,
     card: Mapping[str, Any] | None = None,
+    intervals: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a bundle from modules already built: the encoder, its head, an optional projection
     and what predictions are checked against (without it: the physiological bounds only).
-    `card`: keywords of `ptacl.inference.card.model_card` (data, training, metrics)."""
+    `card`: keywords of `ptacl.inference.card.model_card` (data, training, metrics);
+    `intervals`: intervals.json (`calibrate`; without it, predictions carry no interval)."""
     if (projection is None) != (projection_spec is None):
         raise ValueError("give both projection and projection_spec, or neither")
     encoder_state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
@@ -306,7 +357,8 @@ def export_bundle(
         phenotypes=phenotypes,
         tensors=tensors,
         overwrite=overwrite,
-        readme=model_card(config, phenotypes, preprocessing, **(card or {})),
+        readme=model_card(config, phenotypes, preprocessing, intervals=intervals, **(card or {})),
+        intervals=intervals,
     )
 
 
@@ -357,20 +409,25 @@ def export_run(
     overwrite: bool = False,
     metrics: str | Path | None = None,
     probe: str = "ols",
+    interval_level: float = DEFAULT_LEVEL,
 ) -> Path:
     """Bundle a training run's ECG encoder: an ECG MAE or align run with a linear probe (`probe`:
     OLS or ridge, as `ptacl evaluate --probe`) fitted on the train split of `data` (default: the
     store the run trained on), or a fine-tune run with
     its own attention-pooling head (scored on `data`'s val split when a store is at hand).
     `metrics`: the run's `metrics.json` from `ptacl evaluate`, whose test metrics (with CIs)
-    go into the model card.
+    go into the model card. `interval_level`: the nominal coverage of the prediction
+    intervals fitted on `data`'s val split (none without a store).
 
     The bundle's lock (`ptacl.atomic.output_lock`) is held throughout, so a second export into
     `out` is refused at once rather than after minutes of embedding."""
+    check_level(interval_level)  # before minutes of embedding
     with output_lock(Path(out)):
         _refuse_existing(out, overwrite)
         card = _run_card(Path(run_dir), metrics)
-        return _export_run(Path(run_dir), out, data, which, batch_size, overwrite, card, probe)
+        return _export_run(
+            Path(run_dir), out, data, which, batch_size, overwrite, card, probe, interval_level
+        )
 
 
 def _export_run(
@@ -382,6 +439,7 @@ def _export_run(
     overwrite: bool,
     card: dict[str, Any],
     probe: str = "ols",
+    interval_level: float = DEFAULT_LEVEL,
 ) -> Path:
     from ptacl.runs import (
         RunDirError,
@@ -410,13 +468,13 @@ def _export_run(
     if config.get("stage") == "finetune":
         head = finetune_head(state, config, int(encoder.width))
         spec = finetune_head_spec(head, config, int(encoder.width))
-        checks = None
+        checks = intervals = None
         if store:
             crop = int(encoder.samples)
             model = BundleModel(encoder, head, "tokens")
             opened = Store.open(store)
-            spec["validation_r2"], spec["validation_subjects"] = validation_r2(
-                model, opened, crop=crop, batch_size=batch_size
+            spec["validation_r2"], spec["validation_subjects"], intervals = calibrate(
+                model, opened, crop=crop, level=interval_level, batch_size=batch_size
             )
             checks = plausibility_from_store(encoder, opened, batch_size=batch_size)
             card["data"] = data_provenance(opened)
@@ -429,6 +487,7 @@ def _export_run(
             plausibility=checks,
             overwrite=overwrite,
             card=card,
+            intervals=intervals,
         )
     if not store:
         raise RunDirError(f"{run_dir}/config.yaml names no data.store; pass --data STORE")
@@ -445,6 +504,7 @@ def _export_run(
         overwrite=overwrite,
         card=card,
         probe=probe,
+        interval_level=interval_level,
     )
 
 

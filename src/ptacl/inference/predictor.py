@@ -18,6 +18,11 @@ show but a mislabelled recording shows too). A file's own patient id is not judg
 pairs nothing with it. A table row carries the verdict in `status`; a single `predict` warns
 (`ImplausiblePrediction`) unless it is 'ok'. A bundle exported before ranges were recorded is
 checked against the physiological bounds only (`Predictor.checks` says which checks apply).
+
+A bundle with intervals.json (`ptacl.eval.conformal`) adds `<phenotype> lower` and
+`<phenotype> upper` per phenotype, after the phenotype columns so these keep their places: the
+conformal prediction interval at the bundle's `interval_level` (e.g. 0.9). A bundle exported
+before intervals, or without a store, has no such columns (`interval_level` is None).
 """
 
 from __future__ import annotations
@@ -82,6 +87,21 @@ class Predictor:
         self.columns = self.bundle.columns
         self._check_outputs()
         self._load_checks()
+        self._load_intervals()
+
+    def _load_intervals(self) -> None:
+        """The half-widths of intervals.json (inf: unbounded) and the bound columns, after
+        the phenotypes: '<column> lower', '<column> upper' for each column in turn."""
+        from ptacl.eval.conformal import half_widths
+
+        spec = self.bundle.intervals
+        self.interval_level: float | None = None if spec is None else float(spec["level"])
+        self._widths = None if spec is None else half_widths(spec, self.columns)
+        self.bound_columns = (
+            []
+            if spec is None
+            else [f"{c} {side}" for c in self.columns for side in ("lower", "upper")]
+        )
 
     def _load_checks(self) -> None:
         """Ranges and the OOD reference recorded at export; bounds only for older bundles."""
@@ -174,6 +194,10 @@ class Predictor:
             with torch.no_grad():
                 embedding = torch.from_numpy(out["embedding"]).float().to(self.device)
                 out["shared"] = self.model.project(embedding).double().cpu().numpy()
+        if self._widths is not None:
+            lower, upper = out["phenotypes"] - self._widths, out["phenotypes"] + self._widths
+            # interleaved as bound_columns: lower, upper of the first column, then the next
+            out["bounds"] = np.stack([lower, upper], axis=-1).reshape(len(ecgs), -1)
         if self._ood is not None:
             out["ood_score"] = ood_distances(out["embedding"], *self._ood[:2])
         threshold = None if self._ood is None else self._ood[2]
@@ -214,7 +238,8 @@ class Predictor:
     def predict(
         self, source: Source | Iterable[Source], fs: float | None = None
     ) -> dict[str, float] | pd.DataFrame:
-        """Phenotypes of one input as {column: value}; of several (a folder, a glob pattern such
+        """Phenotypes of one input as {column: value}, then their interval bounds
+        ({'<column> lower': ..., '<column> upper': ...}, for a bundle with intervals); of several (a folder, a glob pattern such
         as "ecgs/*.xml", a list, generator, pandas Series or array of paths, an HDF5 file of
         records, `ptacl.io.ecg_hdf5`), `predict_files`'s table.
 
@@ -231,7 +256,10 @@ class Predictor:
         if status != "ok":
             name = "array" if isinstance(source, np.ndarray | torch.Tensor) else str(source)
             warnings.warn(f"{name}: {status}", ImplausiblePrediction, stacklevel=2)
-        return {c: float(v) for c, v in zip(self.columns, out["phenotypes"][0])}
+        values = {c: float(v) for c, v in zip(self.columns, out["phenotypes"][0])}
+        if "bounds" in out:
+            values.update({c: float(v) for c, v in zip(self.bound_columns, out["bounds"][0])})
+        return values
 
     def predict_files(
         self,
@@ -242,7 +270,8 @@ class Predictor:
         progress: bool | None = None,
     ) -> pd.DataFrame:
         """One row per file: file, eid, status, duration_s, ood_score, phenotypes (columns with
-        units), and with `embeddings` the columns emb_0 .. emb_{D-1}.
+        units), their interval bounds (`bound_columns`: '<column> lower', '<column> upper'; none
+        for a bundle without intervals), and with `embeddings` the columns emb_0 .. emb_{D-1}.
 
         status is 'ok', 'warning: <reasons>' (beyond the training range, unlike the training
         ECGs, a doubt of the input checks such as an inverted recording) or 'error: <reason>'
@@ -287,10 +316,12 @@ class Predictor:
             out = self._run([ecg for _, ecg, _ in pending])
             width = out[key].shape[1]
             scores = out.get("ood_score", np.full(len(pending), np.nan))
-            for (row, _, doubts), values, emb, status, score in zip(
-                pending, out["phenotypes"], out[key], out[judged], scores
+            bounds = out.get("bounds", np.zeros((len(pending), 0)))
+            for (row, _, doubts), values, emb, status, score, bound in zip(
+                pending, out["phenotypes"], out[key], out[judged], scores, bounds
             ):
                 rows[row].update({c: float(v) for c, v in zip(self.columns, values)})
+                rows[row].update({c: float(v) for c, v in zip(self.bound_columns, bound)})
                 rows[row].update(status=_with_warnings(status, doubts), ood_score=float(score))
                 if embeddings:
                     rows[row].update({f"emb_{j}": float(x) for j, x in enumerate(emb)})
@@ -325,7 +356,8 @@ class Predictor:
                 pending_crops = 0
         flush()
         table = pd.DataFrame(rows, columns=["file", "eid", "status", "duration_s", "ood_score"])
-        parts = [table, pd.DataFrame(rows, columns=self.columns if phenotypes else [])]
+        outputs = [*self.columns, *self.bound_columns] if phenotypes else []
+        parts = [table, pd.DataFrame(rows, columns=outputs)]
         if embeddings:
             dim = self.embedding_dim if key == "embedding" else self._shared_dim
             names = [f"emb_{j}" for j in range(width or dim)]
@@ -363,11 +395,14 @@ class Predictor:
         source = config.get("source") or {}
         encoder = config.get("encoder") or {}
         shared = config["embedding"].get("shared_dim")
+        level = self.interval_level
+        intervals = "no prediction intervals" if level is None else f"{100 * level:g} % intervals"
         return (
             f"Predictor({str(self.bundle.root)!r}: {source.get('stage', '?')} run "
             f"{source.get('run', '?')!r}, {encoder.get('name', '?')} ECG encoder of width "
             f"{self.embedding_dim}" + (f", shared space {shared}" if shared else "") + ", "
-            f"{config.get('head', {}).get('kind', '?')} head -> {len(self.columns)} phenotypes, "
+            f"{config.get('head', {}).get('kind', '?')} head -> {len(self.columns)} phenotypes "
+            f"({intervals}), "
             f"{self.fs:g} Hz crops of {self.crop} samples, device {self.device})"
         )
 

@@ -66,14 +66,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_predictions(path: Path, columns: tuple[str, ...] = ("LVEDV", "LVM", "RVEDV")) -> None:
-    """The demo's predictions as a person reads them: file, status and a few phenotypes."""
+    """The demo's predictions as a person reads them: file, status and a few phenotypes, each
+    with its prediction interval when the bundle has one ("152.3 [110.2, 190.1]")."""
     import pandas as pd
 
     table = pd.read_csv(path)
-    shown = [c for c in table.columns if c.split(" ")[0] in columns]
-    table["file"] = table["file"].map(lambda f: Path(f).name)
+    shown = [
+        c
+        for c in table.columns
+        if c.split(" ")[0] in columns and c[-6:] not in (" lower", " upper")
+    ]
+    out = pd.DataFrame(
+        {"file": table["file"].map(lambda f: Path(f).name), "status": table["status"]}
+    )
+    for c in shown:
+        text = table[c].map("{:.1f}".format)
+        if f"{c} lower" in table:
+            low, high = table[f"{c} lower"], table[f"{c} upper"]
+            text += " [" + low.map("{:.1f}".format) + ", " + high.map("{:.1f}".format) + "]"
+        out[c] = text
     print(f"\npredictions from the exported bundle ({path}):")
-    print(table[["file", "status", *shown]].to_string(index=False, float_format="{:.1f}".format))
+    print(out.to_string(index=False))
 
 
 if __name__ == "__main__":

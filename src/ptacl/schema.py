@@ -19,3 +19,5 @@ ECG_SAMPLES = 5000
 CMR_FRAMES = 50
 #: Height and width (pixels) of the heart-centred CMR crop.
 CMR_SIZE = 84
+#: Nominal coverage of the bundles' per-phenotype prediction intervals (`ptacl.eval.conformal`).
+INTERVAL_LEVEL = 0.9

@@ -34,7 +34,7 @@ from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ptacl.eval.conformal import DEFAULT_LEVEL
+    from ptacl.schema import INTERVAL_LEVEL
 
     parser = argparse.ArgumentParser(
         prog="ptacl evaluate",
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--interval-level",
         type=float,
-        default=DEFAULT_LEVEL,
+        default=INTERVAL_LEVEL,
         help="nominal coverage of the LP's conformal prediction intervals, fitted on the val "
         "split and measured on the scored one (as `ptacl export --interval-level`)",
     )
@@ -82,10 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ptacl.eval.conformal import check_level
-
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ptacl.eval.conformal import check_level  # after parsing: --help imports no numpy
+
     try:
         check_level(args.interval_level)  # before minutes of embedding
     except ValueError as e:

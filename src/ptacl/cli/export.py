@@ -30,7 +30,7 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ptacl.eval.conformal import DEFAULT_LEVEL
+    from ptacl.schema import INTERVAL_LEVEL
 
     parser = argparse.ArgumentParser(
         prog="ptacl export",
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--interval-level",
         type=float,
-        default=DEFAULT_LEVEL,
+        default=INTERVAL_LEVEL,
         help="nominal coverage of the per-patient prediction intervals fitted on STORE's val "
         "split (split conformal; default %(default)s)",
     )

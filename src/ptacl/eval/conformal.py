@@ -28,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from ptacl.schema import INTERVAL_LEVEL
+
 #: The nominal coverage when none is asked for (`ptacl export --interval-level`).
-DEFAULT_LEVEL = 0.9
+DEFAULT_LEVEL = INTERVAL_LEVEL
 METHOD = (
     "split conformal on absolute residuals of the validation split: half-width = the "
     "ceil((n + 1) * level)-th smallest |true - predicted| (ptacl.eval.conformal)"

@@ -19,13 +19,11 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element
 
 import numpy as np
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import parse
 
-from ptacl.io.ecg_xml import MAX_BYTES, xml_meta
+from ptacl.io.ecg_xml import parse_ecg_xml, xml_meta
 from ptacl.io.errors import InputError
 from ptacl.io.leads import arrange_leads
 from ptacl.io.records import EcgRecord
@@ -38,15 +36,7 @@ _TO_MV = {"microvolts": 1e-3, "uv": 1e-3, "millivolts": 1.0, "mv": 1.0, "nanovol
 
 def read_muse_xml(path: Path) -> EcgRecord:
     """Read the rhythm strip of a GE MUSE XML file (see module docstring)."""
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise InputError(path, f"{size} bytes is too large for a resting-ECG XML file")
-    try:
-        root = parse(str(path)).getroot()
-    except DefusedXmlException as err:
-        raise InputError(path, f"refused unsafe XML ({type(err).__name__}: {err})") from None
-    except ParseError as err:
-        raise InputError(path, f"malformed or truncated XML ({err})") from None
+    root = parse_ecg_xml(path)
     if root.tag != ROOT:
         raise InputError(path, f"root element <{root.tag}>, expected <{ROOT}>")
     wave = _rhythm(root, path)

@@ -32,18 +32,25 @@ _TO_MV = {"uvperlsb": 1e-3, "µvperlsb": 1e-3, "nvperlsb": 1e-6, "mvperlsb": 1.0
 _TO_HZ = {"hz": 1.0, "khz": 1000.0}
 
 
-def read_cardiosoft_xml(path: Path) -> EcgRecord:
-    """Read the rhythm strip of a CardioSoft XML file (see module docstring)."""
+def parse_ecg_xml(path: Path) -> Element:
+    """The root of a resting-ECG XML file (CardioSoft or MUSE), size-capped before parsing and
+    parsed by defusedxml; an InputError naming the file for anything else."""
     size = path.stat().st_size
     if size > MAX_BYTES:
         raise InputError(path, f"{size} bytes is too large for a resting-ECG XML file")
     try:
-        # The parser honours the encoding the header declares (ISO-8859-1 in UK Biobank files).
-        root = parse(str(path)).getroot()
+        # The parser honours the encoding the header declares (ISO-8859-1 in UK Biobank files,
+        # ISO-8859-1 or UTF-16 in MUSE exports).
+        return parse(str(path)).getroot()
     except DefusedXmlException as err:
         raise InputError(path, f"refused unsafe XML ({type(err).__name__}: {err})") from None
     except ParseError as err:
         raise InputError(path, f"malformed or truncated XML ({err})") from None
+
+
+def read_cardiosoft_xml(path: Path) -> EcgRecord:
+    """Read the rhythm strip of a CardioSoft XML file (see module docstring)."""
+    root = parse_ecg_xml(path)
     if root.tag != "CardiologyXML":
         raise InputError(
             path,

@@ -150,3 +150,45 @@ def test_a_killed_pipeline_leaves_no_step_running(tmp_path):
     finally:
         for pid in alive(step | descendants(parent.pid)):
             os.kill(pid, signal.SIGKILL)
+
+
+def _env_probe(path):
+    """A step that writes its OMP_NUM_THREADS and whether it was told a share file."""
+    return (
+        "import os, pathlib; "
+        f"pathlib.Path({str(path)!r}).write_text("
+        "os.environ.get('OMP_NUM_THREADS', '-') + ' ' + str('PTACL_THREADS_FILE' in os.environ))"
+    )
+
+
+def test_cores_go_to_the_step_left_running_when_shared(tmp_path, monkeypatch):
+    """a and b start together on 2 cores (one thread each); when b ends, a's share file says 2
+    (a waits up to 10 s for it: without the reshare it fails)."""
+    _python(monkeypatch)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    waits = (
+        "import os, pathlib, time; share = pathlib.Path(os.environ['PTACL_THREADS_FILE']); "
+        "first = os.environ['OMP_NUM_THREADS']; t = time.time()\n"
+        "while share.read_text().strip() != '2':\n"
+        "    assert time.time() - t < 10, 'never got the idle core'; time.sleep(0.05)\n"
+        f"pathlib.Path({str(a)!r}).write_text(first)"
+    )
+    steps = [Step("a", (waits,), a), Step("b", (_env_probe(b),), b)]
+    run_steps(steps, tmp_path / "pipe", jobs=2, quiet=True, share_cores=True)
+    assert a.read_text() == "1" and b.read_text() == "1 True"
+
+
+def test_without_sharing_each_step_keeps_a_fixed_count_and_a_users_count_is_kept(
+    tmp_path, monkeypatch
+):
+    _python(monkeypatch)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 4)
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    run_steps([Step("a", (_env_probe(a),), a)], tmp_path / "p1", jobs=2, quiet=True)
+    assert a.read_text() == "2 False"  # 4 cores / 2 jobs, not re-dealt
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    run_steps([Step("b", (_env_probe(b),), b)], tmp_path / "p2", jobs=2, share_cores=True)
+    assert b.read_text() == "3 False"

@@ -9,7 +9,8 @@ step of another seed took). A step that finished is recorded in `.done/<step>` w
 re-running the pipeline reuses it, so an interrupted benchmark picks up where it stopped, unless
 its command changed or a step it reads (its argv names that step's output) ran again. A step
 that did not finish leaves its half-written output folder, which is removed before the step runs
-again (the commands refuse non-empty folders).
+again (the commands refuse non-empty folders). The cores are shared out over the steps running
+and again whenever one starts or ends (`ptacl.threads`): a step left running alone gets them all.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import IO
 
 from ptacl.atomic import DIE_WITH_PARENT_ENV
 from ptacl.errors import PtaclError
+from ptacl.threads import THREADS_FILE_ENV, shares, usable_cores, write_share
 
 #: Seconds between two "still running" lines of a step.
 HEARTBEAT_S = 30.0
@@ -100,15 +102,6 @@ def _inputs(step: Step, steps: Sequence[Step]) -> list[str]:
     return [s.name for s in steps if s is not step and str(s.output) in argv]
 
 
-def _threads(jobs: int) -> dict[str, str]:
-    """Environment of a step when `jobs` run at once: the cores shared out (a second thread buys
-    the width-64 models of the CPU presets little; BENCHMARKS.md). A thread count the user set
-    is kept."""
-    if jobs <= 1 or "OMP_NUM_THREADS" in os.environ:
-        return dict(os.environ)
-    return {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
-
-
 @dataclass
 class _Running:
     step: Step
@@ -118,6 +111,7 @@ class _Running:
     head: str
     about: str
     beat: float
+    share: Path  # the file holding this step's share of the cores (ptacl.threads)
 
 
 def run_steps(
@@ -128,12 +122,18 @@ def run_steps(
     heartbeat: float = HEARTBEAT_S,
     rebuilt: Collection[Path] = (),
     jobs: int = 1,
+    share_cores: bool = False,
 ) -> dict[str, float]:
     """Run `steps` under `root`, reusing finished ones. Returns seconds per step run (0.0 for a
     reused step). `rebuilt`: outputs an earlier call rebuilt (their readers run again).
 
     `jobs` steps run at once, each started, in list order, as soon as every step whose output
     its argv names has finished; with jobs=1 the steps run one after another in list order.
+    Each step gets its share of the cores (OMP_NUM_THREADS; one the user set is kept); with
+    `share_cores` the shares are dealt out again whenever a step starts or ends, and training
+    steps follow them between steps (`ptacl.threads`): faster when fewer steps run than there
+    are slots, but a run's last digits then depend on when its neighbours ended (torch's
+    reductions split by thread count), so the benchmark keeps each step's count fixed.
     Raises PipelineError on the first failure (after the steps still running have finished, so
     their work is kept); `quiet` prints nothing."""
     names = [s.name for s in steps]
@@ -159,37 +159,65 @@ def run_steps(
     pending = list(steps)
     running: list[_Running] = []
     failure: PipelineError | None = None
-    env = _threads(jobs)
+    cores = usable_cores()
+    fixed_threads = "OMP_NUM_THREADS" in os.environ  # a count the user set is kept, not shared
+    share_dir = root / ".threads"
+    if share_cores:
+        share_dir.mkdir(exist_ok=True)
 
-    def start(step: Step) -> None:
-        marker, log = done_dir / _slug(step.name), log_dir / f"{_slug(step.name)}.log"
-        head = f"[{number[step.name]:>{width}}/{len(steps)}] {step.name}"
+    def reshare(new: Sequence[Step] = ()) -> list[int]:
+        """Share the cores out again over the running steps and `new` ones (in start order),
+        telling each running step its share; returns the shares of `new`."""
+        if fixed_threads:
+            return [0] * len(new)
+        if not share_cores:
+            return [max(1, cores // jobs)] * len(new)
+        threads = shares(len(running) + len(new), cores)
+        for job, n in zip(running, threads):
+            write_share(job.share, n)
+        return threads[len(running) :]
+
+    def label(step: Step) -> tuple[str, str]:
+        """'[3/12] seed0/x' and ', about 40 s' (the time the same kind of step took) or ''."""
+        expected = took_by_kind.get(_kind(step.name))
+        about = f", about {expected:.0f} s" if expected else ""
+        return f"[{number[step.name]:>{width}}/{len(steps)}] {step.name}", about
+
+    def due(step: Step) -> bool:
+        """Whether `step` must run (else it is reused); clears what an earlier try left."""
+        marker = done_dir / _slug(step.name)
+        head, about = label(step)
         why = _why_rerun(step, marker, changed)
         if why is None:
             seconds[step.name] = 0.0
             say(f"{head}: reused")
-            return
+            return False
         marker.unlink(missing_ok=True)
         if step.output.exists():  # what a failed or interrupted try (or an outdated run) left
             if step.output.is_dir():
                 shutil.rmtree(step.output)
             else:
                 step.output.unlink()
-        expected = took_by_kind.get(_kind(step.name))
-        about = f", about {expected:.0f} s" if expected else ""
+        log = log_dir / f"{_slug(step.name)}.log"
         say(f"{head}: running{f' again ({why})' if why else ''}{about} (log: {log})")
+        return True
+
+    def launch(step: Step, threads: int) -> None:
+        log, share = log_dir / f"{_slug(step.name)}.log", share_dir / _slug(step.name)
+        env = {**os.environ, DIE_WITH_PARENT_ENV: str(os.getpid())}
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        if threads and share_cores:  # the file where it finds its share later
+            write_share(share, threads)
+            env[THREADS_FILE_ENV] = str(share)
         out = log.open("w", encoding="utf-8")
         out.write(f"$ ptacl {shlex.join(step.argv)}\n")
         out.flush()
         # the step dies with this process: a killed pipeline's rerun finds no step still writing
-        process = subprocess.Popen(
-            _command(step),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**env, DIE_WITH_PARENT_ENV: str(os.getpid())},
-        )
+        process = subprocess.Popen(_command(step), stdout=out, stderr=subprocess.STDOUT, env=env)
+        head, about = label(step)
         now = time.perf_counter()
-        running.append(_Running(step, process, out, now, head, about, now + heartbeat))
+        running.append(_Running(step, process, out, now, head, about, now + heartbeat, share))
 
     def finish(job: _Running, code: int) -> None:
         nonlocal failure
@@ -223,15 +251,19 @@ def run_steps(
         while pending or running:
             # start what may start: in list order, its inputs finished, a free slot
             busy = {s.name for s in pending} | {r.step.name for r in running}
+            starting: list[Step] = []
             for step in list(pending):
-                if failure is not None or len(running) >= jobs:
+                if failure is not None or len(running) + len(starting) >= jobs:
                     break
                 if any(name in busy for name in inputs[step.name]):
                     if jobs == 1:
                         break  # one at a time: strictly in list order
                     continue
                 pending.remove(step)
-                start(step)  # still in `busy` this round: a reused step frees readers next round
+                if due(step):  # a reused step stays in `busy` this round: frees readers next
+                    starting.append(step)
+            for step, threads in zip(starting, reshare(starting)):
+                launch(step, threads)
             if failure is not None and not running:
                 break
             if not running:
@@ -242,6 +274,7 @@ def run_steps(
                 if code is not None:
                     running.remove(job)
                     finish(job, code)
+                    reshare()  # what it used goes to the steps still running
                 elif time.perf_counter() >= job.beat:
                     job.beat += heartbeat
                     last = _last_line(log_dir / f"{_slug(job.step.name)}.log")

@@ -837,7 +837,8 @@ def run_demo(
     examples = sorted((out / "cohort" / "ecg").glob("*.xml"))[-5:]  # known once it exists
     steps, methods = demo_steps(out, store, chosen, examples, probe=probe)
     rebuilt = [s.output for s in cohort if seconds[s.name] > 0]  # runs on it are outdated
-    seconds |= run_steps(steps, out, rebuilt=rebuilt, jobs=jobs, quiet=quiet)
+    # idle cores go to the steps still running: the demo's ECG MAE trains alone for minutes
+    seconds |= run_steps(steps, out, rebuilt=rebuilt, jobs=jobs, quiet=quiet, share_cores=True)
     header = f"# ptacl demo ({subjects} synthetic subjects, preset {preset}, seed 0)"
     header += f"\n\nNote: {why}." if why else ""
     return DemoRun(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import sys
 import time
 import warnings
@@ -37,6 +38,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 from torch.utils.data import Dataset
 
+from ptacl.threads import THREADS_FILE_ENV, read_share
 from ptacl.training.checkpoint_io import AtomicCheckpointIO
 from ptacl.training.loaders import DataConfig, build_dataloader
 from ptacl.training.resume import StepSeed
@@ -207,6 +209,19 @@ class ResyncSchedule(Callback):
                     scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas
                 ):
                     group["lr"] = base * fn(step)
+
+
+class ThreadShare(Callback):
+    """Follow the share of the cores a pipeline gives this run (`ptacl.threads`), read before
+    every training step (a file of a few bytes): a run left alone takes the idle cores."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        threads = read_share(self.path)
+        if threads is not None and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
 
 
 class ProgressLines(Callback):
@@ -474,6 +489,7 @@ def build_trainer(
             LearningRateMonitor(logging_interval="step"),
             *([StepProgressBar()] if bar else []),
             ProgressLines(config.log_every_n_steps, steps=not bar),
+            *([ThreadShare(Path(share))] if (share := os.environ.get(THREADS_FILE_ENV)) else []),
             *callbacks,
             *build_callbacks(config),
         ],

@@ -86,6 +86,11 @@ def test_probe_endpoints_with_counts_and_a_rare_one(tmp_path):
         "## Clinical endpoints" in lines and "not evaluable" in lines and "| LV systolic" in lines
     )
     assert plot_reliability(section, tmp_path / "rel.png").is_file()
+    # a CMR-only run (the imaging upper bound) says where its endpoints come from
+    assert (
+        endpoint_lines(section, "test", "CMR")[0]
+        == "## Clinical endpoints from the CMR (test split)"
+    )
 
 
 def test_without_covariates_the_fallback_basis_is_reported(tmp_path):

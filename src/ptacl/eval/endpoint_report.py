@@ -23,12 +23,14 @@ def _methods(section: Mapping[str, Any]) -> list[str]:
     return [k for k in section if k not in ("min_positives", "definitions", "skipped")]
 
 
-def endpoint_lines(section: Mapping[str, Any] | None, split: str = "test") -> list[str]:
+def endpoint_lines(
+    section: Mapping[str, Any] | None, split: str = "test", source: str = "ECG"
+) -> list[str]:
     """The report's endpoint section: definitions, then one table per method (the test
     split's metrics with 95 % bootstrap CIs) and what could not be evaluated, with counts."""
     if not section:
         return []
-    lines = [f"## Clinical endpoints from the ECG ({split} split)", ""]
+    lines = [f"## Clinical endpoints from the {source} ({split} split)", ""]
     if "skipped" in section:
         return [*lines, f"Not computed: {section['skipped']}.", ""]
     for key, d in section["definitions"].items():

@@ -379,7 +379,7 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
     else:
         lines += ["Not computed.", ""]
     lines += interval_lines(metrics.get("intervals") or {}, split)
-    lines += endpoint_lines(metrics.get("endpoints"), split)
+    lines += endpoint_lines(metrics.get("endpoints"), split, source)
     if figures:
         lines += ["## Figures", ""]
         for caption, path in figures.items():

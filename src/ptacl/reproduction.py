@@ -728,8 +728,21 @@ def paired_markdown(rows: Sequence[dict], phenotypes: Sequence[str] = PAPER_COLU
     return note + "\n\n" + (md_table(head, table) if table else "(no comparison had both arms)")
 
 
+def _endpoint_evaluations(
+    out: Path, seeds: Sequence[int], methods: Sequence[Method]
+) -> dict[tuple[str, str], list[Path]]:
+    """The Table 2 (regression-setting) evaluations whose endpoints the endpoint table reads."""
+    return {
+        (m.input, m.label): [out / f"seed{s}" / "eval" / m.key / "metrics.json" for s in seeds]
+        for m in methods
+        if m.evaluate and m.setting == "regression"
+    }
+
+
 def write_tables(out: Path, seeds: Sequence[int], methods: Sequence[Method], header: str) -> str:
     """Collect the evaluations under `out` into tables.md and results.json; returns the text."""
+    from ptacl.eval.endpoint_table import endpoint_markdown
+
     results = collect_results(out, seeds, methods)
     paired = paired_comparisons(out, seeds)
     text = "\n\n".join(
@@ -744,6 +757,9 @@ def write_tables(out: Path, seeds: Sequence[int], methods: Sequence[Method], hea
             "seeds [bootstrap 95 % CI]); PTACL and Global only in the retrieval setting (σ = 0, "
             "τ_global = τ_local = 0.07)",
             table1_markdown(results),
+            "## Clinical endpoints from the ECG: test AUROC (mean ± sd over seeds [bootstrap "
+            "95 % CI]); thresholds and bases in each evaluation's report.md",
+            endpoint_markdown(_endpoint_evaluations(out, seeds, methods)),
             "## The paper's comparisons, paired by subject and seed",
             paired_markdown(paired),
         ]

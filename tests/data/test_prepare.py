@@ -268,7 +268,7 @@ def _two_writes(out, capacity, *, overwrite=False):
             self.eids.append(eid)
             self.rows.append((ecg, ecg_length, r_peaks, cmr))
 
-        def finish(self, *, splits, phenotypes, qc, extra_manifest=None):
+        def finish(self, *, splits, phenotypes, qc, extra_manifest=None, covariates=None):
             write_store(
                 out,
                 eids=self.eids,
@@ -287,6 +287,7 @@ def _two_writes(out, capacity, *, overwrite=False):
                 qc=qc,
                 extra_manifest=extra_manifest,
                 overwrite=overwrite,
+                covariates=covariates,
             )
 
     yield Held()

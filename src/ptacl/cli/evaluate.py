@@ -60,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--finetune-set", action="append", default=[], metavar="key=value",
         help="fine-tune config override (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--endpoints",
+        type=Path,
+        help="YAML of the clinical endpoints over the shipped endpoints.yaml (LVEF < 50 %%, "
+        "<= 40 %%, LV hypertrophy, LV dilation)",
+    )
+    parser.add_argument(
+        "--endpoints-set", action="append", default=[], metavar="key=value",
+        help="endpoint config override (repeatable), e.g. lvh.enabled=false, min_positives=5",
+    )  # fmt: skip
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 3, 5, 10, 15])
     parser.add_argument("--match-sd", type=float, default=0.5)
     parser.add_argument(
@@ -94,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
     from ptacl.eval.embed import EmbedError
+    from ptacl.eval.endpoints import load_endpoints
     from ptacl.eval.evaluate import EvaluateOptions, evaluate
     from ptacl.runs import RunDirError
 
@@ -106,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        endpoints = load_endpoints(args.endpoints, args.endpoints_set)  # before any work
+    except ConfigError as e:
+        print(f"ptacl evaluate: {e}", file=sys.stderr)
+        return 2
     options = EvaluateOptions(
+        endpoints=endpoints,
         model=str(args.model),
         out=args.out,
         split=args.split,

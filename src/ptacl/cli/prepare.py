@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
         help="CSV with columns exam_id and eid: the subject of each record of the HDF5 ECG "
         "files in --ecg (without it a record's eid is its exam_id)",
     )
+    p.add_argument(
+        "--covariates",
+        help="CSV of eid, sex (0 female, 1 male), height_cm, weight_kg (or UK Biobank fields 31, "
+        "50, 21002) for the clinical endpoints; default: a synthetic cohort's covariates.csv",
+    )
     p.add_argument("--out", required=True, help="store folder to write")
     p.add_argument("--val", type=float, default=0.1, help="validation fraction (default 0.1)")
     p.add_argument("--test", type=float, default=0.2, help="test fraction (default 0.2)")
@@ -123,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             phenotype_map=args.phenotype_map,
             ecg_ids=args.ecg_ids,
             cmr_limits=cmr_limits,
+            covariates=args.covariates,
         )
     except (FileExistsError, FileNotFoundError, InputError, ValueError, OutputBusy) as err:
         print(f"ptacl prepare: {err}", file=sys.stderr)

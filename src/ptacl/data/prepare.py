@@ -595,6 +595,7 @@ def prepare_store(
     phenotype_map: str | Path | None = None,
     ecg_ids: str | Path | None = None,
     cmr_limits: CmrLimits = DEFAULT_LIMITS,
+    covariates: str | Path | None = None,
 ) -> PrepareResult:
     """Build a store from raw files (see the module docstring); bad subjects go to qc.csv.
     `instance`: the UK Biobank visit read (2, the first imaging visit; 3, the repeat), from
@@ -602,7 +603,9 @@ def prepare_store(
     field ID -> phenotype (`ptacl.io.phenotypes.load_mapping`); `ecg_ids`: a CSV of exam_id ->
     eid for the records of HDF5 ECG files (`ptacl.io.ecg_hdf5.read_id_table`; without it a
     record's eid is its exam id); `cmr_limits`: what one CMR archive may make a worker inflate
-    and hold (`ptacl.io.cmr_limits`).
+    and hold (`ptacl.io.cmr_limits`); `covariates`: a CSV of sex, height and weight by eid
+    (`ptacl.io.covariates`; default: a synthetic cohort's covariates.csv beside `phenotypes`),
+    kept in the store for the endpoints, NaN for a subject it lacks.
 
     Raises FileExistsError if `out` exists without `overwrite`, FileNotFoundError for a missing
     input folder, InputError for an unusable phenotype table, OutputBusy when another process
@@ -616,14 +619,25 @@ def prepare_store(
         if folder is not None and not Path(folder).is_dir():
             raise FileNotFoundError(f"{folder}: {name} folder not found")
     mapping = None if phenotype_map is None else load_mapping(phenotype_map)
+    covariate_table = _covariates(covariates, phenotypes, instance)
     # Held from here to the final rename (the store writer takes it again, re-entrantly).
     with output_lock(out):
         if out.exists() and not overwrite:
             raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
         return _prepare(
             ecg_dir, cmr_dir, phenotypes, out, val, test, seed, workers, overwrite, progress,
-            instance, mapping, ecg_ids, cmr_limits,
+            instance, mapping, ecg_ids, cmr_limits, covariate_table,
         )  # fmt: skip
+
+
+def _covariates(
+    path: str | Path | None, phenotypes: str | Path | None, instance: int
+) -> tuple[Path, pd.DataFrame] | None:
+    """The covariate table asked for, or found beside a synthetic cohort's phenotypes."""
+    from ptacl.io.covariates import find_cohort_covariates, read_covariates
+
+    found = Path(path) if path is not None else find_cohort_covariates(phenotypes)
+    return None if found is None else (found, read_covariates(found, instance=instance))
 
 
 def _prepare(
@@ -641,6 +655,7 @@ def _prepare(
     mapping: dict[str, str] | None,
     ecg_ids: str | Path | None = None,
     cmr_limits: CmrLimits = DEFAULT_LIMITS,
+    covariates: tuple[Path, pd.DataFrame] | None = None,
 ) -> PrepareResult:
     """`prepare_store`'s work, under the store's lock, arguments checked."""
     ids = None if ecg_ids is None else read_id_table(ecg_ids)
@@ -755,11 +770,15 @@ def _prepare(
             splits=splits,
             phenotypes=phen,
             qc=qc_table,
+            covariates=None
+            if covariates is None
+            else covariates[1].reindex([join_key(e) for e in eids]),
             extra_manifest={
                 "sources": {
                     "ecg": None if ecg_dir is None else str(ecg_dir),
                     "cmr": None if cmr_dir is None else str(cmr_dir),
                     "phenotypes": None if phenotypes is None else str(phenotypes),
+                    "covariates": None if covariates is None else str(covariates[0]),
                 },
                 **cohort_origin(ecg_dir, cmr_dir, phenotypes, ecg_found, cmr_found),
                 "ukb_instance": instance,

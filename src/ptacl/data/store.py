@@ -10,6 +10,7 @@ Layout of a store folder (all arrays row-aligned with `subjects.csv`, row i = su
     r_peaks.npy      int32   (N, P)          R-peak sample indices into ecg.npy, padded with -1
     phenotypes.npy   float32 (N, 10)         PHENOTYPES columns; NaN where unknown
     qc.csv           every subject seen: eid, status, modality, file, reason, warning, patient_id
+    covariates.csv   optional: eid, sex (0 female, 1 male), height_cm, weight_kg; empty unknown
 
 Arrays are opened memory-mapped, so a store larger than memory trains fine and DataLoader
 workers share pages instead of copying. A store is written whole by `write_store` (arrays in
@@ -103,6 +104,17 @@ class Store:
         row = np.asarray(self.r_peaks[i])
         return row[row >= 0]
 
+    def covariates(self) -> pd.DataFrame | None:
+        """(N, 3) sex, height_cm, weight_kg row-aligned with `subjects` (NaN unknown), or None
+        for a store prepared without a covariate table (`ptacl prepare --covariates`)."""
+        path = self.root / "covariates.csv"
+        if not path.is_file():
+            return None
+        table = pd.read_csv(path, dtype={"eid": str})
+        if table["eid"].tolist() != self.subjects["eid"].tolist():
+            raise StoreError(f"{path}: its eids are not those of subjects.csv, row for row")
+        return table.drop(columns="eid")
+
 
 def write_store(
     out: str | Path,
@@ -119,6 +131,7 @@ def write_store(
     ecg_lengths: Sequence[int] | None = None,
     extra_manifest: dict | None = None,
     overwrite: bool = False,
+    covariates: pd.DataFrame | None = None,
 ) -> Path:
     """Write a complete store atomically: into a temporary sibling folder, renamed at the end.
 
@@ -159,6 +172,7 @@ def write_store(
             ecg_shape=np.shape(ecg)[1:],
             cmr_shape=np.shape(cmr)[1:],
             extra_manifest=extra_manifest,
+            covariates=covariates,
         )
     return out
 
@@ -177,8 +191,10 @@ def _write_tables(
     ecg_shape: Sequence[int],
     cmr_shape: Sequence[int],
     extra_manifest: dict | None,
+    covariates: pd.DataFrame | None = None,
 ) -> None:
-    """Everything of a store but ecg.npy and cmr.npy: r_peaks, phenotypes, the CSVs, manifest."""
+    """Everything of a store but ecg.npy and cmr.npy: r_peaks, phenotypes, the CSVs, manifest.
+    `covariates`: row-aligned sex, height_cm, weight_kg (NaN unknown), or None (no file)."""
     n = len(eids)
     width = max((len(p) for p in r_peaks), default=0)
     peaks = np.full((n, max(width, 1)), -1, dtype=np.int32)
@@ -200,6 +216,10 @@ def _write_tables(
     )
     subjects.to_csv(folder / "subjects.csv", index=False)
     qc.to_csv(folder / "qc.csv", index=False)
+    if covariates is not None:
+        covariates = pd.DataFrame(covariates).reset_index(drop=True)
+        covariates.insert(0, "eid", list(eids))
+        covariates.to_csv(folder / "covariates.csv", index=False)
     manifest = {
         "version": STORE_VERSION,
         "subjects": n,
@@ -288,6 +308,7 @@ class StoreWriter:
         phenotypes: np.ndarray,
         qc: pd.DataFrame,
         extra_manifest: dict | None = None,
+        covariates: pd.DataFrame | None = None,
     ) -> None:
         """Cut the arrays to the rows added and write the tables and manifest (row-aligned)."""
         n = len(self.eids)
@@ -314,6 +335,7 @@ class StoreWriter:
             ecg_shape=(len(LEADS), ECG_SAMPLES),
             cmr_shape=(CMR_FRAMES, CMR_SIZE, CMR_SIZE),
             extra_manifest=extra_manifest,
+            covariates=covariates,
         )
         self.finished = True
 

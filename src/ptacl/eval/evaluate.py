@@ -49,6 +49,7 @@ class EvaluateOptions:
     progress: bool = True
     command: str = "ptacl evaluate"  # recorded in metrics.json
     interval_level: float = DEFAULT_LEVEL  # nominal coverage of the LP's conformal intervals
+    endpoints: Any = None  # an EndpointsConfig (ptacl.eval.endpoints): clinical endpoints too
 
 
 def _frame(emb: Any) -> Any:
@@ -154,15 +155,20 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
         )
 
     probe_modality = "ecg" if encoders.ecg is not None else "cmr"
-    linear_probe_section(options, encoders, probe_modality, store, metrics, figures, embed, boot)
+    probed = linear_probe_section(
+        options, encoders, probe_modality, store, metrics, figures, embed, boot
+    )
+    finetuned = None
     if finetune is not None and probe_modality == "ecg":
-        run_dir = out / "finetune"
+        finetuned = run_dir = out / "finetune"
         code = finetune(run_dir)
         if code:
             return code
         finetune_section(run_dir, metrics, figures, figures_dir)
     elif finetune is not None:
         metrics["regression_notes"]["FN+AP"] = "not computed: the run holds no ECG encoder"
+    if options.endpoints is not None:
+        _endpoints(options, store, probe_modality, probed, finetuned, metrics, figures, boot)
 
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     report = write_report(out, metrics, figures)
@@ -179,11 +185,12 @@ def linear_probe_section(
     figures: dict[str, Path],
     embed: dict[str, Any],
     boot: dict[str, Any],
-) -> None:
+) -> tuple[Any, Any, Any]:
     """LP on frozen mean-pooled `modality` embeddings: fit on every train-split subject with that
     modality, score on the evaluated split; CIs, a scatter figure, and a note. ECG for any run
     with an ECG encoder (Table 2's ECG rows), CMR for a CMR-only run (the imaging upper bound).
-    The OLS fit is the one `ptacl export` bundles (`ptacl.eval.probe.fit_ols`)."""
+    The OLS fit is the one `ptacl export` bundles (`ptacl.eval.probe.fit_ols`). Returns the
+    embeddings used: train, val (None when there are none) and the scored split."""
     from ptacl.eval.bootstrap import r2_ci
     from ptacl.eval.comparisons import LP_PREDICTIONS, save_predictions
     from ptacl.eval.embed import compute_embeddings
@@ -240,6 +247,33 @@ def linear_probe_section(
     figures[f"{label} ({what} input): predicted vs true"] = plot_predictions(
         truth, pred, names, out / "figures" / "scatter_linear_probe.png", f"{label}, {what} input"
     )
+    return train, val, test
+
+
+def _endpoints(
+    options: EvaluateOptions,
+    store: Any,
+    modality: str,
+    probed: tuple[Any, Any, Any],
+    finetuned: Path | None,
+    metrics: dict[str, Any],
+    figures: dict[str, Path],
+    boot: dict[str, Any],
+) -> None:
+    """The clinical endpoints (`ptacl.eval.endpoint_eval`) into metrics and a figure; only when
+    the test split is scored (the threshold is fixed on val)."""
+    from ptacl.eval.endpoint_eval import endpoints_section
+    from ptacl.eval.endpoint_report import plot_reliability
+
+    if options.split != "test":
+        metrics["endpoints"] = {"skipped": "the threshold is fixed on val: score the test split"}
+        return
+    metrics["endpoints"] = section = endpoints_section(
+        options.endpoints, store, modality, probed, finetuned, boot
+    )
+    path = plot_reliability(section, Path(options.out) / "figures" / "endpoint_reliability.png")
+    if path is not None:
+        figures["Endpoints: reliability (observed vs predicted probability, test split)"] = path
 
 
 def _calibration_embeddings(

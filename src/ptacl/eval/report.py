@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ptacl.eval.endpoint_report import endpoint_lines
 from ptacl.markdown import cell, digits_for, fmt, short, table
 from ptacl.phenotypes import split_name
 
@@ -378,6 +379,7 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
     else:
         lines += ["Not computed.", ""]
     lines += interval_lines(metrics.get("intervals") or {}, split)
+    lines += endpoint_lines(metrics.get("endpoints"), split, source)
     if figures:
         lines += ["## Figures", ""]
         for caption, path in figures.items():

@@ -291,6 +291,9 @@ def run_finetune(
     else:
         eids, truth, pred = predict_split(module, test_set, batch_size=cfg.data.batch_size)
     save_predictions(out / "test_predictions.npz", eids, truth, pred, names)
+    if modality == "ecg":  # the endpoints calibrate FN+AP's scores on val (eval/endpoint_eval)
+        val = predict_ecg_crops(module, store, val_set.rows, batch_size=cfg.data.batch_size)
+        save_predictions(out / "val_predictions.npz", *val, names)
     point = r2_per_phenotype(truth, pred, names)
     lo, hi = r2_ci(truth, pred, names, n_boot=n_boot, seed=cfg.trainer.seed)
     metrics = {

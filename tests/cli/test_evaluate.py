@@ -336,7 +336,8 @@ def test_cli_evaluate_does_not_import_another_command():
 
 @pytest.mark.parametrize(
     ("size", "expected"),
-    [((32, 2, 2), "tiny/finetune.yaml"), ((64, 2, 4), "demo/finetune.yaml"),
+    [((32, 2, 2), "tiny/finetune.yaml"), ((64, 2, 2), "demo/finetune.yaml"),
+     ((64, 2, 4), "small/finetune.yaml"),
      ((512, 6, 8), "finetune.yaml"), ((48, 3, 4), "finetune.yaml")],
 )  # fmt: skip
 def test_finetune_size_comes_from_the_run_s_preset(tmp_path, size, expected) -> None:

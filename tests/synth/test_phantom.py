@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.synth.cmr import render_cine
@@ -44,7 +45,7 @@ def test_phenotypes_recomputed_from_written_seg_agree(cohort: Path):
             assert got[name] == pytest.approx(row[name], rel=0.03), f"{eid} {name}"
 
 
-@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("index", [*range(6), 287])  # 287: LVEF 21 %, LVEDV 226 mL (dilated)
 def test_rasterised_seg_agrees_with_geometry_in_memory(index: int):
     rng_lat, rng_cmr, _ = subject_rngs(123, index)
     geo = build_geometry(sample_latents(rng_lat), rng_cmr)
@@ -55,13 +56,19 @@ def test_rasterised_seg_agrees_with_geometry_in_memory(index: int):
         assert got[name] == pytest.approx(value, rel=0.03), name
 
 
-def test_distributions_match_uk_biobank():
+@pytest.fixture(scope="module")
+def phantoms() -> pd.DataFrame:
+    """300 subjects' phenotypes measured on the phantom (no rendering), and their CMR rate."""
     rows = []
     for i in range(300):
         rng_lat, rng_cmr, _ = subject_rngs(2024, i)
         lat = sample_latents(rng_lat)
         rows.append({**build_geometry(lat, rng_cmr).phenotypes(), "HR": lat.hr_cmr_bpm})
-    df = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def test_distributions_match_uk_biobank(phantoms: pd.DataFrame):
+    df = phantoms
     targets = {  # column: (mean, sd) from the UK Biobank imaging cohort
         "LVEDV (mL)": (145, 33), "LVESV (mL)": (60, 18), "LVEF (%)": (59, 6),
         "LVM (g)": (85, 22), "HR": (65, 10), "RVEDV (mL)": (155, 37), "RVEF (%)": (56, 6),
@@ -73,6 +80,16 @@ def test_distributions_match_uk_biobank():
     np.testing.assert_allclose(df["LVEF (%)"], 100 * df["LVSV (mL)"] / df["LVEDV (mL)"])
     assert df["LVEDV (mL)"].corr(df["RVEDV (mL)"]) > 0.5
     assert df["LVEDV (mL)"].corr(df["LVM (g)"]) > 0.4
+
+
+@pytest.mark.parametrize(("below", "prevalence"), [(50.0, 0.071), (40.0, 0.018)])
+def test_reduced_ef_tail_has_the_stated_prevalence(phantoms: pd.DataFrame, below, prevalence):
+    """The prevalences `latents.systolic_dysfunction` states, on EF measured on the phantom:
+    inside the central 99.8 % of the binomial count for 300 subjects."""
+    count = int((phantoms["LVEF (%)"] < below).sum())
+    low, high = stats.binom.interval(0.998, len(phantoms), prevalence)
+    assert low <= count <= high, (below, count, (low, high))
+    assert count >= 2  # a tail, not a stray subject: version 1 clipped LVEF at 38 %
 
 
 def test_latents_do_not_depend_on_cohort_size_or_order():

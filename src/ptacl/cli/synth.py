@@ -1,7 +1,9 @@
 """Generate a synthetic paired ECG–CMR cohort in UK Biobank formats.
 
-Writes phenotypes.csv, truth.csv (tests only), cmr/{eid}/sa.nii.gz + seg_sa.nii.gz and
-ecg/{eid}_20205_2_0.xml into --out; the same --seed gives the same bytes for any --workers.
+Writes phenotypes.csv, covariates.csv (eid,sex,height_cm,weight_kg as UK Biobank fields 31,
+50 and 21002: sex 0 female, 1 male), truth.csv (tests only), cohort.json (generator version,
+seed), cmr/{eid}/sa.nii.gz + seg_sa.nii.gz and ecg/{eid}_20205_2_0.xml into --out; the same
+--seed gives the same bytes for any --workers.
 """
 
 from __future__ import annotations

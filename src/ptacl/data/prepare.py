@@ -310,12 +310,16 @@ def cohort_origin(
     its rules on derived data apply); unknown otherwise. The marker is checked first: synth
     names its ECGs as UK Biobank does.
     """
-    from ptacl.synth.marker import find_synth_marker
+    from ptacl.synth.marker import find_synth_marker, generator_version
 
     inputs = [Path(p) for p in (ecg_dir, cmr_dir, phenotypes) if p is not None]
     marker = find_synth_marker(inputs)
     if marker is not None:
-        return {"origin": ORIGIN_SYNTHETIC, "evidence": f"{marker.name} beside the inputs"}
+        version = generator_version(marker)  # old and new cohorts draw different data
+        return {
+            "origin": ORIGIN_SYNTHETIC,
+            "evidence": f"{marker.name} beside the inputs (generator version {version})",
+        }
     files = [*ecg_found.chosen.values(), *cmr_found.chosen.values()]
     named = [p for p in files if parse_ukb_name(p) is not None]
     if named:

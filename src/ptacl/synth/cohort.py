@@ -3,9 +3,12 @@
 Layout of the output folder::
 
     phenotypes.csv                 index eid, the ten PHENOTYPES columns (measured on the phantom)
+    covariates.csv                 eid,sex,height_cm,weight_kg as UK Biobank codes them: sex
+                                   field 31 (0 female, 1 male), height field 50 (cm), weight
+                                   field 21002 (kg); the inputs of sex/body-size-specific limits
     truth.csv                      latents, timing and true R peaks: for tests only
-    cohort.json                    marker: generator, version, size and seed (`ptacl prepare`
-                                   records the store's origin as synthetic from it)
+    cohort.json                    marker: generator, generator_version, size and seed (`ptacl
+                                   prepare` records the store's origin as synthetic from it)
     cmr/{eid}/sa.nii.gz            (X, Y, Z, T) int16 cine stack
     cmr/{eid}/seg_sa.nii.gz        (X, Y, Z, T) uint8: 1 LV pool, 2 LV myocardium, 3 RV pool
     ecg/{eid}_20205_2_0.xml        CardioSoft CardiologyXML resting ECG
@@ -34,7 +37,8 @@ from ptacl.synth.geometry import FRAMES, build_geometry
 from ptacl.synth.latents import Latents, sample_latents
 from ptacl.synth.marker import SYNTH_MARKER, marker_contents
 
-OUTPUTS = ("cmr", "ecg", "phenotypes.csv", "truth.csv", SYNTH_MARKER, "preview.png")
+COVARIATES = "covariates.csv"
+OUTPUTS = ("cmr", "ecg", "phenotypes.csv", COVARIATES, "truth.csv", SYNTH_MARKER, "preview.png")
 _EID_STREAM = 0x5EED  # spawn key of the eid generator, apart from every subject's
 
 
@@ -146,9 +150,22 @@ def generate_cohort(
     table = pd.DataFrame(rows).set_index("eid")
     pheno = table[list(PHENOTYPES)]
     pheno.to_csv(out / "phenotypes.csv", float_format="%.4f")
+    covariates(table).to_csv(out / COVARIATES, float_format="%.1f")
     table.drop(columns=list(PHENOTYPES)).to_csv(out / "truth.csv", float_format="%.6g")
     (out / SYNTH_MARKER).write_text(marker_contents(n, seed), encoding="utf-8")
     return pheno
+
+
+def covariates(table: pd.DataFrame) -> pd.DataFrame:
+    """The covariates.csv table (index eid) from the rows `make_subject` returned."""
+    return pd.DataFrame(
+        {
+            "sex": table["latent_male"].astype(bool).astype(int),  # UKB field 31: 1 is male
+            "height_cm": table["latent_height_cm"],
+            "weight_kg": table["latent_weight_kg"],
+        },
+        index=table.index,
+    )
 
 
 def _run(jobs: list, workers: int) -> Iterator[dict]:

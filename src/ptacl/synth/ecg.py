@@ -11,6 +11,12 @@ What ties the ECG to the heart (the signal a model can learn):
   QRS duration up with LV size, RV size turns the QRS vector right and anterior (axis, V1),
   heart rate with respiratory variability, and the T-wave end set by the same QTc latent that
   sets end-systole in the cine.
+What ties it to systolic function (generator version 2; never the EF itself as an amplitude,
+only conduction and scar that go with a failing ventricle, see `_ventricular_activation`):
+  the QRS widens as EF falls below 55 % (intraventricular conduction delay), a left bundle
+  branch block grows likelier (`latents.lbbb_probability`): wide, notched, discordant T; a
+  prior infarct leaves pathological Q waves in its territory and less QRS voltage; and the
+  rate rises (set in `latents.py`, so the cine's rate too).
 What hides it (as in reality): heart orientation, electrode placement, habitus, conductivity,
 baseline wander, mains hum, muscle noise, and a heart rate that differs from the cine's.
 """
@@ -95,7 +101,12 @@ def synth_ecg(lat: Latents, rng: np.random.Generator) -> Ecg:
     r_times = np.array(beats)
 
     # --- the subject's heart and torso
-    qrs = qrs_duration_s(lat) * np.exp(rng.normal(0.0, 0.085))  # conduction varies per person
+    qrs_own = qrs_duration_s(lat) * np.exp(rng.normal(0.0, 0.085))  # conduction varies per person
+    # Intraventricular conduction delay: the QRS widens as the ventricle fails (QRS > 120 ms in
+    # a third of heart-failure patients: Kashani & Barold, JACC 2005;46:2183; longer QRS goes
+    # with LV dysfunction in Framingham: Dhingra et al., Hypertension 2006;47:861). 1.2 % per
+    # EF point below 55 % is this generator's choice (EF 35 %: +24 %).
+    qrs = qrs_own * (1.0 + 0.012 * lat.ef_deficit)
     qt = qt_seconds(lat.qtc_ms, rr_mean)
     pr = lat.pr_ms / 1000.0
     p_dur = rng.uniform(0.085, 0.115)
@@ -104,21 +115,24 @@ def synth_ecg(lat: Latents, rng: np.random.Generator) -> Ecg:
     lv_amp = (lat.lvm_g / 85.0) * np.exp(rng.normal(0.0, 0.3))
     rv_amp = 0.28 * (lat.rvedv_ml / 155.0) ** 1.5 * np.exp(rng.normal(0.0, 0.3))
     orient = _rotation(rng, (10.0, 12.0, 20.0))  # the heart's anatomical orientation
-    lv_dir = orient @ _unit([0.72, 0.55, -0.42])
-    rv_dir = orient @ _unit([-0.75, 0.25, 0.6])
-    main_vec = lv_amp * lv_dir + rv_amp * rv_dir
-    main_amp, main_dir = np.linalg.norm(main_vec), _unit(main_vec)
-    t_dir = _unit(main_dir + orient @ rng.normal(0.0, 0.35, 3))  # T roughly concordant
-    comps = [  # (offset from R (s), sigma rise, sigma fall, amplitude, direction)
-        (-0.5 * qrs - pr + p_dur / 2, p_dur / 5, p_dur / 5, 0.1, orient @ _unit([0.5, 0.8, 0.2])),
-        (-0.3 * qrs, 0.07 * qrs, 0.07 * qrs, 0.1 * lv_amp, orient @ _unit([-0.5, 0.3, 0.8])),
-        (0.0, 0.12 * qrs, 0.12 * qrs, main_amp, main_dir),
-        (0.28 * qrs, 0.09 * qrs, 0.09 * qrs, 0.25 * lv_amp + 0.5 * rv_amp, orient @ _unit([-0.35, -0.6, -0.6])),
-    ]  # fmt: skip
-    # T wave: slow rise, faster fall; its end (peak + 2.5 fall sigmas) is QRS onset + QT.
+    t_jitter = orient @ rng.normal(0.0, 0.35, 3)
+    t_scale = rng.uniform(0.2, 0.35)
+    if lat.lbbb:  # the left ventricle is activated slowly through muscle, from the right septum
+        qrs += rng.uniform(0.035, 0.06)
+    comps, main_amp, main_dir = _ventricular_activation(lat, qrs, lv_amp, rv_amp, orient)
+    p_dir = orient @ _unit([0.5, 0.8, 0.2])
+    comps.insert(0, (-0.5 * qrs - pr + p_dur / 2, p_dur / 5, p_dur / 5, 0.1, p_dir))
+    # T wave: slow rise, faster fall; its end (peak + 2.5 fall sigmas) is QRS onset + QT. The
+    # end stays where the subject's own conduction puts it (and end-systole with it): a wider
+    # QRS starts earlier and lengthens the QT by half its widening, as in LBBB (Bogossian et
+    # al., Heart Rhythm 2014;11:2273). Its secondary T wave is discordant to the QRS and larger.
     t_fall = 0.035 * qt / 0.4
-    t_end = qt - 0.5 * qrs
-    t_amp = main_amp * rng.uniform(0.2, 0.35)
+    t_end = qt - 0.5 * qrs_own
+    qt_measured = qt + 0.5 * (qrs - qrs_own)
+    if lat.lbbb:
+        t_dir, t_amp = _unit(-main_dir + t_jitter), 1.4 * main_amp * t_scale
+    else:
+        t_dir, t_amp = _unit(main_dir + t_jitter), main_amp * t_scale  # T roughly concordant
     comps.append((t_end - 2.5 * t_fall, 1.8 * t_fall, t_fall, t_amp, t_dir))
 
     # --- dipole over time (3, S), with a respiratory swing of amplitude
@@ -155,8 +169,8 @@ def synth_ecg(lat: Latents, rng: np.random.Generator) -> Ecg:
         "PQInterval": _ms(pr, rng),
         "PDuration": _ms(p_dur, rng),
         "QRSDuration": _ms(qrs, rng),
-        "QTInterval": _ms(qt, rng),
-        "QTCInterval": round(qt * 1000.0 / np.sqrt(rr_ms / 1000.0)),
+        "QTInterval": _ms(qt_measured, rng),
+        "QTCInterval": round(qt_measured * 1000.0 / np.sqrt(rr_ms / 1000.0)),
         "RRInterval": round(rr_ms),
         "PPInterval": round(rr_ms),
         **_axes_and_voltage(_leads(clean), r_peaks, qrs),
@@ -168,6 +182,52 @@ def synth_ecg(lat: Latents, rng: np.random.Generator) -> Ecg:
         "TOffset": min(MEDIAN_R_INDEX + round(t_end * FS), MEDIAN_SAMPLES - 1),
     }
     return Ecg(signal_mv=signal, median_mv=median, r_peaks=r_peaks, measurements=measurements)
+
+
+#: Outward normals of the infarct territories (heart coordinates: x left, y down, z anterior):
+#: anterior wall and septum (LAD), inferior wall (RCA), lateral wall (LCx).
+_TERRITORY_NORMAL = {1: (0.0, 0.2, 1.0), 2: (0.0, 1.0, -0.2), 3: (1.0, 0.0, -0.3)}
+
+
+def _ventricular_activation(
+    lat: Latents, qrs: float, lv_amp: float, rv_amp: float, orient: np.ndarray
+) -> tuple[list[tuple], float, np.ndarray]:
+    """QRS dipole components [(offset from R (s), sigma rise, sigma fall, amplitude,
+    direction)], and the amplitude and direction of the main QRS vector (the T follows it).
+
+    Normal conduction: septum left to right, the LV free wall, the basal terminal forces.
+    Left bundle branch block (Strauss et al., Am J Cardiol 2011;107:927; Surawicz et al.,
+    JACC 2009;53:976): the septum is activated right to left (no septal q in I, V5, V6; QS or
+    rS in V1), the RV early, the LV late and in two waves (a broad notched R in I, aVL, V5, V6).
+    A prior infarct (Thygesen et al., Fourth universal definition of MI, Circulation
+    2018;138:e618): scar gives no current, so the early QRS vector points away from the
+    territory (Q waves in the leads facing it) and the QRS loses voltage; Q waves follow
+    infarct size (Moon et al., JACC 2004;44:554). Their strengths are this generator's.
+    """
+    scar = lat.infarct_pct / 100.0
+    lv_amp_alive = lv_amp * (1.0 - scar)
+    lv_dir = orient @ _unit([0.72, 0.55, -0.42])
+    rv_dir = orient @ _unit([-0.75, 0.25, 0.6])
+    if lat.lbbb:
+        early, late = orient @ _unit([0.6, 0.35, -0.2]), orient @ _unit([0.7, 0.05, -0.7])
+        main_vec = lv_amp_alive * (early + late)
+        comps = [
+            (-0.32 * qrs, 0.07 * qrs, 0.07 * qrs, 0.15 * lv_amp_alive, orient @ _unit([0.6, 0.3, -0.3])),
+            (-0.25 * qrs, 0.08 * qrs, 0.08 * qrs, 0.5 * rv_amp, rv_dir),
+            (-0.1 * qrs, 0.1 * qrs, 0.1 * qrs, 0.65 * lv_amp_alive, early),
+            (0.18 * qrs, 0.1 * qrs, 0.12 * qrs, 0.7 * lv_amp_alive, late),
+        ]  # fmt: skip
+    else:
+        main_vec = lv_amp_alive * lv_dir + rv_amp * rv_dir
+        comps = [
+            (-0.3 * qrs, 0.07 * qrs, 0.07 * qrs, 0.1 * lv_amp_alive, orient @ _unit([-0.5, 0.3, 0.8])),
+            (0.0, 0.12 * qrs, 0.12 * qrs, np.linalg.norm(main_vec), _unit(main_vec)),
+            (0.28 * qrs, 0.09 * qrs, 0.09 * qrs, 0.25 * lv_amp_alive + 0.5 * rv_amp, orient @ _unit([-0.35, -0.6, -0.6])),
+        ]  # fmt: skip
+    if scar > 0.0:
+        away = -(orient @ _unit(_TERRITORY_NORMAL[lat.infarct_territory]))
+        comps.append((-0.28 * qrs, 0.09 * qrs, 0.09 * qrs, 2.5 * scar * lv_amp, away))
+    return comps, float(np.linalg.norm(main_vec)), _unit(main_vec)
 
 
 def _ms(seconds: float, rng: np.random.Generator) -> int:

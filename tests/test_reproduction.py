@@ -207,7 +207,8 @@ def test_cohort_check_at_the_demo_size_and_below():
 
 
 def test_the_demo_probes_with_ridge_where_ols_would_only_fit_noise():
-    from ptacl.reproduction import demo_probe, ols_inflation
+    from ptacl.eval.probe import ols_inflation
+    from ptacl.reproduction import demo_probe
 
     assert ols_inflation(70, 64) == 16 and ols_inflation(66, 64) == math.inf
     assert ols_inflation(1050, 64) < 0.1

@@ -570,24 +570,11 @@ def cohort_problems(preset: Preset, counts: dict[str, int], *, export: bool = Tr
     return problems
 
 
-#: OLS's expected test-MSE inflation from estimating p coefficients on n subjects is
-#: p / (n − p − 2) (Gaussian design). Above this the estimation noise adds more than half the
-#: irreducible error: at the demo's width 64 and 100 subjects (70 train) it is 16, and the OLS
-#: probe scored R² of −5 to −21 on every phenotype (measured after a 6-step MAE); the demo then
-#: probes with ridge.
-OLS_INFLATION_LIMIT = 0.5
-
-
-def ols_inflation(n_train: int, features: int) -> float:
-    """p / (n − p − 2): how much OLS's estimation noise inflates its test MSE (inf when n ≤ p + 2)."""
-    spare = n_train - features - 2
-    return features / spare if spare > 0 else math.inf
-
-
 def demo_probe(preset: Preset, counts: dict[str, int]) -> tuple[str, str | None]:
     """("ols", None), or ("ridge", why) when the cohort is too small for an OLS probe of the
-    preset's ECG embedding to mean anything (`OLS_INFLATION_LIMIT`)."""
+    preset's ECG embedding to mean anything (`ptacl.eval.probe.OLS_INFLATION_LIMIT`)."""
     from ptacl.config import load_yaml
+    from ptacl.eval.probe import OLS_INFLATION_LIMIT, ols_inflation
 
     width = int((load_yaml(preset.configs["ecg_mae"]).get("encoder") or {}).get("width", 0))
     inflation = ols_inflation(counts["train_probe"], width)

@@ -9,7 +9,7 @@
 
 Every input goes through the code that built the training store (`ptacl.io.read_ecg`, the
 store's checks `ptacl.qc.check_ecg`, `ptacl.ecg.preprocess_ecg` with the bundle's DWT
-settings), then through the crops of `ptacl.inference.crops`; outputs are averaged over crops.
+settings), then through the crops of `ptacl.embedding.crops`; outputs are averaged over crops.
 
 Every output is checked (`ptacl.inference.plausibility`): NaN or physiologically impossible
 values are errors; values beyond the training range and ECGs unlike the training ECGs are
@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ptacl.inference.bundle import Bundle, BundleError, read_bundle
-from ptacl.inference.crops import crop_starts, run_over_crops
+from ptacl.embedding.crops import crop_starts, run_over_crops
+from ptacl.inference.bundle import Bundle, BundleError, half_widths, read_bundle
 from ptacl.inference.modules import build_model
 from ptacl.inference.plausibility import assess, ood_distances
 from ptacl.io.ecg_hdf5 import SUFFIXES as HDF5_SUFFIXES
@@ -92,8 +92,6 @@ class Predictor:
     def _load_intervals(self) -> None:
         """The half-widths of intervals.json (inf: unbounded) and the bound columns, after
         the phenotypes: '<column> lower', '<column> upper' for each column in turn."""
-        from ptacl.eval.conformal import half_widths
-
         spec = self.bundle.intervals
         self.interval_level: float | None = None if spec is None else float(spec["level"])
         self._widths = None if spec is None else half_widths(spec, self.columns)

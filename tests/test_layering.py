@@ -128,7 +128,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runs",),  # run folders read back without Lightning
     ("eval",),  # retrieval, probes, reports
     ("export",),  # the write side of bundles: probe fit, intervals, model card
-    ("pipeline", "benchmark"),  # the benchmark, the demo and their job scheduler
+    ("benchmark",),  # the benchmark, the demo and their job scheduler (benchmark/pipeline.py)
     ("training",),  # the Lightning stages
     ("cli", "__init__", "__main__"),  # the commands and the public facade
 )

@@ -4,7 +4,7 @@
 import pytest
 
 import ptacl.benchmark.cohort as cohort_check
-import ptacl.pipeline
+import ptacl.benchmark.pipeline
 from ptacl import configs
 from ptacl.cli.demo import main
 
@@ -13,7 +13,7 @@ from ptacl.cli.demo import main
 def ran(monkeypatch):
     """Run no step: record them, and pretend the store has `counts`."""
     calls = []
-    monkeypatch.setattr(ptacl.pipeline, "run_steps",
+    monkeypatch.setattr(ptacl.benchmark.pipeline, "run_steps",
                         lambda steps, out, **kw: calls.append(steps) or {s.name: 0.0 for s in steps})  # fmt: skip
     return calls
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from ptacl.benchmark import cohort as cohort_check  # module: tests patch its store_counts
 from ptacl.benchmark.methods import Method, select_methods
+from ptacl.benchmark.pipeline import Step
 from ptacl.benchmark.presets import PRESETS, Preset
 from ptacl.benchmark.steps import build_steps, cohort_steps
 from ptacl.benchmark.tables import write_tables
-from ptacl.pipeline import Step
 
 #: `ptacl demo` = `ptacl benchmark --methods random global ptacl --seeds 1 --no-finetune`: the
 #: random-init LP rows beside the aligned runs, and Table 1 from the retrieval-setting runs
@@ -64,9 +64,9 @@ def run_demo(
 ) -> DemoRun:
     """synthetic cohort -> store -> the preset's runs of DEMO_METHODS (seed 0) -> evaluation ->
     export -> predict from five raw ECG files; finished steps are reused. Raises
-    `ptacl.pipeline.PipelineError` when a step fails and CohortTooSmall (before training) when
+    `ptacl.benchmark.pipeline.PipelineError` when a step fails and CohortTooSmall (before training) when
     the cohort cannot feed the preset's batches and probe."""
-    from ptacl.pipeline import run_steps
+    from ptacl.benchmark.pipeline import run_steps
 
     chosen = PRESETS[preset]
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The benchmark's steps: one `ptacl` command line each, laid out for several seeds.
 
 `cohort_steps` generates and prepares a synthetic cohort; `build_steps` trains and evaluates
-every chosen method for each seed over that store. `run_steps` (`ptacl.pipeline`) runs them
+every chosen method for each seed over that store. `run_steps` (`ptacl.benchmark.pipeline`) runs them
 and reuses finished ones.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ptacl.benchmark.methods import METHODS, STAGE1, Method
+from ptacl.benchmark.pipeline import Step
 from ptacl.benchmark.presets import Preset
-from ptacl.pipeline import Step
 
 
 def build_steps(

@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ptacl.benchmark.cohort import CohortTooSmall, check_cohort
     from ptacl.benchmark.methods import select_methods
+    from ptacl.benchmark.pipeline import PipelineError, run_steps
     from ptacl.benchmark.presets import PRESETS
     from ptacl.benchmark.steps import build_steps, cohort_steps
     from ptacl.benchmark.tables import write_tables
-    from ptacl.pipeline import PipelineError, run_steps
 
     if args.seeds < 1 or args.jobs < 1:
         print("ptacl benchmark: --seeds and --jobs must be >= 1", file=sys.stderr)

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ptacl.errors import PtaclError
-from ptacl.inference.predictor import Predictor, Source
+from ptacl.inference.predictor import Predictor
+from ptacl.inference.sources import Source
 
 
 class DatabaseError(PtaclError, ValueError):

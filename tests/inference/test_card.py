@@ -1,6 +1,6 @@
 """The model card says where the training data came from, and what that means for the weights."""
 
-from ptacl.data.prepare import ORIGIN_SYNTHETIC, ORIGIN_UKB, ORIGIN_UNKNOWN
+from ptacl.data.discover import ORIGIN_SYNTHETIC, ORIGIN_UKB, ORIGIN_UNKNOWN
 from ptacl.export.card import model_card
 from ptacl.export.write import phenotypes_spec, preprocessing_spec
 

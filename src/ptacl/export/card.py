@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ptacl.data.prepare import ORIGIN_SYNTHETIC as SYNTHETIC
-from ptacl.data.prepare import ORIGIN_UKB as UK_BIOBANK
+from ptacl.data.discover import ORIGIN_SYNTHETIC as SYNTHETIC
+from ptacl.data.discover import ORIGIN_UKB as UK_BIOBANK
 
 PTACL_REFERENCE = (
     "Selivanov, Müller, Turgut, Stolt-Ansó, Rückert: Patient and Temporal Alignment "

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ptacl import configs
+from ptacl.benchmark.presets import PRESETS
 from ptacl.config import ConfigError, config_file, load_config
-from ptacl.reproduction import PRESETS
 from ptacl.training.mae import EcgMaeRunConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,9 +1,10 @@
-"""Import layering: reading runs, evaluation, export and inference never need the training stack.
+"""Import layering: one-way from schema at the bottom to the commands at the top (`LAYERS`).
 
-Only `ptacl.training` (the Lightning stages) and `ptacl.cli` (the commands that run them) may
-import `ptacl.training`; Lightning and TensorBoard are imported nowhere else either. Checked on
-the source with `ast`, so a new import anywhere in a module (top level or inside a function)
-breaks the test, not only one that happens to run.
+Every module imports only its own layer and those below; only `ptacl.training` (the Lightning
+stages) and `ptacl.cli` (the commands that run them) import `ptacl.training`, and Lightning and
+TensorBoard are imported nowhere else either. Checked on the source with `ast`, so a new import
+anywhere in a module (top level, inside a function, under TYPE_CHECKING) breaks the test, not
+only one that happens to run.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 import ptacl
 
@@ -109,17 +108,55 @@ def test_help_imports_no_heavy_library() -> None:
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
 
-# --- the data layers: schema <- io <- ecg/cmr <- qc <- data ----------------------------------
+# --- the whole order, bottom to top ----------------------------------------------------------
 
-#: a lower layer (a ptacl package or module) -> the ptacl packages it must not import ("*": any)
-BELOW: dict[str, set[str]] = {
-    "schema": {"*"},
-    "phenotypes": {"*"},
-    "io": {"data", "ecg", "cmr", "qc", "models", "training", "eval", "inference", "cli"},
-    "ecg": {"data", "qc", "models", "training", "eval", "inference", "cli"},
-    "cmr": {"data", "qc", "models", "training", "eval", "inference", "cli"},
-    "qc": {"data", "models", "training", "eval", "inference", "cli"},
-}
+#: The layers of ptacl, lowest first. A module may import its own layer and the layers below it,
+#: never one above (type-only imports under TYPE_CHECKING count too: a type from above is a
+#: dependency on above). `import ptacl` itself (the root package, for `__version__`) is allowed
+#: anywhere: it imports nothing until `ptacl.load` or `ptacl.retrieve` is called.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "schema", "phenotypes", "extras", "threads"),  # names, constants, the error base
+    ("atomic", "config", "configs", "markdown"),  # safe writes, typed configs, tables
+    ("io",),  # raw files -> arrays (leads and sizes from schema, never from the store)
+    ("ecg", "cmr"),  # preprocessing
+    ("qc",),  # judging records and labels
+    ("synth",),  # the synthetic cohort, whose marker prepare recognises
+    ("data",),  # the prepared store, its datasets, prepare
+    ("models", "losses"),
+    ("embedding",),  # an ECG embedded over its crops; the embeddings file
+    ("inference",),  # the read side of bundles: what the core install needs
+    ("runs",),  # run folders read back without Lightning
+    ("eval",),  # retrieval, probes, reports
+    ("export",),  # the write side of bundles: probe fit, intervals, model card
+    ("benchmark",),  # the benchmark, the demo and their job scheduler (benchmark/pipeline.py)
+    ("training",),  # the Lightning stages
+    ("cli", "__init__", "__main__"),  # the commands and the public facade
+)
+LEVEL = {unit: level for level, units in enumerate(LAYERS) for unit in units}
+
+
+def unit_of(path: Path, root: Path = SRC) -> str:
+    """The layer unit of a module: its top-level package under ptacl, or its own name."""
+    first = path.relative_to(root).parts[0]
+    return first.removesuffix(".py")
+
+
+def layer_violations(root: Path = SRC) -> dict[str, list[str]]:
+    """{module path: the units above its own layer that it imports} for every module under
+    `root` (a ptacl source tree); a unit missing from LAYERS counts as above everything."""
+    wrong = {}
+    for path in sorted(root.rglob("*.py")):
+        package = ".".join(["ptacl", *path.relative_to(root).parent.parts])
+        imported = {
+            m.split(".")[1]
+            for m in imported_modules(path.read_text(encoding="utf-8"), package)
+            if m.startswith("ptacl.")
+        }
+        level = LEVEL.get(unit_of(path, root), len(LAYERS))
+        above = sorted(u for u in imported if LEVEL.get(u, len(LAYERS)) > level)
+        if above:
+            wrong[str(path.relative_to(root))] = above
+    return wrong
 
 
 def ptacl_packages(path: Path) -> set[str]:
@@ -127,21 +164,40 @@ def ptacl_packages(path: Path) -> set[str]:
     return {m.split(".")[1] for m in module_imports(path) if m.startswith("ptacl.")}
 
 
-@pytest.mark.parametrize("package", sorted(BELOW))
-def test_lower_layers_import_nothing_above_them(package: str) -> None:
-    """The readers, preprocessing and QC get leads and sizes from ptacl.schema, never from the
-    store, so no folder-level circle (io -> data -> io) can come back."""
-    folder = SRC / package
-    paths = sorted(folder.rglob("*.py")) if folder.is_dir() else [SRC / f"{package}.py"]
-    assert paths and all(p.is_file() for p in paths)
-    forbidden = BELOW[package]
-    wrong = {}
-    for path in paths:
-        imported = ptacl_packages(path) - {package}
-        bad = imported if "*" in forbidden else imported & forbidden
-        if bad:
-            wrong[str(path.relative_to(SRC))] = sorted(bad)
-    assert wrong == {}, f"ptacl.{package} imports layers above it"
+def test_every_module_imports_only_its_own_layer_and_below() -> None:
+    assert layer_violations() == {}
+
+
+def test_every_package_and_module_has_a_layer() -> None:
+    """A new package must be placed in LAYERS (else the order says nothing about it)."""
+    units = {unit_of(p) for p in SRC.rglob("*.py")}
+    assert units - set(LEVEL) == set()
+    assert set(LEVEL) - units == set(), "LAYERS names a unit that no longer exists"
+    assert len(LEVEL) == sum(len(units) for units in LAYERS), "a unit placed twice"
+
+
+def test_the_layer_check_catches_a_planted_upward_import(tmp_path: Path) -> None:
+    """The order would pass vacuously if the check missed an import form: a tree with an upward
+    import at the top, inside a function, relative or under TYPE_CHECKING is caught, a
+    downward one is not, and an unplaced package counts as above everything."""
+    files = {
+        "data/ok.py": "from ptacl.io import read_ecg\nfrom ..schema import LEADS\nimport ptacl\n",
+        "data/top.py": "import ptacl.eval.probe\n",
+        "io/nested.py": "def f():\n    from ..qc import check_ecg\n",
+        "inference/typed.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from ptacl.export.write import export_bundle\n",
+        "eval/new.py": "from ptacl.somewhere_new import x\n",
+        "cli/main.py": "from ptacl.training import trainer\nfrom ptacl.export import run\n",
+    }
+    for name, source in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(source, encoding="utf-8")
+    assert layer_violations(tmp_path) == {
+        "data/top.py": ["eval"],
+        "io/nested.py": ["qc"],
+        "inference/typed.py": ["export"],
+        "eval/new.py": ["somewhere_new"],
+    }
 
 
 def test_the_layer_check_sees_imports_inside_functions() -> None:

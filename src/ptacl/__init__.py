@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from ptacl.eval.embed import Embeddings
+    from ptacl.embedding.file import Embeddings
     from ptacl.inference import Predictor
 
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """Metrics -> Markdown: the one place that formats numbers, intervals and tables.
 
 `ptacl evaluate`'s report.md (`ptacl.eval.report`), `ptacl benchmark`'s tables.md
-(`ptacl.reproduction`) and `ptacl compare` all write their tables through these functions, so
+(`ptacl.benchmark`) and `ptacl compare` all write their tables through these functions, so
 a number, a missing value, an interval and a mean over seeds read the same everywhere:
 
     0.512                     a point value (ranks with 2 decimals, everything else 3)

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
+from ptacl.benchmark.methods import METHODS, select_methods
+from ptacl.benchmark.presets import PRESETS
 from ptacl.cli.benchmark import main
-from ptacl.reproduction import METHODS, PRESETS, select_methods
 
 
 def test_every_preset_config_exists():
@@ -29,7 +30,7 @@ def test_selecting_a_method_brings_what_it_starts_from():
 
 
 def test_the_demo_runs_what_the_reviewer_runs():
-    from ptacl.reproduction import DEMO_METHODS
+    from ptacl.benchmark.demo import DEMO_METHODS
 
     keys = {m.key for m in select_methods(DEMO_METHODS)}
     assert {"random", "global", "ptacl", "global_retrieval", "ptacl_retrieval"} <= keys

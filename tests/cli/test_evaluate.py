@@ -226,10 +226,10 @@ def test_the_exported_probe_is_the_probe_evaluate_scored(probe_store, probe_run,
 
     from ptacl.cli.main import main as ptacl
     from ptacl.data.store import Store
+    from ptacl.embedding.crops import run_over_crops
     from ptacl.eval.embed import Embeddings
     from ptacl.eval.probe import probe_predictions, r2_per_phenotype
     from ptacl.inference import Predictor
-    from ptacl.inference.crops import run_over_crops
 
     run = probe_run
     out = tmp_path / "eval"

@@ -51,8 +51,8 @@ def _the_bundle_predicts_the_scored_test_predictions(run, store_path, bundle) ->
     10-s ECG and a 500-sample crop: ten crops, averaged in both)."""
     from ptacl.cli.export import main as export
     from ptacl.data.store import Store
+    from ptacl.embedding.crops import run_over_crops
     from ptacl.inference import Predictor
-    from ptacl.inference.crops import run_over_crops
 
     assert export(["--model", str(run), "--out", str(bundle)]) == 0
     store = Store.open(store_path)

@@ -21,7 +21,7 @@ import pytest
 from raw_cohort import ukb_cmr_files, write_ukb_cmr_zip
 
 from ptacl.cli.prepare import main as prepare
-from ptacl.data.prepare import ORIGIN_SYNTHETIC, ORIGIN_UKB
+from ptacl.data.discover import ORIGIN_SYNTHETIC, ORIGIN_UKB
 from ptacl.data.store import Store
 from ptacl.io import read_cmr
 from ptacl.synth.cohort import generate_cohort

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ptacl.reproduction import select_methods, write_tables
+from ptacl.benchmark.methods import select_methods
+from ptacl.benchmark.tables import write_tables
 
 DEFINITIONS = {"lvsd": {"label": "LVEF < 50 %"}, "hfref": {"label": "LVEF <= 40 %"}}
 

@@ -112,7 +112,7 @@ def tiny_encoder(seed: int = 0) -> EcgEncoder:
 
 def export_tiny_bundle(out: Path, store: Path, *, aligned: bool = False) -> Path:
     """Export `tiny_encoder()` with an OLS probe on `store`; `aligned` adds a projection head."""
-    from ptacl.inference.export import export_with_probe
+    from ptacl.export import export_with_probe
 
     projection = spec = None
     if aligned:
@@ -134,7 +134,7 @@ def export_tiny_bundle(out: Path, store: Path, *, aligned: bool = False) -> Path
 def export_finetuned_bundle(out: Path) -> Path:
     """Export `tiny_encoder()` with a fine-tune run's attention-pooling head (random weights,
     target scaling of plausible phenotype units), as `ptacl export` bundles a fine-tune run."""
-    from ptacl.inference.export import export_bundle
+    from ptacl.export import export_bundle
     from ptacl.models.heads import AttentionPoolPhenotypes
     from ptacl.phenotypes import PHENOTYPES
 

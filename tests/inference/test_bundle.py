@@ -12,9 +12,9 @@ import pytest
 import torch
 from builders import beats_ecg, tiny_encoder
 
+from ptacl.embedding.crops import crop_starts
 from ptacl.inference import BundleError, Predictor, encoder_fingerprint, read_bundle
 from ptacl.inference.bundle import WEIGHTS, sha256_bytes
-from ptacl.inference.crops import crop_starts
 from ptacl.schema import ECG_FS
 
 
@@ -148,7 +148,7 @@ def test_newer_format_version_is_refused(bundle: Path) -> None:
 
 
 def test_export_refuses_to_overwrite(tiny_bundle: Path, probe_store: Path) -> None:
-    from ptacl.inference.export import export_with_probe
+    from ptacl.export import export_with_probe
 
     with pytest.raises(FileExistsError, match="already exists"):
         export_with_probe(tiny_bundle, encoder=tiny_encoder(), store=probe_store, source={})
@@ -174,7 +174,7 @@ def test_crop_starts_too_short() -> None:
 
 
 def test_fit_probe_recovers_a_linear_relation_and_refuses_too_few_rows() -> None:
-    from ptacl.inference.export import fit_probe
+    from ptacl.export.fit import fit_probe
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 5)).astype(np.float32)

@@ -1,8 +1,8 @@
 """The model card says where the training data came from, and what that means for the weights."""
 
-from ptacl.data.prepare import ORIGIN_SYNTHETIC, ORIGIN_UKB, ORIGIN_UNKNOWN
-from ptacl.inference.card import model_card
-from ptacl.inference.export import phenotypes_spec, preprocessing_spec
+from ptacl.data.discover import ORIGIN_SYNTHETIC, ORIGIN_UKB, ORIGIN_UNKNOWN
+from ptacl.export.card import model_card
+from ptacl.export.write import phenotypes_spec, preprocessing_spec
 
 CONFIG = {
     "model": "ptacl ECG encoder with a phenotype head",

@@ -13,10 +13,10 @@ import pytest
 from builders import beats_ecg, tiny_encoder
 
 from ptacl.data.store import Store
+from ptacl.embedding.crops import store_outputs
 from ptacl.eval.conformal import conformal_quantile
 from ptacl.inference import BundleError, Predictor
 from ptacl.inference.bundle import INTERVALS, sha256_bytes
-from ptacl.inference.crops import store_outputs
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.schema import ECG_FS
 
@@ -84,7 +84,7 @@ def test_predict_gives_lower_le_value_le_upper(tiny_bundle: Path) -> None:
 
 
 def test_the_level_is_configurable(probe_store: Path, tiny_bundle: Path, tmp_path: Path) -> None:
-    from ptacl.inference.export import export_with_probe
+    from ptacl.export import export_with_probe
 
     out = export_with_probe(
         tmp_path / "half",
@@ -97,7 +97,7 @@ def test_the_level_is_configurable(probe_store: Path, tiny_bundle: Path, tmp_pat
     assert half["level"] == 0.5
     for column in PHENOTYPES:
         assert half["columns"][column]["half_width"] <= ninety["columns"][column]["half_width"]
-    from ptacl.inference.export import export_run
+    from ptacl.export import export_run
 
     with pytest.raises(ValueError, match="between 0 and 1"):  # before the run is even read
         export_run(tmp_path / "no-run", tmp_path / "b", interval_level=1.5)

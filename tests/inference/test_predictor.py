@@ -87,7 +87,7 @@ def test_raw_recordings_predict_as_their_store_rows(tiny_bundle: Path, probe_sto
     """predict on a raw recording must see what the probe saw at export for the same subject:
     the store's row of it (stored as float16, hence the tolerance)."""
     from ptacl.data.store import Store
-    from ptacl.inference.crops import store_outputs
+    from ptacl.embedding.crops import store_outputs
 
     predictor = Predictor(tiny_bundle)
     store = Store.open(probe_store)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ptacl.data.discover import find_cohort_covariates
 from ptacl.io import InputError
-from ptacl.io.covariates import find_cohort_covariates, read_covariates
+from ptacl.io.covariates import read_covariates
 from ptacl.synth.marker import SYNTH_MARKER, marker_contents
 
 

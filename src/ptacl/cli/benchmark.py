@@ -26,7 +26,8 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ptacl.reproduction import METHOD_KEYS, PRESETS
+    from ptacl.benchmark.methods import METHOD_KEYS
+    from ptacl.benchmark.presets import PRESETS
 
     parser = argparse.ArgumentParser(
         prog="ptacl benchmark",
@@ -65,16 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ptacl.pipeline import PipelineError, run_steps
-    from ptacl.reproduction import (
-        PRESETS,
-        CohortTooSmall,
-        build_steps,
-        check_cohort,
-        cohort_steps,
-        select_methods,
-        write_tables,
-    )
+    from ptacl.benchmark.cohort import CohortTooSmall, check_cohort
+    from ptacl.benchmark.methods import select_methods
+    from ptacl.benchmark.pipeline import PipelineError, run_steps
+    from ptacl.benchmark.presets import PRESETS
+    from ptacl.benchmark.steps import build_steps, cohort_steps
+    from ptacl.benchmark.tables import write_tables
 
     if args.seeds < 1 or args.jobs < 1:
         print("ptacl benchmark: --seeds and --jobs must be >= 1", file=sys.stderr)

@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ptacl.pipeline import PipelineError
-    from ptacl.reproduction import CohortTooSmall, run_demo
+    from ptacl.benchmark.cohort import CohortTooSmall
+    from ptacl.benchmark.demo import run_demo
+    from ptacl.benchmark.pipeline import PipelineError
 
     if args.subjects < 1 or args.jobs < 1 or args.workers < 1:
         print("ptacl demo: --subjects, --jobs and --workers must be >= 1", file=sys.stderr)

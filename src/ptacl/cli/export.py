@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ptacl.atomic import OutputBusy
     from ptacl.data.store import StoreError
-    from ptacl.inference.export import export_run
+    from ptacl.export import export_run
     from ptacl.runs import RunDirError
 
     try:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ptacl.inference.bundle import half_widths as half_widths  # read side: predict applies it
 from ptacl.schema import INTERVAL_LEVEL
 
 #: The nominal coverage when none is asked for (`ptacl export --interval-level`).
@@ -69,15 +70,6 @@ def fit_intervals(
         n = int(np.isfinite(residuals[:, p]).sum())
         table[column] = {"half_width": q if math.isfinite(q) else None, "n": n}
     return {"level": check_level(level), "method": METHOD, "columns": table}
-
-
-def half_widths(spec: dict[str, Any], columns: Sequence[str]) -> np.ndarray:
-    """(P,) half-widths of `columns` from a `fit_intervals` table (None: inf, unbounded)."""
-    table = spec["columns"]
-    return np.array(
-        [math.inf if table[c]["half_width"] is None else table[c]["half_width"] for c in columns],
-        dtype=np.float64,
-    )
 
 
 def interval_coverage(

@@ -9,7 +9,7 @@ Which subjects: those of the split holding every modality the run has (both: pai
 an ECG run: every subject with an ECG). An ECG is embedded as `ptacl predict` embeds a
 recording: the mean-pooled encoder tokens (`encoder.pool`) of each of its crops of the size the
 encoder was built for (2,500 samples at the paper's sizes: the two halves of a 10-s ECG, see
-`ptacl.inference.crops`), averaged. A CMR is the deterministic evaluation view of
+`ptacl.embedding.crops`), averaged. A CMR is the deterministic evaluation view of
 `ptacl.data.datasets` (26 frames from end-diastole at the paper's sizes), mean-pooled. A run
 with projection heads (stage 2) adds the projected embeddings, the space its global loss aligns
 (the ECG's: the projection of its crop-averaged embedding). With both encoders the mean T × T
@@ -24,79 +24,16 @@ float32 where present, meta (a JSON string; `ecg_encoder_id` is the ECG encoder'
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ptacl.errors import PtaclError
+from ptacl.embedding.file import Embeddings, EmbedError
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.runs import RunEncoders
-
-_ARRAYS = ("ecg", "cmr", "ecg_proj", "cmr_proj", "alignment")
-
-
-class EmbedError(PtaclError, ValueError):
-    """A run or embeddings file that cannot be used, with the path and the reason."""
-
-
-@dataclass
-class Embeddings:
-    """What `ptacl embed` writes; row i of every array is subject `eids[i]`."""
-
-    eids: np.ndarray
-    phenotypes: np.ndarray
-    phenotype_names: tuple[str, ...] = PHENOTYPES
-    ecg: np.ndarray | None = None
-    cmr: np.ndarray | None = None
-    ecg_proj: np.ndarray | None = None
-    cmr_proj: np.ndarray | None = None
-    alignment: np.ndarray | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {name: getattr(self, name) for name in _ARRAYS if getattr(self, name) is not None}
-        np.savez(
-            path,
-            eids=np.asarray(self.eids, dtype=str),
-            phenotypes=np.asarray(self.phenotypes, dtype=np.float32),
-            phenotype_names=np.asarray(self.phenotype_names, dtype=str),
-            meta=np.asarray(json.dumps(self.meta)),
-            **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()},
-        )
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> Embeddings:
-        path = Path(path)
-        if not path.is_file():
-            raise EmbedError(f"{path}: no such embeddings file")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                content = {k: data[k] for k in data.files}
-        except (ValueError, OSError) as e:
-            raise EmbedError(f"{path}: not a readable .npz without pickles ({e})") from e
-        for key in ("eids", "phenotypes", "phenotype_names", "meta"):
-            if key not in content:
-                raise EmbedError(f"{path}: missing array {key!r}; write it with `ptacl embed`")
-        n = len(content["eids"])
-        for key in ("phenotypes", "ecg", "cmr", "ecg_proj", "cmr_proj"):
-            if key in content and len(content[key]) != n:
-                raise EmbedError(f"{path}: {key} has {len(content[key])} rows for {n} eids")
-        return cls(
-            eids=content["eids"].astype(str),
-            phenotypes=content["phenotypes"],
-            phenotype_names=tuple(str(x) for x in content["phenotype_names"]),
-            meta=json.loads(str(content["meta"])),
-            **{k: content.get(k) for k in _ARRAYS},
-        )
 
 
 def _local_through_heads(encoders: RunEncoders) -> bool:
@@ -155,7 +92,7 @@ def compute_embeddings(
 
     This is the one embedding of an ECG: `ptacl evaluate` (retrieval and linear probe),
     `ptacl embed` and `ptacl export` (the probe it fits and the OOD statistics) all call it, and
-    `ptacl predict` computes the same from a recording (`ptacl.inference.crops`): the encoder's
+    `ptacl predict` computes the same from a recording (`ptacl.embedding.crops`): the encoder's
     pooled tokens averaged over the recording's crops, and the projection of that average.
     `num_workers` load the CMRs; the ECGs are read `chunk` subjects at a time.
     """
@@ -163,8 +100,8 @@ def compute_embeddings(
 
     from ptacl.data.datasets import CmrDataset
     from ptacl.data.store import Store
+    from ptacl.embedding.crops import store_outputs
     from ptacl.inference.bundle import encoder_fingerprint
-    from ptacl.inference.crops import store_outputs
     from ptacl.models.local import cmr_local_embeddings
 
     store = store if isinstance(store, Store) else Store.open(store)
@@ -270,7 +207,7 @@ def compute_embeddings(
         "store": str(store.root),
         "split": split,
         "subjects": len(rows),
-        "inputs": f"ECG: mean over its {crop}-sample crops (ptacl.inference.crops); "
+        "inputs": f"ECG: mean over its {crop}-sample crops (ptacl.embedding.crops); "
         f"{frames} CMR frames",
         "alignment_subjects": align_count,
     }

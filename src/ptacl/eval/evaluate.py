@@ -313,10 +313,9 @@ def interval_section(
 def ols_problem(n_train: int, features: int) -> str | None:
     """Why an OLS probe of `features` dimensions on `n_train` subjects means little, or None:
     under-determined (`ols_underdetermined`), or so few subjects that estimation noise inflates
-    its test error past `ptacl.reproduction.OLS_INFLATION_LIMIT`, the rule by which `ptacl demo`
+    its test error past `ptacl.eval.probe.OLS_INFLATION_LIMIT`, the rule by which `ptacl demo`
     probes with ridge instead."""
-    from ptacl.eval.probe import ols_underdetermined
-    from ptacl.reproduction import OLS_INFLATION_LIMIT, ols_inflation
+    from ptacl.eval.probe import OLS_INFLATION_LIMIT, ols_inflation, ols_underdetermined
 
     problem = ols_underdetermined(n_train, features)
     inflation = ols_inflation(n_train, features)

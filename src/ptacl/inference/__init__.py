@@ -5,7 +5,8 @@ ptacl.load(BUNDLE).predict("1000037_20205_2_0.xml")
 """
 
 from ptacl.inference.bundle import Bundle, BundleError, encoder_fingerprint, read_bundle
-from ptacl.inference.predictor import ImplausiblePrediction, Predictor, eid_from_path, load
+from ptacl.inference.predictor import ImplausiblePrediction, Predictor, load
+from ptacl.io.names import eid_from_path
 
 __all__ = [
     "Bundle",

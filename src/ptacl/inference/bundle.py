@@ -4,7 +4,7 @@ Layout of a bundle folder::
 
     manifest.json        format name and version, sha256 and size of every file below
     README.md            the model card: data origin, training command, metrics, intended
-                         use, governance, licence (`ptacl.inference.card`)
+                         use, governance, licence (`ptacl.export.card`)
     config.json          model kind, ECG encoder constructor arguments, the head, embedding space
     preprocessing.json   sampling rate, samples, crop, how crops are combined, leads, DWT settings
     phenotypes.json      the head's outputs in order: columns, names, units, and `ranges`: per
@@ -43,11 +43,12 @@ import json
 import math
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import ptacl
@@ -129,7 +130,7 @@ def write_bundle(
     """Write a bundle atomically (a temporary sibling folder renamed at the end).
 
     `tensors` maps a part of `PARTS` to its state dict; keys are stored as `part.name`.
-    `readme`: the model card (`ptacl.inference.card`), hashed in the manifest like the rest;
+    `readme`: the model card (`ptacl.export.card`), hashed in the manifest like the rest;
     `intervals`: intervals.json (`ptacl.eval.conformal.fit_intervals` and its coverage).
     """
     out = Path(out)
@@ -373,6 +374,16 @@ def _read_intervals(root: Path, expected: Mapping[str, Any], columns: list[Any])
         if width is not None:
             _number(width, f"{path}: {column} half_width", integer=False, low=0)
     return doc
+
+
+def half_widths(spec: dict[str, Any], columns: Sequence[str]) -> np.ndarray:
+    """(P,) half-widths of `columns` from an intervals.json table (None: inf, unbounded); the
+    table is written by `ptacl.eval.conformal.fit_intervals`."""
+    table = spec["columns"]
+    return np.array(
+        [math.inf if table[c]["half_width"] is None else table[c]["half_width"] for c in columns],
+        dtype=np.float64,
+    )
 
 
 def _metadata(data: bytes) -> dict[str, str]:

@@ -117,7 +117,7 @@ class BundleModel(nn.Module):
     """ECG encoder, optional projection head and phenotype head, as the bundle describes them.
 
     `forward(ecg)` takes crops (N, 12, crop) and returns per-crop outputs; the caller averages
-    them per recording (see `ptacl.inference.crops`). `project` maps a recording's
+    them per recording (see `ptacl.embedding.crops`). `project` maps a recording's
     crop-averaged embedding into the aligned run's shared space, as `ptacl embed` and
     `ptacl evaluate` project it (`ptacl.eval.embed.compute_embeddings`).
     """

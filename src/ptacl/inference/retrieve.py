@@ -1,6 +1,6 @@
 """Similar-patient retrieval for one new ECG against a database of embeddings (`ptacl embed`).
 
-The database is the .npz `ptacl embed` writes (`ptacl.eval.embed.Embeddings`, read without
+The database is the .npz `ptacl embed` writes (`ptacl.embedding.file.Embeddings`, read without
 pickles): eids, phenotypes, the mean-pooled `ecg` / `cmr` embeddings and, for an aligned run,
 the projected `ecg_proj` / `cmr_proj`, plus a JSON `meta`.
 
@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ptacl.errors import PtaclError
-from ptacl.inference.predictor import Predictor, Source
+from ptacl.inference.predictor import Predictor
+from ptacl.inference.sources import Source
 
 
 class DatabaseError(PtaclError, ValueError):
@@ -31,8 +32,8 @@ class DatabaseError(PtaclError, ValueError):
 
 
 def load_database(path: str | Path):
-    """The embeddings file, via `ptacl.eval.embed.Embeddings.load` (EmbedError if unusable)."""
-    from ptacl.eval.embed import Embeddings
+    """The embeddings file, via `ptacl.embedding.file.Embeddings.load` (EmbedError if unusable)."""
+    from ptacl.embedding.file import Embeddings
 
     return Embeddings.load(path)
 

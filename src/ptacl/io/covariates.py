@@ -86,17 +86,3 @@ def _values(column: pd.Series, name: str, path: Path) -> pd.Series:
             f"({int(bad.sum())} such rows)"
         )  # fmt: skip
     return values.astype(np.float64)
-
-
-def find_cohort_covariates(phenotypes: str | Path | None) -> Path | None:
-    """The covariates.csv of a `ptacl synth` cohort whose phenotypes.csv is `phenotypes`
-    (beside it, in a folder with the synth marker), or None. Real cohorts name theirs with
-    `ptacl prepare --covariates`: a stray file is not picked up from a user's folder."""
-    from ptacl.synth.marker import find_synth_marker
-
-    if phenotypes is None or not Path(phenotypes).is_file():
-        return None
-    candidate = Path(phenotypes).with_name(COVARIATES_FILE)
-    if candidate.is_file() and find_synth_marker([Path(phenotypes)]) is not None:
-        return candidate
-    return None

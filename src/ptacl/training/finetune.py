@@ -177,9 +177,9 @@ def predict_ecg_crops(
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(eids (N,), true (N, P), predicted (N, P)) of the store's ECGs at `rows`, predictions
-    averaged over each recording's crops (`ptacl.inference.crops`): what the exported bundle
+    averaged over each recording's crops (`ptacl.embedding.crops`): what the exported bundle
     predicts, so the test R² `ptacl finetune` reports is that of the head a user deploys."""
-    from ptacl.inference.crops import store_outputs
+    from ptacl.embedding.crops import store_outputs
 
     module = module.to(device).eval()
     out = store_outputs(

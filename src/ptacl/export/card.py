@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ptacl.data.prepare import ORIGIN_SYNTHETIC as SYNTHETIC
-from ptacl.data.prepare import ORIGIN_UKB as UK_BIOBANK
+from ptacl.data.discover import ORIGIN_SYNTHETIC as SYNTHETIC
+from ptacl.data.discover import ORIGIN_UKB as UK_BIOBANK
 
 PTACL_REFERENCE = (
     "Selivanov, Müller, Turgut, Stolt-Ansó, Rückert: Patient and Temporal Alignment "
@@ -203,7 +203,7 @@ def model_card(
 ) -> str:
     """README.md for a bundle (see the module docstring). `data`: `data_provenance(store)`;
     `training`: {"command", "stage", "checkpoint"}; `metrics`: `ptacl evaluate`'s metrics.json;
-    `intervals`: the bundle's intervals.json (`ptacl.inference.export.calibrate`)."""
+    `intervals`: the bundle's intervals.json (`ptacl.export.fit.calibrate`)."""
     data = dict(data or {})
     training = dict(training or {})
     origin = str(data.get("origin") or "unknown")

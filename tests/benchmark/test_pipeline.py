@@ -8,8 +8,8 @@ import time
 import pytest
 
 from faults import alive, descendants, ptacl_env
-from ptacl import pipeline
-from ptacl.pipeline import PipelineError, Step, run_steps
+from ptacl.benchmark import pipeline
+from ptacl.benchmark.pipeline import PipelineError, Step, run_steps
 
 
 def test_finished_steps_are_reused(tmp_path, capsys):
@@ -127,7 +127,7 @@ def test_a_killed_pipeline_leaves_no_step_running(tmp_path):
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from ptacl.pipeline import Step, run_steps\n"
+        "from ptacl.benchmark.pipeline import Step, run_steps\n"
         f"out = Path({str(tmp_path / 'cohort')!r})\n"
         "run_steps([Step('synth', ('synth', '--out', str(out), '--subjects', '5000', "
         "'--quiet'), out)], out.parent / 'pipe', quiet=True)\n"

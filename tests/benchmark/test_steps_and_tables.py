@@ -5,20 +5,13 @@ import json
 import math
 from pathlib import Path
 
+from ptacl.benchmark.demo import demo_steps
+from ptacl.benchmark.methods import METHODS, RETRIEVAL_SETTING, select_methods
+from ptacl.benchmark.presets import CONFIGS, PRESETS
+from ptacl.benchmark.results import collect_results
+from ptacl.benchmark.steps import build_steps
+from ptacl.benchmark.tables import intervals_note, table1_markdown, table2_markdown
 from ptacl.config import load_config
-from ptacl.reproduction import (
-    CONFIGS,
-    METHODS,
-    PRESETS,
-    RETRIEVAL_SETTING,
-    build_steps,
-    collect_results,
-    demo_steps,
-    intervals_note,
-    select_methods,
-    table1_markdown,
-    table2_markdown,
-)
 from ptacl.training.align import AlignRunConfig
 
 R2 = {"LVEDV (mL)": {"R2": 0.5, "n": 10, "ci": [0.4, 0.6]}}
@@ -189,7 +182,7 @@ def test_tables_show_mean_sd_over_seeds_and_the_averaged_bootstrap_ci(tmp_path):
 
 
 def test_cohort_check_at_the_demo_size_and_below():
-    from ptacl.reproduction import cohort_problems
+    from ptacl.benchmark.cohort import cohort_problems
 
     demo = PRESETS["demo"]
     at_100 = {"train_ecg": 70, "train_cmr": 70, "train_paired": 70, "train_probe": 70,
@@ -207,7 +200,8 @@ def test_cohort_check_at_the_demo_size_and_below():
 
 
 def test_the_demo_probes_with_ridge_where_ols_would_only_fit_noise():
-    from ptacl.reproduction import demo_probe, ols_inflation
+    from ptacl.benchmark.cohort import demo_probe
+    from ptacl.eval.probe import ols_inflation
 
     assert ols_inflation(70, 64) == 16 and ols_inflation(66, 64) == math.inf
     assert ols_inflation(1050, 64) < 0.1

@@ -100,6 +100,32 @@ def test_include_self_keeps_the_querys_own_cmr_and_says_so(eval_store, align_run
     assert "Protocol: the query's own CMR is included" in (out / "report.md").read_text()
 
 
+def test_csls_ranking_is_scored_recorded_and_said(eval_store, align_run, tmp_path):
+    from ptacl.eval.hubness import csls_penalty
+    from ptacl.eval.retrieval import retrieval_metrics
+
+    out = tmp_path / "eval"
+    args = ["--model", str(align_run), "--data", str(eval_store), "--out", str(out)]
+    assert (
+        main([*args, "--n-boot", "10", "--no-progress", "--ranking", "csls", "--csls-k", "20"]) == 0
+    )
+    retrieval = json.loads((out / "metrics.json").read_text())["retrieval"]
+    # 10 test subjects: 9 queries per CMR once its own ECG is left out
+    assert retrieval["ranking"].startswith("CSLS, k = 9 (capped from 20")
+    assert {"nk_skewness", "anti_hub_share", "ecg_mean_norm"} <= set(retrieval["hubness"])
+    with np.load(out / "embeddings_paired_test.npz") as data:
+        ecg, cmr = data["ecg_proj"], data["cmr_proj"]
+        pheno = pd.DataFrame(data["phenotypes"].astype(np.float64), columns=data["phenotype_names"])
+    want = retrieval_metrics(ecg, cmr, pheno, ks=(1, 3, 5), penalty=csls_penalty(ecg, cmr, 9))
+    for name, row in want.iterrows():
+        assert retrieval["model"][name]["P@1"] == pytest.approx(row["P@1"])
+        assert retrieval["model"][name]["MnR"] == pytest.approx(row["MnR"], nan_ok=True)
+    assert "Ranking: CSLS, k = 9" in (out / "report.md").read_text()
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--ranking", "csls", "--csls-k", "0"])
+    assert stop.value.code == 2
+
+
 def test_evaluate_random_init_and_refuse_a_used_folder(eval_store, align_run, tmp_path, capsys):
     out = tmp_path / "eval"
     args = ["--model", "none", "--like", str(align_run), "--data", str(eval_store)]

@@ -238,3 +238,30 @@ def test_wide_rows_with_ties_equal_a_full_sort(exclude_self):
     for col in pheno.columns:
         np.testing.assert_array_equal(got[col].precision, ref[col][0])
         np.testing.assert_array_equal(got[col].first_rank, ref[col][1])
+
+
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_random_baseline_per_query_equals_a_simulation(exclude_self):
+    # MnR against random is only fair if each query's baseline uses that query's own match
+    # set: simulate uniformly random rankings of the real candidates and compare query by query.
+    rng = np.random.default_rng(5)
+    n, draws, ks = 40, 4000, (1, 5)
+    y = np.exp(rng.normal(size=n))  # skewed: queries in the tail have few matches
+    y[rng.random(n) < 0.15] = np.nan
+    base = random_retrieval_scores(pd.DataFrame({"y": y}), ks, exclude_self=exclude_self)["y"]
+    valid = ~np.isnan(y)
+    half = 0.5 * np.nanstd(y, ddof=1)
+    is_cand = np.broadcast_to(valid, (n, n)) & ~(np.eye(n, dtype=bool) & exclude_self)
+    match = is_cand & (np.abs(y[None] - y[:, None]) <= half)
+    keys = np.where(is_cand, rng.random((draws, n, n)), np.inf)  # non-candidates rank last
+    order = np.argsort(keys, axis=2)  # (draws, query, place)
+    hits = np.take_along_axis(np.broadcast_to(match, (draws, n, n)), order, axis=2)
+    has = match.any(axis=1) & valid
+    first = np.argmax(hits, axis=2) + 1.0  # (draws, n)
+    sim_rank, sd = first.mean(axis=0), first.std(axis=0)
+    np.testing.assert_array_equal(np.isnan(base.first_rank), ~has)
+    assert np.all(np.abs(base.first_rank[has] - sim_rank[has]) <= 4 * sd[has] / np.sqrt(draws))
+    for j, k in enumerate(ks):
+        sim_prec = hits[:, :, :k].mean(axis=(0, 2))[valid]
+        p = base.precision[valid, j]
+        assert np.all(np.abs(p - sim_prec) <= 4 * np.sqrt(p * (1 - p) / draws) + 1e-12)

@@ -10,6 +10,9 @@ Writes DIR/metrics.json, DIR/report.md, DIR/figures/*.png and the embeddings use
   subjects, in the projection-head space when the run has heads (what stage 2 aligns), else on
   mean-pooled tokens; with the random-ranking baseline. The query's own CMR is not a candidate
   unless --include-self (the paper's literal protocol; metrics.json and report.md say which).
+  Ranked by cosine similarity, or with --ranking csls by CSLS's hub-corrected score (a CMR
+  close to every ECG stops taking the top places); metrics.json holds the ranking's hubness
+  (k-occurrence skewness, ...) either way.
 - Linear probe: OLS (or ridge) on mean-pooled ECG embeddings of every train-split ECG, scored
   on every test-split ECG; for a run holding only a CMR encoder (CMR MAE or SimCLR: the imaging
   upper bound) the same on CMR embeddings. With no more train subjects than features + 1, OLS
@@ -78,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the query's own CMR among the candidates (the paper's 'all patients in the "
         "CMR database'; it always matches); default: excluded, the stricter protocol",
     )
+    parser.add_argument(
+        "--ranking",
+        default="cosine",
+        choices=["cosine", "csls"],
+        help="cosine similarity (the paper's), or CSLS: cosine minus half the candidate's mean "
+        "cosine to its --csls-k most similar queries (Conneau et al. 2018's hub correction)",
+    )
+    parser.add_argument("--csls-k", type=int, default=10, help="CSLS neighbourhood size")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap / random-init seed")
     parser.add_argument(
@@ -100,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         check_level(args.interval_level)  # before minutes of embedding
     except ValueError as e:
         parser.error(str(e))
+    if args.csls_k < 1:
+        parser.error(f"--csls-k must be at least 1, got {args.csls_k}")
     from ptacl.atomic import OutputBusy, output_lock
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
@@ -132,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         ks=tuple(args.ks),
         match_sd=args.match_sd,
         include_self=args.include_self,
+        ranking=args.ranking,
+        csls_k=args.csls_k,
         n_boot=args.n_boot,
         seed=args.seed,
         like=args.like,

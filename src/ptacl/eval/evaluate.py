@@ -41,6 +41,8 @@ class EvaluateOptions:
     ks: tuple[int, ...] = (1, 3, 5, 10, 15)
     match_sd: float = 0.5
     include_self: bool = False  # keep the query's own CMR among the retrieval candidates
+    ranking: str = "cosine"  # or "csls": hub-corrected (ptacl.eval.hubness)
+    csls_k: int = 10
     n_boot: int = 1000
     seed: int = 0  # bootstrap and random-init seed
     like: str | None = None  # with `none`: random encoders of this run's architecture
@@ -66,6 +68,7 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
     from ptacl.eval.bootstrap import retrieval_ci
     from ptacl.eval.comparisons import RETRIEVAL_PER_QUERY, save_retrieval
     from ptacl.eval.embed import compute_embeddings
+    from ptacl.eval.hubness import hubness_stats, ranking_penalty
     from ptacl.eval.report import (
         plot_alignment_matrix,
         plot_precision_curves,
@@ -114,7 +117,10 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
         ecg, cmr = (paired.ecg_proj, paired.cmr_proj) if use_proj else (paired.ecg, paired.cmr)
         pheno = _frame(paired)
         exclude_self = not options.include_self
-        scores = retrieval_scores(ecg, cmr, pheno, ks, options.match_sd, exclude_self)
+        penalty, ranking = ranking_penalty(options.ranking, ecg, cmr, options.csls_k, exclude_self)
+        scores = retrieval_scores(
+            ecg, cmr, pheno, ks, options.match_sd, exclude_self, penalty=penalty
+        )
         save_retrieval(out / RETRIEVAL_PER_QUERY, paired.eids, list(pheno.columns), ks, scores)
         lo, hi = retrieval_ci(scores, ks, **boot)
         metrics["retrieval"] = retrieval_section(
@@ -126,8 +132,12 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
             match_sd=options.match_sd,
             exclude_self=exclude_self,
             space="projection-head outputs" if use_proj else "mean-pooled encoder tokens",
-            collapse=top1_collapse(top1_candidates(ecg, cmr, exclude_self), len(paired.eids)),
+            collapse=top1_collapse(
+                top1_candidates(ecg, cmr, exclude_self, penalty=penalty), len(paired.eids)
+            ),
         )
+        metrics["retrieval"]["ranking"] = ranking
+        metrics["retrieval"]["hubness"] = hubness_stats(ecg, cmr, 10, exclude_self, penalty)
         for warning in metrics["retrieval"]["warnings"]:
             print(f"ptacl evaluate: warning: retrieval: {warning}", file=sys.stderr)
         metrics["info"]["paired_subjects"] = len(paired.eids)

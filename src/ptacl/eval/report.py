@@ -85,6 +85,17 @@ def _number(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
+def hubness_sentence(hubness: Mapping[str, Any]) -> str:
+    """One line on the ranking's hubs (`ptacl.eval.hubness.hubness_stats`)."""
+    return (
+        f"Hubness (k = {hubness['k']}): k-occurrence skewness {hubness['nk_skewness']:.2f} "
+        "(about 0 without hubs); the biggest hub is in the top k of "
+        f"{hubness['nk_max_share']:.0%} of the queries; {hubness['anti_hub_share']:.0%} of the "
+        f"candidates are in nobody's. Mean unit vector norm ECG {hubness['ecg_mean_norm']:.2f}, "
+        f"CMR {hubness['cmr_mean_norm']:.2f} (1: one shared direction)."
+    )
+
+
 def collapse_sentence(collapse: Mapping[str, Any]) -> str:
     """One line: the top-1 hub share and the distinct top-1 candidates (out of N)."""
     return (
@@ -355,11 +366,15 @@ def write_report(out_dir: Path, metrics: Mapping[str, Any], figures: Mapping[str
             "",
             f"Embeddings compared: {retrieval.get('space', 'mean-pooled encoder tokens')}.",
             "",
+            f"Ranking: {retrieval.get('ranking', 'cosine similarity')}.",
+            "",
             retrieval_table(retrieval),
             "",
         ]
         if retrieval.get("collapse"):
             lines += [collapse_sentence(retrieval["collapse"]), ""]
+        if retrieval.get("hubness"):
+            lines += [hubness_sentence(retrieval["hubness"]), ""]
         for warning in retrieval.get("warnings", []):
             lines += [f"**Warning — {warning}.**", ""]
     else:

@@ -3,7 +3,8 @@
 Definitions used throughout (every choice the paper leaves open is stated here):
 
 - Queries are the ECG embeddings (N, D); the database is the CMR embeddings (N, D) of the same
-  subjects in the same order. Candidates are ranked by cosine similarity, highest first.
+  subjects in the same order. Candidates are ranked by cosine similarity, highest first (minus
+  a per-candidate `penalty` where one is given: CSLS's hub correction, ptacl.eval.hubness).
   With `exclude_self` the query's own subject is not a candidate.
 - Per phenotype, subjects whose value is NaN are left out entirely: they are neither queries
   nor candidates for that phenotype (they still count for the other phenotypes).
@@ -135,9 +136,26 @@ def _chunk_buffer(rows: int, cmr: torch.Tensor) -> torch.Tensor:
     return torch.empty(rows, cmr.shape[0], dtype=cmr.dtype, device=cmr.device)
 
 
-def _similarities(queries: torch.Tensor, cmr: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
-    """queries (b, D) @ cmr (N, D)ᵀ into the first b rows of `buffer`: (b, N)."""
-    return torch.mm(queries, cmr.T, out=buffer[: len(queries)])
+def _similarities(
+    queries: torch.Tensor,
+    cmr: torch.Tensor,
+    buffer: torch.Tensor,
+    penalty: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """queries (b, D) @ cmr (N, D)ᵀ into the first b rows of `buffer`: (b, N), minus the
+    per-item `penalty` (N,) when given."""
+    sim = torch.mm(queries, cmr.T, out=buffer[: len(queries)])
+    return sim if penalty is None else sim.sub_(penalty[None])
+
+
+def _penalty(penalty: np.ndarray | None, cmr: torch.Tensor) -> torch.Tensor | None:
+    """A per-database-item penalty (N,) as a tensor beside `cmr` (N, D), checked."""
+    if penalty is None:
+        return None
+    pen = torch.as_tensor(np.asarray(penalty)).to(cmr.device, cmr.dtype)
+    if pen.shape != (cmr.shape[0],):
+        raise ValueError(f"penalty has shape {tuple(pen.shape)}, the database {cmr.shape[0]} rows")
+    return pen
 
 
 def _stable_topk(sim: torch.Tensor, k: int) -> np.ndarray:
@@ -206,6 +224,7 @@ def retrieval_scores(
     cmr_eids: Sequence[str] | None = None,
     top: int | None = None,
     dtype: torch.dtype = torch.float32,
+    penalty: np.ndarray | None = None,
 ) -> dict[str, RetrievalScores]:
     """Per-query retrieval results, one `RetrievalScores` per phenotype column.
 
@@ -214,7 +233,9 @@ def retrieval_scores(
     agree row by row. `top` is the per-chunk top-K (default max(64, 4*max(ks))); it changes
     speed only, never the result. `chunk_size` queries share one (chunk, N) similarity block;
     None picks 2**26 entries (256 MiB in float32), and a chunk's temporaries take a few times
-    that. Embeddings may be torch tensors on a GPU: the work then runs there.
+    that. Embeddings may be torch tensors on a GPU: the work then runs there. `penalty` (N,),
+    when given, is subtracted from every query's similarity to database item j before ranking
+    (`ptacl.eval.hubness.csls_penalty` makes the ranking CSLS's).
     See the module docstring for every definition.
     """
     ecg = _as_tensor(ecg_emb, "ecg_emb", dtype)
@@ -245,11 +266,12 @@ def retrieval_scores(
     first_rank = np.full((n_pheno, n), np.nan)
     kmax = max(ks)
     buffer = _chunk_buffer(min(chunk_size, n), cmr)
+    pen = _penalty(penalty, cmr)
 
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         rows = np.arange(start, stop)
-        sim = _similarities(ecg[start:stop], cmr, buffer)  # (b, N)
+        sim = _similarities(ecg[start:stop], cmr, buffer, pen)  # (b, N)
         if exclude_self:
             sim[
                 torch.arange(len(rows), device=sim.device), torch.from_numpy(rows).to(sim.device)
@@ -450,7 +472,7 @@ def retrieval_metrics(
     """One row per phenotype: P@k for each k, MnR, MdR, `queries`, `no_match`.
 
     ecg_emb, cmr_emb: (N, D), row i both of subject i; phenotypes: (N, P) DataFrame.
-    Keyword arguments (ecg_eids, cmr_eids, top, dtype) go to `retrieval_scores`; the module
+    Keyword arguments (ecg_eids, cmr_eids, top, dtype, penalty) go to `retrieval_scores`; the module
     docstring defines matches, SD (ddof 1), ties, NaN handling and queries without a match.
     """
     scores = retrieval_scores(
@@ -560,10 +582,12 @@ def top1_candidates(
     chunk_size: int | None = None,
     *,
     dtype: torch.dtype = torch.float32,
+    penalty: np.ndarray | None = None,
 ) -> np.ndarray:
     """Database position (N,) of each query's best-ranked candidate, ranked as in
-    `retrieval_scores` (cosine similarity, ties by lower position, the query's own CMR left out
-    with `exclude_self`); -1 for a query without candidates. Phenotype-independent."""
+    `retrieval_scores` (cosine similarity minus `penalty` when given, ties by lower position,
+    the query's own CMR left out with `exclude_self`); -1 for a query without candidates.
+    Phenotype-independent."""
     ecg = torch.nn.functional.normalize(_as_tensor(ecg_emb, "ecg_emb", dtype), dim=1)
     cmr = torch.nn.functional.normalize(_as_tensor(cmr_emb, "cmr_emb", dtype), dim=1)
     cmr = cmr.to(ecg.device)
@@ -573,9 +597,10 @@ def top1_candidates(
         return out
     chunk_size = chunk_size or max(1, DEFAULT_CHUNK_ENTRIES // max(cmr.shape[0], 1))
     buffer = _chunk_buffer(min(chunk_size, n), cmr)
+    pen = _penalty(penalty, cmr)
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        sim = _similarities(ecg[start:stop], cmr, buffer)
+        sim = _similarities(ecg[start:stop], cmr, buffer, pen)
         if exclude_self:
             rows = torch.arange(stop - start, device=sim.device)
             sim[rows, rows + start] = -torch.inf

@@ -9,7 +9,8 @@ heartbeat-phase steps against the subject's own T CMR steps, with the alignment 
 (default) or sends them through the global projection heads.
 
 `AlignModule.forward` / `.losses` are plain torch (usable without a Trainer); the validation
-metrics are pure functions at the end of this file; `LocalSimilarityFigure` writes Figure 2.
+metrics come from `ptacl.eval.metrics`, summed over processes by `AlignmentSums`;
+`LocalSimilarityFigure` writes Figure 2.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
+from torchmetrics import Metric
 
 from ptacl.config import ConfigError, from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
+from ptacl.eval.metrics import local_similarity, retrieval_hits, temporal_alignment_hits
 from ptacl.losses import (
     cosine_alignment_loss,
     global_contrastive_loss,
     local_contrastive_loss,
-    world_info,
 )
 from ptacl.models import (
     CmrEncoderConfig,
@@ -100,6 +102,37 @@ def freeze_first_blocks(encoder: nn.Module, k: int) -> None:
             p.requires_grad_(False)
 
 
+class AlignmentSums(Metric):
+    """The validation sums of one epoch, summed over processes by torchmetrics: in-batch
+    retrieval hits (top-1, top-5) and queries; over the subjects with a complete beat, the
+    T × T local similarity and the aligned steps (exact, ±1). Metrics: `ptacl.eval.metrics`."""
+
+    full_state_update = False
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.add_state("hits", torch.zeros(2, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("queries", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        zeros = torch.zeros(steps, steps, dtype=torch.float64)
+        self.add_state("similarity", zeros, dist_reduce_fx="sum")
+        self.add_state("valid", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("aligned", torch.zeros(2, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, out: dict[str, torch.Tensor], circular: bool) -> None:
+        """`out`: `AlignModule.forward`'s outputs with the local embeddings."""
+        self.hits += retrieval_hits(out["z_ecg"], out["z_cmr"], (1, 5)).to(self.hits)
+        self.queries += out["z_ecg"].shape[0]
+        valid = out["local_valid"]
+        similarity = local_similarity(out["ecg_local"][valid], out["cmr_local"][valid])  # (V, T, T)
+        self.similarity += similarity.sum(dim=0).to(self.similarity)
+        self.valid += int(valid.sum())
+        for i, tolerance in enumerate((0, 1)):
+            self.aligned[i] += temporal_alignment_hits(similarity, tolerance, circular).sum()
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in self._defaults}
+
+
 class AlignModule(L.LightningModule):
     """The two encoders, their projection heads and the PTACL losses.
 
@@ -130,7 +163,7 @@ class AlignModule(L.LightningModule):
                 f"{self.ecg_encoder.width} differs from the CMR width {self.cmr_encoder.width}; "
                 "use loss.local_space=projection"
             )
-        self._reset_validation_sums()
+        self.val_sums = AlignmentSums(cfg.loss.num_steps)
         self.val_similarity: np.ndarray | None = None  # (T, T) after each validation
         # trainer.accumulate_grad_batches > 1: one contrastive problem over all k·B pairs
         self.accumulate = cfg.trainer.accumulate_grad_batches
@@ -222,18 +255,8 @@ class AlignModule(L.LightningModule):
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=size)
         return metrics["loss"]  # with the feature cache: detached, for callbacks only
 
-    def _reset_validation_sums(self) -> None:
-        steps = self.loss_config.num_steps
-        self._val = {
-            "hits": torch.zeros(2, dtype=torch.float64),  # top-1, top-5
-            "queries": torch.zeros((), dtype=torch.float64),
-            "similarity": torch.zeros(steps, steps, dtype=torch.float64),
-            "valid": torch.zeros((), dtype=torch.float64),
-            "aligned": torch.zeros(2, dtype=torch.float64),  # exact, ±1
-        }
-
     def on_validation_epoch_start(self) -> None:
-        self._reset_validation_sums()
+        self.val_sums.reset()
         self.val_similarity = None  # a validation without complete beats leaves no matrix
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -243,23 +266,10 @@ class AlignModule(L.LightningModule):
         size = batch["ecg"].shape[0]
         for name, value in losses.items():
             self.log(f"val/{name}", value, prog_bar=name == "loss", sync_dist=True, batch_size=size)
-        sums = self._val
-        sums["hits"] += retrieval_hits(out["z_ecg"], out["z_cmr"], (1, 5)).double().cpu()
-        sums["queries"] += size
-        valid = out["local_valid"]
-        similarity = local_similarity(out["ecg_local"][valid], out["cmr_local"][valid])  # (V, T, T)
-        sums["similarity"] += similarity.sum(dim=0).double().cpu()
-        sums["valid"] += int(valid.sum())
-        for i, tolerance in enumerate((0, 1)):
-            hits = temporal_alignment_hits(similarity, tolerance, self.loss_config.circular)
-            sums["aligned"][i] += hits.sum().double().cpu()
+        self.val_sums.update(out, self.loss_config.circular)
 
     def on_validation_epoch_end(self) -> None:
-        sums = {k: v.to(self.device) for k, v in self._val.items()}
-        if world_info()[1] > 1:  # sums over the validation subjects of every process
-            for value in sums.values():
-                torch.distributed.all_reduce(value)
-        sums = {k: v.cpu() for k, v in sums.items()}
+        sums = {k: v.cpu() for k, v in self.val_sums.compute().items()}  # over every process
         queries, valid = float(sums["queries"]), float(sums["valid"])
         if queries > 0:
             self.log("val/top1", float(sums["hits"][0]) / queries)
@@ -327,42 +337,6 @@ class LocalSimilarityFigure(Callback):
         np.save(self.out_dir / f"{stem}.npy", matrix)
         for path in (self.out_dir / f"{stem}.png", self.out_dir / "local_similarity_latest.png"):
             save_similarity_figure(matrix, path, title, measured or None, circular=circular)
-
-
-# --- validation metrics: pure functions of tensors -------------------------------------------
-
-
-def retrieval_hits(z_ecg: torch.Tensor, z_cmr: torch.Tensor, ks: tuple[int, ...] = (1, 5)):
-    """In-batch ECG→CMR retrieval: for each k, how many ECG queries (B, d) find their own CMR
-    among the k most cosine-similar CMR embeddings of the batch (B, d). Returns (len(ks),)."""
-    sim = (
-        nn.functional.normalize(z_ecg.float(), dim=-1)
-        @ nn.functional.normalize(z_cmr.float(), dim=-1).T
-    )  # (B, B)
-    own = sim.diagonal()[:, None]
-    rank = (sim > own).sum(dim=1)  # 0 = the own CMR is the most similar (ties favour it)
-    return torch.stack([(rank < k).sum() for k in ks])
-
-
-def local_similarity(ecg_local: torch.Tensor, cmr_local: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of every ECG step with every CMR step: (B, T, D) × 2 -> (B, T, T),
-    rows ECG steps k, columns CMR steps t."""
-    ecg_unit = nn.functional.normalize(ecg_local.float(), dim=-1)
-    cmr_unit = nn.functional.normalize(cmr_local.float(), dim=-1)
-    return torch.einsum("bkd,btd->bkt", ecg_unit, cmr_unit)
-
-
-def temporal_alignment_hits(
-    similarity: torch.Tensor, tolerance: int = 1, circular: bool = False
-) -> torch.Tensor:
-    """(B, T, T) -> (B,) number of ECG steps k whose most similar CMR step t has |t − k| ≤
-    tolerance (the circular distance when `circular`)."""
-    num_steps = similarity.shape[-1]
-    best = similarity.argmax(dim=-1)  # (B, T)
-    gap = (best - torch.arange(num_steps, device=best.device)).abs()
-    if circular:
-        gap = torch.minimum(gap, num_steps - gap)
-    return (gap <= tolerance).sum(dim=1)
 
 
 def save_similarity_figure(

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
+from ptacl.eval.metrics import retrieval_hits
 from ptacl.losses.nt_xent import nt_xent_loss
 from ptacl.models import (
     CmrEncoderConfig,
@@ -35,7 +36,6 @@ from ptacl.models import (
     encoder_from_config,
 )
 from ptacl.models.heads import HeadConfig, projection_head
-from ptacl.training.align import retrieval_hits
 from ptacl.training.feature_cache import FeatureCacheStep
 from ptacl.training.loaders import DataConfig
 from ptacl.training.optim import OptimConfig, stage_optimizers

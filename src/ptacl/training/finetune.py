@@ -67,7 +67,7 @@ class FinetuneConfig:
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=20_000))
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def known_target_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean of (pred - target)² over the entries whose target is known: (B, P) x 2 -> ().
     NaN targets contribute neither to the sum nor to the count; a batch with none known gives 0
     (with a gradient of 0), not NaN."""
@@ -134,7 +134,7 @@ class FinetuneModule(L.LightningModule):
 
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
         target = (batch["phenotypes"] - self.target_mean) / self.target_sd  # NaN stays NaN
-        return masked_mse(self(batch[self.modality]).float(), target)
+        return known_target_mse(self(batch[self.modality]).float(), target)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)

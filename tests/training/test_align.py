@@ -8,9 +8,9 @@ from ptacl.models import count_parameters
 from ptacl.training.align import (
     AlignModule,
     AlignRunConfig,
-    parameter_counts,
-    save_similarity_figure,
 )
+from ptacl.training.figures import save_similarity_figure
+from ptacl.training.parts import parameter_counts
 
 TINY = configs.root() / "tiny" / "ptacl.yaml"
 

@@ -132,9 +132,16 @@ def init_architecture(runs: dict[str, str | Path]) -> dict[str, dict[str, Any]]:
     for modality, run in runs.items():
         if not run or str(run) == "none":
             continue
-        section = encoder_section(read_run_config(run), modality)
+        config = read_run_config(run)
+        section = encoder_section(config, modality)
         if not section:
-            raise ConfigError(f"{run}/config.yaml: this run holds no {modality.upper()} encoder")
+            other = config.get("modality")  # a stage-1 run of the other modality says which
+            which = (
+                f": it is a {other} run, not {modality}" if other not in (None, modality) else ""
+            )
+            raise ConfigError(
+                f"{run}/config.yaml: this run holds no {modality.upper()} encoder{which}"
+            )
         out[f"{modality}_encoder"] = section
     return out
 

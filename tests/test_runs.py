@@ -119,3 +119,24 @@ def test_a_run_folder_without_config_is_refused(tmp_path: Path) -> None:
         load_run_encoders(tmp_path)
     with pytest.raises(RunDirError, match="cannot tell which encoders"):
         load_run_encoders(write_run(tmp_path / "x", {"data": {}}))
+
+
+def test_stages_take_the_init_runs_architecture_beneath_the_users_overrides(tmp_path: Path):
+    """One function (`load_stage_config`) for align and fine-tune: the init run's encoder
+    section replaces the config's, and the command line's key=value still applies on top (a
+    fine-tune's `ecg_encoder.attention` was silently dropped before)."""
+    from ptacl.config import ConfigError
+    from ptacl.runs import load_stage_config
+    from ptacl.training.align import AlignRunConfig
+    from ptacl.training.finetune import FinetuneConfig
+
+    ecg = write_run(tmp_path / "ecg", RUNS["pretrain-ecg"])
+    cmr = write_run(tmp_path / "cmr", RUNS["simclr-cmr"])
+    cfg = load_stage_config(FinetuneConfig, None, [f"model={ecg}"], ["ecg_encoder.attention=plain"])
+    assert (cfg.ecg_encoder.width, cfg.ecg_encoder.depth) == (16, 1)  # the run's, not 512 / 6
+    assert cfg.ecg_encoder.attention == "plain"
+    align = load_stage_config(AlignRunConfig, None, [], [f"ecg_init={ecg}", f"cmr_init={cmr}"])
+    assert align.ecg_encoder.width == align.cmr_encoder.width == 16
+    assert load_stage_config(AlignRunConfig, None).ecg_encoder.width == 512  # no init runs
+    with pytest.raises(ConfigError, match="holds no CMR encoder"):
+        load_stage_config(AlignRunConfig, None, [f"cmr_init={ecg}"])

@@ -5,16 +5,19 @@ A run folder, written by `ptacl pretrain`, `simclr`, `align` or `finetune`:
     config.yaml                 the resolved config (`read_run_config`); data.store absolute
     paths.yaml                  data.store relative to the run folder (`run_store`)
     checkpoints/best.ckpt       lowest validation loss; checkpoints/last.ckpt the latest state
+    weights/*.safetensors       the encoders and heads of best.ckpt (`ptacl.run_weights`)
     metrics.csv, hparams.yaml, tensorboard/, figures/, ...
 
 Which encoders a run holds (`run_modalities`) and where their architecture is
 (`encoder_section`): a stage-1 run (`ptacl pretrain`, `ptacl simclr`) has `modality` and one
 `encoder` section; an align run has `ecg_encoder` and `cmr_encoder`; a fine-tune run has
 `stage: finetune`, its `modality` (ECG when absent, in older runs) and that modality's
-`<modality>_encoder` section (the other section is an unused default). In the checkpoints the
-encoders are found by key prefix: `<modality>_encoder.` (align, SimCLR, fine-tune) or
-`mae.encoder.` (an MAE run); projection heads under `<modality>_head.`, the fine-tune head
-under `head.` with `target_mean` / `target_sd`.
+`<modality>_encoder` section (the other section is an unused default). Encoders and projection
+heads are read from weights/ first, which holds the parts each stage module declares
+(`encoders()`, `heads()`); runs older than weights/ are read from their checkpoints, where the
+encoders sit under `<modality>_encoder.` (align, SimCLR, fine-tune) or `mae.encoder.` (an MAE
+run), projection heads under `<modality>_head.`, the fine-tune head under `head.` with
+`target_mean` / `target_sd`.
 
 Training, evaluation, export and inference all read runs through this module, which imports
 neither Lightning nor any logger (torch only when a checkpoint is read), so evaluating or
@@ -27,9 +30,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from ptacl.models.heads import AttentionPoolPhenotypes, ProjectionHead
 
 MODALITIES = ("ecg", "cmr")
+T = TypeVar("T")
 
 
 class RunDirError(PtaclError, RuntimeError):
@@ -114,6 +119,48 @@ def encoder_section(config: dict[str, Any], modality: str) -> dict[str, Any] | N
         return None
     section = config.get(f"{modality}_encoder")
     return config.get("encoder") if section is None else section
+
+
+def init_architecture(runs: dict[str, str | Path]) -> dict[str, dict[str, Any]]:
+    """{"<modality>_encoder": section} of each init run {modality: run folder} ("" and "none"
+    skipped): the encoder architecture a stage must build for that run's weights to fit. A
+    run that holds no such encoder (a stage-1 run of the other modality) is a ConfigError
+    naming it."""
+    from ptacl.config import ConfigError
+
+    out = {}
+    for modality, run in runs.items():
+        if not run or str(run) == "none":
+            continue
+        config = read_run_config(run)
+        section = encoder_section(config, modality)
+        if not section:
+            other = config.get("modality")  # a stage-1 run of the other modality says which
+            which = (
+                f": it is a {other} run, not {modality}" if other not in (None, modality) else ""
+            )
+            raise ConfigError(
+                f"{run}/config.yaml: this run holds no {modality.upper()} encoder{which}"
+            )
+        out[f"{modality}_encoder"] = section
+    return out
+
+
+def load_stage_config(
+    cls: type[T], path: str | Path | None, overrides: Sequence[str] = (), user: Sequence[str] = ()
+) -> T:
+    """A stage's config: defaults <- YAML `path` <- `overrides` <- the architecture of the
+    init runs it names (its `init_runs()`: `init_architecture`) <- `user` overrides (the
+    command line's key=value, which may name the init runs too and may change what the run's
+    weights allow: dropout, drop path)."""
+    from ptacl.config import load_config, to_dict
+
+    probe = load_config(cls, path, [*overrides, *user])
+    sections = init_architecture(probe.init_runs()) if hasattr(probe, "init_runs") else {}
+    if not sections:
+        return probe
+    base = to_dict(load_config(cls, path, overrides)) | sections  # whole sections: the run's
+    return load_config(cls, None, user, base=base)
 
 
 def local_steps(config: dict[str, Any]) -> int:
@@ -207,10 +254,16 @@ def encoder_weights(
 def load_encoder_weights(
     run_dir: str | Path, modality: str, which: str = "best"
 ) -> dict[str, torch.Tensor]:
-    """The `modality` encoder's state dict from a run's checkpoint (`which`: best or last;
-    best falls back to last when no validation has run). Loaded with weights_only=True."""
+    """The `modality` encoder's state dict: weights/<modality>_encoder.safetensors when the
+    run has it fresh (`ptacl.run_weights`), else from its checkpoint (`which`: best or last;
+    best falls back to last when no validation has run), loaded with weights_only=True."""
+    from ptacl.run_weights import read_weights
+
     config = read_run_config(run_dir)
-    ckpt, state = checkpoint_state(run_dir, which)
+    saved = read_weights(run_dir, which)
+    if saved is not None and f"{modality}_encoder" in saved:
+        return saved[f"{modality}_encoder"]
+    ckpt, state = checkpoint_state(run_dir, which)  # a run older than weights/
     weights = encoder_weights(state, config, modality)
     if weights is None:
         prefixes = f"{modality}_encoder." + (
@@ -276,6 +329,20 @@ def projection_heads(
             except RuntimeError as err:  # tensors that do not fit the encoder's width
                 raise weights_mismatch(err, f"{modality}_head (encoder width {width})") from None
     return heads
+
+
+def run_projection_heads(
+    run_dir: str | Path, which: str, widths: dict[str, int]
+) -> dict[str, ProjectionHead]:
+    """`projection_heads` of a run: from weights/<modality>_head.safetensors when the run has
+    them fresh (`ptacl.run_weights`), else from its checkpoint."""
+    from ptacl.run_weights import read_weights
+
+    saved = read_weights(run_dir, which)
+    if saved is None:
+        return projection_heads(checkpoint_state(run_dir, which)[1], widths)
+    state = {f"{name}.{k}": v for name, part in saved.items() for k, v in part.items()}
+    return projection_heads(state, widths)
 
 
 def finetune_head(
@@ -377,7 +444,7 @@ def load_run_encoders(
     for modality in modalities:
         setattr(out, modality, load_encoder(run_dir, modality, which).eval())
     widths = {m: int(getattr(out, m).width) for m in out.modalities}
-    for modality, head in projection_heads(checkpoint_state(run_dir, which)[1], widths).items():
+    for modality, head in run_projection_heads(run_dir, which, widths).items():
         setattr(out, f"{modality}_head", head)
     return out
 
@@ -628,9 +695,11 @@ __all__ = [
     "encoder_section",
     "encoder_weights",
     "finetune_head",
+    "init_architecture",
     "load_encoder",
     "load_encoder_weights",
     "load_run_encoders",
+    "load_stage_config",
     "load_state",
     "load_weights",
     "local_steps",
@@ -642,6 +711,7 @@ __all__ = [
     "run_kind",
     "run_lock",
     "run_modalities",
+    "run_projection_heads",
     "run_store",
     "submodule_state",
     "weights_mismatch",

@@ -39,6 +39,8 @@ def test_two_steps_from_scratch(tiny_store, tmp_path, capsys):
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["ecg_init"] == "" and config["loss"]["beta"] == 1.0
     assert (out / "checkpoints" / "last.ckpt").is_file()
+    weights = sorted(p.name for p in (out / "weights").iterdir())  # the module's parts
+    assert weights == [f"{m}_{p}.safetensors" for m in ("cmr", "ecg") for p in ("encoder", "head")]
     assert (out / "figures" / "local_similarity_latest.png").is_file()
     matrix = sorted((out / "figures").glob("local_similarity_step*.npy"))
     assert matrix and matrix[-1].name == "local_similarity_step0000002.npy"

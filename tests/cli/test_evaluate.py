@@ -309,7 +309,7 @@ def test_the_library_evaluate_takes_typed_options_and_a_finetune_step(
     probe_store, probe_run, tmp_path
 ):
     """ptacl.eval.evaluate runs without argparse and without training code: FN+AP is a step
-    the caller passes (here a stand-in writing what `run_finetune` writes)."""
+    the caller passes (here a stand-in writing what `ptacl.training.finetune.fit` writes)."""
     from ptacl.data.store import Store
     from ptacl.eval.evaluate import EvaluateOptions, evaluate
 

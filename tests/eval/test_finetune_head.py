@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ptacl.models.heads import AttentionPoolHead
-from ptacl.training.finetune import masked_mse, target_statistics
+from ptacl.training.finetune import known_target_mse, target_statistics
 
 
 def test_attention_pool_shapes_and_weights():
@@ -40,11 +40,11 @@ def test_every_parameter_gets_a_gradient():
 def test_masked_mse_leaves_unknown_targets_out():
     pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     target = torch.tensor([[0.0, float("nan")], [1.0, 1.0]])
-    loss = masked_mse(pred, target)
+    loss = known_target_mse(pred, target)
     assert loss.item() == pytest.approx((1 + 4 + 9) / 3)
     loss.backward()
     assert pred.grad[0, 1] == 0 and torch.isfinite(pred.grad).all()
-    none_known = masked_mse(pred, torch.full((2, 2), float("nan")))
+    none_known = known_target_mse(pred, torch.full((2, 2), float("nan")))
     assert none_known.item() == 0.0
 
 

@@ -84,3 +84,15 @@ def test_single_process_gather_is_identity():
 
 if __name__ == "__main__":
     pytest.main([__file__])
+
+
+def test_unit_pair_without_a_process_group_is_the_unit_rows_in_float32():
+    from ptacl.losses.distributed import unit_pair
+
+    a = torch.tensor([[3.0, 4.0], [0.0, 0.0]], dtype=torch.bfloat16)
+    b = torch.tensor([[0.0, 2.0], [1.0, 0.0]], dtype=torch.bfloat16)
+    ua, ub, all_a, all_b, offset = unit_pair(a, b, gather=True)  # no group: nothing to gather
+    assert ua.dtype == torch.float32 and offset == 0
+    torch.testing.assert_close(ua, torch.tensor([[0.6, 0.8], [0.0, 0.0]]))  # zero row stays 0
+    torch.testing.assert_close(ub, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    assert all_a is ua and all_b is ub

@@ -10,7 +10,7 @@ from ptacl.models import (
     MaskedAutoencoder,
     count_parameters,
 )
-from ptacl.models.mae import masked_mse, mean_prediction_mse, normalise_patches
+from ptacl.models.mae import mean_prediction_mse, normalise_patches, removed_patch_mse
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,7 +28,7 @@ def test_masked_mse_counts_removed_tokens_only():
     pred = torch.zeros(1, 3, 2)
     target = torch.tensor([[[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]])
     mask = torch.tensor([[1.0, 0.0, 1.0]])
-    assert masked_mse(pred, target, mask).item() == pytest.approx((1 + 9) / 2)
+    assert removed_patch_mse(pred, target, mask).item() == pytest.approx((1 + 9) / 2)
 
 
 def test_mean_prediction_baseline_is_the_variance_of_the_removed_patches():

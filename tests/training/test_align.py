@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 
@@ -9,12 +8,9 @@ from ptacl.models import count_parameters
 from ptacl.training.align import (
     AlignModule,
     AlignRunConfig,
-    local_similarity,
-    parameter_counts,
-    retrieval_hits,
-    save_similarity_figure,
-    temporal_alignment_hits,
 )
+from ptacl.training.figures import save_similarity_figure
+from ptacl.training.parts import parameter_counts
 
 TINY = configs.root() / "tiny" / "ptacl.yaml"
 
@@ -134,35 +130,6 @@ def test_batch_without_complete_beats_trains_on_the_global_loss():
     torch.testing.assert_close(losses["loss"], losses["global"])
     losses["loss"].backward()
     assert all(torch.isfinite(p.grad).all() for p in module.parameters() if p.grad is not None)
-
-
-def test_retrieval_hits_by_hand():
-    z_ecg = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    # ECG 0 finds CMR 0 first; ECG 1 finds CMR 2 (cos 0.99) before its own (cos 0.6)
-    z_cmr = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.1, 1.0]])
-    hits = retrieval_hits(z_ecg, z_cmr, (1, 2, 3))
-    # ECG 2 = (1,1)/√2: cos with CMR 0 0.707, CMR 1 0.990, CMR 2 0.774 -> own CMR 2 is second
-    assert hits.tolist() == [1, 3, 3]
-
-
-def test_temporal_alignment_hits_by_hand():
-    steps = 5
-    similarity = torch.zeros(1, steps, steps)
-    best = [0, 2, 4, 3, 0]  # exact for k=0,3; off by 1 for k=1; off by 2 for k=2; 4 for k=4
-    similarity[0, torch.arange(steps), torch.tensor(best)] = 1.0
-    assert temporal_alignment_hits(similarity, tolerance=0).tolist() == [2]
-    assert temporal_alignment_hits(similarity, tolerance=1).tolist() == [3]
-    # around the cycle step 4 -> 0 is one step away
-    assert temporal_alignment_hits(similarity, tolerance=1, circular=True).tolist() == [4]
-
-
-def test_local_similarity_is_cosine():
-    ecg_local = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])
-    cmr_local = torch.tensor([[[3.0, 3.0], [0.0, -1.0]]])
-    r = float(1 / np.sqrt(2))
-    torch.testing.assert_close(
-        local_similarity(ecg_local, cmr_local), torch.tensor([[[r, 0.0], [r, -1.0]]])
-    )
 
 
 def test_validation_collects_retrieval_alignment_and_figure(tmp_path):

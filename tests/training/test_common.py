@@ -57,11 +57,17 @@ def test_optimizer_decays_only_layer_weights_and_steps_the_schedule():
 
 
 def test_heads_train_at_their_own_scale_of_the_schedule():
-    class Stage(nn.Module):  # an encoder and a fresh head, named as the stage modules name them
+    class Stage(nn.Module):  # an encoder and a fresh head, found by heads(), not by name
         def __init__(self) -> None:
             super().__init__()
             self.ecg_encoder = nn.Linear(4, 4)
-            self.ecg_head = nn.Sequential(nn.Linear(4, 2), nn.BatchNorm1d(2))
+            self.renamed = nn.Sequential(nn.Linear(4, 2), nn.BatchNorm1d(2))
+
+        def encoders(self) -> dict[str, nn.Module]:
+            return {"ecg": self.ecg_encoder}
+
+        def heads(self) -> dict[str, nn.Module]:
+            return {"ecg": self.renamed}
 
     model = Stage()
     cfg = OptimConfig(base_lr=1e-3, warmup_steps=0, head_lr_scale=10.0)
@@ -70,7 +76,7 @@ def test_heads_train_at_their_own_scale_of_the_schedule():
     assert len(lrs) == len(list(model.parameters()))
     for p in model.ecg_encoder.parameters():
         assert lrs[id(p)] == pytest.approx(1e-3)
-    for p in model.ecg_head.parameters():
+    for p in model.renamed.parameters():
         assert lrs[id(p)] == pytest.approx(1e-2)
     optimizer.step()
     scheduler.step()  # the cosine scales both alike

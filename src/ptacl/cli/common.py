@@ -7,7 +7,8 @@ A stage's CLI does, in order:
     args = parser.parse_intermixed_args(argv)
     return run_command("ptacl stage", args, StageConfig, fit)   # resolves, opens, prepares
 
-and its `fit(cfg, store, out, resume_from)` trains (see `ptacl.training.trainer`).
+where `fit(cfg, store, out, resume_from)` is the stage's, in its one file
+(`ptacl.training.mae`, `simclr`, `align`, `finetune`).
 """
 
 from __future__ import annotations
@@ -62,12 +63,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(cls: type[T], args: argparse.Namespace, extra: Sequence[str] = ()) -> T:
-    """Defaults <- --config YAML <- --devices/--num-nodes <- `extra` <- key=value overrides.
+    """Defaults <- --config YAML <- --devices/--num-nodes <- `extra` <- the architecture of
+    the init runs the config names <- key=value overrides (`ptacl.runs.load_stage_config`).
 
     With --resume and no --config, the run's own config.yaml takes the place of --config, and
     without --data its store is found as `ptacl.runs.run_store` finds it.
     """
-    from ptacl.config import load_config
+    from ptacl.runs import load_stage_config
 
     overrides = list(extra)
     path = args.config
@@ -83,7 +85,7 @@ def resolve_config(cls: type[T], args: argparse.Namespace, extra: Sequence[str] 
         overrides.append(f"trainer.devices={args.devices}")
     if args.num_nodes is not None:
         overrides.append(f"trainer.num_nodes={args.num_nodes}")
-    return load_config(cls, path, [*overrides, *args.overrides])
+    return load_stage_config(cls, path, overrides, args.overrides)
 
 
 def run_command(
@@ -92,15 +94,16 @@ def run_command(
     config_cls: type[T],
     fit: Callable[[T, Store, Path, Path | None], int],
     *,
-    overrides: Callable[[], Sequence[str]] | None = None,
+    extra: Sequence[str] = (),
     check: Callable[[T], None] | None = None,
 ) -> int:
     """The body of a training command, after parsing: resolve the config (`resolve_config`
-    with `--data` and then `overrides()` as extra overrides), require a store, `check` it and
-    its loggers and callbacks (`ptacl.training.trainer.check_plugins`), open the store, prepare the run folder, then return `fit(cfg, store, args.out, resume_from)`.
+    with `--data` and then `extra` as extra overrides), require a store, `check` it and
+    its loggers and callbacks (`ptacl.training.trainer.check_plugins`), open the store, prepare
+    the run folder, then return `fit(cfg, store, args.out, resume_from)`.
 
-    `overrides` and `check` may raise ConfigError, and so may `fit` (a batch larger than the
-    train split). A ConfigError, StoreError or RunDirError is printed to stderr as "<prog>: <reason>" and returns exit code 2, and so is a run folder
+    Resolving (an init run without such an encoder) and `check` may raise ConfigError, and so
+    may `fit` (a batch larger than the train split). A ConfigError, StoreError or RunDirError is printed to stderr as "<prog>: <reason>" and returns exit code 2, and so is a run folder
     that another process is training into (its lock is held from here to the end of `fit`).
     """
     from ptacl.atomic import OutputBusy
@@ -111,10 +114,8 @@ def run_command(
 
     with contextlib.ExitStack() as stack:
         try:
-            extra = [f"data.store={args.data}"] if args.data is not None else []
-            if overrides is not None:
-                extra += overrides()
-            cfg = resolve_config(config_cls, args, extra)
+            store_path = [f"data.store={args.data}"] if getattr(args, "data", None) else []
+            cfg = resolve_config(config_cls, args, [*store_path, *extra])
             if not cfg.data.store:
                 raise ConfigError("no store given: pass --data STORE (or set data.store)")
             if check is not None:

@@ -171,18 +171,17 @@ def _finetune_step(args: argparse.Namespace, store: Any) -> Callable[[Path], int
     """FN+AP as `ptacl finetune` runs it, configured by --finetune-config and --finetune-set."""
 
     def step(run_dir: Path) -> int:
-        from ptacl.config import load_config
-        from ptacl.runs import prepare_run_dir
-        from ptacl.training.finetune import FinetuneConfig, run_finetune, with_source_encoder
+        from ptacl.runs import load_stage_config, prepare_run_dir
+        from ptacl.training.finetune import FinetuneConfig, fit
 
         overrides = [f"model={args.model}", f"data.store={store.root}", *args.finetune_set]
         config = args.finetune_config
         if config is None:
             config, why = preset_finetune_config(args.model, args.like)
             print(f"ptacl evaluate: fine-tune config {why}", flush=True)
-        cfg = with_source_encoder(load_config(FinetuneConfig, config, overrides))
+        cfg = load_stage_config(FinetuneConfig, config, overrides)  # the model's architecture
         prepare_run_dir(run_dir, cfg, resume=False)
-        return run_finetune(cfg, store, run_dir, None, n_boot=args.n_boot)
+        return fit(cfg, store, run_dir, None, n_boot=args.n_boot)
 
     return step
 

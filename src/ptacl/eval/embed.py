@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ptacl.embedding.file import Embeddings, EmbedError
 from ptacl.phenotypes import PHENOTYPES
@@ -101,6 +100,7 @@ def compute_embeddings(
     from ptacl.data.datasets import CmrDataset
     from ptacl.data.store import Store
     from ptacl.embedding.crops import store_outputs
+    from ptacl.eval.metrics import local_similarity
     from ptacl.inference.bundle import encoder_fingerprint
     from ptacl.models.local import cmr_local_embeddings
 
@@ -190,11 +190,7 @@ def compute_embeddings(
             ecg_local = ecg_local.reshape(len(ecg_local), encoders.num_steps, -1)
             cmr_local = cmr_local[torch.from_numpy(valid)]
             if ecg_local.shape[-1] == cmr_local.shape[-1]:
-                sim = torch.einsum(
-                    "bkd,btd->bkt",
-                    nn.functional.normalize(ecg_local, dim=-1),
-                    nn.functional.normalize(cmr_local, dim=-1),
-                )  # (B_valid, T, T)
+                sim = local_similarity(ecg_local, cmr_local)  # (B_valid, T, T)
                 total = sim.sum(dim=0).numpy()
                 align_sum = total if align_sum is None else align_sum + total
                 align_count += len(sim)

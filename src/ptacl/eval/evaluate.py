@@ -7,7 +7,7 @@ and calls it (its --help describes every metric).
 
 FN+AP needs a training run, and nothing in ptacl.eval trains: the caller passes `finetune`, a
 function that fine-tunes the run's ECG encoder into the folder it is given and writes
-test_predictions.npz and test_metrics.json there (`ptacl.training.finetune.run_finetune`);
+test_predictions.npz and test_metrics.json there (`ptacl.training.finetune.fit`);
 this module scores what it wrote.
 """
 

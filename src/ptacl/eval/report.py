@@ -243,28 +243,6 @@ def plot_predictions(
     return _save(plt, fig, path)
 
 
-def alignment_accuracy(matrix: np.ndarray, tolerance: int = 0, circular: bool = False) -> float:
-    """Share of ECG steps k (rows) whose most similar CMR step t (column argmax) lies within
-    `tolerance` steps of k (the circular distance when `circular`)."""
-    steps = matrix.shape[-1]
-    best = np.asarray(matrix).argmax(axis=-1)
-    gap = np.abs(best - np.arange(len(best)))
-    if circular:
-        gap = np.minimum(gap, steps - gap)
-    return float(np.mean(gap <= tolerance))
-
-
-def alignment_chance(steps: int, tolerance: int = 0, circular: bool = False) -> float:
-    """`alignment_accuracy` of a random match: each ECG step's CMR step drawn uniformly from
-    the `steps` columns. 1/T exact; (3T − 2)/T² within ±1 (fewer neighbours at the edges), 3/T
-    circular."""
-    if circular:
-        return min(2 * tolerance + 1, steps) / steps
-    k = np.arange(steps)
-    hits = np.minimum(k + tolerance, steps - 1) - np.maximum(k - tolerance, 0) + 1
-    return float(hits.sum() / steps**2)
-
-
 def alignment_figure(
     matrix: np.ndarray,
     title: str,
@@ -282,6 +260,8 @@ def alignment_figure(
     by `source`; default: `alignment_accuracy` of `matrix` itself. Returns a matplotlib Figure
     (no pyplot state: training callbacks draw it too)."""
     from matplotlib.figure import Figure
+
+    from ptacl.eval.metrics import alignment_accuracy, alignment_chance
 
     matrix = np.asarray(matrix, dtype=np.float64)
     steps = matrix.shape[-1]

@@ -60,3 +60,24 @@ def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
             "contrastive loss needs equal per-process batches (use drop_last in the loader)"
         )
     return _GatherWithGrad.apply(x), rank * x.shape[0]
+
+
+def unit_pair(
+    a: torch.Tensor, b: torch.Tensor, *, gather: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """The preamble of the pairwise contrastive losses (global InfoNCE, NT-Xent): row-paired
+    a, b (B, d) made unit length in at least float32 (a zero row stays zero: cosine 0, no NaN)
+    and, with `gather`, their copies from every process (`gather_with_grad`).
+
+    Returns (a, b, all_a, all_b, offset): all_a, all_b (world·B, d), offset = rank·B, the row
+    of this process's first pair among them (0 and a, b themselves without `gather`). Call it
+    with autocast off, as the losses do, so the logits that follow are not rounded to bf16.
+    """
+    dtype = torch.promote_types(a.dtype, torch.float32)
+    a = torch.nn.functional.normalize(a.to(dtype), dim=-1)
+    b = torch.nn.functional.normalize(b.to(dtype), dim=-1)
+    if not gather:
+        return a, b, a, b, 0
+    all_a, offset = gather_with_grad(a)
+    all_b, _ = gather_with_grad(b)
+    return a, b, all_a, all_b, offset

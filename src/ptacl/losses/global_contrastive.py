@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ptacl.losses.distributed import gather_with_grad
+from ptacl.losses.distributed import unit_pair
 
 
 def global_contrastive_loss(
@@ -38,17 +38,10 @@ def global_contrastive_loss(
         )
     if temperature <= 0:
         raise ValueError(f"global_contrastive_loss: temperature must be > 0, got {temperature}")
-    dtype = torch.promote_types(z_ecg.dtype, torch.float32)
     # Autocast off: under bf16-mixed it would run the matmul in bf16 again, and at τ = 0.07 a
     # bf16 rounding of a cosine (≈ 0.004) moves a logit by ≈ 0.06.
     with torch.autocast(device_type=z_ecg.device.type, enabled=False):
-        z_ecg = F.normalize(z_ecg.to(dtype), dim=-1)
-        z_cmr = F.normalize(z_cmr.to(dtype), dim=-1)
-        if gather:
-            all_ecg, offset = gather_with_grad(z_ecg)
-            all_cmr, _ = gather_with_grad(z_cmr)
-        else:
-            all_ecg, all_cmr, offset = z_ecg, z_cmr, 0
+        z_ecg, z_cmr, all_ecg, all_cmr, offset = unit_pair(z_ecg, z_cmr, gather=gather)
         labels = torch.arange(z_ecg.shape[0], device=z_ecg.device) + offset
         logits_ecg_to_cmr = z_ecg @ all_cmr.T / temperature  # (B, world·B)
         logits_cmr_to_ecg = z_cmr @ all_ecg.T / temperature  # (B, world·B)

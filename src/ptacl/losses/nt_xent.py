@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ptacl.losses.distributed import gather_with_grad
+from ptacl.losses.distributed import unit_pair
 
 
 def nt_xent_loss(
@@ -35,15 +35,8 @@ def nt_xent_loss(
         )
     if temperature <= 0:
         raise ValueError(f"nt_xent_loss: temperature must be > 0, got {temperature}")
-    dtype = torch.promote_types(z1.dtype, torch.float32)
     with torch.autocast(device_type=z1.device.type, enabled=False):
-        z1 = F.normalize(z1.to(dtype), dim=-1)
-        z2 = F.normalize(z2.to(dtype), dim=-1)
-        if gather:
-            all_z1, offset = gather_with_grad(z1)
-            all_z2, _ = gather_with_grad(z2)
-        else:
-            all_z1, all_z2, offset = z1, z2, 0
+        z1, z2, all_z1, all_z2, offset = unit_pair(z1, z2, gather=gather)
         batch, total = z1.shape[0], all_z1.shape[0]  # B here, world·B over all processes
         anchors = torch.cat([z1, z2])  # (2B, d)
         candidates = torch.cat([all_z1, all_z2])  # (2·world·B, d): every view-1, then view-2

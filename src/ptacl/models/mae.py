@@ -33,7 +33,7 @@ def normalise_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return (patches - mean) / (var + eps).sqrt()
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def removed_patch_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over removed tokens only.
 
     pred, target: (B, L, P); mask: (B, L), 1 = removed (scored), 0 = visible (ignored).
@@ -51,7 +51,7 @@ def mean_prediction_mse(target: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     """
     weights = mask.unsqueeze(-1)  # (B, L, 1)
     mean_patch = (target * weights).sum(dim=(0, 1)) / weights.sum().clamp_min(1)  # (P,)
-    return masked_mse(mean_patch.expand_as(target), target, mask)
+    return removed_patch_mse(mean_patch.expand_as(target), target, mask)
 
 
 class MaskedAutoencoder(nn.Module):
@@ -113,7 +113,7 @@ class MaskedAutoencoder(nn.Module):
 
     def forward_loss(self, x: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """MSE on removed tokens. x: model input; pred (B, L, P); mask (B, L)."""
-        return masked_mse(pred, self.targets(x), mask)
+        return removed_patch_mse(pred, self.targets(x), mask)
 
     def forward(
         self,

@@ -1,4 +1,6 @@
-"""Stage 2: joint contrastive training of the ECG and CMR encoders (PTACL).
+"""Stage 2, `ptacl align`: joint contrastive training of the ECG and CMR encoders (PTACL), in
+one file: `AlignRunConfig`, `AlignModule` (the LightningModule), `AlignData` (its DataModule)
+and `fit`, which the command calls.
 
     L = L_global + β · L_local
 
@@ -9,43 +11,46 @@ heartbeat-phase steps against the subject's own T CMR steps, with the alignment 
 (default) or sends them through the global projection heads.
 
 `AlignModule.forward` / `.losses` are plain torch (usable without a Trainer); the validation
-metrics are pure functions at the end of this file; `LocalSimilarityFigure` writes Figure 2.
+metrics come from `ptacl.eval.metrics`, summed over processes by `AlignmentSums`; Figure 2 is
+drawn by `ptacl.training.figures.LocalSimilarityFigure`.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
+from torchmetrics import Metric
 
 from ptacl.config import ConfigError, from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
+from ptacl.eval.metrics import local_similarity, retrieval_hits, temporal_alignment_hits
 from ptacl.losses import (
     cosine_alignment_loss,
     global_contrastive_loss,
     local_contrastive_loss,
-    world_info,
 )
 from ptacl.models import (
     CmrEncoderConfig,
     EcgEncoderConfig,
-    count_parameters,
     encoder_from_config,
 )
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
 from ptacl.training.feature_cache import FeatureCacheStep
-from ptacl.training.loaders import DataConfig
+from ptacl.training.loaders import DataConfig, StageData
 from ptacl.training.optim import OptimConfig, stage_optimizers
 from ptacl.training.trainer import TrainerConfig, compile_blocks
+
+if TYPE_CHECKING:
+    from ptacl.data.store import Store
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,10 @@ class AlignRunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
+    def init_runs(self) -> dict[str, str]:
+        """The runs whose encoders start this stage (`ptacl.runs.load_stage_config`)."""
+        return {"ecg": self.ecg_init, "cmr": self.cmr_init}
+
 
 def freeze_first_blocks(encoder: nn.Module, k: int) -> None:
     """Freeze the first k blocks and, when k > 0, everything before them (patch and position
@@ -100,12 +109,43 @@ def freeze_first_blocks(encoder: nn.Module, k: int) -> None:
             p.requires_grad_(False)
 
 
+class AlignmentSums(Metric):
+    """The validation sums of one epoch, summed over processes by torchmetrics: in-batch
+    retrieval hits (top-1, top-5) and queries; over the subjects with a complete beat, the
+    T × T local similarity and the aligned steps (exact, ±1). Metrics: `ptacl.eval.metrics`."""
+
+    full_state_update = False
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.add_state("hits", torch.zeros(2, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("queries", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        zeros = torch.zeros(steps, steps, dtype=torch.float64)
+        self.add_state("similarity", zeros, dist_reduce_fx="sum")
+        self.add_state("valid", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("aligned", torch.zeros(2, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, out: dict[str, torch.Tensor], circular: bool) -> None:
+        """`out`: `AlignModule.forward`'s outputs with the local embeddings."""
+        self.hits += retrieval_hits(out["z_ecg"], out["z_cmr"], (1, 5)).to(self.hits)
+        self.queries += out["z_ecg"].shape[0]
+        valid = out["local_valid"]
+        similarity = local_similarity(out["ecg_local"][valid], out["cmr_local"][valid])  # (V, T, T)
+        self.similarity += similarity.sum(dim=0).to(self.similarity)
+        self.valid += int(valid.sum())
+        for i, tolerance in enumerate((0, 1)):
+            self.aligned[i] += temporal_alignment_hits(similarity, tolerance, circular).sum()
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in self._defaults}
+
+
 class AlignModule(L.LightningModule):
     """The two encoders, their projection heads and the PTACL losses.
 
     Takes its config as a plain dict (the resolved config.yaml) so checkpoints load with
-    `weights_only=True`; the encoders are the attributes `ecg_encoder` / `cmr_encoder`, where
-    `ptacl.runs.load_encoder_weights` finds them. Usable without a Trainer:
+    `weights_only=True`; `encoders()` and `heads()` say which parts it holds
+    (`ptacl.training.parts`). Usable without a Trainer:
     `forward` and `losses` are plain torch.
     """
 
@@ -130,12 +170,18 @@ class AlignModule(L.LightningModule):
                 f"{self.ecg_encoder.width} differs from the CMR width {self.cmr_encoder.width}; "
                 "use loss.local_space=projection"
             )
-        self._reset_validation_sums()
+        self.val_sums = AlignmentSums(cfg.loss.num_steps)
         self.val_similarity: np.ndarray | None = None  # (T, T) after each validation
         # trainer.accumulate_grad_batches > 1: one contrastive problem over all k·B pairs
         self.accumulate = cfg.trainer.accumulate_grad_batches
         self.feature_cache = FeatureCacheStep(self.accumulate, cfg.trainer.grad_clip)
         self.automatic_optimization = self.accumulate == 1
+
+    def encoders(self) -> dict[str, nn.Module]:
+        return {"ecg": self.ecg_encoder, "cmr": self.cmr_encoder}
+
+    def heads(self) -> dict[str, nn.Module]:
+        return {"ecg": self.ecg_head, "cmr": self.cmr_head}
 
     # --- model -------------------------------------------------------------------------------
 
@@ -222,18 +268,8 @@ class AlignModule(L.LightningModule):
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=size)
         return metrics["loss"]  # with the feature cache: detached, for callbacks only
 
-    def _reset_validation_sums(self) -> None:
-        steps = self.loss_config.num_steps
-        self._val = {
-            "hits": torch.zeros(2, dtype=torch.float64),  # top-1, top-5
-            "queries": torch.zeros((), dtype=torch.float64),
-            "similarity": torch.zeros(steps, steps, dtype=torch.float64),
-            "valid": torch.zeros((), dtype=torch.float64),
-            "aligned": torch.zeros(2, dtype=torch.float64),  # exact, ±1
-        }
-
     def on_validation_epoch_start(self) -> None:
-        self._reset_validation_sums()
+        self.val_sums.reset()
         self.val_similarity = None  # a validation without complete beats leaves no matrix
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -243,23 +279,10 @@ class AlignModule(L.LightningModule):
         size = batch["ecg"].shape[0]
         for name, value in losses.items():
             self.log(f"val/{name}", value, prog_bar=name == "loss", sync_dist=True, batch_size=size)
-        sums = self._val
-        sums["hits"] += retrieval_hits(out["z_ecg"], out["z_cmr"], (1, 5)).double().cpu()
-        sums["queries"] += size
-        valid = out["local_valid"]
-        similarity = local_similarity(out["ecg_local"][valid], out["cmr_local"][valid])  # (V, T, T)
-        sums["similarity"] += similarity.sum(dim=0).double().cpu()
-        sums["valid"] += int(valid.sum())
-        for i, tolerance in enumerate((0, 1)):
-            hits = temporal_alignment_hits(similarity, tolerance, self.loss_config.circular)
-            sums["aligned"][i] += hits.sum().double().cpu()
+        self.val_sums.update(out, self.loss_config.circular)
 
     def on_validation_epoch_end(self) -> None:
-        sums = {k: v.to(self.device) for k, v in self._val.items()}
-        if world_info()[1] > 1:  # sums over the validation subjects of every process
-            for value in sums.values():
-                torch.distributed.all_reduce(value)
-        sums = {k: v.cpu() for k, v in sums.items()}
+        sums = {k: v.cpu() for k, v in self.val_sums.compute().items()}  # over every process
         queries, valid = float(sums["queries"]), float(sums["valid"])
         if queries > 0:
             self.log("val/top1", float(sums["hits"][0]) / queries)
@@ -280,106 +303,102 @@ class AlignModule(L.LightningModule):
         return stage_optimizers(self, self.optim_config, batch)
 
 
-def parameter_counts(module: AlignModule) -> dict[str, int]:
-    """Trainable parameters per part (the local loss has none of its own)."""
-    parts = {
-        "ecg_encoder": module.ecg_encoder,
-        "cmr_encoder": module.cmr_encoder,
-        "heads": nn.ModuleList([module.ecg_head, module.cmr_head]),
-    }
-    counts = {name: count_parameters(part) for name, part in parts.items()}
-    counts["total"] = count_parameters(module)
-    return counts
+class AlignData(StageData):
+    """The paired subjects (an ECG and a cine) of the train split, and of the val split."""
 
+    def __init__(self, cfg: AlignRunConfig, store: Store) -> None:
+        from ptacl.data.datasets import PairedDataset
 
-class LocalSimilarityFigure(Callback):
-    """After each validation: figures/local_similarity_step<N>.png (+ .npy of the matrix) and a
-    copy named local_similarity_latest.png: the T × T ECG–CMR similarity averaged over the
-    validation subjects with a complete beat (the paper's Figure 2)."""
-
-    def __init__(self, out_dir: str | Path, label: str = "") -> None:
-        self.out_dir = Path(out_dir)
-        self.label = label
-
-    # on_validation_end: Lightning runs callbacks' on_validation_epoch_end before the module's,
-    # which is where the matrix of this validation is completed.
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        matrix = getattr(pl_module, "val_similarity", None)
-        if matrix is None:
-            rank_zero_warn(
-                "no validation subject has a complete beat (two R peaks) inside its ECG crop: "
-                "no local similarity figure, no alignment accuracy"
+        def dataset(split: str, train: bool) -> PairedDataset:
+            return PairedDataset(
+                store,
+                split,
+                train=train,
+                ecg_augment=cfg.ecg_augment,
+                cmr_augment=cfg.cmr_augment,
+                crop=cfg.ecg_encoder.samples,
+                frames=cfg.cmr_encoder.frames,
+                seed=cfg.trainer.seed,
             )
-            return
-        metrics = trainer.callback_metrics
-        accuracy = metrics.get("val/alignment_acc")
-        title = f"{self.label} step {trainer.global_step}".strip()
-        if accuracy is not None:
-            title += f", alignment acc (±1) {float(accuracy):.3f}"
-        measured = {name: float(metrics[key]) for name, key in
-                    (("exact", "val/alignment_acc_exact"), ("±1", "val/alignment_acc"))
-                    if metrics.get(key) is not None}  # fmt: skip
-        circular = bool(getattr(getattr(pl_module, "loss_config", None), "circular", False))
-        stem = f"local_similarity_step{trainer.global_step:07d}"
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        np.save(self.out_dir / f"{stem}.npy", matrix)
-        for path in (self.out_dir / f"{stem}.png", self.out_dir / "local_similarity_latest.png"):
-            save_similarity_figure(matrix, path, title, measured or None, circular=circular)
+
+        super().__init__(dataset("train", True), dataset("val", False), cfg.data)
 
 
-# --- validation metrics: pure functions of tensors -------------------------------------------
+def _warn_random_frozen(cfg: AlignRunConfig) -> None:
+    # Kept as configured (an explicit setting is not overridden behind the user's back), but said
+    # loudly: frozen blocks of a random encoder stay random, which is not the paper's "without
+    # SMP" ablation (`ptacl benchmark` trains that one with freeze_blocks=0).
+    uninit = [m.upper() for m, run in cfg.init_runs().items() if not run]
+    if cfg.freeze_blocks and uninit:
+        print(
+            f"ptacl align: warning: no init run for the {' and '.join(uninit)} encoder, yet "
+            f"freeze_blocks={cfg.freeze_blocks} freezes its first blocks and embeddings at their "
+            "random weights; pass freeze_blocks=0 to train it whole (the paper's 'without SMP')",
+            file=sys.stderr,
+        )
 
 
-def retrieval_hits(z_ecg: torch.Tensor, z_cmr: torch.Tensor, ks: tuple[int, ...] = (1, 5)):
-    """In-batch ECG→CMR retrieval: for each k, how many ECG queries (B, d) find their own CMR
-    among the k most cosine-similar CMR embeddings of the batch (B, d). Returns (len(ks),)."""
-    sim = (
-        nn.functional.normalize(z_ecg.float(), dim=-1)
-        @ nn.functional.normalize(z_cmr.float(), dim=-1).T
-    )  # (B, B)
-    own = sim.diagonal()[:, None]
-    rank = (sim > own).sum(dim=1)  # 0 = the own CMR is the most similar (ties favour it)
-    return torch.stack([(rank < k).sum() for k in ks])
+def _start_from_init_runs(module: AlignModule, cfg: AlignRunConfig) -> str | None:
+    """Load each init run's encoder weights; the reason (one line) when one does not fit."""
+    from ptacl.runs import RunDirError, load_encoder_weights
+
+    for modality, run in cfg.init_runs().items():
+        if run:
+            try:
+                module.encoders()[modality].load_state_dict(load_encoder_weights(run, modality))
+            except (RunDirError, RuntimeError) as e:
+                return f"{run}: cannot start the {modality} encoder: {e}"
+    return None
 
 
-def local_similarity(ecg_local: torch.Tensor, cmr_local: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of every ECG step with every CMR step: (B, T, D) × 2 -> (B, T, T),
-    rows ECG steps k, columns CMR steps t."""
-    ecg_unit = nn.functional.normalize(ecg_local.float(), dim=-1)
-    cmr_unit = nn.functional.normalize(cmr_local.float(), dim=-1)
-    return torch.einsum("bkd,btd->bkt", ecg_unit, cmr_unit)
+def _describe(module: AlignModule, cfg: AlignRunConfig, data: AlignData, store: Store) -> str:
+    from ptacl.training.parts import parameter_counts
+
+    counts, loss = parameter_counts(module), cfg.loss
+    return (
+        f"PTACL: trainable ECG encoder {counts['ecg_encoder'] / 1e6:.2f} M, CMR encoder "
+        f"{counts['cmr_encoder'] / 1e6:.2f} M, heads {counts['heads'] / 1e6:.2f} M "
+        f"(first {cfg.freeze_blocks} blocks frozen); β={loss.beta}, σ={loss.sigma}, "
+        f"τ_global={loss.temperature_global}, τ_local={loss.temperature_local}, "
+        f"local={loss.local_loss} on {loss.local_space}; init: ECG "
+        f"{cfg.ecg_init or 'random'}, CMR {cfg.cmr_init or 'random'}; "
+        f"{len(data.train_set)} train / {len(data.val_set)} val pairs from {store.root}"
+    )
 
 
-def temporal_alignment_hits(
-    similarity: torch.Tensor, tolerance: int = 1, circular: bool = False
-) -> torch.Tensor:
-    """(B, T, T) -> (B,) number of ECG steps k whose most similar CMR step t has |t − k| ≤
-    tolerance (the circular distance when `circular`)."""
-    num_steps = similarity.shape[-1]
-    best = similarity.argmax(dim=-1)  # (B, T)
-    gap = (best - torch.arange(num_steps, device=best.device)).abs()
-    if circular:
-        gap = torch.minimum(gap, num_steps - gap)
-    return (gap <= tolerance).sum(dim=1)
+def fit(cfg: AlignRunConfig, store: Store, out: Path, resume_from: Path | None) -> int:
+    """`ptacl align`: train both encoders and their heads into run folder `out`, starting from
+    the init runs' encoders (not on resume: the checkpoint holds the weights), continuing from
+    `resume_from` when given. Returns the exit status (2: an empty val split, or init weights
+    that do not fit)."""
+    from ptacl.config import to_dict
+    from ptacl.training.figures import LocalSimilarityFigure
+    from ptacl.training.trainer import build_trainer, fit_stage
 
-
-def save_similarity_figure(
-    matrix: np.ndarray,
-    path: Path,
-    title: str,
-    accuracy: dict[str, float] | None = None,
-    *,
-    circular: bool = False,
-) -> Path:
-    """The T × T ECG–CMR local similarity (the paper's Figure 2) as a PNG at `path`, with the
-    alignment accuracy against chance (`ptacl.eval.report.alignment_figure`); `accuracy`:
-    {"exact", "±1"} of this validation, per subject; `circular`: the loss's time distance."""
-    from ptacl.eval.report import alignment_figure
-
-    source = "validation, per subject" if accuracy else "argmax of this mean matrix"
-    fig = alignment_figure(matrix, title, accuracy=accuracy, source=source, circular=circular)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    data = AlignData(cfg, store)
+    if len(data.val_set) == 0:
+        print(f"ptacl align: {store.root}: no paired subjects in the val split", file=sys.stderr)
+        return 2
+    data.check()
+    _warn_random_frozen(cfg)
+    label = "global only" if cfg.loss.beta == 0 else f"PTACL σ={cfg.loss.sigma}"
+    # best.ckpt by the validation *global* loss, for Global only and PTACL alike: the patient-level
+    # alignment is what evaluation and export use, and in the retrieval setting (τ_local 0.07) the
+    # local term would otherwise pick a checkpoint whose global alignment had already overfitted.
+    trainer = build_trainer(
+        cfg.trainer,
+        out,
+        monitor="val/global",
+        width=max(cfg.ecg_encoder.width, cfg.cmr_encoder.width),
+        callbacks=[LocalSimilarityFigure(Path(out) / "figures", label)],
+        feature_cache=cfg.trainer.accumulate_grad_batches > 1,
+    )
+    module = AlignModule(to_dict(cfg))
+    problem = None if resume_from is not None else _start_from_init_runs(module, cfg)
+    if problem is not None:
+        print(f"ptacl align: {problem}", file=sys.stderr)
+        return 2
+    print(_describe(module, cfg, data, store), flush=True)
+    fit_stage(trainer, module, data, resume_from)
+    print(f"run folder: {out}", flush=True)
+    return 0

@@ -1,4 +1,6 @@
-"""Fine-tuning with attention pooling (the paper's FN+AP): an encoder regresses the phenotypes.
+"""`ptacl finetune`, in one file: fine-tuning with attention pooling (the paper's FN+AP), an
+encoder regressing the phenotypes. `FinetuneConfig`, `FinetuneModule` (the LightningModule),
+`FinetuneData` (its DataModule) and `fit`, which the command calls.
 
 A learned query attends over all ECG tokens (`AttentionPoolHead`), a linear layer maps the pooled
 vector to the P phenotypes. Targets are standardised with the train split's mean and SD (per
@@ -14,7 +16,6 @@ with a CMR encoder on the CMRs (the supervised CMR baseline of Table 2); ECG is 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import warnings
@@ -27,13 +28,14 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, encoder_from_config
 from ptacl.models.heads import AttentionPoolHead
-from ptacl.training.loaders import DataConfig
+from ptacl.training.loaders import DataConfig, StageData, modality_dataset
 from ptacl.training.optim import OptimConfig, stage_optimizers
 from ptacl.training.trainer import TrainerConfig, compile_blocks
 
@@ -66,8 +68,12 @@ class FinetuneConfig:
     )
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=20_000))
 
+    def init_runs(self) -> dict[str, str]:
+        """The run whose encoder is fine-tuned (`ptacl.runs.load_stage_config`)."""
+        return {self.modality: self.model}
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+
+def known_target_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean of (pred - target)² over the entries whose target is known: (B, P) x 2 -> ().
     NaN targets contribute neither to the sum nor to the count; a batch with none known gives 0
     (with a gradient of 0), not NaN."""
@@ -92,8 +98,9 @@ class FinetuneModule(L.LightningModule):
     """The encoder of `config["modality"]` + attention-pooling head, trained on standardised
     phenotypes.
 
-    The encoder is the attribute `ecg_encoder` (or `cmr_encoder`) so `load_encoder_weights(run,
-    modality)` finds it; the target mean and SD are buffers, saved with the weights.
+    `encoders()` and `heads()` say which parts it holds (`ptacl.training.parts`); the encoder
+    is the attribute `<modality>_encoder`, the checkpoint key runs older than weights/ are read
+    by. The target mean and SD are buffers, saved with the weights.
     """
 
     def __init__(
@@ -124,6 +131,12 @@ class FinetuneModule(L.LightningModule):
     def encoder(self) -> nn.Module:
         return getattr(self, f"{self.modality}_encoder")
 
+    def encoders(self) -> dict[str, nn.Module]:
+        return {self.modality: self.encoder}
+
+    def heads(self) -> dict[str, nn.Module]:
+        return {"phenotypes": self.head}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ECG (B, C, S) or CMR (B, 1, F, H, W) -> (B, P) standardised predictions."""
         return self.head(self.encoder.forward_features(x))
@@ -134,7 +147,7 @@ class FinetuneModule(L.LightningModule):
 
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
         target = (batch["phenotypes"] - self.target_mean) / self.target_sd  # NaN stays NaN
-        return masked_mse(self(batch[self.modality]).float(), target)
+        return known_target_mse(self(batch[self.modality]).float(), target)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -195,111 +208,100 @@ def predict_ecg_crops(
     return eids, truth, out["phenotypes"]
 
 
-def source_encoder_config(model: str, modality: str = "ecg") -> dict[str, Any] | None:
-    """The `modality` encoder section of run `model`'s config.yaml (None for `none`)."""
-    from ptacl.config import ConfigError
-    from ptacl.runs import encoder_section, read_run_config
+class FinetuneData(StageData):
+    """The subjects of the train, val and test splits with an ECG (or a cine): training with
+    `augment` (`cmr_augment`) when enabled; val and test as evaluated."""
 
-    if model == "none":
-        return None
-    section = encoder_section(read_run_config(model), modality)
-    if section is None:
-        raise ConfigError(
-            f"{model}/config.yaml: this run holds no {modality.upper()} encoder to fine-tune"
-        )
-    return section
+    def __init__(self, cfg: FinetuneConfig, store: Store) -> None:
+        modality = cfg.modality
+        encoder = cfg.ecg_encoder if modality == "ecg" else cfg.cmr_encoder
+        augment = cfg.augment if modality == "ecg" else cfg.cmr_augment
 
+        def dataset(split: str, train: bool) -> Dataset:
+            return modality_dataset(store, modality, split, train=train, encoder=encoder,
+                                    augment=augment if train and augment.enabled else None,
+                                    seed=cfg.trainer.seed if train else 0)  # fmt: skip
 
-def with_source_encoder(cfg: FinetuneConfig) -> FinetuneConfig:
-    """`cfg` with the encoder architecture of its source run (the weights must fit it)."""
-    from ptacl.models import default_config
-
-    section = source_encoder_config(cfg.model, cfg.modality)
-    if section is None:
-        return cfg
-    key = f"{cfg.modality}_encoder"
-    config_cls = type(default_config(cfg.modality))  # the section's `name` may pick another
-    return dataclasses.replace(cfg, **{key: from_dict(config_cls, section, f"{cfg.model} {key}")})
+        super().__init__(dataset("train", True), dataset("val", False), cfg.data)
+        self.test_set = dataset("test", False)
 
 
-def run_finetune(
+def fit(
     cfg: FinetuneConfig, store: Store, out: Path, resume_from: Path | None, *, n_boot: int = 1000
 ) -> int:
-    """Train on the train split, early-stop on the validation loss, then score the best
-    checkpoint on the test split: out/test_predictions.npz and out/test_metrics.json (see
-    `ptacl finetune`). Returns the exit status (2: no validation subjects)."""
+    """`ptacl finetune`: train on the train split, early-stop on the validation loss, then
+    score the best checkpoint on the test split: out/test_predictions.npz and
+    out/test_metrics.json. Returns the exit status (2: no validation subjects)."""
     from lightning.pytorch.callbacks import EarlyStopping
 
     from ptacl.config import to_dict
-    from ptacl.data.datasets import CmrDataset, EcgDataset
-    from ptacl.eval.bootstrap import r2_ci
-    from ptacl.eval.comparisons import save_predictions
-    from ptacl.eval.probe import r2_per_phenotype
-    from ptacl.eval.report import regression_section
-    from ptacl.runs import checkpoint_state, load_encoder_weights
+    from ptacl.runs import load_encoder_weights
     from ptacl.training.trainer import build_trainer, fit_stage
 
-    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    names = list(store.manifest.get("phenotypes", []))
-    modality, what = cfg.modality, cfg.modality.upper()
-    train_rows = store.indices("train", **{modality: True})
-    mean, sd = target_statistics(np.asarray(store.phenotypes[train_rows]))
-    module = FinetuneModule(to_dict(cfg), mean.tolist(), sd.tolist())
-    if cfg.model != "none" and resume_from is None:
-        module.encoder.load_state_dict(load_encoder_weights(cfg.model, modality))
-    if modality == "ecg":
-        crop = cfg.ecg_encoder.samples
-        augment = cfg.augment if cfg.augment.enabled else None
-        train_set = EcgDataset(
-            store, "train", train=True, augment=augment, crop=crop, seed=cfg.trainer.seed
-        )
-        val_set = EcgDataset(store, "val", train=False, augment=None, crop=crop)
-        test_set = EcgDataset(store, "test", train=False, augment=None, crop=crop)
-    else:
-        frames = cfg.cmr_encoder.frames
-        augment = cfg.cmr_augment if cfg.cmr_augment.enabled else None
-        train_set = CmrDataset(
-            store, "train", train=True, augment=augment, frames=frames, seed=cfg.trainer.seed
-        )
-        val_set = CmrDataset(store, "val", train=False, augment=None, frames=frames)
-        test_set = CmrDataset(store, "test", train=False, augment=None, frames=frames)
-    if len(val_set) == 0:
+    what = cfg.modality.upper()
+    data = FinetuneData(cfg, store)
+    if len(data.val_set) == 0:
         print(f"ptacl finetune: {store.root}: no {what} in the val split", file=sys.stderr)
         return 2
+    data.check()
     print(
-        f"FN+AP from {cfg.model}: {len(train_set)} train / {len(val_set)} val / "
-        f"{len(test_set)} test {what}s from {store.root}",
+        f"FN+AP from {cfg.model}: {len(data.train_set)} train / {len(data.val_set)} val / "
+        f"{len(data.test_set)} test {what}s from {store.root}",
         flush=True,
     )
     stop = EarlyStopping(monitor="val/loss", mode="min", patience=cfg.patience)
     width = (cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder).width
     trainer = build_trainer(cfg.trainer, out, width=width, callbacks=[stop])
-    fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)
+    train_rows = store.indices("train", **{cfg.modality: True})
+    mean, sd = target_statistics(np.asarray(store.phenotypes[train_rows]))
+    module = FinetuneModule(to_dict(cfg), mean.tolist(), sd.tolist())
+    if cfg.model != "none" and resume_from is None:
+        module.encoder.load_state_dict(load_encoder_weights(cfg.model, cfg.modality))
+    fit_stage(trainer, module, data, resume_from)
     if not trainer.is_global_zero:
         return 0
+    return _score_test(module, data, cfg, store, out, int(trainer.global_step), n_boot)
+
+
+def _score_test(
+    module: FinetuneModule,
+    data: FinetuneData,
+    cfg: FinetuneConfig,
+    store: Store,
+    out: Path,
+    step: int,
+    n_boot: int,
+) -> int:
+    """The best checkpoint on the test split: out/test_predictions.npz, out/test_metrics.json."""
+    from ptacl.eval.bootstrap import r2_ci
+    from ptacl.eval.comparisons import save_predictions
+    from ptacl.eval.probe import r2_per_phenotype
+    from ptacl.eval.report import regression_section
+    from ptacl.runs import checkpoint_state
+
+    names, what = list(store.manifest.get("phenotypes", [])), cfg.modality.upper()
     ckpt, state = checkpoint_state(out)  # best, or last when no validation ran
     module.load_state_dict(state)
-    if len(test_set) == 0:
+    if len(data.test_set) == 0:
         print(f"ptacl finetune: {store.root}: no {what} in the test split; not scored")
         return 0
     # Test ECGs over all their crops, as the exported bundle predicts them; validation (which
     # only picks the checkpoint) keeps the datasets' first-crop view.
-    if modality == "ecg":
-        eids, truth, pred = predict_ecg_crops(
-            module, store, test_set.rows, batch_size=cfg.data.batch_size
-        )
+    batch = cfg.data.batch_size
+    if cfg.modality == "ecg":
+        eids, truth, pred = predict_ecg_crops(module, store, data.test_set.rows, batch_size=batch)
     else:
-        eids, truth, pred = predict_split(module, test_set, batch_size=cfg.data.batch_size)
+        eids, truth, pred = predict_split(module, data.test_set, batch_size=batch)
     save_predictions(out / "test_predictions.npz", eids, truth, pred, names)
-    if modality == "ecg":  # the endpoints calibrate FN+AP's scores on val (eval/endpoint_eval)
-        val = predict_ecg_crops(module, store, val_set.rows, batch_size=cfg.data.batch_size)
+    if cfg.modality == "ecg":  # the endpoints calibrate FN+AP's scores on val (eval/endpoint_eval)
+        val = predict_ecg_crops(module, store, data.val_set.rows, batch_size=batch)
         save_predictions(out / "val_predictions.npz", *val, names)
     point = r2_per_phenotype(truth, pred, names)
     lo, hi = r2_ci(truth, pred, names, n_boot=n_boot, seed=cfg.trainer.seed)
     metrics = {
         "input": what,
         "checkpoint": str(ckpt),
-        "stopped_at_step": int(trainer.global_step),
+        "stopped_at_step": step,
         "n_boot": n_boot,
         "r2": regression_section(point, lo, hi),
     }

@@ -4,7 +4,9 @@ validation (`ptacl.training.resume` says how a resumed run continues mid-epoch).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -23,6 +25,19 @@ def _fitting_batch(items: int) -> int:
     return 1 << max(items, 1).bit_length() - 1
 
 
+def check_batch(train_set: Dataset, config: DataConfig) -> None:
+    """ConfigError (a user's setting: commands print it in one line) when the training split
+    holds fewer items than one batch."""
+    if len(train_set) < config.batch_size:
+        from ptacl.config import ConfigError
+
+        raise ConfigError(
+            f"{config.store}: {len(train_set)} training items, fewer than data.batch_size "
+            f"{config.batch_size}; add data.batch_size={_fitting_batch(len(train_set))} to the "
+            "command, or use a config sized for this cohort (e.g. --config demo/... or tiny/...)"
+        )
+
+
 def build_dataloader(
     dataset: Dataset, config: DataConfig, *, train: bool, seed: int | None = None
 ) -> DataLoader:
@@ -33,14 +48,8 @@ def build_dataloader(
     (default: `torch.initial_seed()`, i.e. the trainer's seed, which every stage sets with
     `seed_everything` first), so a resumed run continues mid-epoch exactly where it stopped.
     """
-    if train and len(dataset) < config.batch_size:
-        from ptacl.config import ConfigError  # a user's setting: commands print it in one line
-
-        raise ConfigError(
-            f"{config.store}: {len(dataset)} training items, fewer than data.batch_size "
-            f"{config.batch_size}; add data.batch_size={_fitting_batch(len(dataset))} to the "
-            "command, or use a config sized for this cohort (e.g. --config demo/... or tiny/...)"
-        )
+    if train:
+        check_batch(dataset, config)
     loader = ResumableLoader if train else DataLoader
     sampler = None
     if train:
@@ -54,3 +63,45 @@ def build_dataloader(
         persistent_workers=config.num_workers > 0,
         pin_memory=torch.cuda.is_available(),
     )
+
+
+class StageData(L.LightningDataModule):
+    """A stage's train and val datasets, as Lightning's DataModule: each stage's subclass
+    (`MaeData`, `SimclrData`, `AlignData`, `FinetuneData`) builds its two sets, in its
+    __init__ so that a batch larger than the training split is refused before any training
+    starts."""
+
+    def __init__(self, train_set: Dataset, val_set: Dataset, config: DataConfig) -> None:
+        super().__init__()
+        self.train_set, self.val_set, self.config = train_set, val_set, config
+
+    def check(self) -> None:
+        """`check_batch` of the training set (call once the val split is known not empty)."""
+        check_batch(self.train_set, self.config)
+
+    def train_dataloader(self) -> DataLoader:
+        return build_dataloader(self.train_set, self.config, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return build_dataloader(self.val_set, self.config, train=False)
+
+
+def modality_dataset(
+    store: Any,
+    modality: str,
+    split: str,
+    *,
+    train: bool,
+    augment: Any,
+    encoder: Any,
+    seed: int = 0,
+) -> Dataset:
+    """The one-modality dataset of a split: `EcgDataset` cropped to the encoder's `samples`, or
+    `CmrDataset` of its `frames`."""
+    from ptacl.data.datasets import CmrDataset, EcgDataset
+
+    if modality == "ecg":
+        return EcgDataset(
+            store, split, train=train, augment=augment, crop=encoder.samples, seed=seed
+        )
+    return CmrDataset(store, split, train=train, augment=augment, frames=encoder.frames, seed=seed)

@@ -24,8 +24,8 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_steps: int = 1000
     min_lr_ratio: float = 0.0  # the cosine ends at base lr × this
-    # The freshly initialised heads (projection heads, the fine-tune head: HEAD_MODULES) train at
-    # base lr × this. Decision: 1 in the paper presets; a fresh head beside a pretrained encoder
+    # The freshly initialised heads (projection heads, the fine-tune head: each stage module's
+    # `heads()`) train at base lr × this. Decision: 1 in the paper presets; a fresh head beside a pretrained encoder
     # may need more (configs/demo, configs/medium say why where they raise it).
     head_lr_scale: float = 1.0
 
@@ -46,10 +46,6 @@ def warmup_cosine(
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-#: Top-level attributes of the stage modules that hold freshly initialised heads.
-HEAD_MODULES = ("head", "ecg_head", "cmr_head", "projection")
-
-
 def _decays(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """Weights of linear and convolution layers decay; biases, norms and embeddings do not."""
     decay, seen = [], set()
@@ -63,12 +59,10 @@ def _decays(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
 
 
 def _head_parameters(module: nn.Module) -> set[int]:
-    return {
-        id(p)
-        for name, child in module.named_children()
-        if name in HEAD_MODULES
-        for p in child.parameters()
-    }
+    """The parameters of the heads a stage module declares (`heads()`, the weights contract of
+    `ptacl.training.parts`); a plain module has none."""
+    heads = module.heads() if hasattr(module, "heads") else {}
+    return {id(p) for head in heads.values() for p in head.parameters()}
 
 
 def build_optimizer_and_schedule(
@@ -91,8 +85,8 @@ def build_optimizer_and_schedule(
                 {"params": head, "weight_decay": weight_decay, "lr": lr * config.head_lr_scale}
             )
     # fused: one pass over each parameter instead of ~10 element-wise kernels (several launches
-    # per tensor on CUDA; on this CPU a 20 M-parameter step took 0.04-0.17 s fused, 0.7-2.0 s
-    # by default, which was a third of a paper-size bf16 ECG MAE step). CPU and CUDA have it.
+    # per tensor on CUDA; on a CPU the default for-loop AdamW was a third of a paper-size bf16
+    # ECG MAE step: BENCHMARKS.md, "Training throughput", fused AdamW). CPU and CUDA have it.
     devices = {p.device.type for group in groups for p in group["params"]}
     fused = True if devices and devices <= {"cpu", "cuda"} else None
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(config.betas), fused=fused)

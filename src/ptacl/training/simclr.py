@@ -1,4 +1,6 @@
-"""The SimCLR baselines (Chen et al. 2020): one encoder, two augmented views, NT-Xent.
+"""`ptacl simclr`, in one file: the SimCLR baselines (Chen et al. 2020), one encoder, two
+augmented views, NT-Xent. `EcgSimclrRunConfig` / `CmrSimclrRunConfig`, `TwoViews`,
+`SimclrPretraining` (the LightningModule), `SimclrData` (its DataModule) and `fit`.
 
 Each sample is augmented twice with the modality's own augmentations (`ptacl.data.augment_ecg`,
 `ptacl.data.augment_cmr`: for the ECG two random crops with FT surrogate, jitter and rescale),
@@ -16,8 +18,10 @@ for a stage-2 head aligned with the other modality.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import numpy as np
@@ -27,19 +31,21 @@ from torch.utils.data import Dataset
 from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
+from ptacl.eval.metrics import retrieval_hits
 from ptacl.losses.nt_xent import nt_xent_loss
 from ptacl.models import (
     CmrEncoderConfig,
     EcgEncoderConfig,
-    count_parameters,
     encoder_from_config,
 )
 from ptacl.models.heads import HeadConfig, projection_head
-from ptacl.training.align import retrieval_hits
 from ptacl.training.feature_cache import FeatureCacheStep
-from ptacl.training.loaders import DataConfig
+from ptacl.training.loaders import DataConfig, StageData, modality_dataset
 from ptacl.training.optim import OptimConfig, stage_optimizers
 from ptacl.training.trainer import TrainerConfig, compile_blocks
+
+if TYPE_CHECKING:
+    from ptacl.data.store import Store
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,7 @@ class SimclrPretraining(L.LightningModule):
         self.temperature = cfg.loss.temperature
         self.optim_config = cfg.optim
         self.batch_size = cfg.data.batch_size
-        # The attribute name is where `load_encoder_weights` looks: `<modality>_encoder.`
+        # `<modality>_encoder`: the checkpoint key runs older than weights/ are read by
         setattr(self, f"{cfg.modality}_encoder", encoder_from_config(cfg.encoder, cfg.modality))
         self.projection = projection_head(self.encoder.width, cfg.head)
         if cfg.trainer.compile:
@@ -145,6 +151,12 @@ class SimclrPretraining(L.LightningModule):
     @property
     def encoder(self) -> torch.nn.Module:
         return getattr(self, f"{self.modality}_encoder")
+
+    def encoders(self) -> dict[str, torch.nn.Module]:
+        return {self.modality: self.encoder}
+
+    def heads(self) -> dict[str, torch.nn.Module]:
+        return {"projection": self.projection}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, S) ECG or (B, 1, F, H, W) CMR -> projected embeddings z (B, d)."""
@@ -198,7 +210,58 @@ class SimclrPretraining(L.LightningModule):
         return stage_optimizers(self, self.optim_config, batch)
 
 
-def parameter_counts(module: SimclrPretraining) -> dict[str, int]:
-    encoder = count_parameters(module.encoder)
-    head = count_parameters(module.projection)
-    return {"encoder": encoder, "head": head, "total": encoder + head}
+class SimclrData(StageData):
+    """Two augmented views of every ECG (or cine) of the train split, and of the val split.
+    Validation views are augmented too (identical views would make the loss meaningless), but
+    drawn from a fixed seed per item, so every validation sees the same views."""
+
+    def __init__(self, cfg: EcgSimclrRunConfig | CmrSimclrRunConfig, store: Store) -> None:
+        def dataset(split: str) -> Dataset:
+            return modality_dataset(store, cfg.modality, split, train=True, augment=cfg.augment,
+                                    encoder=cfg.encoder, seed=cfg.trainer.seed)  # fmt: skip
+
+        train_set = TwoViews(dataset("train"), cfg.modality)
+        val_set = TwoViews(dataset("val"), cfg.modality, fixed_seed=cfg.trainer.seed)
+        super().__init__(train_set, val_set, cfg.data)
+
+
+def check_views(cfg: EcgSimclrRunConfig | CmrSimclrRunConfig) -> None:
+    """ConfigError when the views would be identical (no augmentation)."""
+    from ptacl.config import ConfigError
+
+    if not cfg.augment.enabled:
+        raise ConfigError(
+            "augment.enabled=false would make the two views identical: SimCLR needs them"
+        )
+
+
+def fit(
+    cfg: EcgSimclrRunConfig | CmrSimclrRunConfig,
+    store: Store,
+    out: Path,
+    resume_from: Path | None,
+) -> int:
+    """`ptacl simclr`: train the encoder and its projection head into run folder `out`,
+    continuing from `resume_from` when given. Returns the exit status (2: an empty val split)."""
+    from ptacl.config import to_dict
+    from ptacl.training.parts import parameter_counts
+    from ptacl.training.trainer import build_trainer, fit_stage
+
+    data = SimclrData(cfg, store)
+    if len(data.val_set) == 0:
+        print(f"ptacl simclr: {store.root}: no {cfg.modality} in the val split", file=sys.stderr)
+        return 2
+    data.check()
+    cache = cfg.trainer.accumulate_grad_batches > 1  # the module's feature cache
+    trainer = build_trainer(cfg.trainer, out, width=cfg.encoder.width, feature_cache=cache)
+    module = SimclrPretraining(to_dict(cfg))
+    counts = parameter_counts(module)
+    print(
+        f"{cfg.modality.upper()} SimCLR: encoder {counts[f'{cfg.modality}_encoder'] / 1e6:.2f} M, "
+        f"head {counts['heads'] / 1e6:.2f} M, total {counts['total'] / 1e6:.2f} M parameters; "
+        f"{len(data.train_set)} train / {len(data.val_set)} val items from {store.root}",
+        flush=True,
+    )
+    fit_stage(trainer, module, data, resume_from)
+    print(f"run folder: {out}", flush=True)
+    return 0

@@ -2,12 +2,13 @@
 (checkpoints/last.ckpt + best.ckpt, the run folder of `ptacl.runs`), loggers and callbacks
 named in the config (`build_loggers`, `build_callbacks`), progress lines, and `fit_stage`.
 
-A stage's `fit(cfg, store, out, resume_from)` does:
+A stage's `fit(cfg, store, out, resume_from)` (one per file: `ptacl.training.mae`, `simclr`,
+`align`, `finetune`) does:
 
-    lightning.seed_everything(cfg.trainer.seed, workers=True)
+    data = StageData(...)                            # its LightningDataModule
+    trainer = build_trainer(cfg.trainer, out)        # seeds everything, once
     module = StageModule(to_dict(cfg))               # plain dict: checkpoints load weights_only
-    trainer = build_trainer(cfg.trainer, out)
-    fit_stage(trainer, module, train_set, val_set, cfg.data, resume_from)
+    fit_stage(trainer, module, data, resume_from)
 """
 
 from __future__ import annotations
@@ -36,11 +37,9 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
-from torch.utils.data import Dataset
 
 from ptacl.threads import THREADS_FILE_ENV, read_share
 from ptacl.training.checkpoint_io import AtomicCheckpointIO
-from ptacl.training.loaders import DataConfig, build_dataloader
 from ptacl.training.resume import StepSeed
 
 
@@ -77,9 +76,9 @@ def _on_cpu(accelerator: str) -> bool:
     return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
 
 
-#: Narrowest encoder width at which bf16-mixed beats fp32 on a CPU with AMX-bf16: measured ECG
-#: MAE train step bf16 / fp32 speed 0.48x at width 64, 1.40x at 256, 1.87x at 512 (BENCHMARKS.md).
-#: Narrow models are bound by the casts and element-wise work autocast adds, not by matmuls.
+#: Narrowest encoder width at which bf16-mixed beats fp32 on a CPU with AMX-bf16 (the ECG MAE
+#: train step measured at widths 64, 256 and 512: BENCHMARKS.md, "Training throughput"). Narrow
+#: models are bound by the casts and element-wise work autocast adds, not by matmuls.
 CPU_BF16_MIN_WIDTH = 256
 
 
@@ -536,16 +535,15 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
 def fit_stage(
     trainer: L.Trainer,
     module: L.LightningModule,
-    train_set: Dataset,
-    val_set: Dataset,
-    config: DataConfig,
+    data: L.LightningDataModule,
     resume_from: Path | None,
 ) -> None:
-    """`trainer.fit` on the train / val datasets (loaders from `build_dataloader`), continuing
+    """`trainer.fit` on a stage's DataModule (`ptacl.training.loaders.StageData`), continuing
     from `resume_from` when given; the checkpoint is read with weights_only=True. A checkpoint
     whose weights do not fit the module (config.yaml edited after training) raises RunDirError.
     Stopped by SIGTERM, it says so in one line and exits with status 143 (128 + SIGTERM), not
-    Lightning's 0, so a scheduler or a pipeline does not take the run for finished."""
+    Lightning's 0, so a scheduler or a pipeline does not take the run for finished. A fit that
+    ends writes the run's weights/ (`ptacl.run_weights`)."""
     try:
         with warnings.catch_warnings():
             # Lightning itself calls torch's deprecated LeafSpec on every run: not ours to fix
@@ -554,13 +552,7 @@ def fit_stage(
             warnings.filterwarnings("ignore", r"The number of training batches .* is smaller")
             if resume_from is not None:  # of course it is: it holds the run being continued
                 warnings.filterwarnings("ignore", r"Checkpoint directory .* is not empty")
-            trainer.fit(
-                module,
-                build_dataloader(train_set, config, train=True),
-                build_dataloader(val_set, config, train=False),
-                ckpt_path=resume_from,
-                weights_only=True,
-            )
+            trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
     except SIGTERMException:
         if trainer.is_global_zero:
             print(
@@ -576,3 +568,7 @@ def fit_stage(
         from ptacl.runs import weights_mismatch
 
         raise weights_mismatch(err, f"{trainer.default_root_dir}/config.yaml") from None
+    if trainer.is_global_zero:  # the parts the module declares, one file each
+        from ptacl.run_weights import write_weights
+
+        write_weights(trainer.default_root_dir, module)

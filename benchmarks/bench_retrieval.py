@@ -29,7 +29,8 @@ def run_one(n: int, dim: int, chunk_size: int | None, threads: int) -> dict:
     import pandas as pd
     import torch
 
-    from ptacl.eval.retrieval import random_retrieval_baseline, retrieval_metrics
+    from ptacl.eval.random_baseline import random_retrieval_baseline
+    from ptacl.eval.retrieval import retrieval_metrics
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)

@@ -29,7 +29,8 @@ import pandas as pd
 
 from ptacl.eval.hubness import csls_penalty, hubness_stats
 from ptacl.eval.paired import mean_metric, paired_difference
-from ptacl.eval.retrieval import random_retrieval_scores, retrieval_scores
+from ptacl.eval.random_baseline import random_retrieval_scores
+from ptacl.eval.retrieval import retrieval_scores
 
 KS = (1, 5)
 

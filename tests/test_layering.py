@@ -125,7 +125,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models", "losses"),
     ("embedding",),  # an ECG embedded over its crops; the embeddings file
     ("inference",),  # the read side of bundles: what the core install needs
-    ("runs", "run_weights"),  # run folders (and their per-part weights) read back without Lightning
+    ("runs", "run_weights", "run_write", "stage_config"),  # run folders: read, weights, written;
+    # a stage's config with its init runs' architecture (all without Lightning)
     ("eval",),  # retrieval, probes, reports
     ("export",),  # the write side of bundles: probe fit, intervals, model card
     ("benchmark",),  # the benchmark, the demo and their job scheduler (benchmark/pipeline.py)

@@ -126,7 +126,7 @@ def test_stages_take_the_init_runs_architecture_beneath_the_users_overrides(tmp_
     section replaces the config's, and the command line's key=value still applies on top (a
     fine-tune's `ecg_encoder.attention` was silently dropped before)."""
     from ptacl.config import ConfigError
-    from ptacl.runs import load_stage_config
+    from ptacl.stage_config import load_stage_config
     from ptacl.training.align import AlignRunConfig
     from ptacl.training.finetune import FinetuneConfig
 

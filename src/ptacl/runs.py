@@ -21,19 +21,17 @@ run), projection heads under `<modality>_head.`, the fine-tune head under `head.
 
 Training, evaluation, export and inference all read runs through this module, which imports
 neither Lightning nor any logger (torch only when a checkpoint is read), so evaluating or
-exporting a run costs no training stack. The writing side, `prepare_run_dir`, is here too: one
-place says what a run folder is.
+exporting a run costs no training stack. Writing a run folder (`prepare_run_dir`, resuming,
+the lock) is `ptacl.run_write`; a stage's config, with the architecture of the runs it starts
+from, is `ptacl.stage_config`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -46,7 +44,6 @@ if TYPE_CHECKING:
     from ptacl.models.heads import AttentionPoolPhenotypes, ProjectionHead
 
 MODALITIES = ("ecg", "cmr")
-T = TypeVar("T")
 
 
 class RunDirError(PtaclError, RuntimeError):
@@ -119,48 +116,6 @@ def encoder_section(config: dict[str, Any], modality: str) -> dict[str, Any] | N
         return None
     section = config.get(f"{modality}_encoder")
     return config.get("encoder") if section is None else section
-
-
-def init_architecture(runs: dict[str, str | Path]) -> dict[str, dict[str, Any]]:
-    """{"<modality>_encoder": section} of each init run {modality: run folder} ("" and "none"
-    skipped): the encoder architecture a stage must build for that run's weights to fit. A
-    run that holds no such encoder (a stage-1 run of the other modality) is a ConfigError
-    naming it."""
-    from ptacl.config import ConfigError
-
-    out = {}
-    for modality, run in runs.items():
-        if not run or str(run) == "none":
-            continue
-        config = read_run_config(run)
-        section = encoder_section(config, modality)
-        if not section:
-            other = config.get("modality")  # a stage-1 run of the other modality says which
-            which = (
-                f": it is a {other} run, not {modality}" if other not in (None, modality) else ""
-            )
-            raise ConfigError(
-                f"{run}/config.yaml: this run holds no {modality.upper()} encoder{which}"
-            )
-        out[f"{modality}_encoder"] = section
-    return out
-
-
-def load_stage_config(
-    cls: type[T], path: str | Path | None, overrides: Sequence[str] = (), user: Sequence[str] = ()
-) -> T:
-    """A stage's config: defaults <- YAML `path` <- `overrides` <- the architecture of the
-    init runs it names (its `init_runs()`: `init_architecture`) <- `user` overrides (the
-    command line's key=value, which may name the init runs too and may change what the run's
-    weights allow: dropout, drop path)."""
-    from ptacl.config import load_config, to_dict
-
-    probe = load_config(cls, path, [*overrides, *user])
-    sections = init_architecture(probe.init_runs()) if hasattr(probe, "init_runs") else {}
-    if not sections:
-        return probe
-    base = to_dict(load_config(cls, path, overrides)) | sections  # whole sections: the run's
-    return load_config(cls, None, user, base=base)
 
 
 def local_steps(config: dict[str, Any]) -> int:
@@ -449,267 +404,24 @@ def load_run_encoders(
     return out
 
 
-# ----------------------------------------------------------------------------- writing a run
-
-
-def _rank() -> int:
-    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if name in os.environ:
-            return int(os.environ[name])
-    return 0
-
-
-#: Settings a resumed run may change: they steer how long and how visibly it runs, not what it
-#: computes (trainer.max_steps extends the schedule, see `ptacl.training.trainer.ResyncSchedule`;
-#: data.num_workers cannot change a batch, see `ptacl.training.resume`). Any other difference
-#: is refused.
-RESUMABLE = (
-    "trainer.max_steps",
-    "trainer.val_every_n_steps",
-    "trainer.val_batches",
-    "trainer.checkpoint_every_n_steps",
-    "trainer.log_every_n_steps",
-    "trainer.sanity_val_steps",
-    "trainer.progress_bar",
-    "trainer.compile",  # the same computation, compiled or not
-    "trainer.loggers",  # where metrics go
-    "data.num_workers",
-)
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(_flat(value, f"{prefix}{key}."))
-    return {k.rstrip("."): v for k, v in out.items()}
-
-
-def config_conflicts(
-    saved: dict[str, Any], config: Any, allowed: tuple[str, ...] = RESUMABLE
-) -> list[str]:
-    """Keys (dotted) outside `allowed` whose values differ between a run's saved config.yaml
-    and `config`, each as "key: run A, now B"."""
-    from ptacl.config import to_dict
-
-    def flat(cfg: Any) -> dict[str, Any]:
-        return _flat(yaml.safe_load(yaml.safe_dump(to_dict(cfg), sort_keys=False)))
-
-    now, before = flat(config), _flat(saved)
-    try:  # a setting added to ptacl after the run was made: the run had its default
-        defaults = flat(type(config)())
-    except TypeError:
-        defaults = {}
-    out = []
-    for key in sorted(set(now) | set(before)):
-        a, b = before.get(key), now.get(key)
-        if key == "data.store" and a and b and _same_store(Path(a), Path(b)):
-            continue
-        if key not in before and key in defaults and b == defaults[key]:
-            continue
-        if key not in allowed and a != b:
-            out.append(f"{key}: run {a!r}, now {b!r}")
-    return out
-
-
-def _same_store(a: Path, b: Path) -> bool:
-    """One store at two paths: the same folder, or (moved or copied) the same manifest.json
-    (sizes, phenotype columns, sources) and subjects.csv (every eid and its split)."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return all(
-            (a / name).read_bytes() == (b / name).read_bytes()
-            for name in ("manifest.json", "subjects.csv")
-        )
-    except OSError:
-        return False
-
-
-def _saved_config(out: Path) -> dict[str, Any]:
-    """A run's config.yaml with data.store where `run_store` finds that store now (a run folder
-    moved with its store records a path that no longer exists)."""
-    saved = read_run_config(out)
-    with contextlib.suppress(RunDirError):
-        saved.setdefault("data", {})["store"] = str(run_store(out, saved))
-    return saved
-
-
-def resume_checkpoint(out: str | Path) -> Path | None:
-    """The newest checkpoint a run can continue from: checkpoints/last.ckpt, or the
-    hpc_ckpt_N.ckpt Lightning's SLURM auto-requeue saves on its signal (SIGUSR1) into the run
-    folder, whichever was written last; None when the run has neither."""
-    out = Path(out)
-    found = [out / "checkpoints" / "last.ckpt", *out.glob("hpc_ckpt_*.ckpt")]
-    found = [p for p in found if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
-
-
-def _empty(out: Path) -> None:
-    """Remove everything inside run folder `out` (it keeps its lock, which sits beside it)."""
-    import shutil
-
-    for entry in out.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-
-
-def _rerun(out: Path, config: Any) -> Path | None:
-    """A command run again on its own non-empty run folder (a crash, Ctrl-C, a SLURM requeue):
-    with the same config and a checkpoint it continues (returns the checkpoint); with the same
-    config and no checkpoint yet it starts afresh (returns None). Anything else is refused."""
-    if not (out / "config.yaml").is_file():
-        raise RunDirError(
-            f"{out}: the run folder is not empty and holds no run (no config.yaml); choose "
-            "another --out, or pass --overwrite to replace what it holds"
-        )
-    conflicts = config_conflicts(_saved_config(out), config, allowed=())
-    if conflicts:
-        raise RunDirError(
-            f"{out}: holds another run, whose config.yaml differs: {'; '.join(conflicts)}. "
-            "Pass --resume to continue it with these settings (only "
-            f"{', '.join(RESUMABLE)} may change), --overwrite to replace it, or choose "
-            "another --out"
-        )
-    ckpt = resume_checkpoint(out)
-    if ckpt is not None:
-        _check_resumable(ckpt)
-    if _rank() == 0:
-        if ckpt is not None:
-            print(f"{out}: the same run again: continuing it from {ckpt.name}", flush=True)
-        else:
-            print(f"{out}: the same run, stopped before its first checkpoint: starting it again",
-                  flush=True)  # fmt: skip
-            _empty(out)
-    return ckpt
-
-
-def prepare_run_dir(
-    out: str | Path, config: Any, resume: bool, *, overwrite: bool = False
-) -> Path | None:
-    """Make the run folder and write the resolved `config.yaml`; return the checkpoint to
-    resume from (None for a fresh run).
-
-    A run must never mix with, or silently overwrite, another. `resume` needs a checkpoint
-    (`resume_checkpoint`) and a config that agrees with the run's config.yaml outside
-    `RESUMABLE`, checked before anything is written (a config.yaml rewritten by a refused
-    resume would no longer describe the checkpoints). Without it, a non-empty folder that holds
-    the same run (the same command run again after a crash or a SLURM requeue) continues from
-    its checkpoint, or starts afresh when it died before the first one (`_rerun`); any other
-    non-empty folder is refused unless `overwrite`, which empties it first. config.yaml is
-    replaced atomically. Only process 0 writes: Lightning's DDP launcher re-runs the command
-    once per process. Hold `run_lock(out)` around this and the training.
-    """
-    out = Path(out)
-    path = out / "config.yaml"
-    resume_from = None
-    if resume:
-        resume_from = resume_checkpoint(out)
-        if resume_from is None:
-            raise RunDirError(
-                f"{out}: nothing to resume, {out / 'checkpoints' / 'last.ckpt'} does not exist; "
-                "run the command without --resume to start it"
-            )
-        _check_resumable(resume_from)
-        if path.is_file():
-            conflicts = config_conflicts(_saved_config(out), config)
-            if conflicts:
-                raise RunDirError(
-                    f"{out}: --resume with settings that differ from the run's config.yaml, "
-                    f"which its checkpoints were made with: {'; '.join(conflicts)}. Only "
-                    f"{', '.join(RESUMABLE)} may change on resume; start a new run otherwise"
-                )
-    elif overwrite:
-        if _rank() == 0 and out.is_dir() and any(out.iterdir()):
-            print(f"{out}: --overwrite: removing the run it held", flush=True)
-            _empty(out)
-    elif out.is_dir() and any(out.iterdir()):
-        resume_from = _rerun(out, config)
-    if _rank() == 0:
-        from ptacl.atomic import atomic_file
-        from ptacl.config import save_config
-
-        out.mkdir(parents=True, exist_ok=True)
-        config, relative = _store_paths(config, out)
-        with atomic_file(path) as tmp:
-            save_config(config, tmp)
-        if relative is not None:
-            with atomic_file(out / PATHS_FILE) as tmp:
-                tmp.write_text(yaml.safe_dump({"data.store": relative}), encoding="utf-8")
-    return resume_from
-
-
-def _store_paths(config: Any, out: Path) -> tuple[Any, str | None]:
-    """`config` with data.store made absolute, and that store's path relative to run folder
-    `out` (None without a store): what config.yaml and `PATHS_FILE` record (`run_store`)."""
-    import dataclasses
-
-    data = getattr(config, "data", None)
-    if not getattr(data, "store", ""):
-        return config, None
-    store = Path(data.store).resolve()
-    config = dataclasses.replace(config, data=dataclasses.replace(data, store=str(store)))
-    return config, os.path.relpath(store, out.resolve())
-
-
-def _check_resumable(last: Path) -> None:
-    """Refuse, in one line, a last.ckpt torch cannot read (a run killed by a full disk before
-    checkpoints were written atomically, a hostile file), pointing at best.ckpt if readable."""
-    try:
-        read_checkpoint(last, mmap=True)
-        return
-    except RunDirError as err:
-        problem = str(err)
-    best = last.with_name("best.ckpt")
-    try:
-        step = read_checkpoint(best, mmap=True).get("global_step", "?") if best.is_file() else None
-    except (RunDirError, AttributeError):
-        step = None
-    hint = (
-        f"; the previous checkpoint {best} (step {step}) is readable: copy it over "
-        f"{last.name} to resume from it"
-        if step is not None
-        else "; there is no other readable checkpoint: start a new run"
-    )
-    raise RunDirError(f"cannot resume: {problem}{hint}")
-
-
-def run_lock(out: str | Path) -> contextlib.AbstractContextManager:
-    """The run folder's lock (`ptacl.atomic.output_lock`), taken by process 0 only: the other
-    DDP processes are its own children, re-running the command."""
-    from ptacl.atomic import output_lock
-
-    return output_lock(Path(out)) if _rank() == 0 else contextlib.nullcontext()
-
-
 __all__ = [
-    "RESUMABLE",
     "RunDirError",
     "RunEncoders",
     "checkpoint_path",
     "checkpoint_state",
-    "config_conflicts",
     "encoder_section",
     "encoder_weights",
     "finetune_head",
-    "init_architecture",
     "load_encoder",
     "load_encoder_weights",
     "load_run_encoders",
-    "load_stage_config",
     "load_state",
     "load_weights",
     "local_steps",
-    "prepare_run_dir",
     "projection_heads",
     "read_checkpoint",
     "read_run_config",
-    "resume_checkpoint",
     "run_kind",
-    "run_lock",
     "run_modalities",
     "run_projection_heads",
     "run_store",

@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 import torch
 
+from ptacl.eval.collapse import top1_candidates
 from ptacl.eval.hubness import csls_penalty, direction_stats, hubness_stats, k_occurrence
-from ptacl.eval.retrieval import retrieval_metrics, retrieval_scores, top1_candidates
+from ptacl.eval.retrieval import retrieval_metrics, retrieval_scores
 
 
 def _unit(x):

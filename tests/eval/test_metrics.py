@@ -4,6 +4,7 @@ evaluation's own ranking (`ptacl.eval.retrieval`), which was written separately.
 import numpy as np
 import torch
 
+from ptacl.eval.collapse import top1_candidates
 from ptacl.eval.metrics import (
     alignment_accuracy,
     alignment_chance,
@@ -12,7 +13,6 @@ from ptacl.eval.metrics import (
     retrieval_hits,
     temporal_alignment_hits,
 )
-from ptacl.eval.retrieval import top1_candidates
 
 
 def test_retrieval_hits_by_hand():

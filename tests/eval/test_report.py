@@ -6,6 +6,7 @@ import pandas as pd
 
 from ptacl.eval.bootstrap import r2_ci, retrieval_ci
 from ptacl.eval.probe import r2_per_phenotype
+from ptacl.eval.random_baseline import random_retrieval_baseline
 from ptacl.eval.report import (
     plot_alignment_matrix,
     plot_precision_curves,
@@ -15,7 +16,7 @@ from ptacl.eval.report import (
     retrieval_warnings,
     write_report,
 )
-from ptacl.eval.retrieval import random_retrieval_baseline, retrieval_scores, summarize_retrieval
+from ptacl.eval.retrieval import retrieval_scores, summarize_retrieval
 from ptacl.phenotypes import PHENOTYPES
 
 KS = (1, 3, 5, 10, 15)

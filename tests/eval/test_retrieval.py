@@ -5,28 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from ptacl.eval.retrieval import (
-    _sample_first_rank,
-    random_retrieval_baseline,
-    random_retrieval_scores,
-    retrieval_metrics,
-    retrieval_scores,
-    top1_candidates,
-    top1_collapse,
-)
-
-
-def _hand_case():
-    # Database = unit vectors, so every similarity is exact and the order is easy to read:
-    # query 0 ranks 1, 2, 3; query 1 ranks 3, 2, 0; query 2 ranks 0, 1, 3; query 3 ranks 2, 1, 0.
-    cmr = np.eye(4)
-    ecg = np.array([[0, 3, 2, 1], [1, 0, 2, 3], [3, 2, 0, 1], [1, 2, 3, 0]], dtype=float)
-    pheno = pd.DataFrame({"a": [0.0, 10.0, 1.0, 0.5], "b": [1.0, np.nan, 1.4, 3.0]})
-    return ecg, cmr, pheno
+from ptacl.eval.retrieval import retrieval_metrics, retrieval_scores
+from retrieval_cases import hand_case
 
 
 def test_hand_made_case_gives_known_metrics():
-    ecg, cmr, pheno = _hand_case()
+    ecg, cmr, pheno = hand_case()
     table = retrieval_metrics(ecg, cmr, pheno, ks=(1, 3, 5))
     # a: SD = 4.77, window ±2.38: 0, 1, 0.5 match each other, 10 matches nobody.
     # first-match ranks 2, none, 1, 1; P@1 0,0,1,1; P@3 2/3,0,2/3,2/3.
@@ -114,42 +98,8 @@ def test_chunked_path_equals_brute_force(chunk_size, top):
     assert np.isnan(got["skewed"].first_rank[pheno["skewed"].argmax()])
 
 
-def test_random_embeddings_give_chance_precision():
-    rng = np.random.default_rng(0)
-    n = 3000
-    pheno = pd.DataFrame({"y": rng.normal(size=n)})
-    table = retrieval_metrics(rng.normal(size=(n, 32)), rng.normal(size=(n, 32)), pheno)
-    chance = 2 * 0.5 * (1 + math.erf(0.5 / math.sqrt(2) / math.sqrt(2))) - 1  # 0.2763
-    se = math.sqrt(chance * (1 - chance) / n)
-    assert abs(table.loc["y", "P@1"] - chance) < 4 * se
-    assert abs(table.loc["y", "P@15"] - chance) < 4 * se
-    base = random_retrieval_baseline(pheno)
-    assert abs(base.loc["y", "P@1"] - chance) < 0.01  # exact expectation, sample SD only
-    # Random embeddings rank at random: their MnR agrees with the baseline's expectation.
-    assert table.loc["y", "MnR"] == pytest.approx(base.loc["y", "MnR"], rel=0.15)
-
-
-def test_sampled_first_rank_follows_the_exact_distribution():
-    c, m, draws = 10, 3, 40000
-    got = _sample_first_rank(c, np.full(draws, m), np.random.default_rng(0))
-    rng = np.random.default_rng(1)
-    perms = np.argsort(rng.random((draws, c)), axis=1) < m  # first m positions are matches
-    ref = np.argmax(perms, axis=1) + 1
-    for r in range(1, c - m + 2):
-        assert np.mean(got == r) == pytest.approx(np.mean(ref == r), abs=0.012)
-    assert got.mean() == pytest.approx((c + 1) / (m + 1), abs=0.03)
-
-
-def test_random_baseline_counts_matches_exactly():
-    _, _, pheno = _hand_case()
-    s = random_retrieval_scores(pheno, ks=(1, 3))["a"]
-    # matches per query (self excluded): 2, 0, 2, 2 of 3 candidates.
-    np.testing.assert_allclose(s.precision[:, 0], [2 / 3, 0, 2 / 3, 2 / 3])
-    np.testing.assert_allclose(s.first_rank, [4 / 3, np.nan, 4 / 3, 4 / 3])
-
-
 def test_mismatched_inputs_raise_clear_errors():
-    ecg, cmr, pheno = _hand_case()
+    ecg, cmr, pheno = hand_case()
     with pytest.raises(ValueError, match="same subjects"):
         retrieval_metrics(ecg, cmr[:3], pheno)
     with pytest.raises(ValueError, match="phenotypes have 3 rows"):
@@ -162,25 +112,6 @@ def test_mismatched_inputs_raise_clear_errors():
         )
     with pytest.raises(ValueError, match="ks"):
         retrieval_metrics(ecg, cmr, pheno, ks=(3, 1))
-
-
-def test_top1_candidates_and_collapse_by_hand():
-    ecg, cmr, _ = _hand_case()
-    # query 0 ranks 1 first, query 1 ranks 3, query 2 ranks 0, query 3 ranks 2 (self excluded)
-    assert top1_candidates(ecg, cmr).tolist() == [1, 3, 0, 2]
-    assert top1_candidates(ecg, cmr, chunk_size=3).tolist() == [1, 3, 0, 2]
-    # identical embeddings tie everywhere: the lower position wins (the query itself if included)
-    assert top1_candidates(np.ones((3, 2)), np.ones((3, 2)), exclude_self=False).tolist() == [0] * 3
-    assert top1_candidates(np.ones((3, 2)), np.ones((3, 2))).tolist() == [1, 0, 0]
-    # top-1s 4, 4, 4, 1, 2, -1 (no candidate): hub 4 takes 3 of 5 queries; 3 distinct of 6
-    assert top1_collapse(np.array([4, 4, 4, 1, 2, -1]), 6) == {
-        "top1_hub_share": 0.6,
-        "top1_distinct": 3,
-        "queries": 5,
-        "candidates": 6,
-    }
-    assert top1_collapse(np.arange(4), 4)["top1_hub_share"] == 0.25  # one-to-one: 1/N
-    assert top1_collapse(np.array([], dtype=int), 0)["top1_hub_share"] is None
 
 
 def _sorted_reference(ecg, cmr, pheno, ks, exclude_self):
@@ -238,30 +169,3 @@ def test_wide_rows_with_ties_equal_a_full_sort(exclude_self):
     for col in pheno.columns:
         np.testing.assert_array_equal(got[col].precision, ref[col][0])
         np.testing.assert_array_equal(got[col].first_rank, ref[col][1])
-
-
-@pytest.mark.parametrize("exclude_self", [True, False])
-def test_random_baseline_per_query_equals_a_simulation(exclude_self):
-    # MnR against random is only fair if each query's baseline uses that query's own match
-    # set: simulate uniformly random rankings of the real candidates and compare query by query.
-    rng = np.random.default_rng(5)
-    n, draws, ks = 40, 4000, (1, 5)
-    y = np.exp(rng.normal(size=n))  # skewed: queries in the tail have few matches
-    y[rng.random(n) < 0.15] = np.nan
-    base = random_retrieval_scores(pd.DataFrame({"y": y}), ks, exclude_self=exclude_self)["y"]
-    valid = ~np.isnan(y)
-    half = 0.5 * np.nanstd(y, ddof=1)
-    is_cand = np.broadcast_to(valid, (n, n)) & ~(np.eye(n, dtype=bool) & exclude_self)
-    match = is_cand & (np.abs(y[None] - y[:, None]) <= half)
-    keys = np.where(is_cand, rng.random((draws, n, n)), np.inf)  # non-candidates rank last
-    order = np.argsort(keys, axis=2)  # (draws, query, place)
-    hits = np.take_along_axis(np.broadcast_to(match, (draws, n, n)), order, axis=2)
-    has = match.any(axis=1) & valid
-    first = np.argmax(hits, axis=2) + 1.0  # (draws, n)
-    sim_rank, sd = first.mean(axis=0), first.std(axis=0)
-    np.testing.assert_array_equal(np.isnan(base.first_rank), ~has)
-    assert np.all(np.abs(base.first_rank[has] - sim_rank[has]) <= 4 * sd[has] / np.sqrt(draws))
-    for j, k in enumerate(ks):
-        sim_prec = hits[:, :, :k].mean(axis=(0, 2))[valid]
-        p = base.precision[valid, j]
-        assert np.all(np.abs(p - sim_prec) <= 4 * np.sqrt(p * (1 - p) / draws) + 1e-12)

@@ -11,7 +11,8 @@ from torch import nn
 from ptacl.cli.common import add_run_arguments, resolve_config
 from ptacl.config import ConfigError
 from ptacl.models import EcgEncoder, EcgEncoderConfig
-from ptacl.runs import RunDirError, load_encoder, load_encoder_weights, prepare_run_dir
+from ptacl.run_write import prepare_run_dir
+from ptacl.runs import RunDirError, load_encoder, load_encoder_weights
 from ptacl.training.mae import EcgMaeRunConfig
 from ptacl.training.optim import OptimConfig, build_optimizer_and_schedule, scaled_lr, warmup_cosine
 from ptacl.training.trainer import TrainerConfig, build_trainer, resolve_precision

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from ptacl.training.align import AlignRunConfig, fit
 
     # the init runs may also be named in the YAML or the overrides (ecg_init=..., cmr_init=...);
-    # their encoder architecture follows them (`ptacl.runs.load_stage_config`)
+    # their encoder architecture follows them (`ptacl.stage_config.load_stage_config`)
     runs = [f"{m}_init={r}" for m in ("ecg", "cmr") if (r := getattr(args, f"{m}_init"))]
     return run_command("ptacl align", args, AlignRunConfig, fit, extra=runs)
 

@@ -43,7 +43,7 @@ def command_parser(prog: str, doc: str, *, modality: bool = False) -> argparse.A
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """--out, --config, --devices, --num-nodes, --resume, --overwrite and trailing key=value
-    overrides (`ptacl.runs.prepare_run_dir` says what a command run again does).
+    overrides (`ptacl.run_write.prepare_run_dir` says what a command run again does).
     Parse with `parser.parse_intermixed_args` so overrides may follow the options."""
     parser.add_argument("--out", type=Path, required=True, help="run folder (created)")
     parser.add_argument("--config", type=Path, help="YAML config (default: built-in defaults)")
@@ -64,12 +64,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_config(cls: type[T], args: argparse.Namespace, extra: Sequence[str] = ()) -> T:
     """Defaults <- --config YAML <- --devices/--num-nodes <- `extra` <- the architecture of
-    the init runs the config names <- key=value overrides (`ptacl.runs.load_stage_config`).
+    the init runs the config names <- key=value overrides (`ptacl.stage_config.load_stage_config`).
 
     With --resume and no --config, the run's own config.yaml takes the place of --config, and
     without --data its store is found as `ptacl.runs.run_store` finds it.
     """
-    from ptacl.runs import load_stage_config
+    from ptacl.stage_config import load_stage_config
 
     overrides = list(extra)
     path = args.config
@@ -109,7 +109,8 @@ def run_command(
     from ptacl.atomic import OutputBusy
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
-    from ptacl.runs import RunDirError, prepare_run_dir, run_lock
+    from ptacl.run_write import prepare_run_dir, run_lock
+    from ptacl.runs import RunDirError
     from ptacl.training.trainer import check_plugins
 
     with contextlib.ExitStack() as stack:

@@ -171,7 +171,8 @@ def _finetune_step(args: argparse.Namespace, store: Any) -> Callable[[Path], int
     """FN+AP as `ptacl finetune` runs it, configured by --finetune-config and --finetune-set."""
 
     def step(run_dir: Path) -> int:
-        from ptacl.runs import load_stage_config, prepare_run_dir
+        from ptacl.run_write import prepare_run_dir
+        from ptacl.stage_config import load_stage_config
         from ptacl.training.finetune import FinetuneConfig, fit
 
         overrides = [f"model={args.model}", f"data.store={store.root}", *args.finetune_set]

@@ -24,7 +24,7 @@ float32 where present, meta (a JSON string; `ecg_encoder_id` is the ECG encoder'
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -95,14 +95,7 @@ def compute_embeddings(
     pooled tokens averaged over the recording's crops, and the projection of that average.
     `num_workers` load the CMRs; the ECGs are read `chunk` subjects at a time.
     """
-    from torch.utils.data import DataLoader, Subset
-
-    from ptacl.data.datasets import CmrDataset
     from ptacl.data.store import Store
-    from ptacl.embedding.crops import store_outputs
-    from ptacl.eval.metrics import local_similarity
-    from ptacl.inference.bundle import encoder_fingerprint
-    from ptacl.models.local import cmr_local_embeddings
 
     store = store if isinstance(store, Store) else Store.open(store)
     has_ecg, has_cmr = encoders.ecg is not None, encoders.cmr is not None
@@ -110,7 +103,46 @@ def compute_embeddings(
     # Inputs shaped as each encoder was built for (a tiny config may crop 500 samples).
     crop = encoders.ecg.samples if has_ecg else 2500
     frames = encoders.cmr.frames if has_cmr else 26
-    rows = store.indices(split, ecg=has_ecg, cmr=has_cmr)
+    rows = _subject_rows(encoders, store, split, crop)
+    for module in (encoders.ecg, encoders.cmr, encoders.ecg_head, encoders.cmr_head):
+        if module is not None:
+            module.to(device).eval()
+    chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
+    cmr_batches = _cmr_batches(store, split, rows, frames, chunk, num_workers) if has_cmr else None
+    ecg_fn = _ecg_crop_outputs(encoders, local=both) if has_ecg else None
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("ecg", "cmr", "ecg_proj", "cmr_proj")}
+    alignment = _AlignmentSum()
+    if progress:
+        from tqdm import tqdm
+
+        chunks = tqdm(chunks, desc=f"embed {split}", unit="chunk")
+    for part in chunks:
+        ecg_local = cmr_local = valid = None
+        if ecg_fn is not None:
+            ecg_local, valid = _ecg_pass(
+                ecg_fn,
+                encoders,
+                store,
+                part,
+                parts,
+                crop=crop,
+                batch_size=batch_size,
+                device=device,
+                local=both,
+            )
+        if cmr_batches is not None:
+            cine = next(cmr_batches)["cmr"]  # (n, 1, F, H, W), the same rows in the same order
+            cmr_local = _cmr_pass(encoders, cine, parts, batch_size, device, local=both)
+        if ecg_local is not None and cmr_local is not None and len(ecg_local):
+            alignment.add(ecg_local, cmr_local[torch.from_numpy(valid)], encoders.num_steps)
+    return _assemble(encoders, store, split, rows, parts, alignment, crop=crop, frames=frames)
+
+
+def _subject_rows(encoders: RunEncoders, store: Any, split: str | None, crop: int) -> np.ndarray:
+    """The store rows of `split` holding every modality of `encoders`; EmbedError when there
+    are none or an ECG is shorter than the encoder's crop."""
+    has_ecg = encoders.ecg is not None
+    rows = store.indices(split, ecg=has_ecg, cmr=encoders.cmr is not None)
     if len(rows) == 0:
         raise EmbedError(
             f"{store.root}: split {split!r} has no subjects with {' and '.join(encoders.modalities)}"
@@ -123,96 +155,150 @@ def compute_embeddings(
                 f"{store.root}: {len(short)} ECGs of split {split!r} are shorter than the "
                 f"encoder's crop of {crop} samples (first: eid {eid})"
             )
-    for module in (encoders.ecg, encoders.cmr, encoders.ecg_head, encoders.cmr_head):
-        if module is not None:
-            module.to(device).eval()
-    chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
-    cmr_batches: Any = iter(())
-    if has_cmr:
-        cmr_set = CmrDataset(store, split, train=False, augment=None, frames=frames)
-        position = {int(r): k for k, r in enumerate(cmr_set.rows)}
-        cmr_batches = iter(
-            DataLoader(
-                Subset(cmr_set, [position[int(r)] for r in rows]),
-                batch_size=chunk,
-                shuffle=False,
-                num_workers=num_workers,
-            )
-        )
-    ecg_fn = _ecg_crop_outputs(encoders, local=both) if has_ecg else None
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("ecg", "cmr", "ecg_proj", "cmr_proj")}
-    align_sum, align_count = None, 0
-    if progress:
-        from tqdm import tqdm
+    return rows
 
-        chunks = tqdm(chunks, desc=f"embed {split}", unit="chunk")
-    for part in chunks:
-        ecg_local = cmr_local = None
-        if ecg_fn is not None:
-            out = store_outputs(
-                ecg_fn,
-                store,
-                part,
-                crop=crop,
-                batch_size=batch_size,
-                device=device,
-                chunk=len(part),
-                with_peaks=both,
-            )
-            pooled = torch.from_numpy(out["embedding"]).float()  # (n, D), mean over crops
-            parts["ecg"].append(pooled.numpy())
-            if encoders.ecg_head is not None:  # the projection of the crop average, as predict
-                parts["ecg_proj"].append(encoders.ecg_head(pooled.to(device)).float().cpu().numpy())
-            if both:
-                # ECG local steps: the mean over the recording's crops with a complete beat
-                weight = out["local_weight"][:, 0]  # share of such crops
-                valid = weight > 0
-                ecg_local = torch.from_numpy(out["local"][valid] / weight[valid, None]).float()
-        if has_cmr:
-            cine = next(cmr_batches)["cmr"]  # (n, 1, F, H, W), the same rows in the same order
-            cmr_local_parts = []
-            for b in range(0, len(cine), batch_size):
-                tokens = encoders.cmr.forward_features(cine[b : b + batch_size].to(device))
-                pooled_cmr = encoders.cmr.pool(tokens)
-                parts["cmr"].append(pooled_cmr.float().cpu().numpy())
-                if encoders.cmr_head is not None:
-                    parts["cmr_proj"].append(encoders.cmr_head(pooled_cmr).float().cpu().numpy())
-                if both:
-                    local = cmr_local_embeddings(
-                        encoders.cmr.time_tokens(tokens), encoders.num_steps
-                    )
-                    if _local_through_heads(encoders):
-                        local = encoders.cmr_head(local)
-                    cmr_local_parts.append(local.float().cpu())  # (b, T, D')
-            if both:
-                cmr_local = torch.cat(cmr_local_parts)
-        if ecg_local is not None and cmr_local is not None and len(ecg_local):
-            ecg_local = ecg_local.reshape(len(ecg_local), encoders.num_steps, -1)
-            cmr_local = cmr_local[torch.from_numpy(valid)]
-            if ecg_local.shape[-1] == cmr_local.shape[-1]:
-                sim = local_similarity(ecg_local, cmr_local)  # (B_valid, T, T)
-                total = sim.sum(dim=0).numpy()
-                align_sum = total if align_sum is None else align_sum + total
-                align_count += len(sim)
+
+def _cmr_batches(
+    store: Any, split: str | None, rows: np.ndarray, frames: int, chunk: int, num_workers: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The evaluation views of the CMRs of `rows`, in that order, `chunk` subjects a batch."""
+    from torch.utils.data import DataLoader, Subset
+
+    from ptacl.data.datasets import CmrDataset
+
+    cmr_set = CmrDataset(store, split, train=False, augment=None, frames=frames)
+    position = {int(r): k for k, r in enumerate(cmr_set.rows)}
+    subset = Subset(cmr_set, [position[int(r)] for r in rows])
+    return iter(DataLoader(subset, batch_size=chunk, shuffle=False, num_workers=num_workers))
+
+
+def _ecg_pass(
+    ecg_fn: Callable[..., dict[str, torch.Tensor]],
+    encoders: RunEncoders,
+    store: Any,
+    part: np.ndarray,
+    parts: dict[str, list[np.ndarray]],
+    *,
+    crop: int,
+    batch_size: int,
+    device: str,
+    local: bool,
+) -> tuple[torch.Tensor | None, np.ndarray | None]:
+    """Embed the ECGs of store rows `part` (crop averages, and their projection) into `parts`;
+    with `local`, return the local steps (n_valid, T·D') of the recordings with a complete
+    beat and the mask (n,) of those recordings, else (None, None)."""
+    from ptacl.embedding.crops import store_outputs
+
+    out = store_outputs(
+        ecg_fn,
+        store,
+        part,
+        crop=crop,
+        batch_size=batch_size,
+        device=device,
+        chunk=len(part),
+        with_peaks=local,
+    )
+    pooled = torch.from_numpy(out["embedding"]).float()  # (n, D), mean over crops
+    parts["ecg"].append(pooled.numpy())
+    if encoders.ecg_head is not None:  # the projection of the crop average, as predict
+        parts["ecg_proj"].append(encoders.ecg_head(pooled.to(device)).float().cpu().numpy())
+    if not local:
+        return None, None
+    # ECG local steps: the mean over the recording's crops with a complete beat
+    weight = out["local_weight"][:, 0]  # share of such crops
+    valid = weight > 0
+    return torch.from_numpy(out["local"][valid] / weight[valid, None]).float(), valid
+
+
+def _cmr_pass(
+    encoders: RunEncoders,
+    cine: torch.Tensor,
+    parts: dict[str, list[np.ndarray]],
+    batch_size: int,
+    device: str,
+    *,
+    local: bool,
+) -> torch.Tensor | None:
+    """Embed the CMRs `cine` (n, 1, F, H, W) (mean-pooled, and their projection) into `parts`;
+    with `local`, return their local steps (n, T, D'), else None."""
+    from ptacl.models.local import cmr_local_embeddings
+
+    cmr_local_parts = []
+    for b in range(0, len(cine), batch_size):
+        tokens = encoders.cmr.forward_features(cine[b : b + batch_size].to(device))
+        pooled_cmr = encoders.cmr.pool(tokens)
+        parts["cmr"].append(pooled_cmr.float().cpu().numpy())
+        if encoders.cmr_head is not None:
+            parts["cmr_proj"].append(encoders.cmr_head(pooled_cmr).float().cpu().numpy())
+        if local:
+            steps = cmr_local_embeddings(encoders.cmr.time_tokens(tokens), encoders.num_steps)
+            if _local_through_heads(encoders):
+                steps = encoders.cmr_head(steps)
+            cmr_local_parts.append(steps.float().cpu())  # (b, T, D')
+    return torch.cat(cmr_local_parts) if local else None
+
+
+class _AlignmentSum:
+    """The running sum of the T × T ECG–CMR local similarity over subjects (Figure 2)."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, ecg_local: torch.Tensor, cmr_local: torch.Tensor, num_steps: int) -> None:
+        """ecg_local (B, T·D'), cmr_local (B, T, D') of the same B subjects; skipped when the
+        two widths differ (no projection heads to bring them together)."""
+        from ptacl.eval.metrics import local_similarity
+
+        ecg_local = ecg_local.reshape(len(ecg_local), num_steps, -1)
+        if ecg_local.shape[-1] != cmr_local.shape[-1]:
+            return
+        sim = local_similarity(ecg_local, cmr_local)  # (B, T, T)
+        total = sim.sum(dim=0).numpy()
+        self.total = total if self.total is None else self.total + total
+        self.count += len(sim)
+
+    def mean(self) -> np.ndarray | None:
+        return None if self.total is None else (self.total / self.count).astype(np.float32)
+
+
+def _assemble(
+    encoders: RunEncoders,
+    store: Any,
+    split: str | None,
+    rows: np.ndarray,
+    parts: dict[str, list[np.ndarray]],
+    alignment: _AlignmentSum,
+    *,
+    crop: int,
+    frames: int,
+) -> Embeddings:
+    """The Embeddings of `rows`: the arrays gathered in `parts`, the store's eids and
+    phenotypes, the mean local alignment and what was embedded how (meta)."""
+    from ptacl.inference.bundle import encoder_fingerprint
+
     arrays = {k: np.concatenate(v) for k, v in parts.items() if v}
     meta = {
         "model": encoders.source,
         # what `ptacl retrieve` checks against a bundle's encoder_id (`ptacl export` writes it)
-        "ecg_encoder_id": encoder_fingerprint(encoders.ecg.state_dict()) if has_ecg else None,
+        "ecg_encoder_id": (
+            encoder_fingerprint(encoders.ecg.state_dict()) if encoders.ecg is not None else None
+        ),
         "kind": encoders.kind,
         "store": str(store.root),
         "split": split,
         "subjects": len(rows),
         "inputs": f"ECG: mean over its {crop}-sample crops (ptacl.embedding.crops); "
         f"{frames} CMR frames",
-        "alignment_subjects": align_count,
+        "alignment_subjects": alignment.count,
     }
     eids = store.subjects["eid"].astype(str).to_numpy()[rows]
     return Embeddings(
         eids=np.asarray(eids, dtype=str),
         phenotypes=np.asarray(store.phenotypes[rows], dtype=np.float32),
         phenotype_names=tuple(store.manifest.get("phenotypes", PHENOTYPES)),
-        alignment=None if align_sum is None else (align_sum / align_count).astype(np.float32),
+        alignment=alignment.mean(),
         meta=meta,
         **arrays,
     )

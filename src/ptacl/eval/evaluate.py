@@ -66,22 +66,18 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
     is written but the embeddings and figures so far)."""
     import ptacl
     from ptacl.eval.bootstrap import retrieval_ci
+    from ptacl.eval.collapse import top1_candidates, top1_collapse
     from ptacl.eval.comparisons import RETRIEVAL_PER_QUERY, save_retrieval
     from ptacl.eval.embed import compute_embeddings
     from ptacl.eval.hubness import hubness_stats, ranking_penalty
+    from ptacl.eval.random_baseline import random_retrieval_baseline
     from ptacl.eval.report import (
         plot_alignment_matrix,
         plot_precision_curves,
         retrieval_section,
         write_report,
     )
-    from ptacl.eval.retrieval import (
-        random_retrieval_baseline,
-        retrieval_scores,
-        summarize_retrieval,
-        top1_candidates,
-        top1_collapse,
-    )
+    from ptacl.eval.retrieval import retrieval_scores, summarize_retrieval
     from ptacl.runs import load_run_encoders
 
     out = Path(options.out)

@@ -53,7 +53,7 @@ def retrieval_warnings(
     P@10 lies below the random ranking's, and a top-1 hub share above `hub_limit`.
 
     model, random: {phenotype: {"P@1": ..., "P@10": ...}} (None / missing = not computed);
-    collapse: `ptacl.eval.retrieval.top1_collapse`'s dict (or with its share averaged)."""
+    collapse: `ptacl.eval.collapse.top1_collapse`'s dict (or with its share averaged)."""
     out = []
     for name, row in model.items():
         base = random.get(name, {})
@@ -419,7 +419,7 @@ def retrieval_section(
     collapse: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `retrieval` section of metrics.json from the tables of `ptacl.eval`; `collapse` is
-    `ptacl.eval.retrieval.top1_collapse`'s dict. Holds `warnings` (see `retrieval_warnings`)."""
+    `ptacl.eval.collapse.top1_collapse`'s dict. Holds `warnings` (see `retrieval_warnings`)."""
     section = {
         "ks": list(ks),
         "match_sd": match_sd,

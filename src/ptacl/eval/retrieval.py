@@ -41,7 +41,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import gammaln
 
 #: Memory budget (in similarity entries) of one query chunk when `chunk_size` is None: 2**26
 #: float32 entries = 256 MiB.
@@ -61,13 +60,6 @@ class RetrievalScores:
     precision: np.ndarray
     first_rank: np.ndarray
     is_query: np.ndarray
-
-
-@dataclass(frozen=True)
-class RandomRetrievalScores(RetrievalScores):
-    """`RetrievalScores` of a random ranking plus one sampled rank per query (for MdR)."""
-
-    sampled_rank: np.ndarray | None = None
 
 
 def metric_columns(ks: Sequence[int]) -> list[str]:
@@ -479,151 +471,3 @@ def retrieval_metrics(
         ecg_emb, cmr_emb, phenotypes, ks, match_sd, exclude_self, chunk_size, **kwargs
     )
     return summarize_retrieval(scores, ks)
-
-
-def random_retrieval_scores(
-    phenotypes: pd.DataFrame,
-    ks: Sequence[int] = (1, 3, 5, 10, 15),
-    match_sd: float = 0.5,
-    exclude_self: bool = True,
-    seed: int = 0,
-) -> dict[str, RetrievalScores]:
-    """Per-query results of a uniformly random ranking, with the same definitions.
-
-    For a query with c candidates of which m match, a random ranking gives P@k = m/c in
-    expectation and a first-match rank of mean (c+1)/(m+1). Precision and `first_rank` hold
-    those exact expectations, so MnR and P@k of the baseline carry no simulation noise; MdR
-    (a median of ranks, not of expectations) is taken from one seeded draw of each query's rank
-    from its exact distribution P(R > r) = C(c-m, r) / C(c, r), stored in `sampled_rank`.
-    """
-    ks = tuple(int(k) for k in ks)
-    y_all = phenotypes.to_numpy(dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    out = {}
-    for p, column in enumerate(phenotypes.columns):
-        y = y_all[:, p]
-        valid = ~np.isnan(y)
-        lo, hi, _ = _match_windows(y, match_sd)
-        sorted_y = np.sort(y[valid])
-        m = np.searchsorted(sorted_y, hi, "right") - np.searchsorted(sorted_y, lo, "left")
-        m = m - int(exclude_self)  # the query itself always lies in its own window
-        c = int(valid.sum()) - int(exclude_self)
-        n = len(y)
-        precision = np.full((n, len(ks)), np.nan)
-        for j, k in enumerate(ks):
-            if k <= c:
-                precision[valid, j] = m[valid] / c
-        has = valid & (m > 0)
-        expected = np.full(n, np.nan)
-        expected[has] = (c + 1) / (m[has] + 1)
-        sampled = np.full(n, np.nan)
-        sampled[has] = _sample_first_rank(c, m[has], rng)
-        out[str(column)] = RandomRetrievalScores(
-            precision=precision, first_rank=expected, is_query=valid, sampled_rank=sampled
-        )
-    return out
-
-
-def _sample_first_rank(c: int, m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Draw the first-match rank for c candidates with m >= 1 matches, by inverse CDF."""
-    u = rng.random(len(m))
-
-    def log_survival(r: np.ndarray) -> np.ndarray:  # log P(R > r) = log C(c-m, r) - log C(c, r)
-        with np.errstate(invalid="ignore"):
-            out = gammaln(c - m + 1) - gammaln(c - m - r + 1) + gammaln(c - r + 1) - gammaln(c + 1)
-        return np.where(r > c - m, -np.inf, out)
-
-    lo = np.ones(len(m), dtype=np.int64)
-    hi = (c - m + 1).astype(np.int64)  # P(R > c-m+1) = 0 <= u always
-    log_u = np.log(u)
-    while (lo < hi).any():
-        mid = (lo + hi) // 2
-        done = log_survival(mid) <= log_u
-        hi = np.where(done, mid, hi)
-        lo = np.where(done, lo, mid + 1)
-    return lo.astype(np.float64)
-
-
-def summarize_random(
-    scores: dict[str, RetrievalScores], ks: Sequence[int], subjects: np.ndarray | None = None
-) -> pd.DataFrame:
-    """Like `summarize_retrieval`, with MdR from the sampled ranks of a random ranking."""
-    table = summarize_retrieval(scores, ks, subjects)
-    for name, s in scores.items():
-        sampled = getattr(s, "sampled_rank", None)
-        if sampled is None:
-            continue
-        ranks = sampled if subjects is None else sampled[subjects]
-        ranks = ranks[~np.isnan(ranks)]
-        table.loc[name, "MdR"] = float(np.median(ranks)) if len(ranks) else np.nan
-    return table
-
-
-def random_retrieval_baseline(
-    phenotypes: pd.DataFrame,
-    ks: Sequence[int] = (1, 3, 5, 10, 15),
-    match_sd: float = 0.5,
-    exclude_self: bool = True,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """The retrieval table of a uniformly random ranking (see `random_retrieval_scores`)."""
-    return summarize_random(
-        random_retrieval_scores(phenotypes, ks, match_sd, exclude_self, seed), ks
-    )
-
-
-# ----------------------------------------------------------------------------- collapse
-
-
-def top1_candidates(
-    ecg_emb: np.ndarray | torch.Tensor,
-    cmr_emb: np.ndarray | torch.Tensor,
-    exclude_self: bool = True,
-    chunk_size: int | None = None,
-    *,
-    dtype: torch.dtype = torch.float32,
-    penalty: np.ndarray | None = None,
-) -> np.ndarray:
-    """Database position (N,) of each query's best-ranked candidate, ranked as in
-    `retrieval_scores` (cosine similarity minus `penalty` when given, ties by lower position,
-    the query's own CMR left out with `exclude_self`); -1 for a query without candidates.
-    Phenotype-independent."""
-    ecg = torch.nn.functional.normalize(_as_tensor(ecg_emb, "ecg_emb", dtype), dim=1)
-    cmr = torch.nn.functional.normalize(_as_tensor(cmr_emb, "cmr_emb", dtype), dim=1)
-    cmr = cmr.to(ecg.device)
-    n = ecg.shape[0]
-    out = np.full(n, -1, dtype=np.int64)
-    if n - int(exclude_self) < 1:
-        return out
-    chunk_size = chunk_size or max(1, DEFAULT_CHUNK_ENTRIES // max(cmr.shape[0], 1))
-    buffer = _chunk_buffer(min(chunk_size, n), cmr)
-    pen = _penalty(penalty, cmr)
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
-        sim = _similarities(ecg[start:stop], cmr, buffer, pen)
-        if exclude_self:
-            rows = torch.arange(stop - start, device=sim.device)
-            sim[rows, rows + start] = -torch.inf
-        out[start:stop] = _stable_topk(sim, 1)[:, 0]
-    return out
-
-
-def top1_collapse(top1: np.ndarray, candidates: int) -> dict[str, float | int | None]:
-    """How concentrated the queries' top-1 candidates are (a collapsed embedding sends most
-    queries to one "hub" CMR, whatever the phenotype).
-
-    top1: database position of each query's top-1 (-1 = none, ignored); candidates: database
-    size N. Returns `top1_hub_share`, the share of queries whose top-1 is the most frequent
-    top-1 candidate (1/N for a one-to-one ranking, 1 when every query gets the same CMR; None
-    without queries), `top1_distinct`, the number of distinct top-1 candidates (out of N), and
-    `queries` and `candidates`.
-    """
-    top1 = np.asarray(top1)
-    top1 = top1[top1 >= 0]
-    counts = np.unique(top1, return_counts=True)[1]
-    return {
-        "top1_hub_share": float(counts.max() / len(top1)) if len(top1) else None,
-        "top1_distinct": len(counts),
-        "queries": len(top1),
-        "candidates": int(candidates),
-    }

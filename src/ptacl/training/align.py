@@ -90,7 +90,7 @@ class AlignRunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def init_runs(self) -> dict[str, str]:
-        """The runs whose encoders start this stage (`ptacl.runs.load_stage_config`)."""
+        """The runs whose encoders start this stage (`ptacl.stage_config.load_stage_config`)."""
         return {"ecg": self.ecg_init, "cmr": self.cmr_init}
 
 

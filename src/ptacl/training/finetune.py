@@ -69,7 +69,7 @@ class FinetuneConfig:
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=20_000))
 
     def init_runs(self) -> dict[str, str]:
-        """The run whose encoder is fine-tuned (`ptacl.runs.load_stage_config`)."""
+        """The run whose encoder is fine-tuned (`ptacl.stage_config.load_stage_config`)."""
         return {self.modality: self.model}
 
 

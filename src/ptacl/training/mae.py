@@ -126,7 +126,7 @@ class MaeData(StageData):
 def fit(
     cfg: EcgMaeRunConfig | CmrMaeRunConfig, store: Store, out: Path, resume_from: Path | None
 ) -> int:
-    """`ptacl pretrain`: train the MAE into run folder `out` (prepared by `ptacl.runs`),
+    """`ptacl pretrain`: train the MAE into run folder `out` (prepared by `ptacl.run_write`),
     continuing from `resume_from` when given. Returns the exit status (2: an empty val split)."""
     from ptacl.config import to_dict
     from ptacl.training.figures import ReconstructionFigure

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ptacl.cli.prepare import main as prepare
-from ptacl.data.prepare import ORIGIN_SYNTHETIC
+from ptacl.data.discover import ORIGIN_SYNTHETIC
 from ptacl.synth.marker import GENERATOR_VERSION
 
 

@@ -72,7 +72,9 @@ def test_align_with_a_pickled_init_run(tiny_store: Path, tmp_path: Path, capsys)
         "--out",
         str(tmp_path / "a"),
     ]
-    code, line = one_line(capsys, *args, "freeze_blocks=0", "loss.local_space=projection")
+    code, line = one_line(
+        capsys, *args, "freeze_blocks=0", "loss.local_space=projection", "data.batch_size=4"
+    )
     assert code == 2 and "not a readable checkpoint: UnpicklingError" in line
 
 
@@ -86,7 +88,9 @@ def test_align_with_encoders_its_local_loss_cannot_compare(tiny_store, tmp_path,
         str(tmp_path / "a"),
         "ecg_encoder.width=16",
     ]
-    code, line = one_line(capsys, *args, "loss.local_space=tokens", "freeze_blocks=0")
+    code, line = one_line(
+        capsys, *args, "loss.local_space=tokens", "freeze_blocks=0", "data.batch_size=4"
+    )
     assert code == 2 and "loss.local_space=tokens compares tokens directly" in line
 
 

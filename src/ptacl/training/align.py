@@ -381,6 +381,14 @@ def fit(cfg: AlignRunConfig, store: Store, out: Path, resume_from: Path | None) 
         return 2
     data.check()
     _warn_random_frozen(cfg)
+    # The module and its init runs before the Trainer: a config or an init run that cannot be
+    # used is one line before Lightning prints anything (seeded as build_trainer seeds again).
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    module = AlignModule(to_dict(cfg))
+    problem = None if resume_from is not None else _start_from_init_runs(module, cfg)
+    if problem is not None:
+        print(f"ptacl align: {problem}", file=sys.stderr)
+        return 2
     label = "global only" if cfg.loss.beta == 0 else f"PTACL σ={cfg.loss.sigma}"
     # best.ckpt by the validation *global* loss, for Global only and PTACL alike: the patient-level
     # alignment is what evaluation and export use, and in the retrieval setting (τ_local 0.07) the
@@ -393,11 +401,6 @@ def fit(cfg: AlignRunConfig, store: Store, out: Path, resume_from: Path | None) 
         callbacks=[LocalSimilarityFigure(Path(out) / "figures", label)],
         feature_cache=cfg.trainer.accumulate_grad_batches > 1,
     )
-    module = AlignModule(to_dict(cfg))
-    problem = None if resume_from is not None else _start_from_init_runs(module, cfg)
-    if problem is not None:
-        print(f"ptacl align: {problem}", file=sys.stderr)
-        return 2
     print(_describe(module, cfg, data, store), flush=True)
     fit_stage(trainer, module, data, resume_from)
     print(f"run folder: {out}", flush=True)

@@ -178,6 +178,7 @@ def test_cores_go_to_the_step_left_running_when_shared(tmp_path, monkeypatch):
     steps = [Step("a", (waits,), a), Step("b", (_env_probe(b),), b)]
     run_steps(steps, tmp_path / "pipe", jobs=2, quiet=True, share_cores=True)
     assert a.read_text() == "1" and b.read_text() == "1 True"
+    assert list((tmp_path / "pipe" / ".threads").iterdir()) == []  # no debris after the run
 
 
 def test_without_sharing_each_step_keeps_a_fixed_count_and_a_users_count_is_kept(

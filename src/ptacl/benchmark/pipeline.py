@@ -273,6 +273,7 @@ def run_steps(
                 code = job.process.poll()
                 if code is not None:
                     running.remove(job)
+                    job.share.unlink(missing_ok=True)  # no share files left after the run
                     finish(job, code)
                     reshare()  # what it used goes to the steps still running
                 elif time.perf_counter() >= job.beat:
@@ -288,6 +289,7 @@ def run_steps(
             job.process.kill()
             job.process.wait()
             job.out.close()
+            job.share.unlink(missing_ok=True)
         raise
     if failure is not None:
         raise failure

@@ -52,6 +52,10 @@ def test_global_and_ptacl_bring_their_retrieval_setting_runs():
     keys = [m.key for m in select_methods(["random", "global", "ptacl"])]
     assert keys == ["ecg_mae", "cmr_mae", "random", "random_cmr", "global", "ptacl",
                     "global_retrieval", "ptacl_retrieval"]  # fmt: skip
+    keys = [m.key for m in select_methods(["random", "global", "ptacl"], bring_retrieval=False)]
+    assert keys == ["ecg_mae", "cmr_mae", "random", "random_cmr", "global", "ptacl"]
+    named = select_methods(["ptacl_retrieval"], bring_retrieval=False)  # named: kept
+    assert [m.key for m in named] == ["ecg_mae", "cmr_mae", "ptacl_retrieval"]
     steps = build_steps(PRESETS["tiny"], Path("S"), Path("B"), [0], select_methods(["ptacl"]))
     regression, retrieval = _train_argv(steps, "ptacl"), _train_argv(steps, "ptacl_retrieval")
     assert not set(RETRIEVAL_SETTING) & set(regression)  # the preset's (regression) config

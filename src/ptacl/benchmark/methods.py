@@ -74,9 +74,13 @@ METHOD_KEYS = tuple(m.key for m in METHODS)
 STAGE1 = ("ecg_mae", "cmr_mae")
 
 
-def select_methods(keys: Sequence[str] | None) -> tuple[Method, ...]:
+def select_methods(
+    keys: Sequence[str] | None, *, bring_retrieval: bool = True
+) -> tuple[Method, ...]:
     """The methods named in `keys` (all when None) plus the ones they start from or bring (`global`
-    and `ptacl` bring their retrieval-setting runs, so Table 1 has them), in METHODS order."""
+    and `ptacl` bring their retrieval-setting runs, so Table 1 has them), in METHODS order.
+    `bring_retrieval=False` leaves out the retrieval-setting runs that are brought, not named: a
+    Table-2-and-endpoints run that saves one stage-2 training per seed and named method."""
     if keys is None:
         return METHODS
     unknown = set(keys) - set(METHOD_KEYS)
@@ -88,5 +92,7 @@ def select_methods(keys: Sequence[str] | None) -> tuple[Method, ...]:
         key = todo.pop()
         if key not in wanted:
             wanted.add(key)
-            todo += [*by_key[key].needs, *by_key[key].brings]
+            brought = [k for k in by_key[key].brings
+                       if bring_retrieval or by_key[k].setting != "retrieval"]  # fmt: skip
+            todo += [*by_key[key].needs, *brought]
     return tuple(m for m in METHODS if m.key in wanted)

@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--subjects", type=int, help="synthetic cohort size (preset's default)")
     parser.add_argument("--no-finetune", action="store_true", help="skip FN+AP")
     parser.add_argument(
+        "--no-retrieval-setting",
+        action="store_true",
+        help="global and ptacl come without their retrieval-setting runs (Table 1 then lacks "
+        "their rows; saves two stage-2 trainings a seed)",
+    )
+    parser.add_argument(
         "--include-self",
         action="store_true",
         help="retrieval: keep the query's own CMR among the candidates, as the paper's 'all "
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds))
-    methods = select_methods(args.methods)
+    methods = select_methods(args.methods, bring_retrieval=not args.no_retrieval_setting)
     start = time.perf_counter()
     cohort, store, rebuilt = [], args.data, []
     try:

@@ -421,7 +421,7 @@ class Predictor:
             f"{source.get('run', '?')!r}, {encoder.get('name', '?')} ECG encoder of width "
             f"{self.embedding_dim}" + (f", shared space {shared}" if shared else "") + ", "
             f"{config.get('head', {}).get('kind', '?')} head -> {len(self.columns)} phenotypes "
-            f"({intervals}, {len(self.endpoint_columns)} endpoint probabilities), "
+            f"({intervals}), {len(self.endpoint_columns)} endpoint probabilities, "
             f"{self.fs:g} Hz crops of {self.crop} samples, device {self.device})"
         )
 

@@ -9,6 +9,7 @@ from ptacl.eval.endpoint_metrics import (
     auroc,
     average_precision,
     brier,
+    expected_calibration_error,
     metrics_with_ci,
     reliability,
     sensitivity_specificity,
@@ -59,3 +60,13 @@ def test_cis_bracket_the_value_and_reliability_bins():
     assert out["AUROC"][0] == pytest.approx(metrics.roc_auc_score(y, p), abs=1e-4)
     table = reliability(np.array([0, 1, 1, 0]), np.array([0.05, 0.95, 0.91, 0.5]))
     assert table == {"predicted": [0.05, 0.5, 0.93], "observed": [0.0, 0.0, 1.0], "n": [1, 1, 2]}
+
+
+def test_expected_calibration_error_by_hand():
+    y = np.array([0, 0, 1, 1, 1])
+    p = np.array([0.05, 0.15, 0.12, 0.9, 0.7])
+    # bins [0, 0.1): 0.05 vs 0 (1 subject); [0.1, 0.2): mean 0.135 vs 1/2 (2 subjects);
+    # [0.7, 0.8): 0.7 vs 1; [0.9, 1]: 0.9 vs 1 -> (0.05 + 2 * 0.365 + 0.3 + 0.1) / 5
+    assert expected_calibration_error(y, p) == pytest.approx((0.05 + 0.73 + 0.3 + 0.1) / 5)
+    assert expected_calibration_error(np.array([0, 1]), np.array([0.0, 1.0])) == 0.0
+    assert np.isnan(expected_calibration_error(np.array([]), np.array([])))

@@ -179,6 +179,33 @@ def bundle_for(tmp_path_factory, *, aligned: bool = False) -> Path:
     return shared(tmp_path_factory, name, lambda p: export_tiny_bundle(p, store, aligned=aligned))
 
 
+#: Endpoint overrides that give the 90-subject probe store positives and negatives in every
+#: split (its LVEF sits near 60 %, its LVM near 110 g): LVEF < 60 % and LVM > 110 g are
+#: fitted, LVEF <= 40 % and LV dilation stay too rare and are skipped.
+ENDPOINT_OVERRIDES = ("min_positives=3", "lvsd.threshold=60", "lvh.threshold=110")
+
+
+def export_endpoint_bundle(out: Path, store: Path) -> Path:
+    """`export_tiny_bundle` with endpoint probabilities (`ENDPOINT_OVERRIDES`; 50 bootstrap
+    replicates for the test CIs, enough to have them)."""
+    from ptacl.eval.endpoints import load_endpoints
+    from ptacl.export import export_with_probe
+
+    return export_with_probe(
+        out,
+        encoder=tiny_encoder(),
+        store=store,
+        source={"run": "tests: random tiny encoder"},
+        endpoints=load_endpoints(None, ENDPOINT_OVERRIDES),
+        n_boot=50,
+    )
+
+
+def endpoint_bundle_for(tmp_path_factory) -> Path:
+    store = probe_store_for(tmp_path_factory)
+    return shared(tmp_path_factory, "endpoint-bundle", lambda p: export_endpoint_bundle(p, store))
+
+
 def finetuned_bundle_for(tmp_path_factory) -> Path:
     return shared(tmp_path_factory, "finetuned-bundle", export_finetuned_bundle)
 

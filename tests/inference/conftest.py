@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from builders import bundle_for, finetuned_bundle_for, probe_store_for
+from builders import bundle_for, endpoint_bundle_for, finetuned_bundle_for, probe_store_for
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +26,8 @@ def aligned_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def finetuned_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return finetuned_bundle_for(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def endpoint_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return endpoint_bundle_for(tmp_path_factory)

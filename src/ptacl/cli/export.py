@@ -1,7 +1,7 @@
 """Export a trained run's ECG encoder and phenotype probe as a self-contained inference bundle.
 
     ptacl export --model RUN --out BUNDLE [--data STORE] [--checkpoint best|last]
-                 [--metrics EVAL/metrics.json]
+                 [--metrics EVAL/metrics.json] [--endpoints YAML] [--endpoints-set k=v]
 
 RUN is a training run folder: `ptacl pretrain` or `ptacl simclr` with the ECG modality or
 `ptacl align` get a linear probe (OLS, the paper's linear probing) fitted on the train split of
@@ -9,7 +9,12 @@ STORE (default: the store the run trained on) with the same crops `ptacl predict
 `ptacl finetune` brings its own attention-pooling head. The head's R² on STORE's validation
 split is written into the bundle's config.json, and per phenotype a prediction interval
 (split conformal on that split's residuals, nominal --interval-level, 90 % by default) into its
-intervals.json, with the coverage it reaches on STORE's test split. An aligned run's ECG
+intervals.json, with the coverage it reaches on STORE's test split. Per clinical endpoint
+(the shipped endpoints.yaml, as `ptacl evaluate`: LVEF < 50 %, <= 40 %, LV hypertrophy, LV
+dilation) with enough positives and negatives in the train and val splits, a logistic probe of
+the ECG embedding is fitted on train and calibrated on val (Platt scaling) into endpoints.json,
+so `ptacl predict` writes its probability as `P(<key>)`; the others are listed as skipped
+with their counts. An aligned run's ECG
 projection head is kept, so `ptacl retrieve` can compare ECGs with that run's CMR embeddings.
 
 Every bundle carries a model card (README.md): the training data's origin (from the store's
@@ -60,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="nominal coverage of the per-patient prediction intervals fitted on STORE's val "
         "split (split conformal; default %(default)s)",
     )
+    parser.add_argument(
+        "--endpoints",
+        type=Path,
+        help="YAML of the clinical endpoints over the shipped endpoints.yaml, as `ptacl evaluate`",
+    )
+    parser.add_argument(
+        "--endpoints-set", action="append", default=[], metavar="key=value",
+        help="endpoint config override (repeatable), e.g. lvh.enabled=false, min_positives=5",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     return parser
@@ -68,10 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ptacl.atomic import OutputBusy
+    from ptacl.config import ConfigError
     from ptacl.data.store import StoreError
+    from ptacl.eval.endpoints import load_endpoints
     from ptacl.export import export_run
     from ptacl.runs import RunDirError
 
+    try:
+        endpoints = load_endpoints(args.endpoints, args.endpoints_set)  # before any work
+    except ConfigError as e:
+        print(f"ptacl export: {e}", file=sys.stderr)
+        return 2
     try:
         out = export_run(
             args.model,
@@ -83,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics=args.metrics,
             probe=args.probe,
             interval_level=args.interval_level,
+            endpoints=endpoints,
         )
     except (RunDirError, StoreError, FileExistsError, ValueError, OutputBusy, OSError) as e:
         print(f"ptacl export: {e}", file=sys.stderr)  # OSError: e.g. NoSpace, nothing left
@@ -99,7 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     for column, r2 in scores.items():
         print(f"  {column:<14} {'n/a' if r2 is None else f'{r2:.3f}'}")
     _print_intervals(out)
+    _print_endpoints(out)
     return 0
+
+
+def _print_endpoints(out: Path) -> None:
+    """Each endpoint's predict column and test AUROC, and the endpoints skipped with why."""
+    path = out / "endpoints.json"
+    if not path.is_file():
+        return
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    print("endpoint probabilities (calibrated on val), test AUROC:")
+    for entry in (doc.get("endpoints") or {}).values():
+        auroc = (entry.get("test") or {}).get("AUROC")
+        text = "not measured" if not auroc or auroc[0] is None else f"{auroc[0]:.3f}"
+        print(f"  {entry['column']:<16} {text}  ({entry.get('label')})")
+    for key, entry in (doc.get("skipped") or {}).items():
+        print(f"  {key}: skipped, {entry.get('why')}")
 
 
 def _print_intervals(out: Path) -> None:

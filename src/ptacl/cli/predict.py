@@ -7,7 +7,10 @@ Writes one row per file: file, eid, status, duration_s, ood_score, the ten pheno
 (columns with units, e.g. 'LVEDV (mL)'), then per phenotype the bounds of its prediction
 interval ('LVEDV (mL) lower', 'LVEDV (mL) upper'; the bundle's nominal coverage, 90 % unless
 exported otherwise, measured in its model card; a bundle exported before intervals has none,
-said on stderr) and with --embeddings the mean-pooled ECG embedding
+said on stderr), then per clinical endpoint the bundle fitted at export its calibrated
+probability from the ECG alone ('P(lvsd)': LVEF < 50 %, 'P(lvh)', ...; definitions and
+measured calibration in the model card; none for a bundle exported before endpoints) and with
+--embeddings the mean-pooled ECG embedding
 (emb_0 ...). status is 'ok', 'warning: <reasons>' (a value beyond the training range, an ECG
 unlike the training ECGs) or 'error: <reason>' (a file that cannot be read or is refused, a NaN
 or physiologically impossible value); the other files still run. The CSV is written whole or
@@ -32,9 +35,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-#: Decimals per unit in the CSV; other float columns (ood_score, duration_s) get `OTHER`.
+#: Decimals per unit in the CSV; other float columns (ood_score, duration_s) get `OTHER`,
+#: endpoint probabilities ('P(lvsd)') `PROBABILITY` (0.1 percentage points).
 DECIMALS = {"mL": 1, "g": 1, "%": 1, "L/min": 2}
 OTHER = 2
+PROBABILITY = 3
 
 
 def for_csv(table: pd.DataFrame) -> pd.DataFrame:
@@ -50,6 +55,8 @@ def for_csv(table: pd.DataFrame) -> pd.DataFrame:
             continue
         if column.startswith("emb_"):
             table[column] = table[column].astype("float32")
+        elif column.startswith("P("):
+            table[column] = table[column].round(PROBABILITY)
         else:
             phenotype = column.removesuffix(" lower").removesuffix(" upper")  # bounds: its unit
             table[column] = table[column].round(DECIMALS.get(split_name(phenotype)[1], OTHER))

@@ -52,7 +52,7 @@ def store_covariates(store: Any, eids: np.ndarray) -> pd.DataFrame | None:
     return table.iloc[row.loc[[str(e) for e in eids]].to_numpy()].reset_index(drop=True)
 
 
-def _counts(labels: np.ndarray, unlabelled: dict[str, int]) -> dict[str, Any]:
+def label_counts(labels: np.ndarray, unlabelled: dict[str, int]) -> dict[str, Any]:
     return {
         "positives": int(np.nansum(labels == 1)),
         "negatives": int(np.nansum(labels == 0)),
@@ -60,7 +60,7 @@ def _counts(labels: np.ndarray, unlabelled: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def _why_not(counts: dict[str, dict[str, Any]], min_positives: int) -> str | None:
+def why_not_evaluable(counts: dict[str, dict[str, Any]], min_positives: int) -> str | None:
     """Why an endpoint cannot be evaluated with these per-split counts, or None."""
     short = [
         f"{split}: {c['positives']} positives, {c['negatives']} negatives"
@@ -72,11 +72,9 @@ def _why_not(counts: dict[str, dict[str, Any]], min_positives: int) -> str | Non
     return f"fewer than {min_positives} positives or negatives ({'; '.join(short)})"
 
 
-def logistic_probe(
-    x_train: np.ndarray, y_train: np.ndarray, *x_eval: np.ndarray
-) -> list[np.ndarray]:
-    """P(positive) of each `x_eval` from an L2 logistic regression (C = 1) on standardised
-    `x_train` (see the module docstring)."""
+def fit_logistic_probe(x_train: np.ndarray, y_train: np.ndarray) -> Any:
+    """The fitted probe: an L2 logistic regression (C = 1) on standardised (N, D) `x_train`
+    with (N,) labels 0 / 1 (a scikit-learn pipeline; `probe_coefficients` reads it out)."""
     from ptacl.extras import require
 
     require("sklearn", "the endpoints' logistic probe")
@@ -85,20 +83,44 @@ def logistic_probe(
     from sklearn.preprocessing import StandardScaler
 
     model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
-    model.fit(np.asarray(x_train, np.float64), np.asarray(y_train, int))
+    return model.fit(np.asarray(x_train, np.float64), np.asarray(y_train, int))
+
+
+def logistic_probe(
+    x_train: np.ndarray, y_train: np.ndarray, *x_eval: np.ndarray
+) -> list[np.ndarray]:
+    """P(positive) of each `x_eval` from `fit_logistic_probe(x_train, y_train)` (see the
+    module docstring)."""
+    model = fit_logistic_probe(x_train, y_train)
     return [model.predict_proba(np.asarray(x, np.float64))[:, 1] for x in x_eval]
+
+
+def probe_coefficients(model: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """(mean (D,), weight (D,), bias) of a `fit_logistic_probe` model with the standardisation
+    folded in: its logit is (x - mean) @ weight + bias, for (N, D) raw embeddings x."""
+    scaler, logistic = model[0], model[-1]
+    weight = logistic.coef_[0] / scaler.scale_  # scale_ is 1 for a constant feature
+    return scaler.mean_.astype(np.float64), weight.astype(np.float64), float(logistic.intercept_[0])
+
+
+def platt_model(feature: np.ndarray, y: np.ndarray) -> Any:
+    """P(positive) = sigmoid(a feature + b) fitted on (N,) `feature` and labels `y`, nearly
+    unpenalised (C = 1e4): one slope `coef_` and one intercept `intercept_`."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(feature, np.float64)[:, None]
+    return LogisticRegression(C=1e4, max_iter=5000).fit(x, np.asarray(y, int))
 
 
 def platt(score_val: np.ndarray, y_val: np.ndarray, *score_eval: np.ndarray) -> list[np.ndarray]:
     """Platt scaling: P(positive) = sigmoid(a log(score) + b), fitted on the validation split
     (scores are positive margins; their log makes "twice past the threshold" and "half way"
-    symmetric). Nearly unpenalised (C = 1e4): one slope and one intercept."""
-    from sklearn.linear_model import LogisticRegression
+    symmetric). Nearly unpenalised (`platt_model`): one slope and one intercept."""
 
     def feature(s: np.ndarray) -> np.ndarray:
         return np.log(np.clip(np.asarray(s, np.float64), 1e-6, None))[:, None]
 
-    model = LogisticRegression(C=1e4, max_iter=5000).fit(feature(score_val), np.asarray(y_val, int))
+    model = platt_model(feature(score_val)[:, 0], y_val)
     return [model.predict_proba(feature(s))[:, 1] for s in score_eval]
 
 
@@ -126,9 +148,9 @@ def _endpoint(
     """One endpoint by one method (`fit`: PROBE or FINETUNE) over `splits` (train for the
     probe, val, test)."""
     labelled = {s: endpoint_labels(rule, d.truth, names, covariates[s]) for s, d in splits.items()}
-    counts = {s: _counts(out.labels, out.unlabelled) for s, out in labelled.items()}
+    counts = {s: label_counts(out.labels, out.unlabelled) for s, out in labelled.items()}
     section: dict[str, Any] = {"counts": counts}
-    why = _why_not(counts, min_positives)
+    why = why_not_evaluable(counts, min_positives)
     if why is not None:
         return {**section, "evaluable": False, "why": why}
     keep = {s: np.isfinite(out.labels) for s, out in labelled.items()}

@@ -117,6 +117,19 @@ def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, list[
     return out
 
 
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """ECE: over `reliability`'s equal-width probability bins, the subject-weighted mean of
+    |mean predicted - observed share of positives| (0: calibrated in every bin; NaN: no
+    subjects)."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    if not len(p):
+        return float("nan")
+    which = np.clip((p * bins).astype(int), 0, bins - 1)
+    gap = [abs(p[which == b].mean() - y[which == b].mean()) * np.sum(which == b) for b in
+           range(bins) if np.any(which == b)]  # fmt: skip
+    return float(np.sum(gap) / len(p))
+
+
 def _plain(value: Any) -> float | None:
     value = float(value)
     return None if not np.isfinite(value) else round(value, 4)

@@ -3,8 +3,10 @@
 It says what a user must know before trusting or passing on the weights: what the model is,
 what data it was trained on (the store manifest's `origin`: synthetic, UK Biobank or unknown),
 the training command, the metrics (the head's validation R² always; test metrics with bootstrap
-CIs when `ptacl export --metrics` names the `metrics.json` of `ptacl evaluate`), intended use
-and limits, governance and licence. Paths appear as base names only: a bundle must not carry
+CIs when `ptacl export --metrics` names the `metrics.json` of `ptacl evaluate`), the prediction
+intervals' nominal and measured coverage, each endpoint probability's definition, source,
+prevalence, test AUROC and Brier score with CIs and calibration, intended use and limits,
+governance and licence. Paths appear as base names only: a bundle must not carry
 the layout of the training machine.
 """
 
@@ -159,6 +161,57 @@ def _intervals(intervals: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def _endpoints(doc: Mapping[str, Any] | None) -> list[str]:
+    """The endpoint-probability section: method, per endpoint its definition, basis,
+    prevalence, test AUROC and Brier with CIs and the calibration measured on val and test;
+    the endpoints skipped, with why."""
+    lines = ["### Endpoint probabilities", ""]
+    if not doc:
+        return [*lines, "None: exported without a store, so `ptacl predict` gives none."]
+    fitted, skipped = doc.get("endpoints") or {}, doc.get("skipped") or {}
+    lines += [
+        f"Method: {doc.get('method', '?')}. `ptacl predict` writes one column per endpoint, "
+        "`P(<key>)`: the probability from the ECG alone (no sex, height or weight is asked for, "
+        "even where the label is indexed to body size); a research estimate, not a diagnosis.",
+        "",
+    ]
+    if fitted:
+        lines += [
+            "| column | endpoint | basis | prevalence train / val / test | test AUROC | "
+            "test Brier | test ECE (probe → calibrated) | val ECE (probe → calibrated) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for entry in fitted.values():
+            test, cal = entry.get("test") or {}, entry.get("calibration") or {}
+            prevalence = entry.get("prevalence") or {}
+            ece = {
+                s: f"{_fmt(((cal.get(s) or {}).get('probe') or {}).get('ECE'))} → "
+                f"{_fmt(((cal.get(s) or {}).get('calibrated') or {}).get('ECE'))}"
+                for s in ("test", "val")
+            }
+            lines.append(
+                f"| `{entry.get('column')}` | {entry.get('label')}: {entry.get('rule')} "
+                f"| {entry.get('basis')} "
+                f"| {' / '.join(_pct(prevalence.get(s)) for s in ('train', 'val', 'test'))} "
+                f"| {_with_ci(test.get('AUROC'), test.get('not measured'))} "
+                f"| {_with_ci(test.get('Brier'), test.get('not measured'))} "
+                f"| {ece['test']} | {ece['val']} |"
+            )
+        lines += ["", "Sources:", ""]
+        lines += [f"- `{e.get('column')}`: {e.get('source') or 'n/a'}" for e in fitted.values()]
+    if skipped:
+        lines += ["", "Not fitted (no column in `ptacl predict`):", ""]
+        lines += [f"- {key} ({e.get('label')}): {e.get('why')}" for key, e in skipped.items()]
+    return lines
+
+
+def _with_ci(metric: Any, missing: Any) -> str:
+    """'0.812 [0.750, 0.870]' from a [value, lo, hi] list; why not when not measured."""
+    if not isinstance(metric, list | tuple) or len(metric) != 3:
+        return f"not measured ({missing})" if missing else "n/a"
+    return f"{_fmt(metric[0])} {_ci(metric[1:])}"
+
+
 def _governance(origin: str) -> tuple[str, list[str]]:
     """(licence line, governance paragraphs) for the training data's origin."""
     if origin == SYNTHETIC:
@@ -200,10 +253,12 @@ def model_card(
     metrics: Mapping[str, Any] | None = None,
     metrics_name: str | None = None,
     intervals: Mapping[str, Any] | None = None,
+    endpoints: Mapping[str, Any] | None = None,
 ) -> str:
     """README.md for a bundle (see the module docstring). `data`: `data_provenance(store)`;
     `training`: {"command", "stage", "checkpoint"}; `metrics`: `ptacl evaluate`'s metrics.json;
-    `intervals`: the bundle's intervals.json (`ptacl.export.fit.calibrate`)."""
+    `intervals`: the bundle's intervals.json (`ptacl.export.fit.calibrate`); `endpoints`: its
+    endpoints.json (`ptacl.export.endpoint_fit`)."""
     data = dict(data or {})
     training = dict(training or {})
     origin = str(data.get("origin") or "unknown")
@@ -287,6 +342,7 @@ def model_card(
         ]
     lines += _test_metrics(metrics, metrics_name, _head_method(head))
     lines += ["", *_intervals(intervals)]
+    lines += ["", *_endpoints(endpoints)]
     lines += [
         "",
         "## Uses",

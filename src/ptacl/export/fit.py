@@ -72,11 +72,12 @@ def plausibility_from_store(
     *,
     batch_size: int = 32,
     train: tuple[np.ndarray, np.ndarray] | None = None,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Plausibility:
     """Ranges from the store's train labels, OOD statistics from its train (and validation)
-    embeddings; `train` = (rows, embeddings) when already computed."""
+    embeddings; `train`, `val` = (rows, embeddings) when already computed."""
     rows, embeddings = train or embed_store(encoder, store, "train", batch_size=batch_size)
-    _, held_out = embed_store(encoder, store, "val", batch_size=batch_size)
+    _, held_out = val or embed_store(encoder, store, "val", batch_size=batch_size)
     mean, whiten, spec = fit_ood(embeddings, held_out)
     spec["fitted_on"] = {"store": Path(store.root).name, "splits": ["train", "val"]}
     targets = np.asarray(store.phenotypes[rows], dtype=np.float64)
@@ -85,6 +86,30 @@ def plausibility_from_store(
         ood=spec,
         tensors={"mean": torch.from_numpy(mean), "whiten": torch.from_numpy(whiten)},
     )
+
+
+def store_endpoints(
+    encoder: nn.Module,
+    store: Store,
+    cfg: Any = None,
+    *,
+    batch_size: int = 32,
+    embedded: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    n_boot: int = 1000,
+) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """endpoints.json for the endpoints of `cfg` (None: the shipped endpoints.yaml) fitted on
+    the store's train, val and test embeddings (`ptacl.export.endpoint_fit`), and those
+    embeddings by split; `embedded`: splits already embedded, (rows, embeddings); `n_boot`:
+    bootstrap replicates of the test metrics' CIs."""
+    from ptacl.eval.endpoints import load_endpoints
+    from ptacl.export.endpoint_fit import fit_endpoints
+
+    splits = dict(embedded or {})
+    for split in ("train", "val", "test"):
+        if split not in splits:
+            splits[split] = embed_store(encoder, store, split, batch_size=batch_size)
+    cfg = cfg if cfg is not None else load_endpoints()
+    return fit_endpoints(cfg, store, splits, n_boot=n_boot), splits
 
 
 def split_predictions(

@@ -18,7 +18,7 @@ from ptacl.atomic import output_lock
 from ptacl.data.store import Store
 from ptacl.eval.conformal import DEFAULT_LEVEL, check_level
 from ptacl.export.card import data_provenance
-from ptacl.export.fit import calibrate, plausibility_from_store
+from ptacl.export.fit import calibrate, plausibility_from_store, store_endpoints
 from ptacl.export.write import export_bundle, export_with_probe, refuse_existing
 from ptacl.inference.modules import BundleModel
 from ptacl.phenotypes import PHENOTYPES
@@ -72,6 +72,7 @@ def export_run(
     metrics: str | Path | None = None,
     probe: str = "ols",
     interval_level: float = DEFAULT_LEVEL,
+    endpoints: Any = None,
 ) -> Path:
     """Bundle a training run's ECG encoder: an ECG MAE or align run with a linear probe (`probe`:
     OLS or ridge, as `ptacl evaluate --probe`) fitted on the train split of `data` (default: the
@@ -79,7 +80,9 @@ def export_run(
     its own attention-pooling head (scored on `data`'s val split when a store is at hand).
     `metrics`: the run's `metrics.json` from `ptacl evaluate`, whose test metrics (with CIs)
     go into the model card. `interval_level`: the nominal coverage of the prediction
-    intervals fitted on `data`'s val split (none without a store).
+    intervals fitted on `data`'s val split (none without a store). `endpoints`: the clinical
+    endpoints (an `EndpointsConfig`; None: the shipped endpoints.yaml) whose probabilities
+    are fitted on `data` (`ptacl.export.endpoint_fit`; none without a store).
 
     The bundle's lock (`ptacl.atomic.output_lock`) is held throughout, so a second export into
     `out` is refused at once rather than after minutes of embedding."""
@@ -88,7 +91,16 @@ def export_run(
         refuse_existing(out, overwrite)
         card = _run_card(Path(run_dir), metrics)
         return _export_run(
-            Path(run_dir), out, data, which, batch_size, overwrite, card, probe, interval_level
+            Path(run_dir),
+            out,
+            data,
+            which,
+            batch_size,
+            overwrite,
+            card,
+            probe,
+            interval_level,
+            endpoints,
         )
 
 
@@ -102,6 +114,7 @@ def _export_run(
     card: dict[str, Any],
     probe: str = "ols",
     interval_level: float = DEFAULT_LEVEL,
+    endpoints: Any = None,
 ) -> Path:
     from ptacl.runs import (
         RunDirError,
@@ -130,7 +143,7 @@ def _export_run(
     if config.get("stage") == "finetune":
         head = finetune_head(state, config, int(encoder.width))
         spec = finetune_head_spec(head, config, int(encoder.width))
-        checks = intervals = None
+        checks = intervals = chances = None
         if store:
             crop = int(encoder.samples)
             model = BundleModel(encoder, head, "tokens")
@@ -138,7 +151,14 @@ def _export_run(
             spec["validation_r2"], spec["validation_subjects"], intervals = calibrate(
                 model, opened, crop=crop, level=interval_level, batch_size=batch_size
             )
-            checks = plausibility_from_store(encoder, opened, batch_size=batch_size)
+            chances, embedded = store_endpoints(encoder, opened, endpoints, batch_size=batch_size)
+            checks = plausibility_from_store(
+                encoder,
+                opened,
+                batch_size=batch_size,
+                train=embedded["train"],
+                val=embedded["val"],
+            )
             card["data"] = data_provenance(opened)
         return export_bundle(
             out,
@@ -150,6 +170,7 @@ def _export_run(
             overwrite=overwrite,
             card=card,
             intervals=intervals,
+            endpoints=chances,
         )
     if not store:
         raise RunDirError(f"{run_dir}/config.yaml names no data.store; pass --data STORE")
@@ -167,6 +188,7 @@ def _export_run(
         card=card,
         probe=probe,
         interval_level=interval_level,
+        endpoints=endpoints,
     )
 
 

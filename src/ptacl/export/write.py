@@ -31,6 +31,7 @@ from ptacl.export.fit import (
     embed_store,
     fit_probe,
     plausibility_from_store,
+    store_endpoints,
 )
 from ptacl.inference.bundle import encoder_fingerprint, write_bundle
 from ptacl.inference.modules import BundleModel
@@ -85,10 +86,14 @@ def export_with_probe(
     card: Mapping[str, Any] | None = None,
     probe: str = "ols",
     interval_level: float = DEFAULT_LEVEL,
+    endpoints: Any = None,
+    n_boot: int = 1000,
 ) -> Path:
     """Fit the linear probe (`probe`: "ols", the paper's, or "ridge"; `ptacl evaluate --probe`)
     on `store`'s train split and its prediction intervals (nominal `interval_level`) on the
-    val split, then write the bundle to `out`.
+    val split, and the endpoint probabilities of `endpoints` (an `EndpointsConfig`; None: the
+    shipped endpoints.yaml) on train and val (`ptacl.export.endpoint_fit`; their test CIs from
+    `n_boot` bootstrap replicates), then write the bundle to `out`.
 
     `encoder` is a registered ECG encoder (its name and `config` become config.json's
     constructor arguments, `ptacl.models.registry.encoder_spec`); `projection` the ECG
@@ -109,7 +114,17 @@ def export_with_probe(
         level=interval_level,
         batch_size=batch_size,
     )
-    checks = plausibility_from_store(encoder, store, batch_size=batch_size, train=(rows, train))
+    chances, embedded = store_endpoints(
+        encoder,
+        store,
+        endpoints,
+        batch_size=batch_size,
+        embedded={"train": (rows, train)},
+        n_boot=n_boot,
+    )
+    checks = plausibility_from_store(
+        encoder, store, batch_size=batch_size, train=(rows, train), val=embedded["val"]
+    )
     head_spec = {
         "kind": "linear",
         "kwargs": {"in_features": int(train.shape[1]), "out_features": int(targets.shape[1])},
@@ -142,6 +157,7 @@ def export_with_probe(
         overwrite=overwrite,
         card={**(card or {}), "data": data_provenance(store)},
         intervals=intervals,
+        endpoints=chances,
     )
 
 
@@ -158,11 +174,13 @@ def export_bundle(
     overwrite: bool = False,
     card: Mapping[str, Any] | None = None,
     intervals: Mapping[str, Any] | None = None,
+    endpoints: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a bundle from modules already built: the encoder, its head, an optional projection
     and what predictions are checked against (without it: the physiological bounds only).
     `card`: keywords of `ptacl.export.card.model_card` (data, training, metrics);
-    `intervals`: intervals.json (`calibrate`; without it, predictions carry no interval)."""
+    `intervals`: intervals.json (`calibrate`; without it, predictions carry no interval);
+    `endpoints`: endpoints.json (`store_endpoints`; without it, no endpoint probabilities)."""
     if (projection is None) != (projection_spec is None):
         raise ValueError("give both projection and projection_spec, or neither")
     encoder_state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
@@ -209,8 +227,16 @@ def export_bundle(
         phenotypes=phenotypes,
         tensors=tensors,
         overwrite=overwrite,
-        readme=model_card(config, phenotypes, preprocessing, intervals=intervals, **(card or {})),
+        readme=model_card(
+            config,
+            phenotypes,
+            preprocessing,
+            intervals=intervals,
+            endpoints=endpoints,
+            **(card or {}),
+        ),
         intervals=intervals,
+        endpoints=endpoints,
     )
 
 

@@ -20,6 +20,11 @@ Layout of a bundle folder::
                          interval, its nominal level, and the coverage measured on the test
                          split at export (`ptacl.eval.conformal`; optional: bundles before it
                          have none, and predict without interval columns)
+    endpoints.json       per clinical endpoint a calibrated logistic model of the embedding
+                         (`mean`, `weight` (D,), `bias`), its definition and its measured
+                         calibration, and the endpoints skipped with their counts
+                         (`ptacl.inference.endpoints`; optional: bundles before it have none,
+                         and predict without `P(...)` columns)
 
 Only safetensors is ever parsed as tensors: a bundle is user input, and a pickle (what
 `torch.save` writes) can run code when loaded. The weights file is read once into memory, its
@@ -63,6 +68,8 @@ README = "README.md"
 JSON_FILES = ("config.json", "preprocessing.json", "phenotypes.json")
 #: The prediction intervals (optional for reading: bundles before them have none).
 INTERVALS = "intervals.json"
+#: The endpoint probabilities (optional for reading: bundles before them have none).
+ENDPOINTS = "endpoints.json"
 #: Parts of the weights file, by key prefix.
 PARTS = ("encoder", "projection", "head", "ood")
 #: The safetensors header is JSON of a few kB per hundred tensors; anything far larger is not one.
@@ -71,7 +78,9 @@ _MAX_HEADER = 100 * 2**20
 _MAX_MANIFEST = 2**20
 #: The largest size the manifest may claim for a file: the JSON documents and the model card are
 #: kB, the weights of the paper's largest encoder (ViT-B) about 0.35 GB.
-MAX_BYTES = {name: 16 * 2**20 for name in (*JSON_FILES, README, INTERVALS)} | {WEIGHTS: 4 * 2**30}
+MAX_BYTES = {name: 16 * 2**20 for name in (*JSON_FILES, README, INTERVALS, ENDPOINTS)} | {
+    WEIGHTS: 4 * 2**30
+}
 #: The safetensors metadata key holding the architecture config.json described at export.
 ARCHITECTURE_KEY = "ptacl_architecture"
 
@@ -91,6 +100,7 @@ class Bundle:
     phenotypes: dict[str, Any]
     tensors: dict[str, dict[str, torch.Tensor]]  # part -> state dict without the prefix
     intervals: dict[str, Any] | None = None  # intervals.json; None for bundles before it
+    endpoints: dict[str, Any] | None = None  # endpoints.json; None for bundles before it
 
     @property
     def columns(self) -> list[str]:
@@ -126,12 +136,14 @@ def write_bundle(
     overwrite: bool = False,
     readme: str | None = None,
     intervals: Mapping[str, Any] | None = None,
+    endpoints: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a bundle atomically (a temporary sibling folder renamed at the end).
 
     `tensors` maps a part of `PARTS` to its state dict; keys are stored as `part.name`.
     `readme`: the model card (`ptacl.export.card`), hashed in the manifest like the rest;
-    `intervals`: intervals.json (`ptacl.eval.conformal.fit_intervals` and its coverage).
+    `intervals`: intervals.json (`ptacl.eval.conformal.fit_intervals` and its coverage);
+    `endpoints`: endpoints.json (`ptacl.export.endpoint_fit.fit_endpoints`).
     """
     out = Path(out)
     if out.exists() and not overwrite:
@@ -156,6 +168,8 @@ def write_bundle(
     if intervals is not None:
         # allow_nan=False: an unbounded interval is null, never non-JSON Infinity
         contents[INTERVALS] = json.dumps(dict(intervals), indent=2, allow_nan=False).encode()
+    if endpoints is not None:
+        contents[ENDPOINTS] = json.dumps(dict(endpoints), indent=2, allow_nan=False).encode()
     metadata = {"format": BUNDLE_FORMAT, ARCHITECTURE_KEY: json.dumps(architecture(config))}
     contents[WEIGHTS] = save_safetensors(flat, metadata=metadata)
     if readme is not None:
@@ -343,6 +357,11 @@ def read_bundle(path: str | Path) -> Bundle:
         intervals = _read_intervals(root, files[INTERVALS], phenotypes["columns"])
     elif (root / INTERVALS).exists():
         raise BundleError(f"{root / INTERVALS}: not listed in the manifest, so not verifiable")
+    endpoints = None
+    if ENDPOINTS in files:
+        endpoints = _read_endpoints(root, files[ENDPOINTS], documents["config.json"])
+    elif (root / ENDPOINTS).exists():
+        raise BundleError(f"{root / ENDPOINTS}: not listed in the manifest, so not verifiable")
     _check_architecture(root, documents["config.json"], _metadata(data))
     check_settings(root, documents["config.json"], documents["preprocessing.json"])
     return Bundle(
@@ -353,7 +372,26 @@ def read_bundle(path: str | Path) -> Bundle:
         phenotypes=phenotypes,
         tensors=tensors,
         intervals=intervals,
+        endpoints=endpoints,
     )
+
+
+def _read_endpoints(root: Path, expected: Mapping[str, Any], config: Any) -> dict[str, Any]:
+    """endpoints.json, verified, each model fitting config.json's embedding width."""
+    from ptacl.inference.endpoints import check_endpoints
+
+    path = root / ENDPOINTS
+    try:
+        doc = json.loads(_read_verified(root, ENDPOINTS, expected).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{path}: not valid JSON: {e}") from e
+    embedding = config.get("embedding") if isinstance(config, Mapping) else None
+    dim = embedding.get("dim") if isinstance(embedding, Mapping) else None
+    dim = _number(dim, f"{root / 'config.json'}: embedding.dim", integer=True, low=1)
+    problem = check_endpoints(doc, str(path), int(dim))
+    if problem is not None:
+        raise BundleError(problem)
+    return doc
 
 
 def _read_intervals(root: Path, expected: Mapping[str, Any], columns: list[Any]) -> dict[str, Any]:

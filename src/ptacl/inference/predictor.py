@@ -23,6 +23,12 @@ A bundle with intervals.json (`ptacl.eval.conformal`) adds `<phenotype> lower` a
 `<phenotype> upper` per phenotype, after the phenotype columns so these keep their places: the
 conformal prediction interval at the bundle's `interval_level` (e.g. 0.9). A bundle exported
 before intervals, or without a store, has no such columns (`interval_level` is None).
+
+A bundle with endpoints.json (`ptacl.inference.endpoints`) adds one column per clinical
+endpoint fitted at export, after the bounds: `P(<key>)`, e.g. `P(lvsd)` (LV systolic
+dysfunction, LVEF < 50 %), the calibrated probability from the ECG embedding alone (no sex,
+height or weight is asked for, even where the label is indexed to body size).
+`Predictor.endpoints` maps each column to its definition; older bundles have none.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import torch
 
 from ptacl.embedding.crops import crop_starts, run_over_crops
 from ptacl.inference.bundle import Bundle, BundleError, half_widths, read_bundle
+from ptacl.inference.endpoints import endpoint_models, endpoint_probabilities
 from ptacl.inference.modules import build_model
 from ptacl.inference.plausibility import assess, ood_distances
 from ptacl.inference.sources import Source, expand_records, expand_sources, is_hdf5_file
@@ -79,6 +86,19 @@ class Predictor:
         self._check_outputs()
         self._load_checks()
         self._load_intervals()
+        self._load_endpoints()
+
+    def _load_endpoints(self) -> None:
+        """The endpoint models of endpoints.json and their columns ('P(lvsd)', ...), after the
+        bounds; `endpoints` maps each column to its label (none for older bundles)."""
+        spec = self.bundle.endpoints
+        models = endpoint_models(spec) if spec is not None else ([], None, None, None)
+        self.endpoint_columns: list[str] = models[0]
+        self._endpoint_models = models[1:] if self.endpoint_columns else None
+        self.endpoints: dict[str, str] = {
+            e["column"]: str(e.get("label", key))
+            for key, e in ((spec or {}).get("endpoints") or {}).items()
+        }
 
     def _load_intervals(self) -> None:
         """The half-widths of intervals.json (inf: unbounded) and the bound columns, after
@@ -187,6 +207,8 @@ class Predictor:
             lower, upper = out["phenotypes"] - self._widths, out["phenotypes"] + self._widths
             # interleaved as bound_columns: lower, upper of the first column, then the next
             out["bounds"] = np.stack([lower, upper], axis=-1).reshape(len(ecgs), -1)
+        if self._endpoint_models is not None:
+            out["endpoint_p"] = endpoint_probabilities(out["embedding"], *self._endpoint_models)
         if self._ood is not None:
             out["ood_score"] = ood_distances(out["embedding"], *self._ood[:2])
         threshold = None if self._ood is None else self._ood[2]
@@ -228,7 +250,8 @@ class Predictor:
         self, source: Source | Iterable[Source], fs: float | None = None
     ) -> dict[str, float] | pd.DataFrame:
         """Phenotypes of one input as {column: value}, then their interval bounds
-        ({'<column> lower': ..., '<column> upper': ...}, for a bundle with intervals); of several (a folder, a glob pattern such
+        ({'<column> lower': ..., '<column> upper': ...}, for a bundle with intervals) and the
+        endpoint probabilities ({'P(lvsd)': ...}, for a bundle with endpoints); of several (a folder, a glob pattern such
         as "ecgs/*.xml", a list, generator, pandas Series or array of paths, an HDF5 file of
         records, `ptacl.io.ecg_hdf5`), `predict_files`'s table.
 
@@ -248,6 +271,10 @@ class Predictor:
         values = {c: float(v) for c, v in zip(self.columns, out["phenotypes"][0])}
         if "bounds" in out:
             values.update({c: float(v) for c, v in zip(self.bound_columns, out["bounds"][0])})
+        if "endpoint_p" in out:
+            values.update(
+                {c: float(v) for c, v in zip(self.endpoint_columns, out["endpoint_p"][0])}
+            )
         return values
 
     def predict_files(
@@ -260,7 +287,8 @@ class Predictor:
     ) -> pd.DataFrame:
         """One row per file: file, eid, status, duration_s, ood_score, phenotypes (columns with
         units), their interval bounds (`bound_columns`: '<column> lower', '<column> upper'; none
-        for a bundle without intervals), and with `embeddings` the columns emb_0 .. emb_{D-1}.
+        for a bundle without intervals), the endpoint probabilities (`endpoint_columns`:
+        'P(lvsd)', ...; none for a bundle without endpoints), and with `embeddings` the columns emb_0 .. emb_{D-1}.
 
         status is 'ok', 'warning: <reasons>' (beyond the training range, unlike the training
         ECGs, a doubt of the input checks such as an inverted recording) or 'error: <reason>'
@@ -306,11 +334,13 @@ class Predictor:
             width = out[key].shape[1]
             scores = out.get("ood_score", np.full(len(pending), np.nan))
             bounds = out.get("bounds", np.zeros((len(pending), 0)))
-            for (row, _, doubts), values, emb, status, score, bound in zip(
-                pending, out["phenotypes"], out[key], out[judged], scores, bounds
+            chances = out.get("endpoint_p", np.zeros((len(pending), 0)))
+            for (row, _, doubts), values, emb, status, score, bound, chance in zip(
+                pending, out["phenotypes"], out[key], out[judged], scores, bounds, chances
             ):
                 rows[row].update({c: float(v) for c, v in zip(self.columns, values)})
                 rows[row].update({c: float(v) for c, v in zip(self.bound_columns, bound)})
+                rows[row].update({c: float(v) for c, v in zip(self.endpoint_columns, chance)})
                 rows[row].update(status=_with_warnings(status, doubts), ood_score=float(score))
                 if embeddings:
                     rows[row].update({f"emb_{j}": float(x) for j, x in enumerate(emb)})
@@ -345,7 +375,7 @@ class Predictor:
                 pending_crops = 0
         flush()
         table = pd.DataFrame(rows, columns=["file", "eid", "status", "duration_s", "ood_score"])
-        outputs = [*self.columns, *self.bound_columns] if phenotypes else []
+        outputs = [*self.columns, *self.bound_columns, *self.endpoint_columns] if phenotypes else []
         parts = [table, pd.DataFrame(rows, columns=outputs)]
         if embeddings:
             dim = self.embedding_dim if key == "embedding" else self._shared_dim
@@ -391,7 +421,7 @@ class Predictor:
             f"{source.get('run', '?')!r}, {encoder.get('name', '?')} ECG encoder of width "
             f"{self.embedding_dim}" + (f", shared space {shared}" if shared else "") + ", "
             f"{config.get('head', {}).get('kind', '?')} head -> {len(self.columns)} phenotypes "
-            f"({intervals}), "
+            f"({intervals}), {len(self.endpoint_columns)} endpoint probabilities, "
             f"{self.fs:g} Hz crops of {self.crop} samples, device {self.device})"
         )
 

@@ -207,17 +207,22 @@ def finetune_splits(run_dir: Path) -> tuple[dict[str, SplitData], str]:
     return splits, ""
 
 
-def criteria_splits(store: Any) -> tuple[dict[str, SplitData], dict[str, Any]]:
+def criteria_splits(
+    store: Any, measure: Any = None, units: str | None = None
+) -> tuple[dict[str, SplitData], dict[str, Any]]:
     """Every split's subjects with an ECG, their ECG criteria as inputs (NaN imputed with the
-    train split's medians), and what the section records about them ({} and why not)."""
+    train split's medians), and what the section records about them ({} and why not).
+    `measure(store, rows) -> (N, F)` criteria: the store's own recordings by default
+    (`ptacl.eval.ecg_criteria.store_criteria`, in `UNITS`); `units` says what another is in."""
     from ptacl.ecg.criteria import CRITERIA as FEATURES
     from ptacl.eval.ecg_criteria import UNITS, impute_train_median, store_criteria
 
+    measure = measure or store_criteria
     rows = {split: store.indices(split, ecg=True) for split in ("train", "val", "test")}
     empty = [split for split, r in rows.items() if len(r) == 0]
     if empty:
         return {}, {"skipped": f"no ECG in the {empty[0]} split"}
-    raw = {split: store_criteria(store, r) for split, r in rows.items()}
+    raw = {split: measure(store, r) for split, r in rows.items()}
     (train, val, test), medians = impute_train_median(raw["train"], raw["val"], raw["test"])
     eids = store.subjects["eid"].astype(str).to_numpy()
     phenotypes = np.asarray(store.phenotypes, np.float64)
@@ -231,7 +236,7 @@ def criteria_splits(store: Any) -> tuple[dict[str, SplitData], dict[str, Any]]:
     }
     notes = {
         "features": list(FEATURES),
-        "units": UNITS,
+        "units": units or UNITS,
         "subjects": {split: len(r) for split, r in rows.items()},
         "unmeasured": {k: v for k, v in unmeasured.items() if any(v.values())},
         "recordings_with_an_unmeasured_criterion": {
@@ -253,11 +258,13 @@ def endpoints_section(
     boot: dict[str, Any],
     *,
     criteria: bool = False,
+    measure: Any = None,
+    units: str | None = None,
 ) -> dict[str, Any]:
     """metrics.json's "endpoints": `probe` is the LP's (train, val or None, test) embeddings
     (`ptacl.eval.embed.Embeddings`, their `modality` array the input); `finetune_dir` a
     finished fine-tune's folder (None: no FN+AP); `criteria`: the ECG-criteria baseline too
-    (its notes under "ecg_criteria")."""
+    (its notes under "ecg_criteria"; `measure` and `units` as `criteria_splits`')."""
     names = list(store.manifest.get("phenotypes", []))
     section: dict[str, Any] = {
         "min_positives": cfg.min_positives,
@@ -281,7 +288,7 @@ def endpoints_section(
             else {"skipped": why}
         )
     if criteria:
-        splits, notes = criteria_splits(store)
+        splits, notes = criteria_splits(store, measure, units)
         section["ecg_criteria"] = notes
         section[CRITERIA] = (
             method_section(cfg, store, names, splits, PROBE, boot) if splits else dict(notes)

@@ -49,7 +49,10 @@ def millivolt_criteria(store: Store, rows: np.ndarray) -> np.ndarray:
     files = qc[qc["modality"] == "ecg"].set_index("eid")["file"]
     out = np.full((len(rows), len(FEATURES)), np.nan)
     for i, row in enumerate(rows):
-        record = read_ecg(Path(files[store.subjects["eid"][row]]))
+        eid = store.subjects["eid"][row]
+        if eid not in files.index:
+            raise SystemExit(f"--millivolts: {store.root / 'qc.csv'} names no ECG file of {eid}")
+        record = read_ecg(Path(files[eid]))
         signal = wavelet_filter(resample_ecg(record.signal, record.fs)[:, :ECG_SAMPLES])
         peaks = store.peaks(int(row))
         found = ecg_criteria(signal, peaks[peaks < signal.shape[-1]], ECG_FS, LEADS)

@@ -52,9 +52,9 @@ PRECORDIAL = ("V1", "V2", "V3", "V4", "V5", "V6")
 
 @dataclass(frozen=True)
 class Waves:
-    """One lead's QRS: R and S amplitudes (>= 0, the largest deflection above / below the
-    onset level after the first positive one), the initial Q's depth (>= 0) and duration (s,
-    0: none; a QS complex has a Q as long as its QRS), and the T's signed amplitude."""
+    """One lead's QRS as `lead_waves` measures it: R and S amplitudes (>= 0), the initial Q's
+    depth (>= 0) and duration (s; 0: none), and the T's signed amplitude, all against the
+    level at QRS onset."""
 
     r: float
     s: float
@@ -126,8 +126,8 @@ def lead_waves(trace: np.ndarray, onset: int, offset: int, fs: float) -> Waves:
     one after the first R, Q the initial negative wave's depth and its duration from QRS onset
     until the trace comes back to the level (a QS complex, no positive wave: the whole QRS).
     An initial negative wave deeper than the tallest R (QS, Qr) is the S of the voltage
-    criteria as well as a Q. The T is the largest
-    excursion from 80 ms after QRS offset to 400 ms after onset (or the beat's end)."""
+    criteria as well as a Q. The T is the largest excursion from 80 ms after QRS offset to
+    400 ms after onset (or the beat's end)."""
     ref = float(np.mean(trace[max(onset - round(0.01 * fs), 0) : onset + 1]))
     x = trace[onset : offset + 1] - ref  # (n,)
     big = float(np.abs(x).max()) if len(x) else 0.0

@@ -67,8 +67,13 @@ def test_evaluate_writes_the_endpoint_section(store, tmp_path):
         endpoints["FN+AP"]["lvsd"]["evaluable"]
         and "train" not in endpoints["FN+AP"]["lvsd"]["counts"]
     )
+    # the clinician's baseline: the ECG criteria of every recording, the same logistic model
+    criteria = endpoints["ECG criteria (logistic)"]["lvsd"]
+    assert criteria["evaluable"] and all(criteria[m][0] is not None for m in ("AUROC", "Brier"))
+    assert endpoints["ecg_criteria"]["subjects"] == {"train": 50, "val": 20, "test": 20}
     report = (out / "report.md").read_text()
     assert "## Clinical endpoints from the ECG (test split)" in report and "### FN+AP" in report
+    assert "### ECG criteria (logistic)" in report
     assert (out / "figures" / "endpoint_reliability.png").is_file()
 
 

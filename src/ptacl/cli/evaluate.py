@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoints",
         type=Path,
         help="YAML of the clinical endpoints over the shipped endpoints.yaml (LVEF < 50 %%, "
-        "<= 40 %%, LV hypertrophy, LV dilation)",
+        "<= 40 %%, LV hypertrophy, LV dilation); scored from the embedding, FN+AP and the "
+        "classic ECG criteria of each recording (the clinician's baseline)",
     )
     parser.add_argument(
         "--endpoints-set", action="append", default=[], metavar="key=value",

@@ -1,6 +1,7 @@
 """The clinical endpoints of `ptacl evaluate`: from frozen embeddings and from FN+AP's predictions.
 
-    endpoints_section(cfg, store, names, probe=(train, val, test), finetune_dir=DIR)
+    endpoints_section(cfg, store, names, probe=(train, val, test), finetune_dir=DIR,
+                      criteria=True)
         -> metrics.json's "endpoints": definitions, and per method and endpoint the counts,
            prevalence, AUROC / AUPRC / Brier / sensitivity / specificity [value, lo, hi],
            the threshold and a reliability table; or "not evaluable" with the counts.
@@ -11,7 +12,12 @@
 - FN+AP: the fine-tuned model's *predicted phenotype* turned into the label's own scale
   (`ptacl.eval.endpoints.margin`: indexed to BSA by sex when the label is) and calibrated into a
   probability on the validation split (Platt scaling: a logistic regression on log margin).
-In both, the sensitivity/specificity threshold is fixed on the validation split (Youden's J)
+- ECG criteria (`ECG criteria (logistic)`): the clinician's baseline, the same logistic model
+  on the classic criteria measured on each recording of the store (`ptacl.eval.ecg_criteria`:
+  Sokolow-Lyon, Cornell, QRS duration, rate, Q waves, ...), every subject with an ECG; a
+  criterion that cannot be measured takes the train split's median (counted in the section's
+  "ecg_criteria").
+In all, the sensitivity/specificity threshold is fixed on the validation split (Youden's J)
 and applied unchanged to the test split, where every metric is measured. An endpoint with
 fewer than `min_positives` positives or negatives in a split it needs is not evaluable: its
 counts are reported instead (not an error).
@@ -31,6 +37,9 @@ from ptacl.eval.endpoints import EndpointRule, describe, endpoint_labels, margin
 
 PROBE = "LP (logistic)"
 FINETUNE = "FN+AP"
+CRITERIA = "ECG criteria (logistic)"
+#: Keys of the section that are not a method's results.
+NOT_METHODS = ("min_positives", "definitions", "skipped", "ecg_criteria")
 
 
 @dataclass(frozen=True)
@@ -220,6 +229,48 @@ def finetune_splits(run_dir: Path) -> tuple[dict[str, SplitData], str]:
     return splits, ""
 
 
+def criteria_splits(
+    store: Any, measure: Any = None, units: str | None = None
+) -> tuple[dict[str, SplitData], dict[str, Any]]:
+    """Every split's subjects with an ECG, their ECG criteria as inputs (NaN imputed with the
+    train split's medians), and what the section records about them ({} and why not).
+    `measure(store, rows) -> (N, F)` criteria: the store's own recordings by default
+    (`ptacl.eval.ecg_criteria.store_criteria`, in `UNITS`); `units` says what another is in."""
+    from ptacl.ecg.criteria import CRITERIA as FEATURES
+    from ptacl.eval.ecg_criteria import UNITS, impute_train_median, store_criteria
+
+    measure = measure or store_criteria
+    rows = {split: store.indices(split, ecg=True) for split in ("train", "val", "test")}
+    empty = [split for split, r in rows.items() if len(r) == 0]
+    if empty:
+        return {}, {"skipped": f"no ECG in the {empty[0]} split"}
+    raw = {split: measure(store, r) for split, r in rows.items()}
+    (train, val, test), medians = impute_train_median(raw["train"], raw["val"], raw["test"])
+    eids = store.subjects["eid"].astype(str).to_numpy()
+    phenotypes = np.asarray(store.phenotypes, np.float64)
+    splits = {
+        split: SplitData(eids[rows[split]], phenotypes[rows[split]], x)
+        for split, x in (("train", train), ("val", val), ("test", test))
+    }
+    unmeasured = {
+        name: {split: int(np.isnan(raw[split][:, j]).sum()) for split in raw}
+        for j, name in enumerate(FEATURES)
+    }
+    notes = {
+        "features": list(FEATURES),
+        "units": units or UNITS,
+        "subjects": {split: len(r) for split, r in rows.items()},
+        "unmeasured": {k: v for k, v in unmeasured.items() if any(v.values())},
+        "recordings_with_an_unmeasured_criterion": {
+            split: int(np.isnan(x).any(axis=1).sum()) for split, x in raw.items()
+        },
+        "imputation": "the train split's median of the criterion",
+        "train_medians": {name: round(float(m), 4) for name, m in zip(FEATURES, medians)},
+        "model": "L2 logistic regression (C = 1) on the standardised criteria, as the LP's",
+    }
+    return splits, notes
+
+
 def endpoints_section(
     cfg: Any,
     store: Any,
@@ -227,10 +278,15 @@ def endpoints_section(
     probe: tuple[Any, Any, Any] | None,
     finetune_dir: Path | None,
     boot: dict[str, Any],
+    *,
+    criteria: bool = False,
+    measure: Any = None,
+    units: str | None = None,
 ) -> dict[str, Any]:
     """metrics.json's "endpoints": `probe` is the LP's (train, val or None, test) embeddings
     (`ptacl.eval.embed.Embeddings`, their `modality` array the input); `finetune_dir` a
-    finished fine-tune's folder (None: no FN+AP)."""
+    finished fine-tune's folder (None: no FN+AP); `criteria`: the ECG-criteria baseline too
+    (its notes under "ecg_criteria"; `measure` and `units` as `criteria_splits`')."""
     names = list(store.manifest.get("phenotypes", []))
     section: dict[str, Any] = {
         "min_positives": cfg.min_positives,
@@ -252,5 +308,11 @@ def endpoints_section(
             method_section(cfg, store, names, splits, FINETUNE, boot)
             if splits
             else {"skipped": why}
+        )
+    if criteria:
+        splits, notes = criteria_splits(store, measure, units)
+        section["ecg_criteria"] = notes
+        section[CRITERIA] = (
+            method_section(cfg, store, names, splits, PROBE, boot) if splits else dict(notes)
         )
     return section

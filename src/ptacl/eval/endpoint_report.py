@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ptacl.eval.endpoint_eval import CRITERIA, NOT_METHODS
 from ptacl.markdown import table
 
 METRICS = ("AUROC", "AUPRC", "Brier", "sensitivity", "specificity")
@@ -20,7 +21,28 @@ def _cell(value: list[float | None] | None) -> str:
 
 
 def _methods(section: Mapping[str, Any]) -> list[str]:
-    return [k for k in section if k not in ("min_positives", "definitions", "skipped")]
+    return [k for k in section if k not in NOT_METHODS]
+
+
+def criteria_note(notes: Mapping[str, Any]) -> str:
+    """One line on the ECG-criteria baseline: its features, units, and what was imputed."""
+    if "skipped" in notes:
+        return f"Not computed: {notes['skipped']}."
+    missing = notes.get("recordings_with_an_unmeasured_criterion", {})
+    which = ", ".join(
+        f"{name} ({sum(by_split.values())})"
+        for name, by_split in notes.get("unmeasured", {}).items()
+    )
+    imputed = (
+        f"Recordings with a criterion that could not be measured (imputed with the train "
+        f"median): {', '.join(f'{s} {n}' for s, n in missing.items())}; by criterion: {which}."
+        if which
+        else "Every criterion was measured on every recording."
+    )
+    return (
+        f"{notes['model']}; criteria: {', '.join(notes['features'])} "
+        f"(`ptacl.ecg.criteria`), {notes['units']}. {imputed}"
+    )
 
 
 def endpoint_lines(
@@ -50,6 +72,8 @@ def endpoint_lines(
         if "skipped" in results:
             lines += [f"Not computed: {results['skipped']}.", ""]
             continue
+        if method == CRITERIA and "ecg_criteria" in section:
+            lines += [criteria_note(section["ecg_criteria"]), ""]
         rows, notes = [], []
         for key, r in results.items():
             label = section["definitions"][key]["label"]

@@ -4,7 +4,8 @@
 
 Reads the "endpoints" section `ptacl evaluate` wrote into each evaluation (`ptacl.eval.
 endpoint_eval`): one row per method and way of scoring (LP (logistic) on the frozen embedding,
-FN+AP from the fine-tuned model's predicted phenotype), one column per endpoint; a cell is the
+FN+AP from the fine-tuned model's predicted phenotype), and once the clinician's ECG-criteria
+baseline (`ptacl.eval.ecg_criteria`), one column per endpoint; a cell is the
 test AUROC, mean ± sd over the seeds where it was evaluable, with the mean of their bootstrap
 95 % CIs, and how many seeds that is; an endpoint never evaluable says so with its test
 positives. Missing evaluations are skipped, never invented.
@@ -19,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from ptacl.eval.endpoint_eval import CRITERIA, NOT_METHODS
 from ptacl.markdown import table
+
+#: The table's row of the ECG-criteria baseline (input, method, scoring): one per seed, from
+#: whichever method's evaluation of that seed has it (every evaluation of a seed scores the
+#: same criteria of the same store).
+CRITERIA_ROW = ("ECG", "ECG criteria", "logistic on the criteria")
 
 
 def collect_endpoints(evaluations: Mapping[tuple[str, str], Sequence[Path]]) -> dict[str, Any]:
@@ -27,19 +34,27 @@ def collect_endpoints(evaluations: Mapping[tuple[str, str], Sequence[Path]]) -> 
     endpoint section]}}} from the evaluations' metrics.json files that exist."""
     definitions: dict[str, str] = {}
     rows: dict[tuple[str, str, str], dict[str, list[dict]]] = {}
+    criteria: dict[int, dict[str, dict]] = {}  # seed position -> the first method's results
     for (modality, label), paths in evaluations.items():
-        for path in paths:
+        for seed, path in enumerate(paths):
             if not Path(path).is_file():
                 continue
             section = json.loads(Path(path).read_text(encoding="utf-8")).get("endpoints") or {}
             for key, d in section.get("definitions", {}).items():
                 definitions.setdefault(key, d.get("label", key))
             for scoring, results in section.items():
-                if scoring in ("definitions", "min_positives", "skipped") or "skipped" in results:
+                if scoring in NOT_METHODS or "skipped" in results:
+                    continue
+                if scoring == CRITERIA:  # the same store's criteria in every method's evaluation
+                    criteria.setdefault(seed, results)
                     continue
                 row = rows.setdefault((modality, label, scoring), {})
                 for key, result in results.items():
                     row.setdefault(key, []).append(result)
+    for seed in sorted(criteria):
+        row = rows.setdefault(CRITERIA_ROW, {})
+        for key, result in criteria[seed].items():
+            row.setdefault(key, []).append(result)
     return {"definitions": definitions, "rows": rows}
 
 

@@ -266,8 +266,9 @@ def _endpoints(
     figures: dict[str, Path],
     boot: dict[str, Any],
 ) -> None:
-    """The clinical endpoints (`ptacl.eval.endpoint_eval`) into metrics and a figure; only when
-    the test split is scored (the threshold is fixed on val)."""
+    """The clinical endpoints (`ptacl.eval.endpoint_eval`), with the ECG-criteria baseline,
+    into metrics and a figure; only when the test split is scored (the threshold is fixed on
+    val)."""
     from ptacl.eval.endpoint_eval import endpoints_section
     from ptacl.eval.endpoint_report import plot_reliability
 
@@ -275,7 +276,7 @@ def _endpoints(
         metrics["endpoints"] = {"skipped": "the threshold is fixed on val: score the test split"}
         return
     metrics["endpoints"] = section = endpoints_section(
-        options.endpoints, store, modality, probed, finetuned, boot
+        options.endpoints, store, modality, probed, finetuned, boot, criteria=True
     )
     path = plot_reliability(section, Path(options.out) / "figures" / "endpoint_reliability.png")
     if path is not None:

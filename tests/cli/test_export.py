@@ -137,6 +137,27 @@ def test_export_finetune_run_predicts_like_the_module(store: Path, tmp_path: Pat
     np.testing.assert_allclose(values, expected, rtol=1e-5)
 
 
+def test_export_fits_the_endpoints_it_is_told_and_refuses_a_bad_one(
+    store: Path, tmp_path: Path, capsys
+) -> None:
+    from inference.builders import ENDPOINT_OVERRIDES
+
+    run, _ = finetune_run(tmp_path / "run", store)
+    out = tmp_path / "bundle"
+    bad = ["export", "--model", str(run), "--out", str(out), "--endpoints-set", "lvh.op=~"]
+    assert ptacl(bad) == 2 and not out.exists()  # refused before the run is read
+    err = capsys.readouterr().err
+    assert err.startswith("ptacl export: ") and "lvh.op" in err and err.count("\n") == 1
+    sets = [a for o in ENDPOINT_OVERRIDES for a in ("--endpoints-set", o)]
+    assert ptacl(["export", "--model", str(run), "--out", str(out), *sets]) == 0
+    printed = capsys.readouterr().out
+    assert "P(lvsd)" in printed and "hfref: skipped, fewer than 3 positives" in printed
+    predictor = Predictor(out)  # the fine-tuned encoder's embedding, fitted on the run's store
+    assert predictor.endpoint_columns == ["P(lvsd)", "P(lvh)"]
+    values = predictor.predict(beats_ecg(70, 1.0), fs=ECG_FS)
+    assert all(0 <= values[c] <= 1 for c in predictor.endpoint_columns)
+
+
 def test_align_projection_matches_the_run(store: Path, tmp_path: Path) -> None:
     run = align_run(tmp_path / "run", store)
     out = tmp_path / "bundle"

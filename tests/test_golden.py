@@ -122,7 +122,17 @@ def _bundle_predictions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, f
 
 
 def _close(name: str, got: object, want: object) -> None:
-    if isinstance(want, dict):
+    if isinstance(want, dict) and {"sum", "abs_sum"} <= set(want):
+        # A signed sum of layer-normed tokens cancels to ~0, so its round-off is relative to
+        # the magnitudes summed, not to itself (-5.6e-6 vs -1.7e-5 of an abs sum of 6,145 on
+        # two CPUs: 2e-9 of it; float32 round-off of such a sum stays far below 1e-6 of it).
+        assert isinstance(got, dict) and set(got) == set(want), f"{name}: keys changed"
+        np.testing.assert_allclose(
+            got["sum"], want["sum"], rtol=0, atol=1e-6 * float(want["abs_sum"]), err_msg=name
+        )
+        for key in set(want) - {"sum"}:
+            _close(f"{name}.{key}", got[key], want[key])
+    elif isinstance(want, dict):
         assert isinstance(got, dict) and set(got) == set(want), f"{name}: keys changed"
         for key in want:
             _close(f"{name}.{key}", got[key], want[key])

@@ -26,7 +26,7 @@ def _rank() -> int:
 
 
 #: Settings a resumed run may change: they steer how long and how visibly it runs, not what it
-#: computes (trainer.max_steps extends the schedule, see `ptacl.training.trainer.ResyncSchedule`;
+#: computes (trainer.max_steps extends the schedule, see `ptacl.training.callbacks.ResyncSchedule`;
 #: data.num_workers cannot change a batch, see `ptacl.training.resume`). Any other difference
 #: is refused.
 RESUMABLE = (

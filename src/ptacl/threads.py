@@ -5,7 +5,7 @@ fixed thread count per process leaves cores idle whenever fewer steps run than t
 (in the demo, the ECG MAE trains alone for minutes after the CMR MAE and the evaluations beside
 it have finished). So the pipeline writes each running step's share of the cores into a small
 file named by `THREADS_FILE_ENV`, and a training process re-reads it between steps
-(`ptacl.training.trainer.ThreadShare`) and calls `torch.set_num_threads`. Measured side by side
+(`ptacl.training.callbacks.ThreadShare`) and calls `torch.set_num_threads`. Measured side by side
 in BENCHMARKS.md ("make demo, time per stage").
 """
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ptacl.threads import read_share, shares, write_share
-from ptacl.training.trainer import ThreadShare
+from ptacl.training.callbacks import ThreadShare
 
 
 @pytest.mark.parametrize(

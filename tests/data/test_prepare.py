@@ -18,11 +18,13 @@ from raw_cohort import (
 )
 
 import ptacl.data.prepare as prepare_module
+import ptacl.data.process as process_module
 from ptacl.cli.prepare import main
 from ptacl.cmr import preprocess_cmr
 from ptacl.data.augment_cmr import frame_indices
 from ptacl.data.datasets import CmrDataset, EcgDataset, PairedDataset
-from ptacl.data.prepare import assign_splits, prepare_store
+from ptacl.data.prepare import prepare_store
+from ptacl.data.splits import assign_splits
 from ptacl.data.store import Store, StoreWriter, write_store
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import read_cmr, read_ecg
@@ -237,7 +239,7 @@ def test_splits_are_reproducible_for_a_seed_and_stratified():
 
 def test_an_interrupted_run_leaves_no_half_store(cohort, monkeypatch):
     calls = []
-    real = prepare_module.process_subject
+    real = process_module.process_subject
 
     def interrupted(*job):
         calls.append(job)
@@ -245,7 +247,7 @@ def test_an_interrupted_run_leaves_no_half_store(cohort, monkeypatch):
             raise KeyboardInterrupt
         return real(*job)
 
-    monkeypatch.setattr(prepare_module, "process_subject", interrupted)
+    monkeypatch.setattr(process_module, "process_subject", interrupted)
     before = set(os.listdir(cohort))
     with pytest.raises(KeyboardInterrupt):
         _prepare(cohort)
@@ -401,7 +403,7 @@ def test_a_terminated_run_leaves_no_half_store(cohort):
     """`kill` (SIGTERM) mid-run, as a cluster's time limit does: nothing is left behind."""
     script = f"""
 import sys, time
-import ptacl.data.prepare as p
+import ptacl.data.process as p
 real = p.process_subject
 def slow(*job):
     print("working", flush=True)

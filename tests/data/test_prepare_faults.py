@@ -13,6 +13,7 @@ import pytest
 from raw_cohort import phenotype_row, write_phenotypes, write_subject
 
 import ptacl.data.prepare as prepare_module
+import ptacl.data.process as process_module
 from faults import alive, descendants, hold_lock, holders, ptacl_process
 from ptacl.atomic import lock_path
 from ptacl.cli.prepare import main
@@ -97,7 +98,7 @@ def test_too_little_space_is_refused_before_any_work(ecg_cohort, monkeypatch, ca
     monkeypatch.setattr(
         prepare_module.shutil, "disk_usage", lambda p: usage._replace(free=10 * 2**20)
     )
-    monkeypatch.setattr(prepare_module, "process_subject", lambda *a: pytest.fail("read"))
+    monkeypatch.setattr(process_module, "process_subject", lambda *a: pytest.fail("read"))
     assert main(_argv(ecg_cohort)) == 1
     err = capsys.readouterr().err
     assert "no space left on the device: a store of 4 subjects needs 0.02 GB" in err

@@ -133,7 +133,7 @@ def test_nt_xent_gradients_equal_one_batch_of_k_times_b():
     expected = _grads(module)
     module.zero_grad()
     chunks = [{n: v[i * B : (i + 1) * B] for n, v in views.items()} for i in range(K)]
-    cached_backward(module._embed, module._train_losses, chunks, model=module)
+    cached_backward(module._embed, module._train_metrics, chunks, model=module)
     _assert_same(_grads(module), expected)
 
 

@@ -73,7 +73,7 @@ def test_a_killed_and_resumed_run_ends_bit_identical(tiny_store, tmp_path, monke
     """8 training ECGs in batches of 4: 2 batches an epoch. Killed after step 3 (mid-epoch 1),
     resumed with a different number of workers, to step 7: the weights are those of a run
     never interrupted (MAE masks, augmentations, sample order all included)."""
-    from ptacl.training.trainer import LastCheckpoint
+    from ptacl.training.callbacks import LastCheckpoint
 
     steps = ["trainer.max_steps=7", "trainer.val_every_n_steps=2"]
     assert _run(tiny_store, tmp_path / "straight", *TINY, *steps) == 0

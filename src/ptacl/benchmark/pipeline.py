@@ -141,56 +141,136 @@ def run_steps(
         raise ValueError(f"duplicate step names in {names}")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    done_dir, log_dir = root / ".done", root / "logs"
-    done_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    say = (lambda text: None) if quiet else (lambda text: print(text, flush=True))
-    changed = {str(p) for p in rebuilt}
-    # seconds a step of each kind took: from earlier runs' markers, then from this run
-    took_by_kind = {
-        _kind(s.name): float(m["seconds"])
-        for s in steps
-        if "seconds" in (m := _marker(done_dir / _slug(s.name)))
-    }
-    inputs = {s.name: _inputs(s, steps) for s in steps}
-    number = {s.name: i for i, s in enumerate(steps, 1)}
-    width = len(str(len(steps)))
-    seconds: dict[str, float] = {}
-    pending = list(steps)
-    running: list[_Running] = []
-    failure: PipelineError | None = None
-    cores = usable_cores()
-    fixed_threads = "OMP_NUM_THREADS" in os.environ  # a count the user set is kept, not shared
-    share_dir = root / ".threads"
-    if share_cores:
-        share_dir.mkdir(exist_ok=True)
+    scheduler = _Scheduler(steps, root, quiet, heartbeat, rebuilt, jobs, share_cores)
+    return scheduler.run()
 
-    def reshare(new: Sequence[Step] = ()) -> list[int]:
+
+class _Scheduler:
+    """`run_steps`' state and its parts, one job each: which steps may start (`start_ready`),
+    whether one must run (`due`), starting one (`launch`), the cores' shares (`reshare`),
+    watching the running ones (`poll`) and recording one that ended (`finish`)."""
+
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        root: Path,
+        quiet: bool,
+        heartbeat: float,
+        rebuilt: Collection[Path],
+        jobs: int,
+        share_cores: bool,
+    ) -> None:
+        self.steps, self.jobs, self.heartbeat, self.quiet = steps, jobs, heartbeat, quiet
+        self.done_dir, self.log_dir = root / ".done", root / "logs"
+        self.done_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.changed = {str(p) for p in rebuilt}
+        # seconds a step of each kind took: from earlier runs' markers, then from this run
+        self.took_by_kind = {
+            _kind(s.name): float(m["seconds"])
+            for s in steps
+            if "seconds" in (m := _marker(self.done_dir / _slug(s.name)))
+        }
+        self.inputs = {s.name: _inputs(s, steps) for s in steps}
+        self.number = {s.name: i for i, s in enumerate(steps, 1)}
+        self.width = len(str(len(steps)))
+        self.seconds: dict[str, float] = {}
+        self.pending = list(steps)
+        self.running: list[_Running] = []
+        self.failure: PipelineError | None = None
+        self.cores = usable_cores()
+        # a count the user set is kept, not shared
+        self.fixed_threads = "OMP_NUM_THREADS" in os.environ
+        self.share_cores = share_cores
+        self.share_dir = root / ".threads"
+        if share_cores:
+            self.share_dir.mkdir(exist_ok=True)
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+    def run(self) -> dict[str, float]:
+        try:
+            while self.pending or self.running:
+                self.start_ready()
+                if self.failure is not None and not self.running:
+                    break
+                if not self.running:
+                    continue  # everything started so far was reused
+                time.sleep(min(0.2, self.heartbeat))
+                self.poll()
+        except BaseException:  # Ctrl-C and the like: leave no orphan behind
+            for job in self.running:
+                job.process.kill()
+                job.process.wait()
+                job.out.close()
+                job.share.unlink(missing_ok=True)
+            raise
+        if self.failure is not None:
+            raise self.failure
+        return self.seconds
+
+    def start_ready(self) -> None:
+        """Start what may start: in list order, its inputs finished, a free slot."""
+        busy = {s.name for s in self.pending} | {r.step.name for r in self.running}
+        starting: list[Step] = []
+        for step in list(self.pending):
+            if self.failure is not None or len(self.running) + len(starting) >= self.jobs:
+                break
+            if any(name in busy for name in self.inputs[step.name]):
+                if self.jobs == 1:
+                    break  # one at a time: strictly in list order
+                continue
+            self.pending.remove(step)
+            if self.due(step):  # a reused step stays in `busy` this round: frees readers next
+                starting.append(step)
+        for step, threads in zip(starting, self.reshare(starting)):
+            self.launch(step, threads)
+
+    def poll(self) -> None:
+        """Record the steps that ended, and say how the others are doing every heartbeat."""
+        for job in list(self.running):
+            code = job.process.poll()
+            if code is not None:
+                self.running.remove(job)
+                job.share.unlink(missing_ok=True)  # no share files left after the run
+                self.finish(job, code)
+                self.reshare()  # what it used goes to the steps still running
+            elif time.perf_counter() >= job.beat:
+                job.beat += self.heartbeat
+                last = _last_line(self.log_dir / f"{_slug(job.step.name)}.log")
+                elapsed = f"{time.perf_counter() - job.start:.0f} s"
+                self.say(
+                    f"{job.head}: running, {elapsed}{job.about}" + (f" | {last}" if last else "")
+                )
+
+    def reshare(self, new: Sequence[Step] = ()) -> list[int]:
         """Share the cores out again over the running steps and `new` ones (in start order),
         telling each running step its share; returns the shares of `new`."""
-        if fixed_threads:
+        if self.fixed_threads:
             return [0] * len(new)
-        if not share_cores:
-            return [max(1, cores // jobs)] * len(new)
-        threads = shares(len(running) + len(new), cores)
-        for job, n in zip(running, threads):
+        if not self.share_cores:
+            return [max(1, self.cores // self.jobs)] * len(new)
+        threads = shares(len(self.running) + len(new), self.cores)
+        for job, n in zip(self.running, threads):
             write_share(job.share, n)
-        return threads[len(running) :]
+        return threads[len(self.running) :]
 
-    def label(step: Step) -> tuple[str, str]:
+    def label(self, step: Step) -> tuple[str, str]:
         """'[3/12] seed0/x' and ', about 40 s' (the time the same kind of step took) or ''."""
-        expected = took_by_kind.get(_kind(step.name))
+        expected = self.took_by_kind.get(_kind(step.name))
         about = f", about {expected:.0f} s" if expected else ""
-        return f"[{number[step.name]:>{width}}/{len(steps)}] {step.name}", about
+        return f"[{self.number[step.name]:>{self.width}}/{len(self.steps)}] {step.name}", about
 
-    def due(step: Step) -> bool:
+    def due(self, step: Step) -> bool:
         """Whether `step` must run (else it is reused); clears what an earlier try left."""
-        marker = done_dir / _slug(step.name)
-        head, about = label(step)
-        why = _why_rerun(step, marker, changed)
+        marker = self.done_dir / _slug(step.name)
+        head, about = self.label(step)
+        why = _why_rerun(step, marker, self.changed)
         if why is None:
-            seconds[step.name] = 0.0
-            say(f"{head}: reused")
+            self.seconds[step.name] = 0.0
+            self.say(f"{head}: reused")
             return False
         marker.unlink(missing_ok=True)
         if step.output.exists():  # what a failed or interrupted try (or an outdated run) left
@@ -198,16 +278,17 @@ def run_steps(
                 shutil.rmtree(step.output)
             else:
                 step.output.unlink()
-        log = log_dir / f"{_slug(step.name)}.log"
-        say(f"{head}: running{f' again ({why})' if why else ''}{about} (log: {log})")
+        log = self.log_dir / f"{_slug(step.name)}.log"
+        self.say(f"{head}: running{f' again ({why})' if why else ''}{about} (log: {log})")
         return True
 
-    def launch(step: Step, threads: int) -> None:
-        log, share = log_dir / f"{_slug(step.name)}.log", share_dir / _slug(step.name)
+    def launch(self, step: Step, threads: int) -> None:
+        log = self.log_dir / f"{_slug(step.name)}.log"
+        share = self.share_dir / _slug(step.name)
         env = {**os.environ, DIE_WITH_PARENT_ENV: str(os.getpid())}
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)
-        if threads and share_cores:  # the file where it finds its share later
+        if threads and self.share_cores:  # the file where it finds its share later
             write_share(share, threads)
             env[THREADS_FILE_ENV] = str(share)
         out = log.open("w", encoding="utf-8")
@@ -215,82 +296,36 @@ def run_steps(
         out.flush()
         # the step dies with this process: a killed pipeline's rerun finds no step still writing
         process = subprocess.Popen(_command(step), stdout=out, stderr=subprocess.STDOUT, env=env)
-        head, about = label(step)
+        head, about = self.label(step)
         now = time.perf_counter()
-        running.append(_Running(step, process, out, now, head, about, now + heartbeat, share))
+        beat = now + self.heartbeat
+        self.running.append(_Running(step, process, out, now, head, about, beat, share))
 
-    def finish(job: _Running, code: int) -> None:
-        nonlocal failure
+    def finish(self, job: _Running, code: int) -> None:
         job.out.close()
         step, took = job.step, time.perf_counter() - job.start
-        log = log_dir / f"{_slug(step.name)}.log"
+        log = self.log_dir / f"{_slug(step.name)}.log"
         if code not in step.accept:
-            if failure is None:
+            if self.failure is None:
                 tail = log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-15:]
-                failure = PipelineError(
+                self.failure = PipelineError(
                     f"step {step.name} failed with exit status {code} after {took:.0f} s; "
                     f"log: {log}\n{''.join(tail)}"
                 )
             return
-        (done_dir / _slug(step.name)).write_text(
+        (self.done_dir / _slug(step.name)).write_text(
             json.dumps({"command": ["ptacl", *step.argv], "seconds": round(took, 1)}) + "\n",
             encoding="utf-8",
         )
-        seconds[step.name] = took
-        changed.add(str(step.output))
-        took_by_kind[_kind(step.name)] = took
-        others = pending + [r.step for r in running]
-        left = [s for s in others if not (done_dir / _slug(s.name)).exists()]
-        eta = [took_by_kind.get(_kind(s.name)) for s in left]
+        self.seconds[step.name] = took
+        self.changed.add(str(step.output))
+        self.took_by_kind[_kind(step.name)] = took
+        others = self.pending + [r.step for r in self.running]
+        left = [s for s in others if not (self.done_dir / _slug(s.name)).exists()]
+        eta = [self.took_by_kind.get(_kind(s.name)) for s in left]
         estimate = (
-            f"; ~{sum(eta) / jobs:.0f} s left for {len(left)} step(s)" if None not in eta else ""
+            f"; ~{sum(eta) / self.jobs:.0f} s left for {len(left)} step(s)"
+            if None not in eta
+            else ""
         )
-        say(f"{job.head}: done in {took:.0f} s{estimate if left else ''}")
-
-    try:
-        while pending or running:
-            # start what may start: in list order, its inputs finished, a free slot
-            busy = {s.name for s in pending} | {r.step.name for r in running}
-            starting: list[Step] = []
-            for step in list(pending):
-                if failure is not None or len(running) + len(starting) >= jobs:
-                    break
-                if any(name in busy for name in inputs[step.name]):
-                    if jobs == 1:
-                        break  # one at a time: strictly in list order
-                    continue
-                pending.remove(step)
-                if due(step):  # a reused step stays in `busy` this round: frees readers next
-                    starting.append(step)
-            for step, threads in zip(starting, reshare(starting)):
-                launch(step, threads)
-            if failure is not None and not running:
-                break
-            if not running:
-                continue  # everything started so far was reused
-            time.sleep(min(0.2, heartbeat))
-            for job in list(running):
-                code = job.process.poll()
-                if code is not None:
-                    running.remove(job)
-                    job.share.unlink(missing_ok=True)  # no share files left after the run
-                    finish(job, code)
-                    reshare()  # what it used goes to the steps still running
-                elif time.perf_counter() >= job.beat:
-                    job.beat += heartbeat
-                    last = _last_line(log_dir / f"{_slug(job.step.name)}.log")
-                    elapsed = f"{time.perf_counter() - job.start:.0f} s"
-                    say(
-                        f"{job.head}: running, {elapsed}{job.about}"
-                        + (f" | {last}" if last else "")
-                    )
-    except BaseException:  # Ctrl-C and the like: leave no orphan behind
-        for job in running:
-            job.process.kill()
-            job.process.wait()
-            job.out.close()
-            job.share.unlink(missing_ok=True)
-        raise
-    if failure is not None:
-        raise failure
-    return seconds
+        self.say(f"{job.head}: done in {took:.0f} s{estimate if left else ''}")

@@ -11,12 +11,11 @@ only) is judged against the whole cohort (`ptacl.qc.identity_findings`): an id n
 subject of the cohort (or two files naming each other's eid) refuses the ECG; any other id that
 differs from the eid (e.g. `0`) keeps it, with a warning; qc.csv lists every file's id.
 
-Per subject, in worker processes: read, validate (`ptacl.qc.check_record`: the ECG's
-plausibility, with warnings that do not refuse, and the R peaks, detected once), preprocess
-(ECG (12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any
-failure rejects that modality only. Rows are written as they arrive straight into the store's
-memory-mapped arrays (`store_writer`), so memory stays bounded for any cohort size and the
-arrays are written once; the store appears at `out` only when complete.
+Per subject, in worker processes (`ptacl.data.process`): read, validate, preprocess (ECG
+(12, <=5000) at 500 Hz; CMR (50, 84, 84) in [0, 1]). Any failure rejects that modality only.
+Rows are written as they arrive straight into the store's memory-mapped arrays
+(`store_writer`), so memory stays bounded for any cohort size and the arrays are written once;
+the store appears at `out` only when complete.
 
 Phenotype rows join subjects by `join_key` (eids as integers however spelled); a table that
 matches no subject is refused, one that matches fewer than 90 % is a warning.
@@ -42,13 +41,8 @@ free space for the whole store is checked before the first subject is read.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import shutil
-import zlib
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,132 +50,28 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ptacl.atomic import NoSpace, atomic_file, die_with_parent, output_lock
-from ptacl.cmr import preprocess_cmr
+from ptacl.atomic import NoSpace, atomic_file, output_lock
 from ptacl.data.discover import Candidates, cohort_origin, discover_cmr, discover_ecg, join_key
-from ptacl.data.store import ROW_BYTES, store_writer
-from ptacl.ecg import preprocess_ecg
-from ptacl.io import InputError, read_cmr, read_ecg, read_phenotypes
+from ptacl.data.process import SubjectResult, process_in_order
+from ptacl.data.qc_csv import (
+    STATUSES,
+    SUBJECT_STATUS,
+    QcRow,
+    build_qc_table,
+    kept_with_warning,
+    refusals,
+    unused_rows,
+)
+from ptacl.data.splits import assign_splits, eid_order
+from ptacl.data.store import ROW_BYTES, StoreWriter, store_writer
+from ptacl.io import InputError, read_phenotypes
 from ptacl.io.cmr_limits import DEFAULT_LIMITS, CmrLimits
 from ptacl.io.ecg import read_patient_id
 from ptacl.io.ecg_hdf5 import read_id_table
 from ptacl.io.names import DEFAULT_INSTANCE
 from ptacl.io.phenotypes import load_mapping
 from ptacl.phenotypes import PHENOTYPES
-from ptacl.qc import check_labels, check_record, identity_findings
-from ptacl.schema import CMR_FRAMES, CMR_SIZE, ECG_FS, ECG_SAMPLES, LEADS
-
-STATUSES = ("paired", "ecg_only", "cmr_only", "rejected", "no_images")
-QC_COLUMNS = ("eid", "status", "modality", "file", "reason", "warning", "patient_id")
-#: qc.csv status of a file that names no subject of the store (e.g. another visit's only file).
-IGNORED = "ignored"
-#: A qc.csv row before its status: (eid, modality, file, reason[, warning[, patient_id]]).
-QcRow = tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SubjectResult:
-    """What a worker returns for one subject; errors are (file, reason)."""
-
-    eid: str
-    ecg: np.ndarray | None = None  # (12, ECG_SAMPLES) float16, zero-padded after ecg_length
-    ecg_length: int = 0
-    r_peaks: np.ndarray | None = None  # int64 indices into ecg
-    cmr: np.ndarray | None = None  # (50, 84, 84) uint8
-    ecg_error: tuple[str, str] | None = None
-    cmr_error: tuple[str, str] | None = None
-    ecg_warnings: tuple[str, ...] = ()
-    cmr_notes: tuple[str, ...] = ()  # what the CMR reader decided without refusing, for qc.csv
-
-
-def _error(err: Exception, path: Path) -> tuple[str, str]:
-    if isinstance(err, InputError):
-        return str(err.source), err.reason
-    # anything else is still this file's fault as far as the cohort goes: report, don't abort
-    return str(path), f"{type(err).__name__}: {err}"
-
-
-def process_ecg(path: Path) -> tuple[np.ndarray, int, np.ndarray, tuple[str, ...]]:
-    """One ECG file -> ((12, 5000) float16 zero-padded, valid length, R peaks at 500 Hz, the
-    checks' warnings)."""
-    record = read_ecg(path)
-    check = check_record(record)
-    peaks = check.peaks  # at the file's rate
-    signal = preprocess_ecg(record.signal, record.fs, max_samples=ECG_SAMPLES)  # (12, S500)
-    length = signal.shape[-1]
-    peaks = np.rint(np.asarray(peaks) * (ECG_FS / record.fs)).astype(np.int64)
-    peaks = np.unique(peaks[(peaks >= 0) & (peaks < length)])
-    ecg = np.zeros((len(LEADS), ECG_SAMPLES), dtype=np.float16)
-    ecg[:, :length] = signal
-    return ecg, length, peaks, check.warnings
-
-
-def process_cmr(
-    path: Path, limits: CmrLimits = DEFAULT_LIMITS
-) -> tuple[np.ndarray, tuple[str, ...]]:
-    """One cine (with its seg beside it, when there is one) -> ((50, 84, 84) uint8, the
-    reader's notes)."""
-    record = read_cmr(path, limits)
-    cine, _ = preprocess_cmr(record, frames=CMR_FRAMES, size=CMR_SIZE)
-    return np.clip(np.rint(cine * 255.0), 0, 255).astype(np.uint8), record.notes
-
-
-def process_subject(
-    eid: str,
-    ecg_path: Path | None,
-    cmr_path: Path | None,
-    cmr_limits: CmrLimits = DEFAULT_LIMITS,
-) -> SubjectResult:
-    """Read, validate and preprocess one subject's files (runs in a worker process, whose
-    memory `cmr_limits` bounds)."""
-    out: dict = {"eid": eid}
-    if ecg_path is not None:
-        try:
-            out["ecg"], out["ecg_length"], out["r_peaks"], out["ecg_warnings"] = process_ecg(
-                ecg_path
-            )
-        except Exception as err:
-            out["ecg_error"] = _error(err, ecg_path)
-    if cmr_path is not None:
-        try:
-            out["cmr"], out["cmr_notes"] = process_cmr(cmr_path, cmr_limits)
-        except Exception as err:
-            out["cmr_error"] = _error(err, cmr_path)
-    return SubjectResult(**out)
-
-
-def _in_order(
-    jobs: list[tuple[str, Path | None, Path | None]],
-    workers: int,
-    cmr_limits: CmrLimits = DEFAULT_LIMITS,
-) -> Iterator[SubjectResult]:
-    """Results in job order; at most a few jobs per worker in flight, so memory stays bounded
-    (each worker reads one subject at a time, within `cmr_limits`)."""
-    if workers <= 1:
-        for job in jobs:
-            yield process_subject(*job, cmr_limits)
-        return
-    pending: deque[Future] = deque()
-    # spawn, not fork: a worker starts without the parent's threads, signal handlers and lock
-    # descriptors; and it dies with the parent, so a `kill -9` of prepare leaves no orphan.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=die_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
-        try:
-            for job in jobs:
-                pending.append(pool.submit(process_subject, *job, cmr_limits))
-                if len(pending) >= 4 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
+from ptacl.qc import check_labels, identity_findings
 
 #: Below this share of subjects with a phenotype row, `prepare` warns (none at all: refused).
 MIN_PHENOTYPE_COVERAGE = 0.9
@@ -224,56 +114,6 @@ def _judge_identities(
         path = ecg_found.chosen.pop(eid)
         qc.append((eid, "ecg", str(path), reason, "", patient_ids[eid]))
     return patient_ids, warned
-
-
-def _eid_key(eid: str) -> tuple[int, str]:
-    """Numeric eids in numeric order (shorter first), any other names after, by text."""
-    return (len(eid), eid) if eid.isdigit() else (1 << 30, eid)
-
-
-def assign_splits(
-    eids: list[str], groups: list[str], *, val: float, test: float, seed: int
-) -> list[str]:
-    """Split subjects by a seeded permutation of the sorted eids within each group.
-
-    Each group (paired, ecg_only, cmr_only) gets round(val * n) validation and round(test * n)
-    test subjects, so pairs, which stage 2 and evaluation need, are split in proportion. The
-    result depends only on the set of (eid, group) and the seed, not on file or worker order.
-    """
-    if val < 0 or test < 0 or val + test >= 1:
-        raise ValueError(f"val={val} and test={test} must be >= 0 with val + test < 1")
-    split = dict.fromkeys(eids, "train")
-    for group in sorted(set(groups)):
-        members = sorted((e for e, gr in zip(eids, groups) if gr == group), key=_eid_key)
-        # the group's own stream: a new ECG-only subject must not reshuffle the pairs' split
-        order = np.random.default_rng([seed, zlib.crc32(group.encode())]).permutation(len(members))
-        n_test, n_val = round(test * len(members)), round(val * len(members))
-        for rank, k in enumerate(order):
-            if rank < n_test:
-                split[members[k]] = "test"
-            elif rank < n_test + n_val:
-                split[members[k]] = "val"
-    return [split[e] for e in eids]
-
-
-_STATUS = {
-    (True, True): "paired",
-    (True, False): "ecg_only",
-    (False, True): "cmr_only",
-    (False, False): "rejected",
-}
-
-
-def _qc_table(qc: list[QcRow], status: dict[str, str]) -> pd.DataFrame:
-    """(eid, modality, file, reason[, warning[, patient_id]]) rows -> qc.csv's table, subjects
-    in eid order."""
-    columns = ["eid", "modality", "file", "reason", "warning", "patient_id"]
-    table = pd.DataFrame([row + ("",) * (len(columns) - len(row)) for row in qc], columns=columns)
-    # a file that names no subject (another visit's only file, a readme) has no subject status
-    table["status"] = table["eid"].map(status).fillna(IGNORED)
-    rank = {eid: k for k, eid in enumerate(sorted(status, key=_eid_key))}
-    table = table.sort_values("eid", key=lambda col: col.map(rank), kind="stable")
-    return table[list(QC_COLUMNS)].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -398,100 +238,50 @@ def _prepare(
     cmr_limits: CmrLimits = DEFAULT_LIMITS,
     covariates: tuple[Path, pd.DataFrame] | None = None,
 ) -> PrepareResult:
-    """`prepare_store`'s work, under the store's lock, arguments checked."""
+    """`prepare_store`'s work, under the store's lock, arguments checked: discover the files,
+    read the phenotypes, judge the ECGs' identities, process and write each subject, then
+    qc.csv, the splits and the manifest."""
     ids = None if ecg_ids is None else read_id_table(ecg_ids)
     ecg_found = Candidates() if ecg_dir is None else discover_ecg(Path(ecg_dir), out, instance, ids)
     cmr_found = Candidates() if cmr_dir is None else discover_cmr(Path(cmr_dir), out, instance)
-    table = (
-        read_phenotypes(phenotypes, instance=instance, mapping=mapping)
-        if phenotypes is not None
-        else pd.DataFrame(columns=list(PHENOTYPES), index=pd.Index([], name="eid"))
-    )
-    cleaned, label_problems = check_labels(table)
-    dropped = int((table.notna() & cleaned.isna()).to_numpy().sum())
-    table = cleaned
-    notes = []
-    if phenotypes is not None:
-        empty = [c for c in PHENOTYPES if table[c].isna().all()]
-        if empty:
-            notes.append(
-                f"{phenotypes}: no usable value in {len(empty)} phenotype column(s) "
-                f"(missing, empty or all implausible), NaN for every subject: {empty}"
-            )
+    table, label_problems, dropped, notes = _phenotype_table(phenotypes, instance, mapping)
     seen = set(ecg_found.chosen) | set(cmr_found.chosen) | ecg_found.rejected | cmr_found.rejected
     if phenotypes is not None:
         subjects = set(ecg_found.chosen) | set(cmr_found.chosen)
         if ecg_dir is not None and cmr_dir is not None:
             subjects = set(ecg_found.chosen) & set(cmr_found.chosen)
         what = "paired subjects" if ecg_dir is not None and cmr_dir is not None else "subjects"
-        notes += _phenotype_coverage(sorted(subjects, key=_eid_key), what, table, Path(phenotypes))
+        notes += _phenotype_coverage(sorted(subjects, key=eid_order), what, table, Path(phenotypes))
     qc: list[QcRow] = []  # status added last
     # the cohort: every subject with a file or a phenotype row (an ECG naming a subject known
     # only by its phenotypes would otherwise be given this subject's)
     patient_ids, warned = _judge_identities(ecg_found, seen | set(table.index), qc)
     jobs = [
         (eid, ecg_found.chosen.get(eid), cmr_found.chosen.get(eid))
-        for eid in sorted(seen, key=_eid_key)
+        for eid in sorted(seen, key=eid_order)
     ]
-
-    qc += [(e, "ecg", str(p), r) for e, p, r in ecg_found.unused]
-    qc += [(e, "cmr", str(p), r) for e, p, r in cmr_found.unused]
-    qc += [(e, "ecg", str(p), f"ignored: {r}") for e, p, r in ecg_found.ignored]
-    qc += [(e, "cmr", str(p), f"ignored: {r}") for e, p, r in cmr_found.ignored]
+    qc += unused_rows(ecg_found, cmr_found)
     # a table row's qc lines go under the subject's eid as its files spell it ('01038021')
     file_eid = {join_key(e): e for e in seen}
     qc += [
         (file_eid.get(e, e), "phenotypes", str(phenotypes), "; ".join(r))
         for e, r in label_problems.items()
     ]
-    status: dict[str, str] = {}
     check_free_space(out, len(jobs))
     with (
         store_writer(out, len(jobs), overwrite=overwrite) as writer,
         tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not progress) as bar,
     ):
-        for (eid, ecg_path, cmr_path), result in zip(jobs, _in_order(jobs, workers, cmr_limits)):
-            bar.update()
-            ecg_notes = "; ".join([*warned.get(eid, ()), *result.ecg_warnings])
-            pid = patient_ids.get(eid, "")
-            if ecg_path is not None:
-                file, reason = result.ecg_error or (str(ecg_path), "")
-                qc.append((eid, "ecg", file, reason, ecg_notes, pid))
-            if cmr_path is not None:
-                file, reason = result.cmr_error or (str(cmr_path), "")
-                qc.append((eid, "cmr", file, reason, "; ".join(result.cmr_notes)))
-            ok_ecg, ok_cmr = result.ecg is not None, result.cmr is not None
-            status[eid] = _STATUS[(ok_ecg, ok_cmr)]
-            if ok_ecg or ok_cmr:
-                writer.add(
-                    eid,
-                    ecg=result.ecg,
-                    ecg_length=result.ecg_length,
-                    r_peaks=result.r_peaks,
-                    cmr=result.cmr,
-                )
-
-        for eid in sorted(set(table.index) - set(file_eid), key=_eid_key):
+        results = process_in_order(jobs, workers, cmr_limits)
+        status = _write_subjects(writer, jobs, results, bar, warned, patient_ids, qc)
+        for eid in sorted(set(table.index) - set(file_eid), key=eid_order):
             status[eid] = "no_images"
             qc.append((eid, "phenotypes", str(phenotypes), "phenotype row with no ECG or CMR file"))
-        qc_table = _qc_table(qc, status)
-        kept_warned = qc_table[(qc_table["reason"] == "") & (qc_table["warning"] != "")]
-        if len(kept_warned):
-            first = kept_warned.iloc[0]
-            notes.append(
-                f"{len(kept_warned)} file(s) kept with a warning (the 'warning' column of "
-                f"qc.csv), e.g. {first['file']}: {first['warning']}"
-            )
+        qc_table = build_qc_table(qc, status)
+        notes += kept_with_warning(qc_table)
         counts = {s: sum(v == s for v in status.values()) for s in STATUSES}
-        refused = qc_table[
-            qc_table["modality"].isin(["ecg", "cmr"])
-            & (qc_table["reason"] != "")
-            & ~qc_table["reason"].str.startswith(("superseded", "ignored"))
-        ]
         report = {
-            "refused_files": len(refused),
-            "ignored_files": len(ecg_found.ignored) + len(cmr_found.ignored),
-            "refused_subjects": refused["eid"].nunique(),
+            **refusals(qc_table, ecg_found, cmr_found),
             "labels_dropped": dropped,
             "label_subjects": len(label_problems),
             "warnings": tuple(notes),
@@ -514,24 +304,111 @@ def _prepare(
             covariates=None
             if covariates is None
             else covariates[1].reindex([join_key(e) for e in eids]),
-            extra_manifest={
-                "sources": {
-                    "ecg": None if ecg_dir is None else str(ecg_dir),
-                    "cmr": None if cmr_dir is None else str(cmr_dir),
-                    "phenotypes": None if phenotypes is None else str(phenotypes),
-                    "covariates": None if covariates is None else str(covariates[0]),
-                },
-                **cohort_origin(ecg_dir, cmr_dir, phenotypes, ecg_found, cmr_found),
-                "ukb_instance": instance,
-                "split_seed": seed,
-                "split_fractions": {"val": val, "test": test},
-                "qc_counts": counts,
-                "with_phenotypes": int(np.isfinite(phen).any(axis=1).sum()),
-                "refused_files": report["refused_files"],
-                "ignored_files": report["ignored_files"],
-                "phenotype_values_set_to_nan": dropped,
-                "warnings": list(notes),
-            },
+            extra_manifest=_manifest(
+                (ecg_dir, cmr_dir, phenotypes),
+                covariates,
+                cohort_origin(ecg_dir, cmr_dir, phenotypes, ecg_found, cmr_found),
+                instance=instance,
+                seed=seed,
+                fractions={"val": val, "test": test},
+                counts=counts,
+                phen=phen,
+                report=report,
+            ),
         )
     split_counts = {s: splits.count(s) for s in ("train", "val", "test")}
     return PrepareResult(out, out / "qc.csv", counts, split_counts, **report)
+
+
+def _phenotype_table(
+    phenotypes: str | Path | None, instance: int, mapping: dict[str, str] | None
+) -> tuple[pd.DataFrame, dict[str, list[str]], int, list[str]]:
+    """The phenotype table (empty without one) after `check_labels`, its problems by eid, how
+    many values were set to NaN, and a note naming the columns left without any value."""
+    table = (
+        read_phenotypes(phenotypes, instance=instance, mapping=mapping)
+        if phenotypes is not None
+        else pd.DataFrame(columns=list(PHENOTYPES), index=pd.Index([], name="eid"))
+    )
+    cleaned, label_problems = check_labels(table)
+    dropped = int((table.notna() & cleaned.isna()).to_numpy().sum())
+    notes = []
+    if phenotypes is not None:
+        empty = [c for c in PHENOTYPES if cleaned[c].isna().all()]
+        if empty:
+            notes.append(
+                f"{phenotypes}: no usable value in {len(empty)} phenotype column(s) "
+                f"(missing, empty or all implausible), NaN for every subject: {empty}"
+            )
+    return cleaned, label_problems, dropped, notes
+
+
+def _write_subjects(
+    writer: StoreWriter,
+    jobs: list[tuple[str, Path | None, Path | None]],
+    results: Iterator[SubjectResult],
+    bar: tqdm,
+    warned: dict[str, list[str]],
+    patient_ids: dict[str, str],
+    qc: list[QcRow],
+) -> dict[str, str]:
+    """Each subject's usable rows into the store as its result arrives (in job order), its
+    files' qc rows appended to `qc`; returns eid -> status."""
+    status: dict[str, str] = {}
+    for (eid, ecg_path, cmr_path), result in zip(jobs, results):
+        bar.update()
+        ecg_notes = "; ".join([*warned.get(eid, ()), *result.ecg_warnings])
+        pid = patient_ids.get(eid, "")
+        if ecg_path is not None:
+            file, reason = result.ecg_error or (str(ecg_path), "")
+            qc.append((eid, "ecg", file, reason, ecg_notes, pid))
+        if cmr_path is not None:
+            file, reason = result.cmr_error or (str(cmr_path), "")
+            qc.append((eid, "cmr", file, reason, "; ".join(result.cmr_notes)))
+        ok_ecg, ok_cmr = result.ecg is not None, result.cmr is not None
+        status[eid] = SUBJECT_STATUS[(ok_ecg, ok_cmr)]
+        if ok_ecg or ok_cmr:
+            writer.add(
+                eid,
+                ecg=result.ecg,
+                ecg_length=result.ecg_length,
+                r_peaks=result.r_peaks,
+                cmr=result.cmr,
+            )
+    return status
+
+
+def _manifest(
+    sources: tuple[str | Path | None, str | Path | None, str | Path | None],
+    covariates: tuple[Path, pd.DataFrame] | None,
+    origin: dict,
+    *,
+    instance: int,
+    seed: int,
+    fractions: dict[str, float],
+    counts: dict[str, int],
+    phen: np.ndarray,
+    report: dict,
+) -> dict:
+    """The store manifest's record of how it was prepared: the (ECG, CMR, phenotypes) sources,
+    the cohort's origin (`cohort_origin`), visit, split, qc counts, subjects with a phenotype
+    (`phen`: (N, P), NaN where missing) and the run's refusals and warnings (`report`)."""
+    ecg_dir, cmr_dir, phenotypes = sources
+    return {
+        "sources": {
+            "ecg": None if ecg_dir is None else str(ecg_dir),
+            "cmr": None if cmr_dir is None else str(cmr_dir),
+            "phenotypes": None if phenotypes is None else str(phenotypes),
+            "covariates": None if covariates is None else str(covariates[0]),
+        },
+        **origin,
+        "ukb_instance": instance,
+        "split_seed": seed,
+        "split_fractions": fractions,
+        "qc_counts": counts,
+        "with_phenotypes": int(np.isfinite(phen).any(axis=1).sum()),
+        "refused_files": report["refused_files"],
+        "ignored_files": report["ignored_files"],
+        "phenotype_values_set_to_nan": report["labels_dropped"],
+        "warnings": list(report["warnings"]),
+    }

@@ -65,19 +65,8 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
     too (into out/finetune). Returns 0, or the fine-tune's non-zero exit status (then nothing
     is written but the embeddings and figures so far)."""
     import ptacl
-    from ptacl.eval.bootstrap import retrieval_ci
-    from ptacl.eval.collapse import top1_candidates, top1_collapse
-    from ptacl.eval.comparisons import RETRIEVAL_PER_QUERY, save_retrieval
     from ptacl.eval.embed import compute_embeddings
-    from ptacl.eval.hubness import hubness_stats, ranking_penalty
-    from ptacl.eval.random_baseline import random_retrieval_baseline
-    from ptacl.eval.report import (
-        plot_alignment_matrix,
-        plot_precision_curves,
-        retrieval_section,
-        write_report,
-    )
-    from ptacl.eval.retrieval import retrieval_scores, summarize_retrieval
+    from ptacl.eval.report import write_report
     from ptacl.runs import load_run_encoders
 
     out = Path(options.out)
@@ -86,7 +75,7 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
     out.mkdir(parents=True, exist_ok=True)
     encoders = load_run_encoders(options.model, seed=options.seed, like=options.like)
     embed = dict(batch_size=options.batch_size, device=options.device, progress=options.progress)
-    ks, boot = tuple(options.ks), dict(n_boot=options.n_boot, seed=options.seed)
+    boot = dict(n_boot=options.n_boot, seed=options.seed)
     metrics: dict[str, Any] = {
         "info": {
             "model": str(options.model),
@@ -103,63 +92,18 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
     }
     figures: dict[str, Path] = {}
 
-    both = encoders.ecg is not None and encoders.cmr is not None
-    if both and len(store.indices(split, ecg=True, cmr=True)) < 2:
-        metrics["retrieval_skipped"] = f"fewer than 2 paired subjects in the {split} split"
-    elif both:
-        paired = compute_embeddings(encoders, store, split, **embed)
-        paired.save(out / f"embeddings_paired_{split}.npz")
-        use_proj = paired.ecg_proj is not None and paired.cmr_proj is not None
-        ecg, cmr = (paired.ecg_proj, paired.cmr_proj) if use_proj else (paired.ecg, paired.cmr)
-        pheno = _frame(paired)
-        exclude_self = not options.include_self
-        penalty, ranking = ranking_penalty(options.ranking, ecg, cmr, options.csls_k, exclude_self)
-        scores = retrieval_scores(
-            ecg, cmr, pheno, ks, options.match_sd, exclude_self, penalty=penalty
-        )
-        save_retrieval(out / RETRIEVAL_PER_QUERY, paired.eids, list(pheno.columns), ks, scores)
-        lo, hi = retrieval_ci(scores, ks, **boot)
-        metrics["retrieval"] = retrieval_section(
-            summarize_retrieval(scores, ks),
-            lo,
-            hi,
-            random_retrieval_baseline(pheno, ks, options.match_sd, exclude_self, seed=options.seed),
-            ks=ks,
-            match_sd=options.match_sd,
-            exclude_self=exclude_self,
-            space="projection-head outputs" if use_proj else "mean-pooled encoder tokens",
-            collapse=top1_collapse(
-                top1_candidates(ecg, cmr, exclude_self, penalty=penalty), len(paired.eids)
-            ),
-        )
-        metrics["retrieval"]["ranking"] = ranking
-        metrics["retrieval"]["hubness"] = hubness_stats(ecg, cmr, 10, exclude_self, penalty)
-        for warning in metrics["retrieval"]["warnings"]:
-            print(f"ptacl evaluate: warning: retrieval: {warning}", file=sys.stderr)
-        metrics["info"]["paired_subjects"] = len(paired.eids)
-        figures["P@k per phenotype, model vs random ranking"] = plot_precision_curves(
-            metrics["retrieval"], figures_dir / "precision_at_k.png"
-        )
-        if paired.alignment is not None:
-            matrix = paired.alignment
-            metrics["alignment"] = {
-                "matrix": matrix.round(4).tolist(),
-                "subjects": paired.meta.get("alignment_subjects"),
-                "diagonal_mean": float(np.mean(np.diag(matrix))),
-                "off_diagonal_mean": float(matrix[~np.eye(len(matrix), dtype=bool)].mean()),
-            }
-            figures[f"ECG–CMR local similarity, mean over {split} subjects (Figure 2)"] = (
-                plot_alignment_matrix(
-                    matrix,
-                    figures_dir / "alignment_matrix.png",
-                    f"{encoders.kind}: mean T×T cosine similarity",
-                )
-            )
-    else:
+    if encoders.ecg is None or encoders.cmr is None:
         metrics["retrieval_skipped"] = (
             f"the run ({encoders.kind}) does not hold both an ECG and a CMR encoder"
         )
-
+    elif len(store.indices(split, ecg=True, cmr=True)) < 2:
+        metrics["retrieval_skipped"] = f"fewer than 2 paired subjects in the {split} split"
+    else:
+        paired = compute_embeddings(encoders, store, split, **embed)
+        paired.save(out / f"embeddings_paired_{split}.npz")
+        retrieval_part(options, paired, metrics, figures, figures_dir, boot)
+        metrics["info"]["paired_subjects"] = len(paired.eids)
+        alignment_part(paired, encoders.kind, split, metrics, figures, figures_dir)
     probe_modality = "ecg" if encoders.ecg is not None else "cmr"
     probed = linear_probe_section(
         options, encoders, probe_modality, store, metrics, figures, embed, boot
@@ -180,6 +124,85 @@ def evaluate(options: EvaluateOptions, store: Any, *, finetune: FinetuneStep | N
     report = write_report(out, metrics, figures)
     print(f"metrics -> {out / 'metrics.json'}; report -> {report}")
     return 0
+
+
+def retrieval_part(
+    options: EvaluateOptions,
+    paired: Any,
+    metrics: dict[str, Any],
+    figures: dict[str, Path],
+    figures_dir: Path,
+    boot: dict[str, Any],
+) -> None:
+    """ECG -> CMR retrieval of the `paired` embeddings (`compute_embeddings`): per-query scores
+    in out/, metrics["retrieval"] with its bootstrap CIs, random baseline, top-1 collapse,
+    ranking and hubness, and the P@k figure; its warnings on stderr."""
+    from ptacl.eval.bootstrap import retrieval_ci
+    from ptacl.eval.collapse import top1_candidates, top1_collapse
+    from ptacl.eval.comparisons import RETRIEVAL_PER_QUERY, save_retrieval
+    from ptacl.eval.hubness import hubness_stats, ranking_penalty
+    from ptacl.eval.random_baseline import random_retrieval_baseline
+    from ptacl.eval.report import plot_precision_curves, retrieval_section
+    from ptacl.eval.retrieval import retrieval_scores, summarize_retrieval
+
+    ks = tuple(options.ks)
+    use_proj = paired.ecg_proj is not None and paired.cmr_proj is not None
+    ecg, cmr = (paired.ecg_proj, paired.cmr_proj) if use_proj else (paired.ecg, paired.cmr)
+    pheno = _frame(paired)
+    exclude_self = not options.include_self
+    penalty, ranking = ranking_penalty(options.ranking, ecg, cmr, options.csls_k, exclude_self)
+    scores = retrieval_scores(ecg, cmr, pheno, ks, options.match_sd, exclude_self, penalty=penalty)
+    per_query = Path(options.out) / RETRIEVAL_PER_QUERY
+    save_retrieval(per_query, paired.eids, list(pheno.columns), ks, scores)
+    lo, hi = retrieval_ci(scores, ks, **boot)
+    metrics["retrieval"] = retrieval_section(
+        summarize_retrieval(scores, ks),
+        lo,
+        hi,
+        random_retrieval_baseline(pheno, ks, options.match_sd, exclude_self, seed=options.seed),
+        ks=ks,
+        match_sd=options.match_sd,
+        exclude_self=exclude_self,
+        space="projection-head outputs" if use_proj else "mean-pooled encoder tokens",
+        collapse=top1_collapse(
+            top1_candidates(ecg, cmr, exclude_self, penalty=penalty), len(paired.eids)
+        ),
+    )
+    metrics["retrieval"]["ranking"] = ranking
+    metrics["retrieval"]["hubness"] = hubness_stats(ecg, cmr, 10, exclude_self, penalty)
+    for warning in metrics["retrieval"]["warnings"]:
+        print(f"ptacl evaluate: warning: retrieval: {warning}", file=sys.stderr)
+    figures["P@k per phenotype, model vs random ranking"] = plot_precision_curves(
+        metrics["retrieval"], figures_dir / "precision_at_k.png"
+    )
+
+
+def alignment_part(
+    paired: Any,
+    kind: str,
+    split: str,
+    metrics: dict[str, Any],
+    figures: dict[str, Path],
+    figures_dir: Path,
+) -> None:
+    """metrics["alignment"] and its figure (Figure 2), the mean T×T local similarity of the
+    `paired` embeddings, when they have one (a run with local embeddings)."""
+    from ptacl.eval.report import plot_alignment_matrix
+
+    if paired.alignment is None:
+        return
+    matrix = paired.alignment
+    metrics["alignment"] = {
+        "matrix": matrix.round(4).tolist(),
+        "subjects": paired.meta.get("alignment_subjects"),
+        "diagonal_mean": float(np.mean(np.diag(matrix))),
+        "off_diagonal_mean": float(matrix[~np.eye(len(matrix), dtype=bool)].mean()),
+    }
+    figures[f"ECG–CMR local similarity, mean over {split} subjects (Figure 2)"] = (
+        plot_alignment_matrix(
+            matrix, figures_dir / "alignment_matrix.png", f"{kind}: mean T×T cosine similarity"
+        )
+    )
 
 
 def linear_probe_section(

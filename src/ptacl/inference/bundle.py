@@ -283,6 +283,53 @@ def read_bundle(path: str | Path) -> Bundle:
     (`ptacl.inference.modules.build_modules`), since only the model code knows them.
     """
     root = Path(path)
+    manifest, files = _read_manifest(root)
+    if README in files:
+        _read_verified(root, README, files[README])
+    elif (root / README).exists():
+        raise BundleError(f"{root / README}: not listed in the manifest, so not verifiable")
+
+    documents: dict[str, dict[str, Any]] = {}
+    for name in JSON_FILES:
+        data = _read_verified(root, name, files[name])
+        try:
+            documents[name] = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BundleError(f"{root / name}: not valid JSON: {e}") from e
+        if not isinstance(documents[name], dict):
+            raise BundleError(f"{root / name}: not a JSON object")
+
+    data, tensors = _read_weights(root, files[WEIGHTS])
+    phenotypes = documents["phenotypes.json"]
+    if not isinstance(phenotypes.get("columns"), list) or not phenotypes["columns"]:
+        raise BundleError(f"{root / 'phenotypes.json'}: has no 'columns' list")
+    intervals = None
+    if INTERVALS in files:
+        intervals = _read_intervals(root, files[INTERVALS], phenotypes["columns"])
+    elif (root / INTERVALS).exists():
+        raise BundleError(f"{root / INTERVALS}: not listed in the manifest, so not verifiable")
+    endpoints = None
+    if ENDPOINTS in files:
+        endpoints = _read_endpoints(root, files[ENDPOINTS], documents["config.json"])
+    elif (root / ENDPOINTS).exists():
+        raise BundleError(f"{root / ENDPOINTS}: not listed in the manifest, so not verifiable")
+    _check_architecture(root, documents["config.json"], _metadata(data))
+    check_settings(root, documents["config.json"], documents["preprocessing.json"])
+    return Bundle(
+        root=root,
+        manifest=manifest,
+        config=documents["config.json"],
+        preprocessing=documents["preprocessing.json"],
+        phenotypes=phenotypes,
+        tensors=tensors,
+        intervals=intervals,
+        endpoints=endpoints,
+    )
+
+
+def _read_manifest(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A bundle's manifest.json, checked (size, format, version, the files it must and may
+    list, each listed file's size), and its 'files' table."""
     manifest_path = root / "manifest.json"
     if not root.is_dir():
         raise BundleError(f"{root}: not a folder; a bundle is the folder `ptacl export` writes")
@@ -316,25 +363,16 @@ def read_bundle(path: str | Path) -> Bundle:
         if not isinstance(entry, dict):
             raise BundleError(f"{manifest_path}: the entry of {name} is not a table")
         os.close(_open_regular(root / name, entry.get("bytes"), MAX_BYTES[name]))
-    if README in files:
-        _read_verified(root, README, files[README])
-    elif (root / README).exists():
-        raise BundleError(f"{root / README}: not listed in the manifest, so not verifiable")
+    return manifest, files
 
-    documents: dict[str, dict[str, Any]] = {}
-    for name in JSON_FILES:
-        data = _read_verified(root, name, files[name])
-        try:
-            documents[name] = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BundleError(f"{root / name}: not valid JSON: {e}") from e
-        if not isinstance(documents[name], dict):
-            raise BundleError(f"{root / name}: not a JSON object")
 
+def _read_weights(root: Path, expected: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The weights file's bytes, verified against the manifest's `expected` entry, and its
+    tensors by part ({"encoder": {name: tensor}, "head": ...}); both parts must be there."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
 
-    data = _read_verified(root, WEIGHTS, files[WEIGHTS])
+    data = _read_verified(root, WEIGHTS, expected)
     try:
         flat = load_safetensors(data)
     except SafetensorError as e:
@@ -349,31 +387,7 @@ def read_bundle(path: str | Path) -> Bundle:
         if part not in tensors:
             raise BundleError(f"{root / WEIGHTS}: holds no {part} tensors")
 
-    phenotypes = documents["phenotypes.json"]
-    if not isinstance(phenotypes.get("columns"), list) or not phenotypes["columns"]:
-        raise BundleError(f"{root / 'phenotypes.json'}: has no 'columns' list")
-    intervals = None
-    if INTERVALS in files:
-        intervals = _read_intervals(root, files[INTERVALS], phenotypes["columns"])
-    elif (root / INTERVALS).exists():
-        raise BundleError(f"{root / INTERVALS}: not listed in the manifest, so not verifiable")
-    endpoints = None
-    if ENDPOINTS in files:
-        endpoints = _read_endpoints(root, files[ENDPOINTS], documents["config.json"])
-    elif (root / ENDPOINTS).exists():
-        raise BundleError(f"{root / ENDPOINTS}: not listed in the manifest, so not verifiable")
-    _check_architecture(root, documents["config.json"], _metadata(data))
-    check_settings(root, documents["config.json"], documents["preprocessing.json"])
-    return Bundle(
-        root=root,
-        manifest=manifest,
-        config=documents["config.json"],
-        preprocessing=documents["preprocessing.json"],
-        phenotypes=phenotypes,
-        tensors=tensors,
-        intervals=intervals,
-        endpoints=endpoints,
-    )
+    return data, tensors
 
 
 def _read_endpoints(root: Path, expected: Mapping[str, Any], config: Any) -> dict[str, Any]:

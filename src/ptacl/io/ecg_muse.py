@@ -23,11 +23,9 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from ptacl.io.ecg_xml import parse_ecg_xml, xml_meta
+from ptacl.io.ecg_xml import parse_ecg_xml, positive_number, stack_leads, xml_meta, xml_record
 from ptacl.io.errors import InputError
-from ptacl.io.leads import arrange_leads
 from ptacl.io.records import EcgRecord
-from ptacl.schema import LEADS
 
 ROOT = "RestingECG"
 #: LeadAmplitudeUnits -> millivolts per unit (MUSE writes MICROVOLTS).
@@ -48,20 +46,8 @@ def read_muse_xml(path: Path) -> EcgRecord:
             raise InputError(path, f"Rhythm <LeadData> {k + 1} has no <LeadID>")
         names.append(name)
         rows.append(_lead_mv(lead, name, path))
-    if not rows:
-        raise InputError(path, "the Rhythm <Waveform> holds no <LeadData>")
-    lengths = {len(r) for r in rows}
-    if len(lengths) != 1:
-        raise InputError(path, f"rhythm leads have different lengths {sorted(lengths)}")
-    signal, derived = arrange_leads(np.stack(rows), names, path)
-    return EcgRecord(
-        signal=signal,
-        fs=fs,
-        leads=LEADS,
-        source=path,
-        derived=derived,
-        meta=xml_meta(root, "PatientDemographics/PatientID"),
-    )
+    data = stack_leads(rows, path, "rhythm", "the Rhythm <Waveform> holds no <LeadData>")
+    return xml_record(data, names, fs, path, xml_meta(root, "PatientDemographics/PatientID"))
 
 
 def _rhythm(root: Element, path: Path) -> Element:
@@ -77,7 +63,7 @@ def _rhythm(root: Element, path: Path) -> Element:
 
 
 def _rate(wave: Element, path: Path) -> float:
-    base = _positive(wave, "SampleBase", path)
+    base = positive_number(wave, "SampleBase", path, "<SampleBase>")
     exponent = (wave.findtext("SampleExponent") or "0").strip()
     if not exponent.lstrip("+-").isdigit():
         raise InputError(path, f"<SampleExponent> is not an integer: {exponent!r}")
@@ -99,20 +85,10 @@ def _lead_mv(lead: Element, name: str, path: Path) -> np.ndarray:
         raise InputError(
             path, f"lead {name}: {len(counts)} samples, LeadSampleCountTotal says {stated}"
         )
-    per_bit = _positive(lead, "LeadAmplitudeUnitsPerBit", path, name)
+    per_bit = positive_number(
+        lead, "LeadAmplitudeUnitsPerBit", path, f"lead {name}: <LeadAmplitudeUnitsPerBit>"
+    )
     units = (lead.findtext("LeadAmplitudeUnits") or "MICROVOLTS").strip()
     if units.lower() not in _TO_MV:
         raise InputError(path, f"lead {name}: LeadAmplitudeUnits {units!r} is not a voltage")
     return counts.astype(np.float64) * (per_bit * _TO_MV[units.lower()])
-
-
-def _positive(parent: Element, tag: str, path: Path, lead: str | None = None) -> float:
-    text = parent.findtext(tag)
-    where = f"lead {lead}: <{tag}>" if lead else f"<{tag}>"
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise InputError(path, f"{where} missing or not a number: {text!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise InputError(path, f"{where} must be positive, got {value}")
-    return value

@@ -60,12 +60,13 @@ def read_cardiosoft_xml(path: Path) -> EcgRecord:
     strip = root.find("StripData")
     if strip is None:
         raise InputError(path, "no <StripData> (10-s rhythm strip) element")
-    fs = _number(strip, "SampleRate", path)  # raises when missing, so find() below succeeds
+    # raises when missing, so find() below succeeds
+    fs = positive_number(strip, "SampleRate", path, "<StripData><SampleRate>")
     rate_units = (strip.find("SampleRate").get("units") or "Hz").replace(" ", "").lower()
     if rate_units not in _TO_HZ:
         raise InputError(path, f"unknown SampleRate units {rate_units!r}; known: Hz, kHz")
     fs *= _TO_HZ[rate_units]
-    resolution = _number(strip, "Resolution", path)
+    resolution = positive_number(strip, "Resolution", path, "<StripData><Resolution>")
     units = (strip.find("Resolution").get("units") or "uVperLsb").replace(" ", "").lower()
     if units not in _TO_MV:
         raise InputError(path, f"unknown Resolution units {units!r}")
@@ -76,27 +77,35 @@ def read_cardiosoft_xml(path: Path) -> EcgRecord:
             raise InputError(path, "a <StripData><WaveformData> element has no lead attribute")
         names.append(lead)
         rows.append(_samples(wave, path))
-    if not rows:
-        raise InputError(path, "<StripData> holds no <WaveformData>")
-    lengths = {len(r) for r in rows}
-    if len(lengths) != 1:
-        raise InputError(path, f"strip leads have different lengths {sorted(lengths)}")
+    counts = stack_leads(rows, path, "strip", "<StripData> holds no <WaveformData>")  # (C, S)
     expected = strip.findtext("ChannelSampleCountTotal")
-    if expected is not None and expected.strip().isdigit() and int(expected) != len(rows[0]):
+    if expected is not None and expected.strip().isdigit() and int(expected) != counts.shape[1]:
         raise InputError(
             path,
-            f"strip leads hold {len(rows[0])} samples, ChannelSampleCountTotal says {expected}",
+            f"strip leads hold {counts.shape[1]} samples, ChannelSampleCountTotal says {expected}",
         )
-    data = np.stack(rows).astype(np.float64) * (resolution * _TO_MV[units])
+    data = counts.astype(np.float64) * (resolution * _TO_MV[units])
+    return xml_record(data, names, fs, path, xml_meta(root, "PatientInfo/PID"))
+
+
+def stack_leads(rows: list[np.ndarray], path: Path, which: str, empty: str) -> np.ndarray:
+    """The XML's lead rows as one (C, S) array; InputError `empty` when there are none, or
+    naming the lengths when the `which` leads differ in length."""
+    if not rows:
+        raise InputError(path, empty)
+    lengths = {len(r) for r in rows}
+    if len(lengths) != 1:
+        raise InputError(path, f"{which} leads have different lengths {sorted(lengths)}")
+    return np.stack(rows)
+
+
+def xml_record(
+    data: np.ndarray, names: list[str], fs: float, path: Path, meta: dict[str, object]
+) -> EcgRecord:
+    """The record of a resting-ECG XML's strip: `data` (C, S) in mV, channels named `names`,
+    put in LEADS order with the missing limb leads derived (`arrange_leads`)."""
     signal, derived = arrange_leads(data, names, path)
-    return EcgRecord(
-        signal=signal,
-        fs=fs,
-        leads=LEADS,
-        source=path,
-        derived=derived,
-        meta=xml_meta(root, "PatientInfo/PID"),
-    )
+    return EcgRecord(signal=signal, fs=fs, leads=LEADS, source=path, derived=derived, meta=meta)
 
 
 #: where an ECG XML names its patient: CardioSoft, GE MUSE
@@ -145,14 +154,16 @@ def xml_meta(root: Element, patient_path: str) -> dict[str, object]:
     return meta
 
 
-def _number(parent: Element, tag: str, path: Path) -> float:
+def positive_number(parent: Element, tag: str, path: Path, where: str) -> float:
+    """The positive number in `parent`'s <`tag`>; an InputError naming `where` (the element as
+    the user would look for it) when it is missing, not a number or not positive."""
     text = parent.findtext(tag)
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise InputError(path, f"<StripData><{tag}> missing or not a number: {text!r}") from None
+        raise InputError(path, f"{where} missing or not a number: {text!r}") from None
     if not np.isfinite(value) or value <= 0:
-        raise InputError(path, f"<StripData><{tag}> must be positive, got {value}")
+        raise InputError(path, f"{where} must be positive, got {value}")
     return value
 
 

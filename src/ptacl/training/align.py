@@ -44,9 +44,9 @@ from ptacl.models import (
 )
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.models.local import cmr_local_embeddings, ecg_local_embeddings
-from ptacl.training.feature_cache import FeatureCacheStep
+from ptacl.training.feature_cache import ContrastiveModule
 from ptacl.training.loaders import DataConfig, StageData
-from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.optim import OptimConfig
 from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class AlignmentSums(Metric):
         return {name: getattr(self, name) for name in self._defaults}
 
 
-class AlignModule(L.LightningModule):
+class AlignModule(ContrastiveModule):
     """The two encoders, their projection heads and the PTACL losses.
 
     Takes its config as a plain dict (the resolved config.yaml) so checkpoints load with
@@ -173,9 +173,7 @@ class AlignModule(L.LightningModule):
         self.val_sums = AlignmentSums(cfg.loss.num_steps)
         self.val_similarity: np.ndarray | None = None  # (T, T) after each validation
         # trainer.accumulate_grad_batches > 1: one contrastive problem over all k·B pairs
-        self.accumulate = cfg.trainer.accumulate_grad_batches
-        self.feature_cache = FeatureCacheStep(self.accumulate, cfg.trainer.grad_clip)
-        self.automatic_optimization = self.accumulate == 1
+        self.use_feature_cache(cfg.trainer.accumulate_grad_batches, cfg.trainer.grad_clip)
 
     def encoders(self) -> dict[str, nn.Module]:
         return {"ecg": self.ecg_encoder, "cmr": self.cmr_encoder}
@@ -257,12 +255,9 @@ class AlignModule(L.LightningModule):
         return metrics
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        if self.automatic_optimization:
-            metrics = self._train_metrics(self._embed(batch))
-        else:  # the feature cache: at the k-th micro-batch, the metrics of all k·B pairs
-            metrics = self.feature_cache(self, batch, self._embed, self._train_metrics)
-            if metrics is None:
-                return None
+        metrics = self.step_metrics(batch)  # with the feature cache: all k·B, at the k-th
+        if metrics is None:
+            return None
         size = batch["ecg"].shape[0] * self.accumulate
         for name, value in metrics.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=size)
@@ -293,14 +288,6 @@ class AlignModule(L.LightningModule):
             self.log("val/alignment_acc", float(sums["aligned"][1]) / (valid * steps))
             self.val_similarity = (sums["similarity"] / valid).numpy()
         self.log("val/local_valid", valid / max(queries, 1.0))
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        self.feature_cache.clip(self, optimizer)  # the Trainer clips only without the cache
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        # with the feature cache the Trainer does not accumulate: the k·B pairs are counted here
-        batch = self.batch_size * (1 if self.automatic_optimization else self.accumulate)
-        return stage_optimizers(self, self.optim_config, batch)
 
 
 class AlignData(StageData):
@@ -376,10 +363,8 @@ def fit(cfg: AlignRunConfig, store: Store, out: Path, resume_from: Path | None) 
     from ptacl.training.trainer import build_trainer, fit_stage
 
     data = AlignData(cfg, store)
-    if len(data.val_set) == 0:
-        print(f"ptacl align: {store.root}: no paired subjects in the val split", file=sys.stderr)
+    if not data.usable("ptacl align", store.root, "paired subjects"):
         return 2
-    data.check()
     _warn_random_frozen(cfg)
     # The module and its init runs before the Trainer: a config or an init run that cannot be
     # used is one line before Lightning prints anything (seeded as build_trainer seeds again).

@@ -20,6 +20,8 @@ with the statistics of B (of world·B under sync BN), not of k·B; only without 
     step = FeatureCacheStep(k, grad_clip)          # in the LightningModule's __init__
     losses = step(module, batch, embed, loss_of)    # in training_step; None until the k-th batch
     step.clip(module, optimizer)                    # in on_before_optimizer_step
+
+`ContrastiveModule` wires the three into a LightningModule, for align and SimCLR alike.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+
+from ptacl.training.optim import stage_optimizers
 
 Embeddings = dict[str, torch.Tensor]
 
@@ -179,3 +183,42 @@ class FeatureCacheStep:
             module.clip_gradients(
                 optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
             )
+
+
+class ContrastiveModule(L.LightningModule):
+    """The optimisation the contrastive stages share (`ptacl.training.align`, `simclr`): with
+    `trainer.accumulate_grad_batches` k > 1, one contrastive problem over all k·B samples (a
+    `FeatureCacheStep`, manual optimisation); with k = 1, Lightning's own.
+
+    A subclass sets `optim_config` and `batch_size`, calls `use_feature_cache` in its __init__
+    and gives `_embed(batch)` (its embeddings) and `_train_metrics(embeddings)` ({"loss", ...}).
+    """
+
+    optim_config: Any
+    batch_size: int
+
+    def use_feature_cache(self, accumulate: int, grad_clip: float) -> None:
+        self.accumulate = accumulate
+        self.feature_cache = FeatureCacheStep(accumulate, grad_clip)
+        self.automatic_optimization = accumulate == 1
+
+    def _embed(self, batch: Any) -> Embeddings:
+        raise NotImplementedError
+
+    def _train_metrics(self, out: Embeddings) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def step_metrics(self, batch: Any) -> dict[str, torch.Tensor] | None:
+        """The training metrics of `batch`; with the feature cache, those of all k·B samples at
+        the k-th micro-batch (detached: the step is already taken), None before it."""
+        if self.automatic_optimization:
+            return self._train_metrics(self._embed(batch))
+        return self.feature_cache(self, batch, self._embed, self._train_metrics)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.feature_cache.clip(self, optimizer)  # the Trainer clips only without the cache
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        # with the feature cache the Trainer does not accumulate: the k·B samples are counted here
+        batch = self.batch_size * (1 if self.automatic_optimization else self.accumulate)
+        return stage_optimizers(self, self.optim_config, batch)

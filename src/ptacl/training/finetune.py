@@ -17,7 +17,6 @@ with a CMR encoder on the CMRs (the supervised CMR baseline of Table 2); ECG is 
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -240,10 +239,8 @@ def fit(
 
     what = cfg.modality.upper()
     data = FinetuneData(cfg, store)
-    if len(data.val_set) == 0:
-        print(f"ptacl finetune: {store.root}: no {what} in the val split", file=sys.stderr)
+    if not data.usable("ptacl finetune", store.root, what):
         return 2
-    data.check()
     print(
         f"FN+AP from {cfg.model}: {len(data.train_set)} train / {len(data.val_set)} val / "
         f"{len(data.test_set)} test {what}s from {store.root}",

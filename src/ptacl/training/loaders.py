@@ -3,7 +3,9 @@ validation (`ptacl.training.resume` says how a resumed run continues mid-epoch).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -78,6 +80,15 @@ class StageData(L.LightningDataModule):
     def check(self) -> None:
         """`check_batch` of the training set (call once the val split is known not empty)."""
         check_batch(self.train_set, self.config)
+
+    def usable(self, command: str, store: Path | str, what: str) -> bool:
+        """False, with one line on stderr (`command`: `store`: no `what` in the val split), when
+        the val split is empty; else `check` (ConfigError when a batch does not fit) and True."""
+        if len(self.val_set) == 0:
+            print(f"{command}: {store}: no {what} in the val split", file=sys.stderr)
+            return False
+        self.check()
+        return True
 
     def train_dataloader(self) -> DataLoader:
         return build_dataloader(self.train_set, self.config, train=True)

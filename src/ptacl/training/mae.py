@@ -9,7 +9,6 @@ tensors and plain values and load with `weights_only=True`. Its figures are in
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -134,10 +133,8 @@ def fit(
     from ptacl.training.trainer import build_trainer, fit_stage
 
     data = MaeData(cfg, store)
-    if len(data.val_set) == 0:
-        print(f"ptacl pretrain: {store.root}: no {cfg.modality} in the val split", file=sys.stderr)
+    if not data.usable("ptacl pretrain", store.root, cfg.modality):
         return 2
-    data.check()
     figures = ReconstructionFigure(Path(out) / "figures")
     trainer = build_trainer(cfg.trainer, out, width=cfg.encoder.width, callbacks=[figures])
     module = MaePretraining(to_dict(cfg))

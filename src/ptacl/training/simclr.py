@@ -18,12 +18,10 @@ for a stage-2 head aligned with the other modality.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -39,9 +37,9 @@ from ptacl.models import (
     encoder_from_config,
 )
 from ptacl.models.heads import HeadConfig, projection_head
-from ptacl.training.feature_cache import FeatureCacheStep
+from ptacl.training.feature_cache import ContrastiveModule
 from ptacl.training.loaders import DataConfig, StageData, modality_dataset
-from ptacl.training.optim import OptimConfig, stage_optimizers
+from ptacl.training.optim import OptimConfig
 from ptacl.training.trainer import TrainerConfig, compile_blocks
 
 if TYPE_CHECKING:
@@ -123,7 +121,7 @@ class TwoViews(Dataset):
         }
 
 
-class SimclrPretraining(L.LightningModule):
+class SimclrPretraining(ContrastiveModule):
     """SimCLR training of the `config["modality"]` encoder with a projection head.
 
     Takes its config as a plain dict (the resolved config.yaml) so checkpoints load with
@@ -144,9 +142,7 @@ class SimclrPretraining(L.LightningModule):
         if cfg.trainer.compile:
             compile_blocks(self.encoder)
         # trainer.accumulate_grad_batches > 1: NT-Xent over all 2·k·B views (a feature cache)
-        self.accumulate = cfg.trainer.accumulate_grad_batches
-        self.feature_cache = FeatureCacheStep(self.accumulate, cfg.trainer.grad_clip)
-        self.automatic_optimization = self.accumulate == 1
+        self.use_feature_cache(cfg.trainer.accumulate_grad_batches, cfg.trainer.grad_clip)
 
     @property
     def encoder(self) -> torch.nn.Module:
@@ -175,20 +171,16 @@ class SimclrPretraining(L.LightningModule):
         z1, z2 = self(torch.cat([batch["view1"], batch["view2"]])).chunk(2)  # (B, d) each
         return {"z1": z1, "z2": z2}
 
-    def _train_losses(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _train_metrics(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"loss": nt_xent_loss(out["z1"], out["z2"], self.temperature)}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        if self.automatic_optimization:
-            loss, _, _ = self.loss(batch["view1"], batch["view2"])
-        else:  # the feature cache: at the k-th micro-batch, the loss of all k·B samples
-            losses = self.feature_cache(self, batch, self._embed, self._train_losses)
-            if losses is None:
-                return None
-            loss = losses["loss"]
+        metrics = self.step_metrics(batch)  # with the feature cache: all k·B, at the k-th
+        if metrics is None:
+            return None
         size = batch["view1"].shape[0] * self.accumulate
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        return loss  # with the feature cache: detached, for callbacks only
+        self.log("train/loss", metrics["loss"], prog_bar=True, batch_size=size)
+        return metrics["loss"]  # with the feature cache: detached, for callbacks only
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         size = batch["view1"].shape[0]
@@ -200,14 +192,6 @@ class SimclrPretraining(L.LightningModule):
         # how often a view finds its partner first among the batch's other second views
         top1 = retrieval_hits(z1, z2, (1,))[0].float() / size
         self.log("val/view_top1", top1, sync_dist=True, batch_size=size)
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        self.feature_cache.clip(self, optimizer)  # the Trainer clips only without the cache
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        # with the feature cache the Trainer does not accumulate: the k·B samples are counted here
-        batch = self.batch_size * (1 if self.automatic_optimization else self.accumulate)
-        return stage_optimizers(self, self.optim_config, batch)
 
 
 class SimclrData(StageData):
@@ -248,10 +232,8 @@ def fit(
     from ptacl.training.trainer import build_trainer, fit_stage
 
     data = SimclrData(cfg, store)
-    if len(data.val_set) == 0:
-        print(f"ptacl simclr: {store.root}: no {cfg.modality} in the val split", file=sys.stderr)
+    if not data.usable("ptacl simclr", store.root, cfg.modality):
         return 2
-    data.check()
     cache = cfg.trainer.accumulate_grad_batches > 1  # the module's feature cache
     trainer = build_trainer(cfg.trainer, out, width=cfg.encoder.width, feature_cache=cache)
     module = SimclrPretraining(to_dict(cfg))

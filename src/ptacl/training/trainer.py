@@ -1,6 +1,7 @@
-"""The Lightning Trainer of every stage: precision by device, DDP, gradient clipping, checkpoints
-(checkpoints/last.ckpt + best.ckpt, the run folder of `ptacl.runs`), loggers and callbacks
-named in the config (`build_loggers`, `build_callbacks`), progress lines, and `fit_stage`.
+"""The Lightning Trainer of every stage (`build_trainer`): precision by device, DDP, gradient
+clipping, the callbacks (`ptacl.training.callbacks`: checkpoints/last.ckpt + best.ckpt in the run
+folder of `ptacl.runs`, progress lines) and the loggers (`ptacl.training.loggers`), and
+`fit_stage`, which runs it.
 
 A stage's `fit(cfg, store, out, resume_from)` (one per file: `ptacl.training.mae`, `simclr`,
 `align`, `finetune`) does:
@@ -13,11 +14,9 @@ A stage's `fit(cfg, store, out, resume_from)` (one per file: `ptacl.training.mae
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,20 +25,24 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import (
-    Callback,
-    LearningRateMonitor,
-    ModelCheckpoint,
-    TQDMProgressBar,
-)
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 
-from ptacl.threads import THREADS_FILE_ENV, read_share
+from ptacl.threads import THREADS_FILE_ENV
+from ptacl.training.callbacks import (
+    BestCheckpoint,
+    LastCheckpoint,
+    ProgressLines,
+    ResyncSchedule,
+    StepProgressBar,
+    ThreadShare,
+    build_callbacks,
+)
 from ptacl.training.checkpoint_io import AtomicCheckpointIO
+from ptacl.training.loggers import build_loggers, logger_class
+from ptacl.training.plugins import config_entries, import_class
 from ptacl.training.resume import StepSeed
 
 
@@ -132,299 +135,13 @@ def ddp_strategy(accumulate_grad_batches: int = 1) -> DDPStrategy:
     return DDPStrategy(gradient_as_bucket_view=True, static_graph=accumulate_grad_batches == 1)
 
 
-class LastCheckpoint(Callback):
-    """checkpoints/last.ckpt every `every_n_steps` optimizer steps and when training ends, so
-    `--resume` continues from the latest state (ModelCheckpoint alone skips the final step)."""
-
-    def __init__(self, path: Path, every_n_steps: int) -> None:
-        self.path = Path(path)
-        self.every_n_steps = every_n_steps
-        self._saved_step = -1
-
-    def _save(self, trainer: L.Trainer) -> None:
-        if trainer.global_step != self._saved_step:
-            trainer.save_checkpoint(self.path, weights_only=False)
-            self._saved_step = trainer.global_step
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
-            self._save(trainer)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._save(trainer)
-
-    def on_exception(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
-    ) -> None:
-        # Lightning stops on SIGTERM (a SLURM time limit or preemption, `kill`) between two
-        # steps: the state is whole, so the same command run again continues from here.
-        if isinstance(exception, SIGTERMException):
-            self._save(trainer)
-
-
-class BestCheckpoint(ModelCheckpoint):
-    """checkpoints/best.ckpt whose saved state follows its run folder. Lightning drops the best
-    score when the checkpoint's dirpath differs from the current one, so a run folder moved and
-    then resumed would let its first validation, however poor, replace best.ckpt."""
-
-    @property
-    def state_key(self) -> str:
-        # Lightning keys a callback's state by its class name: keep ModelCheckpoint's, so runs
-        # checkpointed before this class existed restore their best score too
-        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        old = state_dict.get("dirpath")
-        if old and self.dirpath and old != self.dirpath:
-            new = self.dirpath
-
-            def moved(path: Any) -> Any:
-                inside = isinstance(path, str) and path.startswith(old + "/")
-                return new + path[len(old) :] if inside else path
-
-            state_dict = {
-                **state_dict,
-                "dirpath": new,
-                "best_k_models": {moved(k): v for k, v in state_dict["best_k_models"].items()},
-                **{
-                    key: moved(state_dict.get(key))
-                    for key in ("best_model_path", "kth_best_model_path", "last_model_path")
-                },
-            }
-        super().load_state_dict(state_dict)
-
-
-class ResyncSchedule(Callback):
-    """After a restore, set each LambdaLR's learning rate from its restored step, so a run
-    resumed with a new trainer.max_steps follows the longer schedule from the first resumed
-    step instead of keeping the old schedule's last value for one step."""
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for config in trainer.lr_scheduler_configs:
-            scheduler = config.scheduler
-            if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
-                step = scheduler.last_epoch
-                for group, base, fn in zip(
-                    scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas
-                ):
-                    group["lr"] = base * fn(step)
-
-
-class ThreadShare(Callback):
-    """Follow the share of the cores a pipeline gives this run (`ptacl.threads`), read before
-    every training step (a file of a few bytes): a run left alone takes the idle cores."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def on_train_batch_start(self, *args: Any) -> None:
-        threads = read_share(self.path)
-        if threads is not None and threads != torch.get_num_threads():
-            torch.set_num_threads(threads)
-
-
-class ProgressLines(Callback):
-    """Without a terminal (logs, SLURM, `ptacl benchmark`, the demo) or with
-    `trainer.progress_bar: false`: one plain line every `every_n_steps` optimizer steps with
-    the rate, the time left and the latest training loss; and, always, one after each
-    validation (through the bar when there is one), so a long stage is never silent."""
-
-    def __init__(self, every_n_steps: int, *, steps: bool = True) -> None:
-        self.every_n_steps = max(1, every_n_steps)
-        self.steps = steps
-        self._start: tuple[float, int] | None = None
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = (time.perf_counter(), trainer.global_step)
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        step = trainer.global_step
-        if not self.steps or self._start is None or step % self.every_n_steps:
-            return
-        if not trainer.is_global_zero:
-            return
-        elapsed, done = time.perf_counter() - self._start[0], step - self._start[1]
-        rate = elapsed / max(done, 1)
-        left = (trainer.max_steps - step) * rate
-        loss = trainer.callback_metrics.get("train/loss")
-        tail = f", train/loss {float(loss):.4f}" if loss is not None else ""
-        print(
-            f"step {step}/{trainer.max_steps}, {rate:.2f} s/step, ~{left / 60:.1f} min left{tail}",
-            flush=True,
-        )
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        shown = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        text = ", ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items()))
-        line = f"validation at step {trainer.global_step}: {text}"
-        bar = trainer.progress_bar_callback
-        if isinstance(bar, TQDMProgressBar) and bar.is_enabled:
-            bar.print(line)  # above the bar, not through it
-        else:
-            print(line, flush=True)
-
-
-class StepProgressBar(TQDMProgressBar):
-    """In a terminal: one bar over the run's optimizer steps, `training: 1234/20000
-    [10:17<2:36:00, 0.50s/step, train/loss=…]`. Lightning's own bar counts the batches of an
-    epoch, which for a small cohort reads "Epoch 661: 0/1": no total, no time left."""
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_start(trainer, pl_module)
-        bar = self.train_progress_bar
-        bar.reset(total=trainer.max_steps)
-        bar.initial = bar.n = trainer.global_step  # a resumed run's rate counts its own steps
-        bar.unit = "step"
-        bar.set_description("training")
-
-    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
-        pass  # one bar for the whole run, not one per epoch
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
-        bar = self.train_progress_bar
-        if self._should_update(trainer.global_step, trainer.max_steps) and not bar.disable:
-            bar.n = trainer.global_step
-            bar.set_postfix(self.get_metrics(trainer, pl_module))  # refreshes the bar
-
-
-class _AppendingWriter(ExperimentWriter):
-    """Lightning's CSV writer deletes an existing metrics.csv; on --resume we append to it."""
-
-    def _check_log_dir_exists(self) -> None:
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-                self.metrics_keys = list(csv.DictReader(file).fieldnames or [])
-
-
-class AppendingCSVLogger(CSVLogger):
-    """CSVLogger writing metrics.csv straight into the run folder, appending across resumes."""
-
-    @property
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _AppendingWriter(log_dir=self.log_dir)
-        return self._experiment
-
-
-#: Loggers known by name: Lightning's own classes, and the keyword that points each at the run
-#: folder unless the entry says otherwise. mlflow without a tracking_uri (or
-#: MLFLOW_TRACKING_URI) writes a file store, RUN/mlruns, which MLflow 3 accepts only with
-#: MLFLOW_ALLOW_FILE_STORE=true; a lab's server is {mlflow: {tracking_uri: ...}}.
-LOGGERS = {
-    "csv": ("ptacl.training.trainer:AppendingCSVLogger", {}),
-    "tensorboard": ("lightning.pytorch.loggers:TensorBoardLogger", {}),
-    "wandb": ("lightning.pytorch.loggers:WandbLogger", {"save_dir": "."}),
-    "mlflow": ("lightning.pytorch.loggers:MLFlowLogger", {"save_dir": "mlruns"}),
-}
-#: The Python package each named logger needs beyond Lightning.
-_LOGGER_PACKAGE = {"wandb": "wandb", "mlflow": "mlflow", "tensorboard": "tensorboard"}
-
-
-def _entries(entries: Sequence[str | dict[str, Any]], where: str) -> list[tuple[str, dict]]:
-    """(name or import path, kwargs) of each `trainer.loggers` / `trainer.callbacks` entry."""
-    from ptacl.config import ConfigError
-
-    out = []
-    for i, entry in enumerate(entries):
-        if isinstance(entry, str):
-            out.append((entry, {}))
-        elif isinstance(entry, dict) and len(entry) == 1:
-            ((name, kwargs),) = entry.items()
-            if not isinstance(kwargs, dict | None):
-                raise ConfigError(f"{where}[{i}]: the settings of {name} must be a mapping")
-            out.append((str(name), dict(kwargs or {})))
-        else:
-            raise ConfigError(
-                f"{where}[{i}]: expected a name or a one-key mapping {{NAME: {{settings}}}}, "
-                f"got {entry!r}"
-            )
-    return out
-
-
-def import_class(path: str, base: type, where: str) -> type:
-    """The class named "package.module:Class", which must subclass `base`; ConfigError in one
-    line otherwise (a typo, a package that is not installed, the wrong kind of class)."""
-    import importlib
-
-    from ptacl.config import ConfigError
-
-    module, _, name = path.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ConfigError(f"{where}: cannot import {path!r} ({e})") from None
-    if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise ConfigError(f"{where}: {path} is not a {base.__module__}.{base.__name__}")
-    return cls
-
-
-def _logger_class(name: str, where: str) -> tuple[type, dict[str, Any]]:
-    """The class of a `trainer.loggers` entry and its run-folder defaults (`LOGGERS`)."""
-    import importlib.util
-
-    from lightning.pytorch.loggers import Logger
-
-    from ptacl.config import ConfigError
-
-    if ":" not in name and name not in LOGGERS:
-        raise ConfigError(
-            f"{where}: unknown logger {name!r}; use one of {', '.join(LOGGERS)} or a Lightning "
-            "logger's import path, package.module:Class"
-        )
-    package = _LOGGER_PACKAGE.get(name)
-    if package and name != "tensorboard" and importlib.util.find_spec(package) is None:
-        raise ConfigError(f"{where}: the {name} logger needs {package}: pip install {package}")
-    path, defaults = LOGGERS.get(name, (name, {}))
-    return import_class(path, Logger, where), defaults
-
-
 def check_plugins(config: TrainerConfig) -> None:
     """Resolve every `trainer.loggers` and `trainer.callbacks` class, so a typo or a missing
     package is a one-line ConfigError before the run folder is touched."""
-    for i, (name, _) in enumerate(_entries(config.loggers, "trainer.loggers")):
-        _logger_class(name, f"trainer.loggers[{i}]")
-    for i, (path, _) in enumerate(_entries(config.callbacks, "trainer.callbacks")):
+    for i, (name, _) in enumerate(config_entries(config.loggers, "trainer.loggers")):
+        logger_class(name, f"trainer.loggers[{i}]")
+    for i, (path, _) in enumerate(config_entries(config.callbacks, "trainer.callbacks")):
         import_class(path, Callback, f"trainer.callbacks[{i}]")
-
-
-def build_loggers(config: TrainerConfig, run_dir: Path) -> list[Any]:
-    """The `trainer.loggers`, each constructed with its settings; named ones write into the run
-    folder by default (metrics.csv, tensorboard/, wandb/, mlruns/)."""
-    from ptacl.config import ConfigError
-
-    loggers = []
-    for i, (name, kwargs) in enumerate(_entries(config.loggers, "trainer.loggers")):
-        where = f"trainer.loggers[{i}]"
-        if name == "csv":
-            loggers.append(AppendingCSVLogger(run_dir, name="", version="", **kwargs))
-            continue
-        if name == "tensorboard":
-            loggers += _tensorboard(run_dir, **kwargs)
-            continue
-        cls, defaults = _logger_class(name, where)
-        settings = {k: str(run_dir / v) for k, v in defaults.items()} | kwargs
-        try:
-            loggers.append(cls(**settings))
-        except TypeError as e:
-            raise ConfigError(f"{where}: {name} does not take these settings: {e}") from None
-    return loggers
-
-
-def build_callbacks(config: TrainerConfig) -> list[Callback]:
-    """The `trainer.callbacks`, each constructed with its settings."""
-    from ptacl.config import ConfigError
-
-    out = []
-    for i, (path, kwargs) in enumerate(_entries(config.callbacks, "trainer.callbacks")):
-        where = f"trainer.callbacks[{i}]"
-        try:
-            out.append(import_class(path, Callback, where)(**kwargs))
-        except TypeError as e:
-            raise ConfigError(f"{where}: {path} does not take these settings: {e}") from None
-    return out
 
 
 def build_trainer(
@@ -490,31 +207,10 @@ def build_trainer(
             ProgressLines(config.log_every_n_steps, steps=not bar),
             *([ThreadShare(Path(share))] if (share := os.environ.get(THREADS_FILE_ENV)) else []),
             *callbacks,
-            *build_callbacks(config),
+            *build_callbacks(config.callbacks),
         ],
-        logger=build_loggers(config, run_dir),
+        logger=build_loggers(config.loggers, run_dir),
     )
-
-
-def _tensorboard(run_dir: Path, **kwargs: Any) -> list[TensorBoardLogger]:
-    """The TensorBoard logger when tensorboard is installed (the 'train' extra brings it);
-    without it, a warning: metrics.csv holds the same curves."""
-    import importlib.util
-
-    if (
-        importlib.util.find_spec("tensorboard") is None
-        and importlib.util.find_spec("tensorboardX") is None
-    ):
-        from ptacl.extras import hint
-
-        warnings.warn(
-            f"tensorboard is not installed, so no TensorBoard log ({hint('tensorboard')}); "
-            "metrics.csv has the same curves",
-            stacklevel=3,
-        )
-        return []
-    settings = {"name": "tensorboard", "version": "", "default_hp_metric": False} | kwargs
-    return [TensorBoardLogger(run_dir, **settings)]
 
 
 #: torch's FutureWarning for the LeafSpec that Lightning's own code builds on every run.

@@ -337,6 +337,17 @@ def selection(cfg: FinetuneConfig) -> tuple[str, Literal["min", "max"]]:
     return ("val/r2", "max") if cfg.select == "r2" else ("val/loss", "min")
 
 
+def early_stopping(cfg: FinetuneConfig) -> L.Callback:
+    """Stops when `selection(cfg)` has not improved for `cfg.patience` validations."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    monitor, mode = selection(cfg)
+    # not finite: val/r2 is -inf when no phenotype has an R² on validation (a store of one or
+    # two val subjects); the first checkpoint stays the best and patience runs out, as for a
+    # flat score, instead of stopping at once
+    return EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience, check_finite=False)
+
+
 @torch.no_grad()
 def predict_split(
     module: FinetuneModule, dataset: Any, *, batch_size: int = 32, device: str = "cpu"
@@ -406,8 +417,6 @@ def fit(
     """`ptacl finetune`: train on the train split, early-stop on the validation score, then
     score the best checkpoint on the test split: out/test_predictions.npz and
     out/test_metrics.json. Returns the exit status (2: no validation subjects)."""
-    from lightning.pytorch.callbacks import EarlyStopping
-
     from ptacl.config import to_dict
     from ptacl.runs import load_encoder_weights
     from ptacl.training.trainer import build_trainer, fit_stage
@@ -424,10 +433,7 @@ def fit(
         flush=True,
     )
     monitor, mode = selection(cfg)
-    # not finite: val/r2 is -inf when no phenotype has an R² on validation (a store of one or
-    # two val subjects); the first checkpoint stays the best and patience runs out, as for a
-    # flat score, instead of stopping at once
-    stop = EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience, check_finite=False)
+    stop = early_stopping(cfg)
     width = (cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder).width
     trainer = build_trainer(
         cfg.trainer, out, monitor=monitor, mode=mode, width=width, callbacks=[stop]

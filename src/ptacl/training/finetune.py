@@ -78,7 +78,7 @@ class FinetuneConfig:
     # or left at its random initialisation ("random", the old recipe)
     head_init: Literal["random", "ridge"] = "ridge"
     # penalties of the ridge init, per subject (alpha × n_known × I), chosen on validation
-    ridge_alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+    ridge_alphas: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
     # what picks the best checkpoint and stops early: the validation R² (mean over phenotypes,
     # higher is better) or the validation loss (lower is better, the old recipe)
     select: Literal["r2", "loss"] = "r2"

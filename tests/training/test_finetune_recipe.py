@@ -151,8 +151,8 @@ def test_ridge_head_init_is_the_closed_form_ridge_and_leaves_the_rest_untouched(
     features, targets = pooled_features(module, train, batch_size=5)
     assert features.shape == (24, 32) and targets.shape == (24, 3)
     np.testing.assert_array_equal(np.isnan(targets), np.isnan(train.phen.numpy()))
-    chosen = init_head_from_ridge(module, train, val, [0.5], batch_size=7)
-    assert chosen.tolist() == [0.5, 0.5, 0.5]
+    chosen, val_r2 = init_head_from_ridge(module, train, val, [0.5], batch_size=7)
+    assert chosen.tolist() == [0.5, 0.5, 0.5] and val_r2.shape == (3,)
     weight, bias = ridge_fit(features, targets, 0.5)  # on the features before the init
     torch.testing.assert_close(module.head.out.weight, torch.tensor(weight, dtype=torch.float32))
     torch.testing.assert_close(module.head.out.bias, torch.tensor(bias, dtype=torch.float32))

@@ -5,13 +5,13 @@
     ptacl finetune --modality cmr --model none|RUN ...         (the same with a CMR encoder)
 
 Full fine-tuning on the train split, standardised targets (train mean and SD, NaN masked out
-of the loss), the head's output layer started from the ridge probe of the frozen encoder
-(LP-FT), layer-wise lr decay over the encoder's blocks, early stopping on the validation R²
-(`patience` validations), then the best checkpoint predicts the test split (an ECG averaged over its crops, as `ptacl predict` does):
+of the loss), early stopping on the validation loss (`patience` validations), then the best
+checkpoint predicts the test split (an ECG averaged over its crops, as `ptacl predict` does):
 RUN_FT/test_predictions.npz (eids, true, predicted, in the phenotypes' units) and
-RUN_FT/test_metrics.json (R² per phenotype with bootstrap 95 % CIs). The recipe before
-issue 23 (random head, one lr, the validation loss): head_init=random optim.layer_decay=1.0
-select=loss.
+RUN_FT/test_metrics.json (R² per phenotype with bootstrap 95 % CIs). The field's recipe
+(issue 23), off by default until it measures better: head_init=ridge (the head's output layer
+from the ridge probe of the frozen encoder, LP-FT), optim.layer_decay=0.75 (layer-wise lr
+decay), select=r2 (best checkpoint and early stopping by the validation R²).
 """
 
 from __future__ import annotations

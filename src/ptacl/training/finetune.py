@@ -445,9 +445,9 @@ def fit(
     if cfg.model != "none" and resume_from is None:
         module.encoder.load_state_dict(load_encoder_weights(cfg.model, cfg.modality))
     if cfg.head_init == "ridge" and resume_from is None:  # a resumed run has its head
-        # the train ECGs as training sees them (random crops, augmentation if on): a probe fit
-        # on one fixed crop put weights of ±50 on directions that differ between crops, and the
-        # first steps' loss on random crops was 259 (ECG MAE, medium store)
+        # the train ECGs as training sees them (random crops, augmentation if on), not one
+        # fixed crop: the head must fit what the training steps feed it. The penalty matters
+        # more (RESULTS.md, "FN+AP recipe"): near-OLS heads made the first steps diverge.
         gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         chosen, val_r2 = init_head_from_ridge(
             module,

@@ -8,7 +8,10 @@ Full fine-tuning on the train split, standardised targets (train mean and SD, Na
 of the loss), early stopping on the validation loss (`patience` validations), then the best
 checkpoint predicts the test split (an ECG averaged over its crops, as `ptacl predict` does):
 RUN_FT/test_predictions.npz (eids, true, predicted, in the phenotypes' units) and
-RUN_FT/test_metrics.json (R² per phenotype with bootstrap 95 % CIs).
+RUN_FT/test_metrics.json (R² per phenotype with bootstrap 95 % CIs). The field's recipe
+(issue 23), off by default until it measures better: head_init=ridge (the head's output layer
+from the ridge probe of the frozen encoder, LP-FT), optim.layer_decay=0.75 (layer-wise lr
+decay), select=r2 (best checkpoint and early stopping by the validation R²).
 """
 
 from __future__ import annotations

@@ -92,9 +92,14 @@ class AttentionPoolHead(nn.Module):
         self.out = nn.Linear(width, outputs)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(self.pooled(tokens)))  # (B, P)
+
+    def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, D): the normalised pooled vector the output layer maps (what a
+        linear probe of this head fits: `ptacl.training.finetune` starts `out` from one)."""
         query = self.query.expand(tokens.shape[0], -1, -1)  # (B, 1, D)
         pooled, _ = self.attention(query, tokens, tokens, need_weights=False)  # (B, 1, D)
-        return self.out(self.dropout(self.norm(pooled[:, 0])))  # (B, P)
+        return self.norm(pooled[:, 0])
 
     def attention_weights(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L, D) -> (B, L): the query's attention over tokens, averaged over heads."""

@@ -6,9 +6,26 @@ A learned query attends over all ECG tokens (`AttentionPoolHead`), a linear laye
 vector to the P phenotypes. Targets are standardised with the train split's mean and SD (per
 phenotype, over subjects with a value; ddof 1); unknown (NaN) targets are masked out of the loss,
 which is the mean squared error over the known entries. Every parameter trains (full
-fine-tuning); training stops early when the validation loss has not improved for
+fine-tuning); training stops early when the validation score (`select`) has not improved for
 `patience` validations, and the best validation checkpoint is scored on the test split (an
 ECG's prediction averaged over its crops, as `ptacl predict` averages it).
+
+The field's recipe (issue 23), each part a config option, off by default until it measures
+better than the default (`head_init=random optim.layer_decay=1 select=loss`): on the medium
+store the ridge head made the first steps diverge (RESULTS.md, "FN+AP recipe"):
+- LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features"): `head_init: ridge`
+  starts the head's output layer from the closed-form ridge regression of the standardised
+  train targets on the frozen encoder's pooled vectors (`AttentionPoolHead.pooled`, the
+  encoder and the rest of the head as initialised), the penalty per phenotype by validation
+  MSE from `ridge_alphas`. Full fine-tuning then starts at the linear probe's predictions
+  instead of a random head's, whose gradients would first pull the pretrained features
+  towards it.
+- Layer-wise lr decay over the encoder's blocks (`optim.layer_decay`, BEiT / MAE fine-tuning;
+  `ptacl.training.optim.layer_decay_scales`), after the warm-up + cosine every stage has.
+- `select: r2`: early stopping and the best checkpoint by the validation R² (mean over the
+  phenotypes of the R² of the standardised predictions), the figure the fine-tune is judged
+  by, rather than by the validation loss, whose minimum favours the phenotypes with the most
+  variance left.
 The encoder starts from a run's ECG encoder (stage 1, stage 2, or another fine-tune) or from a
 random initialisation (`model: none`, the supervised baseline). `modality: cmr` does the same
 with a CMR encoder on the CMRs (the supervised CMR baseline of Table 2); ECG is the default.
@@ -57,6 +74,16 @@ class FinetuneConfig:
     cmr_encoder: CmrEncoderConfig = field(default_factory=CmrEncoderConfig)  # used if cmr
     head: AttentionPoolConfig = field(default_factory=AttentionPoolConfig)
     patience: int = 5  # validations without improvement before stopping
+    # LP-FT: the head's output layer from a ridge fit on the frozen pooled vectors ("ridge"),
+    # or left at its random initialisation ("random", the old recipe)
+    head_init: Literal["random", "ridge"] = "random"
+    # penalties of the ridge init, per subject (alpha × n_known × I), chosen on validation;
+    # from 0.01 up: validation picked 1e-6 from a grid down there, and that head's first
+    # fine-tuning steps diverged (RESULTS.md, "FN+AP recipe")
+    ridge_alphas: tuple[float, ...] = (1e-2, 1e-1, 1.0, 10.0)
+    # what picks the best checkpoint and stops early: the validation R² (mean over phenotypes,
+    # higher is better) or the validation loss (lower is better, the old recipe)
+    select: Literal["r2", "loss"] = "loss"
     # Training-time ECG augmentation; off by default (the paper does not say), on with
     # augment.enabled=true.
     augment: EcgAugmentConfig = field(default_factory=lambda: EcgAugmentConfig(enabled=False))
@@ -79,6 +106,79 @@ def known_target_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     known = ~torch.isnan(target)
     diff = torch.where(known, pred - torch.nan_to_num(target), torch.zeros_like(pred))
     return (diff**2).sum() / known.sum().clamp_min(1)
+
+
+def ridge_fit(
+    features: np.ndarray, targets: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge regression with an intercept, one fit per target column on its known rows:
+    features (N, D), targets (N, P) with NaN unknown -> weight (P, D), bias (P,), float64.
+
+    For a column with n known rows, X their features centred on their mean x̄ and y their
+    targets centred on ȳ: w = (XᵀX + alpha·n·I)⁻¹ Xᵀy, b = ȳ − x̄·w (the penalty per subject, so
+    one alpha suits any split size; the intercept unpenalised). A column with no known row
+    gets w = 0, b = 0 (the standardised mean)."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"features (N, D) and targets (N, P) expected, got {x.shape}, {y.shape}")
+    weight, bias = np.zeros((y.shape[1], x.shape[1])), np.zeros(y.shape[1])
+    for p in range(y.shape[1]):
+        known = np.isfinite(y[:, p])
+        n = int(known.sum())
+        if n == 0:
+            continue
+        xk, yk = x[known], y[known, p]
+        x_mean, y_mean = xk.mean(axis=0), yk.mean()
+        xc = xk - x_mean
+        gram = xc.T @ xc + alpha * n * np.eye(x.shape[1])
+        weight[p] = np.linalg.solve(gram, xc.T @ (yk - y_mean))
+        bias[p] = y_mean - x_mean @ weight[p]
+    return weight, bias
+
+
+def select_ridge(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    alphas: Sequence[float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ridge (`ridge_fit`) on train = (features (N, D), targets (N, P)) whose penalty,
+    per target column, has the lowest MSE on val's known rows (the first of equals; without
+    known val rows, the first alpha). Returns weight (P, D), bias (P,), chosen alpha (P,)."""
+    if not alphas:
+        raise ValueError("ridge_alphas is empty")
+    fits = [ridge_fit(*train, alpha) for alpha in alphas]
+    x_val, y_val = np.asarray(val[0], dtype=np.float64), np.asarray(val[1], dtype=np.float64)
+    known = np.isfinite(y_val)
+    errors = np.stack(
+        [
+            np.where(known, (x_val @ w.T + b - np.nan_to_num(y_val)) ** 2, 0.0).sum(axis=0)
+            for w, b in fits
+        ]
+    )  # (A, P)
+    best = errors.argmin(axis=0)  # argmin takes the first of equals: all 0 when none known
+    weight = np.stack([fits[a][0][p] for p, a in enumerate(best)])
+    bias = np.array([fits[a][1][p] for p, a in enumerate(best)])
+    return weight, bias, np.asarray(alphas, dtype=np.float64)[best]
+
+
+def r2_sums(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Additive statistics of R² per column over the known entries: (B, P) x 2 -> (4, P)
+    float64, rows n, Σy, Σy², Σ(y − ŷ)². Summed over batches (and processes), `r2_from_sums`
+    turns them into the R² of all the rows at once."""
+    known = ~torch.isnan(target)
+    y = torch.where(known, target, torch.zeros_like(target)).double()
+    err = torch.where(known, target - pred, torch.zeros_like(target)).double()
+    return torch.stack([known.double().sum(0), y.sum(0), (y**2).sum(0), (err**2).sum(0)])
+
+
+def r2_from_sums(sums: torch.Tensor) -> torch.Tensor:
+    """(4, P) `r2_sums` -> (P,) R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² (ȳ the rows' own mean, as
+    `ptacl.eval.probe.r2_per_phenotype`); NaN where fewer than two rows or no variance."""
+    n, total, squares, errors = sums
+    spread = squares - total**2 / n.clamp_min(1)
+    defined = (n >= 2) & (spread > 0)
+    return torch.where(defined, 1 - errors / spread.clamp_min(1e-300), torch.nan)
 
 
 def target_statistics(phenotypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +225,7 @@ class FinetuneModule(L.LightningModule):
         )
         self.register_buffer("target_mean", torch.tensor(list(target_mean), dtype=torch.float32))
         self.register_buffer("target_sd", torch.tensor(list(target_sd), dtype=torch.float32))
+        self._val_sums: torch.Tensor | None = None  # r2_sums over the current validation
 
     @property
     def encoder(self) -> nn.Module:
@@ -144,22 +245,109 @@ class FinetuneModule(L.LightningModule):
         """The encoder's input -> (B, P) predictions in the phenotypes' units."""
         return self(x) * self.target_sd + self.target_mean
 
-    def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
+    def _predict_standardised(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(standardised predictions (B, P), standardised targets (B, P), NaN unknown)."""
         target = (batch["phenotypes"] - self.target_mean) / self.target_sd  # NaN stays NaN
-        return known_target_mse(self(batch[self.modality]).float(), target)
+        return self(batch[self.modality]).float(), target
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        loss = known_target_mse(*self._predict_standardised(batch))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["phenotypes"]))
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = None
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        loss = self._loss(batch)
+        pred, target = self._predict_standardised(batch)
         size = len(batch["phenotypes"])
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
+        self.log(
+            "val/loss",
+            known_target_mse(pred, target),
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=size,
+        )
+        sums = r2_sums(pred.detach(), target)
+        self._val_sums = sums if self._val_sums is None else self._val_sums + sums
+
+    def on_validation_epoch_end(self) -> None:
+        """val/r2: the mean over phenotypes of the R² of all validation rows at once (sums
+        over processes first), phenotypes with an undefined R² left out; -inf if none."""
+        if self._val_sums is None:
+            return
+        sums = self._val_sums
+        if self.trainer.world_size > 1:
+            sums = self.all_gather(sums).sum(dim=0)
+        r2 = r2_from_sums(sums)
+        defined = r2[~torch.isnan(r2)]
+        score = defined.mean() if len(defined) else torch.tensor(-torch.inf, dtype=r2.dtype)
+        self.log("val/r2", score.float(), prog_bar=True)
+        self._val_sums = None
 
     def configure_optimizers(self) -> dict[str, Any]:
         return stage_optimizers(self, self.optim_config, self.batch_size)
+
+
+@torch.no_grad()
+def pooled_features(
+    module: FinetuneModule, dataset: Any, *, batch_size: int = 32, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the head's pooled vectors (N, D), standardised targets (N, P), NaN unknown) over a
+    dataset, the module in eval mode: what the head's output layer maps."""
+    from torch.utils.data import DataLoader
+
+    was_training = module.training
+    module = module.to(device).eval()
+    features, targets = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        tokens = module.encoder.forward_features(batch[module.modality].to(device))
+        features.append(module.head.pooled(tokens).double().cpu().numpy())
+        target = (batch["phenotypes"].to(device) - module.target_mean) / module.target_sd
+        targets.append(target.double().cpu().numpy())
+    module.train(was_training)
+    return np.concatenate(features), np.concatenate(targets)
+
+
+def init_head_from_ridge(
+    module: FinetuneModule,
+    train_set: Any,
+    val_set: Any,
+    alphas: Sequence[float],
+    *,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """LP-FT's start: the head's output layer := the ridge (`select_ridge`) of the
+    standardised train targets on the frozen pooled vectors, penalty by validation MSE.
+    Nothing else changes. Returns the chosen alpha (P,) and the init's validation R² (P,)."""
+    train = pooled_features(module, train_set, batch_size=batch_size, device=device)
+    val = pooled_features(module, val_set, batch_size=batch_size, device=device)
+    weight, bias, chosen = select_ridge(train, val, alphas)
+    out = module.head.out
+    with torch.no_grad():
+        out.weight.copy_(torch.as_tensor(weight, dtype=out.weight.dtype))
+        out.bias.copy_(torch.as_tensor(bias, dtype=out.bias.dtype))
+    module.cpu()
+    x_val, y_val = (torch.as_tensor(v) for v in val)
+    val_r2 = r2_from_sums(r2_sums(x_val @ torch.as_tensor(weight).T + torch.as_tensor(bias), y_val))
+    return chosen, val_r2.numpy()
+
+
+def selection(cfg: FinetuneConfig) -> tuple[str, Literal["min", "max"]]:
+    """The logged metric that picks the best checkpoint and stops early, and its direction."""
+    return ("val/r2", "max") if cfg.select == "r2" else ("val/loss", "min")
+
+
+def early_stopping(cfg: FinetuneConfig) -> L.Callback:
+    """Stops when `selection(cfg)` has not improved for `cfg.patience` validations."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    monitor, mode = selection(cfg)
+    # not finite: val/r2 is -inf when no phenotype has an R² on validation (a store of one or
+    # two val subjects); the first checkpoint stays the best and patience runs out, as for a
+    # flat score, instead of stopping at once
+    return EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience, check_finite=False)
 
 
 @torch.no_grad()
@@ -228,11 +416,9 @@ class FinetuneData(StageData):
 def fit(
     cfg: FinetuneConfig, store: Store, out: Path, resume_from: Path | None, *, n_boot: int = 1000
 ) -> int:
-    """`ptacl finetune`: train on the train split, early-stop on the validation loss, then
+    """`ptacl finetune`: train on the train split, early-stop on the validation score, then
     score the best checkpoint on the test split: out/test_predictions.npz and
     out/test_metrics.json. Returns the exit status (2: no validation subjects)."""
-    from lightning.pytorch.callbacks import EarlyStopping
-
     from ptacl.config import to_dict
     from ptacl.runs import load_encoder_weights
     from ptacl.training.trainer import build_trainer, fit_stage
@@ -246,14 +432,35 @@ def fit(
         f"{len(data.test_set)} test {what}s from {store.root}",
         flush=True,
     )
-    stop = EarlyStopping(monitor="val/loss", mode="min", patience=cfg.patience)
+    monitor, mode = selection(cfg)
+    stop = early_stopping(cfg)
     width = (cfg.ecg_encoder if cfg.modality == "ecg" else cfg.cmr_encoder).width
-    trainer = build_trainer(cfg.trainer, out, width=width, callbacks=[stop])
+    trainer = build_trainer(
+        cfg.trainer, out, monitor=monitor, mode=mode, width=width, callbacks=[stop]
+    )
     train_rows = store.indices("train", **{cfg.modality: True})
     mean, sd = target_statistics(np.asarray(store.phenotypes[train_rows]))
     module = FinetuneModule(to_dict(cfg), mean.tolist(), sd.tolist())
     if cfg.model != "none" and resume_from is None:
         module.encoder.load_state_dict(load_encoder_weights(cfg.model, cfg.modality))
+    if cfg.head_init == "ridge" and resume_from is None:  # a resumed run has its head
+        # the train ECGs as training sees them (random crops, augmentation if on), not one
+        # fixed crop: the head must fit what the training steps feed it. The penalty matters
+        # more (RESULTS.md, "FN+AP recipe"): near-OLS heads made the first steps diverge.
+        gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        chosen, val_r2 = init_head_from_ridge(
+            module,
+            data.train_set,
+            data.val_set,
+            cfg.ridge_alphas,
+            batch_size=cfg.data.batch_size,
+            device="cuda" if gpu else "cpu",
+        )
+        print(
+            f"head initialised from the ridge probe: alpha per phenotype {chosen.tolist()}, "
+            f"val R² {np.round(val_r2, 3).tolist()}",
+            flush=True,
+        )
     fit_stage(trainer, module, data, resume_from)
     if not trainer.is_global_zero:
         return 0

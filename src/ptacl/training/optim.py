@@ -1,6 +1,7 @@
 """Optimisation shared by every stage: AdamW with a per-step warm-up + cosine schedule, the peak
-learning rate scaled with the global batch, decay on weights only, and an optional higher
-learning rate for freshly initialised heads.
+learning rate scaled with the global batch, decay on weights only, an optional higher
+learning rate for freshly initialised heads, and optional layer-wise learning-rate decay over an
+encoder's transformer blocks (fine-tuning: `layer_decay_scales`).
 
 Inside a stage module, `configure_optimizers` returns
 `stage_optimizers(self, cfg.optim, cfg.data.batch_size)`.
@@ -28,6 +29,10 @@ class OptimConfig:
     # `heads()`) train at base lr × this. Decision: 1 in the paper presets; a fresh head beside a pretrained encoder
     # may need more (configs/demo, configs/medium say why where they raise it).
     head_lr_scale: float = 1.0
+    # Layer-wise lr decay (BEiT, MAE fine-tuning): an encoder's block i of depth trains at
+    # lr × layer_decay^(depth − i), its embeddings at layer_decay^(depth + 1), its final norm and
+    # the heads at lr (`layer_decay_scales`). 1 = one lr for all (every stage's default).
+    layer_decay: float = 1.0
 
 
 def scaled_lr(base_lr: float, global_batch: int) -> float:
@@ -65,6 +70,31 @@ def _head_parameters(module: nn.Module) -> set[int]:
     return {id(p) for head in heads.values() for p in head.parameters()}
 
 
+def layer_decay_scales(module: nn.Module, decay: float) -> dict[int, float]:
+    """id(parameter) -> lr multiplier of layer-wise decay, as MAE's `param_groups_lrd`: in each
+    encoder of `module.encoders()` (a plain module: the module itself) that has `blocks`, with
+    depth = len(blocks), layer 0 is everything outside the blocks and the final `norm` (patch and
+    position embeddings), layer i + 1 the block i, layer depth + 1 the final norm; a layer's
+    multiplier is decay^(depth + 1 − layer). Parameters outside such encoders (the heads) are
+    not in the map (multiplier 1)."""
+    encoders = module.encoders().values() if hasattr(module, "encoders") else [module]
+    scales: dict[int, float] = {}
+    for encoder in encoders:
+        blocks = getattr(encoder, "blocks", None)
+        if not isinstance(blocks, nn.ModuleList):
+            continue
+        depth = len(blocks)
+        for p in encoder.parameters():
+            scales[id(p)] = decay ** (depth + 1)  # layer 0 unless a block or the norm says
+        for i, block in enumerate(blocks):
+            for p in block.parameters():
+                scales[id(p)] = decay ** (depth - i)
+        norm = getattr(encoder, "norm", None)
+        for p in norm.parameters() if isinstance(norm, nn.Module) else ():
+            scales[id(p)] = 1.0
+    return scales
+
+
 def build_optimizer_and_schedule(
     model: nn.Module, config: OptimConfig, *, total_steps: int, global_batch: int
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
@@ -75,10 +105,16 @@ def build_optimizer_and_schedule(
     decay, no_decay = _decays(model)
     lr = scaled_lr(config.base_lr, global_batch)
     heads = _head_parameters(model) if config.head_lr_scale != 1.0 else set()
-    groups = []
+    layers = layer_decay_scales(model, config.layer_decay) if config.layer_decay != 1.0 else {}
+    groups: list[dict[str, Any]] = []
     for params, weight_decay in ((decay, config.weight_decay), (no_decay, 0.0)):
         body = [p for p in params if id(p) not in heads]
-        groups.append({"params": body, "weight_decay": weight_decay})
+        if layers:  # one group per layer multiplier, lowest multiplier first
+            for scale in sorted({layers.get(id(p), 1.0) for p in body}):
+                same = [p for p in body if layers.get(id(p), 1.0) == scale]
+                groups.append({"params": same, "weight_decay": weight_decay, "lr": lr * scale})
+        else:  # the groups of runs checkpointed before layer decay existed, for --resume
+            groups.append({"params": body, "weight_decay": weight_decay})
         if heads:
             head = [p for p in params if id(p) in heads]
             groups.append(

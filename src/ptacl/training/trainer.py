@@ -149,14 +149,15 @@ def build_trainer(
     run_dir: str | Path,
     *,
     monitor: str = "val/loss",
+    mode: str = "min",
     callbacks: Sequence[Callback] = (),
     width: int | None = None,
     feature_cache: bool = False,
 ) -> L.Trainer:
     """A Trainer for one stage: precision by device (and, on the CPU, by the encoder `width`:
     `resolve_precision`), DDP when several processes, gradient clipping, last.ckpt + best.ckpt
-    (lowest `monitor`), the `trainer.loggers` (CSV + TensorBoard by default) and
-    `trainer.callbacks`, deterministic and seeded on the CPU.
+    (lowest `monitor`, highest with mode="max"), the `trainer.loggers` (CSV + TensorBoard by
+    default) and `trainer.callbacks`, deterministic and seeded on the CPU.
 
     feature_cache: the module accumulates and clips itself (`ptacl.training.feature_cache`,
     manual optimization, which Lightning refuses to combine with its own of either)."""
@@ -170,7 +171,7 @@ def build_trainer(
         dirpath=checkpoints,
         filename="best",
         monitor=monitor,
-        mode="min",
+        mode=mode,
         save_top_k=1,
         auto_insert_metric_name=False,
         enable_version_counter=False,

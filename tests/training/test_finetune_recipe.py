@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ptacl.config import to_dict
+from ptacl.eval.metrics import r2_from_sums, r2_sums
 from ptacl.eval.probe import r2_per_phenotype
 from ptacl.models import EcgEncoderConfig
 from ptacl.training.finetune import (
@@ -21,14 +22,9 @@ from ptacl.training.finetune import (
     FinetuneConfig,
     FinetuneModule,
     early_stopping,
-    init_head_from_ridge,
-    pooled_features,
-    r2_from_sums,
-    r2_sums,
-    ridge_fit,
-    select_ridge,
     selection,
 )
+from ptacl.training.lp_ft import init_head_from_ridge, pooled_features, ridge_fit, select_ridge
 from ptacl.training.optim import OptimConfig, build_optimizer_and_schedule, layer_decay_scales
 from ptacl.training.trainer import TrainerConfig, build_trainer
 

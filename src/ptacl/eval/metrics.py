@@ -1,4 +1,4 @@
-"""Retrieval and alignment metrics: pure functions of tensors, the one home of each.
+"""Retrieval, alignment and validation-R² metrics: pure functions of tensors, the one home of each.
 
 Validation (`ptacl.training.align`, `ptacl.training.simclr`), evaluation (`ptacl.eval.embed`)
 and the report's Figure 2 (`ptacl.eval.report`) all compute these here, so a number means the
@@ -83,3 +83,22 @@ def alignment_chance(steps: int, tolerance: int = 0, circular: bool = False) -> 
     k = np.arange(steps)
     hits = np.minimum(k + tolerance, steps - 1) - np.maximum(k - tolerance, 0) + 1
     return float(hits.sum() / steps**2)
+
+
+def r2_sums(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Additive statistics of R² per column over the known entries: (B, P) x 2 -> (4, P)
+    float64, rows n, Σy, Σy², Σ(y − ŷ)². Summed over batches (and processes), `r2_from_sums`
+    turns them into the R² of all the rows at once."""
+    known = ~torch.isnan(target)
+    y = torch.where(known, target, torch.zeros_like(target)).double()
+    err = torch.where(known, target - pred, torch.zeros_like(target)).double()
+    return torch.stack([known.double().sum(0), y.sum(0), (y**2).sum(0), (err**2).sum(0)])
+
+
+def r2_from_sums(sums: torch.Tensor) -> torch.Tensor:
+    """(4, P) `r2_sums` -> (P,) R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² (ȳ the rows' own mean, as
+    `ptacl.eval.probe.r2_per_phenotype`); NaN where fewer than two rows or no variance."""
+    n, total, squares, errors = sums
+    spread = squares - total**2 / n.clamp_min(1)
+    defined = (n >= 2) & (spread > 0)
+    return torch.where(defined, 1 - errors / spread.clamp_min(1e-300), torch.nan)

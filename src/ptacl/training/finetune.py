@@ -49,6 +49,7 @@ from torch.utils.data import Dataset
 from ptacl.config import from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
+from ptacl.eval.metrics import r2_from_sums, r2_sums
 from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, encoder_from_config
 from ptacl.models.heads import AttentionPoolHead
 from ptacl.training.loaders import DataConfig, StageData, modality_dataset
@@ -106,79 +107,6 @@ def known_target_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     known = ~torch.isnan(target)
     diff = torch.where(known, pred - torch.nan_to_num(target), torch.zeros_like(pred))
     return (diff**2).sum() / known.sum().clamp_min(1)
-
-
-def ridge_fit(
-    features: np.ndarray, targets: np.ndarray, alpha: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge regression with an intercept, one fit per target column on its known rows:
-    features (N, D), targets (N, P) with NaN unknown -> weight (P, D), bias (P,), float64.
-
-    For a column with n known rows, X their features centred on their mean x̄ and y their
-    targets centred on ȳ: w = (XᵀX + alpha·n·I)⁻¹ Xᵀy, b = ȳ − x̄·w (the penalty per subject, so
-    one alpha suits any split size; the intercept unpenalised). A column with no known row
-    gets w = 0, b = 0 (the standardised mean)."""
-    x = np.asarray(features, dtype=np.float64)
-    y = np.asarray(targets, dtype=np.float64)
-    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-        raise ValueError(f"features (N, D) and targets (N, P) expected, got {x.shape}, {y.shape}")
-    weight, bias = np.zeros((y.shape[1], x.shape[1])), np.zeros(y.shape[1])
-    for p in range(y.shape[1]):
-        known = np.isfinite(y[:, p])
-        n = int(known.sum())
-        if n == 0:
-            continue
-        xk, yk = x[known], y[known, p]
-        x_mean, y_mean = xk.mean(axis=0), yk.mean()
-        xc = xk - x_mean
-        gram = xc.T @ xc + alpha * n * np.eye(x.shape[1])
-        weight[p] = np.linalg.solve(gram, xc.T @ (yk - y_mean))
-        bias[p] = y_mean - x_mean @ weight[p]
-    return weight, bias
-
-
-def select_ridge(
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    alphas: Sequence[float],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ridge (`ridge_fit`) on train = (features (N, D), targets (N, P)) whose penalty,
-    per target column, has the lowest MSE on val's known rows (the first of equals; without
-    known val rows, the first alpha). Returns weight (P, D), bias (P,), chosen alpha (P,)."""
-    if not alphas:
-        raise ValueError("ridge_alphas is empty")
-    fits = [ridge_fit(*train, alpha) for alpha in alphas]
-    x_val, y_val = np.asarray(val[0], dtype=np.float64), np.asarray(val[1], dtype=np.float64)
-    known = np.isfinite(y_val)
-    errors = np.stack(
-        [
-            np.where(known, (x_val @ w.T + b - np.nan_to_num(y_val)) ** 2, 0.0).sum(axis=0)
-            for w, b in fits
-        ]
-    )  # (A, P)
-    best = errors.argmin(axis=0)  # argmin takes the first of equals: all 0 when none known
-    weight = np.stack([fits[a][0][p] for p, a in enumerate(best)])
-    bias = np.array([fits[a][1][p] for p, a in enumerate(best)])
-    return weight, bias, np.asarray(alphas, dtype=np.float64)[best]
-
-
-def r2_sums(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Additive statistics of R² per column over the known entries: (B, P) x 2 -> (4, P)
-    float64, rows n, Σy, Σy², Σ(y − ŷ)². Summed over batches (and processes), `r2_from_sums`
-    turns them into the R² of all the rows at once."""
-    known = ~torch.isnan(target)
-    y = torch.where(known, target, torch.zeros_like(target)).double()
-    err = torch.where(known, target - pred, torch.zeros_like(target)).double()
-    return torch.stack([known.double().sum(0), y.sum(0), (y**2).sum(0), (err**2).sum(0)])
-
-
-def r2_from_sums(sums: torch.Tensor) -> torch.Tensor:
-    """(4, P) `r2_sums` -> (P,) R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² (ȳ the rows' own mean, as
-    `ptacl.eval.probe.r2_per_phenotype`); NaN where fewer than two rows or no variance."""
-    n, total, squares, errors = sums
-    spread = squares - total**2 / n.clamp_min(1)
-    defined = (n >= 2) & (spread > 0)
-    return torch.where(defined, 1 - errors / spread.clamp_min(1e-300), torch.nan)
 
 
 def target_statistics(phenotypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -289,51 +217,6 @@ class FinetuneModule(L.LightningModule):
         return stage_optimizers(self, self.optim_config, self.batch_size)
 
 
-@torch.no_grad()
-def pooled_features(
-    module: FinetuneModule, dataset: Any, *, batch_size: int = 32, device: str = "cpu"
-) -> tuple[np.ndarray, np.ndarray]:
-    """(the head's pooled vectors (N, D), standardised targets (N, P), NaN unknown) over a
-    dataset, the module in eval mode: what the head's output layer maps."""
-    from torch.utils.data import DataLoader
-
-    was_training = module.training
-    module = module.to(device).eval()
-    features, targets = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        tokens = module.encoder.forward_features(batch[module.modality].to(device))
-        features.append(module.head.pooled(tokens).double().cpu().numpy())
-        target = (batch["phenotypes"].to(device) - module.target_mean) / module.target_sd
-        targets.append(target.double().cpu().numpy())
-    module.train(was_training)
-    return np.concatenate(features), np.concatenate(targets)
-
-
-def init_head_from_ridge(
-    module: FinetuneModule,
-    train_set: Any,
-    val_set: Any,
-    alphas: Sequence[float],
-    *,
-    batch_size: int = 32,
-    device: str = "cpu",
-) -> tuple[np.ndarray, np.ndarray]:
-    """LP-FT's start: the head's output layer := the ridge (`select_ridge`) of the
-    standardised train targets on the frozen pooled vectors, penalty by validation MSE.
-    Nothing else changes. Returns the chosen alpha (P,) and the init's validation R² (P,)."""
-    train = pooled_features(module, train_set, batch_size=batch_size, device=device)
-    val = pooled_features(module, val_set, batch_size=batch_size, device=device)
-    weight, bias, chosen = select_ridge(train, val, alphas)
-    out = module.head.out
-    with torch.no_grad():
-        out.weight.copy_(torch.as_tensor(weight, dtype=out.weight.dtype))
-        out.bias.copy_(torch.as_tensor(bias, dtype=out.bias.dtype))
-    module.cpu()
-    x_val, y_val = (torch.as_tensor(v) for v in val)
-    val_r2 = r2_from_sums(r2_sums(x_val @ torch.as_tensor(weight).T + torch.as_tensor(bias), y_val))
-    return chosen, val_r2.numpy()
-
-
 def selection(cfg: FinetuneConfig) -> tuple[str, Literal["min", "max"]]:
     """The logged metric that picks the best checkpoint and stops early, and its direction."""
     return ("val/r2", "max") if cfg.select == "r2" else ("val/loss", "min")
@@ -421,6 +304,7 @@ def fit(
     out/test_metrics.json. Returns the exit status (2: no validation subjects)."""
     from ptacl.config import to_dict
     from ptacl.runs import load_encoder_weights
+    from ptacl.training.lp_ft import init_head_from_ridge
     from ptacl.training.trainer import build_trainer, fit_stage
 
     what = cfg.modality.upper()

@@ -255,6 +255,14 @@ def _open_regular(path: Path, size: Any, limit: int) -> int:
     return fd
 
 
+def _read_json(root: Path, name: str, expected: Mapping[str, Any]) -> Any:
+    """A listed JSON file of the bundle, verified (`_read_verified`) and parsed."""
+    try:
+        return json.loads(_read_verified(root, name, expected).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{root / name}: not valid JSON: {e}") from e
+
+
 def _read_verified(root: Path, name: str, expected: Mapping[str, Any]) -> bytes:
     path = root / name
     fd = _open_regular(path, expected.get("bytes"), MAX_BYTES[name])
@@ -291,11 +299,7 @@ def read_bundle(path: str | Path) -> Bundle:
 
     documents: dict[str, dict[str, Any]] = {}
     for name in JSON_FILES:
-        data = _read_verified(root, name, files[name])
-        try:
-            documents[name] = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BundleError(f"{root / name}: not valid JSON: {e}") from e
+        documents[name] = _read_json(root, name, files[name])
         if not isinstance(documents[name], dict):
             raise BundleError(f"{root / name}: not a JSON object")
 
@@ -395,10 +399,7 @@ def _read_endpoints(root: Path, expected: Mapping[str, Any], config: Any) -> dic
     from ptacl.inference.endpoints import check_endpoints
 
     path = root / ENDPOINTS
-    try:
-        doc = json.loads(_read_verified(root, ENDPOINTS, expected).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{path}: not valid JSON: {e}") from e
+    doc = _read_json(root, ENDPOINTS, expected)
     embedding = config.get("embedding") if isinstance(config, Mapping) else None
     dim = embedding.get("dim") if isinstance(embedding, Mapping) else None
     dim = _number(dim, f"{root / 'config.json'}: embedding.dim", integer=True, low=1)
@@ -412,10 +413,7 @@ def _read_intervals(root: Path, expected: Mapping[str, Any], columns: list[Any])
     """intervals.json, verified, with a level in (0, 1) and per phenotype column a half-width
     that is a finite number >= 0 or null (unbounded): what predict adds and subtracts."""
     path = root / INTERVALS
-    try:
-        doc = json.loads(_read_verified(root, INTERVALS, expected).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{path}: not valid JSON: {e}") from e
+    doc = _read_json(root, INTERVALS, expected)
     table = doc.get("columns") if isinstance(doc, dict) else None
     if not isinstance(table, dict):
         raise BundleError(f"{path}: has no 'columns' table")

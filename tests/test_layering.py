@@ -175,6 +175,7 @@ def test_every_module_imports_only_its_own_layer_and_below() -> None:
 INNER: dict[str, tuple[tuple[str, ...], ...]] = {
     "training": (("plugins",), ("callbacks", "loggers"), ("trainer",)),
     "data": (("splits",), ("qc_csv", "process"), ("prepare",)),
+    "inference": (("bundle_format",), ("bundle",)),
 }
 
 

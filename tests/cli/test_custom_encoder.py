@@ -190,7 +190,7 @@ def test_a_section_or_bundle_without_a_name_is_the_paper_vit(tmp_path):
 
 
 def test_an_unregistered_encoder_is_named_not_imported():
-    from ptacl.inference.bundle import BundleError
+    from ptacl.inference.bundle_format import BundleError
     from ptacl.inference.modules import _ecg_encoder
 
     spec = {"kind": "ecg_encoder", "name": "os.system", "kwargs": {}}

@@ -14,7 +14,7 @@ from builders import beats_ecg, tiny_encoder
 
 from ptacl.embedding.crops import crop_starts
 from ptacl.inference import BundleError, Predictor, encoder_fingerprint, read_bundle
-from ptacl.inference.bundle import WEIGHTS, sha256_bytes
+from ptacl.inference.bundle_format import WEIGHTS, sha256_bytes
 from ptacl.schema import ECG_FS
 
 

@@ -16,7 +16,7 @@ from builders import ENDPOINT_OVERRIDES, beats_ecg
 
 from ptacl.data.store import Store
 from ptacl.inference import BundleError, Predictor
-from ptacl.inference.bundle import ENDPOINTS, sha256_bytes
+from ptacl.inference.bundle_format import ENDPOINTS, sha256_bytes
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.schema import ECG_FS
 

@@ -16,7 +16,7 @@ from ptacl.data.store import Store
 from ptacl.embedding.crops import store_outputs
 from ptacl.eval.conformal import conformal_quantile
 from ptacl.inference import BundleError, Predictor
-from ptacl.inference.bundle import INTERVALS, sha256_bytes
+from ptacl.inference.bundle_format import INTERVALS, sha256_bytes
 from ptacl.phenotypes import PHENOTYPES
 from ptacl.schema import ECG_FS
 

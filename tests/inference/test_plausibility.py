@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from ptacl.cli.main import main as ptacl
 from ptacl.inference import Predictor
-from ptacl.inference.bundle import WEIGHTS, sha256_bytes
+from ptacl.inference.bundle_format import WEIGHTS, sha256_bytes
 from ptacl.inference.plausibility import assess, fit_ood, fit_ranges, ood_distances
 from ptacl.inference.predictor import ImplausiblePrediction
 from ptacl.phenotypes import PHENOTYPES

@@ -276,7 +276,7 @@ def _assemble(
 ) -> Embeddings:
     """The Embeddings of `rows`: the arrays gathered in `parts`, the store's eids and
     phenotypes, the mean local alignment and what was embedded how (meta)."""
-    from ptacl.inference.bundle import encoder_fingerprint
+    from ptacl.inference.bundle_format import encoder_fingerprint
 
     arrays = {k: np.concatenate(v) for k, v in parts.items() if v}
     meta = {

@@ -2,7 +2,7 @@
 
 `export_with_probe` fits the head (`ptacl.export.fit`) and writes; `export_bundle` writes what
 it is given: config.json, preprocessing.json, phenotypes.json, intervals.json and the weights
-through `ptacl.inference.bundle.write_bundle`, the format the read side loads.
+through `ptacl.inference.bundle_format.write_bundle`, the format the read side loads.
 
 Every bundle carries a model card, README.md (`ptacl.export.card`): data origin from the
 store's manifest, training command, metrics, intended use, governance, licence. Nothing written
@@ -33,7 +33,7 @@ from ptacl.export.fit import (
     plausibility_from_store,
     store_endpoints,
 )
-from ptacl.inference.bundle import encoder_fingerprint, write_bundle
+from ptacl.inference.bundle_format import encoder_fingerprint, write_bundle
 from ptacl.inference.modules import BundleModel
 from ptacl.inference.plausibility import fit_ranges
 from ptacl.models.registry import encoder_spec

@@ -4,7 +4,8 @@ ptacl export --model RUN --out BUNDLE --data STORE
 ptacl.load(BUNDLE).predict("1000037_20205_2_0.xml")
 """
 
-from ptacl.inference.bundle import Bundle, BundleError, encoder_fingerprint, read_bundle
+from ptacl.inference.bundle import read_bundle
+from ptacl.inference.bundle_format import Bundle, BundleError, encoder_fingerprint
 from ptacl.inference.predictor import ImplausiblePrediction, Predictor, load
 from ptacl.io.names import eid_from_path
 

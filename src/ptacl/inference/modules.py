@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ptacl.inference.bundle import WEIGHTS, Bundle, BundleError
+from ptacl.inference.bundle_format import WEIGHTS, Bundle, BundleError
 from ptacl.models.heads import AttentionPoolPhenotypes, LinearProbe
 
 

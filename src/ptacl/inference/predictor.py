@@ -43,7 +43,8 @@ import pandas as pd
 import torch
 
 from ptacl.embedding.crops import crop_starts, run_over_crops
-from ptacl.inference.bundle import Bundle, BundleError, half_widths, read_bundle
+from ptacl.inference.bundle import half_widths, read_bundle
+from ptacl.inference.bundle_format import Bundle, BundleError
 from ptacl.inference.endpoints import endpoint_models, endpoint_probabilities
 from ptacl.inference.modules import build_model
 from ptacl.inference.plausibility import assess, ood_distances

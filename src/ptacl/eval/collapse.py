@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ptacl.eval.retrieval import (
+from ptacl.eval.ranking import (
     DEFAULT_CHUNK_ENTRIES,
-    _as_tensor,
-    _chunk_buffer,
-    _penalty,
-    _similarities,
-    _stable_topk,
+    as_matrix,
+    chunk_buffer,
+    penalty_vector,
+    similarities,
+    stable_topk,
 )
 
 
@@ -34,23 +34,23 @@ def top1_candidates(
     `retrieval_scores` (cosine similarity minus `penalty` when given, ties by lower position,
     the query's own CMR left out with `exclude_self`); -1 for a query without candidates.
     Phenotype-independent."""
-    ecg = torch.nn.functional.normalize(_as_tensor(ecg_emb, "ecg_emb", dtype), dim=1)
-    cmr = torch.nn.functional.normalize(_as_tensor(cmr_emb, "cmr_emb", dtype), dim=1)
+    ecg = torch.nn.functional.normalize(as_matrix(ecg_emb, "ecg_emb", dtype), dim=1)
+    cmr = torch.nn.functional.normalize(as_matrix(cmr_emb, "cmr_emb", dtype), dim=1)
     cmr = cmr.to(ecg.device)
     n = ecg.shape[0]
     out = np.full(n, -1, dtype=np.int64)
     if n - int(exclude_self) < 1:
         return out
     chunk_size = chunk_size or max(1, DEFAULT_CHUNK_ENTRIES // max(cmr.shape[0], 1))
-    buffer = _chunk_buffer(min(chunk_size, n), cmr)
-    pen = _penalty(penalty, cmr)
+    buffer = chunk_buffer(min(chunk_size, n), cmr)
+    pen = penalty_vector(penalty, cmr)
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        sim = _similarities(ecg[start:stop], cmr, buffer, pen)
+        sim = similarities(ecg[start:stop], cmr, buffer, pen)
         if exclude_self:
             rows = torch.arange(stop - start, device=sim.device)
             sim[rows, rows + start] = -torch.inf
-        out[start:stop] = _stable_topk(sim, 1)[:, 0]
+        out[start:stop] = stable_topk(sim, 1)[:, 0]
     return out
 
 

@@ -176,7 +176,7 @@ INNER: dict[str, tuple[tuple[str, ...], ...]] = {
     "training": (("plugins",), ("callbacks", "loggers"), ("trainer",)),
     "data": (("splits",), ("qc_csv", "process"), ("prepare",)),
     "inference": (("bundle_format",), ("bundle",)),
-    "eval": (("ranking",), ("retrieval", "collapse")),
+    "eval": (("ranking", "figures"), ("retrieval", "collapse", "endpoint_report"), ("report",)),
 }
 
 

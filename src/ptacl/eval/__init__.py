@@ -1,6 +1,6 @@
 """Evaluation: similar-patient retrieval, linear probing, bootstrap CIs and the report.
 
-Importing `ptacl.eval` pulls no plotting library; `ptacl.eval.report` imports matplotlib itself.
+Importing `ptacl.eval` pulls no plotting library; `ptacl.eval.figures` imports matplotlib itself.
 """
 
 from ptacl.eval.random_baseline import (

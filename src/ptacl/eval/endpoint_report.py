@@ -95,7 +95,7 @@ def plot_reliability(section: Mapping[str, Any], path: Path) -> Path | None:
     """Observed share of positives against mean predicted probability per bin, one panel per
     method, a line per evaluable endpoint (the diagonal: perfect calibration); None when no
     endpoint was evaluable."""
-    from ptacl.eval.report import _grid, _save
+    from ptacl.eval.figures import panel_grid, save_figure
 
     methods = [
         m for m in _methods(section)
@@ -103,7 +103,7 @@ def plot_reliability(section: Mapping[str, Any], path: Path) -> Path | None:
     ]  # fmt: skip
     if not methods:
         return None
-    plt, fig, axes = _grid(len(methods))
+    plt, fig, axes = panel_grid(len(methods))
     for ax, method in zip(axes, methods):
         for key, r in section[method].items():
             if isinstance(r, dict) and r.get("evaluable"):
@@ -115,4 +115,4 @@ def plot_reliability(section: Mapping[str, Any], path: Path) -> Path | None:
         ax.set_ylabel("observed share")
         ax.legend(fontsize=6)
     fig.tight_layout()
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)

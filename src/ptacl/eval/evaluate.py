@@ -140,9 +140,10 @@ def retrieval_part(
     from ptacl.eval.bootstrap import retrieval_ci
     from ptacl.eval.collapse import top1_candidates, top1_collapse
     from ptacl.eval.comparisons import RETRIEVAL_PER_QUERY, save_retrieval
+    from ptacl.eval.figures import plot_precision_curves
     from ptacl.eval.hubness import hubness_stats, ranking_penalty
     from ptacl.eval.random_baseline import random_retrieval_baseline
-    from ptacl.eval.report import plot_precision_curves, retrieval_section
+    from ptacl.eval.report import retrieval_section
     from ptacl.eval.retrieval import retrieval_scores, summarize_retrieval
 
     ks = tuple(options.ks)
@@ -187,7 +188,7 @@ def alignment_part(
 ) -> None:
     """metrics["alignment"] and its figure (Figure 2), the mean T×T local similarity of the
     `paired` embeddings, when they have one (a run with local embeddings)."""
-    from ptacl.eval.report import plot_alignment_matrix
+    from ptacl.eval.figures import plot_alignment_matrix
 
     if paired.alignment is None:
         return
@@ -223,8 +224,9 @@ def linear_probe_section(
     from ptacl.eval.bootstrap import r2_ci
     from ptacl.eval.comparisons import LP_PREDICTIONS, save_predictions
     from ptacl.eval.embed import compute_embeddings
+    from ptacl.eval.figures import plot_predictions
     from ptacl.eval.probe import probe_predictions, r2_per_phenotype
-    from ptacl.eval.report import plot_predictions, regression_section
+    from ptacl.eval.report import regression_section
 
     out, split = Path(options.out), options.split
     other = "cmr" if modality == "ecg" else "ecg"
@@ -362,7 +364,7 @@ def finetune_section(
 ) -> None:
     """A finished fine-tune's test predictions (run_dir, as `ptacl finetune` writes it) into
     metrics (FN+AP) and a scatter figure."""
-    from ptacl.eval.report import plot_predictions
+    from ptacl.eval.figures import plot_predictions
 
     result = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
     metrics["regression"]["FN+AP"] = result["r2"]

@@ -1,7 +1,7 @@
 """Retrieval, alignment and validation-R² metrics: pure functions of tensors, the one home of each.
 
 Validation (`ptacl.training.align`, `ptacl.training.simclr`), evaluation (`ptacl.eval.embed`)
-and the report's Figure 2 (`ptacl.eval.report`) all compute these here, so a number means the
+and the report's Figure 2 (`ptacl.eval.figures`) all compute these here, so a number means the
 same wherever it is printed.
 
 **The tie rule** (one for every metric here, and the one `ptacl.eval.retrieval` ranks by):

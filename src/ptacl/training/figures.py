@@ -4,7 +4,7 @@ and their drawings, kept out of the stage modules (which hold model, steps and o
 - `ReconstructionFigure` (stage 1, `ptacl pretrain`): what the MAE saw and rebuilt, with a red
   note while it still predicts the mean (`mean_plateau_note`).
 - `LocalSimilarityFigure` (stage 2, `ptacl align`): the paper's Figure 2 after each validation,
-  drawn by `ptacl.eval.report.alignment_figure`, which the evaluation report draws too.
+  drawn by `ptacl.eval.figures.alignment_figure`, which the evaluation report draws too.
 
 Here rather than in `ptacl.eval`: callbacks need Lightning, which the evaluation layer does
 not import. matplotlib is imported only when a figure is drawn.
@@ -191,9 +191,9 @@ def save_similarity_figure(
     circular: bool = False,
 ) -> Path:
     """The T × T ECG–CMR local similarity (the paper's Figure 2) as a PNG at `path`, with the
-    alignment accuracy against chance (`ptacl.eval.report.alignment_figure`); `accuracy`:
+    alignment accuracy against chance (`ptacl.eval.figures.alignment_figure`); `accuracy`:
     {"exact", "±1"} of this validation, per subject; `circular`: the loss's time distance."""
-    from ptacl.eval.report import alignment_figure
+    from ptacl.eval.figures import alignment_figure
 
     source = "validation, per subject" if accuracy else "argmax of this mean matrix"
     fig = alignment_figure(matrix, title, accuracy=accuracy, source=source, circular=circular)

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.data.datasets import PairedDataset
-from ptacl.data.store import write_store
+from ptacl.data.store_write import write_store
 
 ALL_ON_ECG = EcgAugmentConfig(ft_surrogate_p=1.0, jitter_p=1.0, rescale_p=1.0)
 ALL_ON_CMR = CmrAugmentConfig(

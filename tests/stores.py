@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ptacl.data.store import write_store
+from ptacl.data.store_write import write_store
 
 
 def write_tiny_store(out: Path, seed: int = 0) -> Path:

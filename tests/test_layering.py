@@ -174,7 +174,7 @@ def test_every_module_imports_only_its_own_layer_and_below() -> None:
 #: named here is not constrained by this.
 INNER: dict[str, tuple[tuple[str, ...], ...]] = {
     "training": (("plugins",), ("callbacks", "loggers"), ("trainer",)),
-    "data": (("splits",), ("qc_csv", "process"), ("prepare",)),
+    "data": (("splits", "store"), ("qc_csv", "process", "store_write"), ("prepare",)),
     "inference": (("bundle_format",), ("bundle",)),
     "eval": (("ranking", "figures"), ("retrieval", "collapse", "endpoint_report"), ("report",)),
 }

@@ -23,7 +23,7 @@ from torch import nn
 from inference.builders import beats_ecg, write_cardiosoft_xml
 from ptacl import configs
 from ptacl.cli.main import main as ptacl
-from ptacl.data.store import write_store
+from ptacl.data.store_write import write_store
 from ptacl.models import EcgEncoder, EcgEncoderConfig, EncoderConfig, register_encoder
 
 TINY = configs.root() / "tiny" / "ptacl.yaml"

@@ -8,7 +8,7 @@ import pytest
 
 from ptacl.cli.align import main as align
 from ptacl.cli.evaluate import main
-from ptacl.data.store import write_store
+from ptacl.data.store_write import write_store
 
 
 @pytest.fixture(scope="module")

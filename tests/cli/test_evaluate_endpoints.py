@@ -11,7 +11,7 @@ import pytest
 
 from ptacl.cli.evaluate import main
 from ptacl.cli.pretrain import main as pretrain
-from ptacl.data.store import write_store
+from ptacl.data.store_write import write_store
 from ptacl.phenotypes import PHENOTYPES
 
 pytest.importorskip("sklearn")

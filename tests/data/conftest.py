@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ptacl.data.store import write_store
+from ptacl.data.store_write import write_store
 
 
 def make_store(out: Path, n: int = 6, seed: int = 0) -> Path:

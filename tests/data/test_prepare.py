@@ -25,7 +25,8 @@ from ptacl.data.augment_cmr import frame_indices
 from ptacl.data.datasets import CmrDataset, EcgDataset, PairedDataset
 from ptacl.data.prepare import prepare_store
 from ptacl.data.splits import assign_splits
-from ptacl.data.store import Store, StoreWriter, write_store
+from ptacl.data.store import Store
+from ptacl.data.store_write import StoreWriter, write_store
 from ptacl.ecg import preprocess_ecg
 from ptacl.io import read_cmr, read_ecg
 from ptacl.phenotypes import PHENOTYPES

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ptacl.data.store import Store, StoreError, store_writer, write_store
+from ptacl.data.store import Store, StoreError
+from ptacl.data.store_write import store_writer, write_store
 
 
 def _write(out, n=4, overwrite=False):

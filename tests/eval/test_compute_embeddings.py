@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ptacl.data.store import Store, write_store
+from ptacl.data.store import Store
+from ptacl.data.store_write import write_store
 from ptacl.eval.embed import EmbedError, RunEncoders, compute_embeddings
 from ptacl.models import encoder_from_config
 

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ptacl.data.store import Store, write_store
+from ptacl.data.store import Store
+from ptacl.data.store_write import write_store
 from ptacl.ecg.criteria import CRITERIA, ecg_criteria
 from ptacl.eval.ecg_criteria import impute_train_median, store_criteria
 from ptacl.eval.endpoint_eval import CRITERIA as ROW

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ptacl.data.store import Store, write_store
+from ptacl.data.store import Store
+from ptacl.data.store_write import write_store
 from ptacl.eval.endpoint_eval import (
     FINETUNE,
     PROBE,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ptacl.data.store import write_store
+from ptacl.data.store_write import write_store
 from ptacl.ecg import preprocess_ecg
 from ptacl.models.vit import EcgEncoder, EcgEncoderConfig
 from ptacl.schema import ECG_FS, LEADS

@@ -63,7 +63,7 @@ from ptacl.data.qc_csv import (
     unused_rows,
 )
 from ptacl.data.splits import assign_splits, eid_order
-from ptacl.data.store import ROW_BYTES, StoreWriter, store_writer
+from ptacl.data.store_write import ROW_BYTES, StoreWriter, store_writer
 from ptacl.io import InputError, read_phenotypes
 from ptacl.io.cmr_limits import DEFAULT_LIMITS, CmrLimits
 from ptacl.io.ecg import read_patient_id

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 from scipy.stats import skew
 
-#: similarity entries of one query chunk (float32: 256 MiB), as in ptacl.eval.retrieval
-_CHUNK_ENTRIES = 2**26
+from ptacl.eval.ranking import DEFAULT_CHUNK_ENTRIES
 
 
 def _unit(x: np.ndarray | torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
@@ -44,7 +43,7 @@ def _similarity_chunks(
     if exclude_self and ecg.shape[0] != cmr.shape[0]:
         raise ValueError("exclude_self needs one CMR per ECG, in the same order")
     cmr = cmr.to(ecg.device)
-    step = max(1, _CHUNK_ENTRIES // max(cmr.shape[0], 1))
+    step = max(1, DEFAULT_CHUNK_ENTRIES // max(cmr.shape[0], 1))
     for start in range(0, ecg.shape[0], step):
         sim = ecg[start : start + step] @ cmr.T  # (b, N)
         if exclude_self:

@@ -25,9 +25,8 @@ def as_matrix(x: np.ndarray | torch.Tensor, name: str, dtype: torch.dtype) -> to
 
 
 def chunk_buffer(rows: int, cmr: torch.Tensor) -> torch.Tensor:
-    """One (rows, N) block reused by every query chunk. A fresh 256 MiB tensor per chunk costs
-    its page faults and the kernel's zeroing of every page: with it the fp32 matmul ran at
-    ≈ 115 GFLOP/s on a core here, into a reused block at ≈ 190."""
+    """One (rows, N) block reused by every query chunk: a fresh 256 MiB tensor per chunk pays
+    page faults and the kernel's zeroing of every page (BENCHMARKS.md, "Retrieval metrics")."""
     return torch.empty(rows, cmr.shape[0], dtype=cmr.dtype, device=cmr.device)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ptacl.config import from_dict, to_dict
-from ptacl.training.mae import MAE_RUN_CONFIGS
-from ptacl.training.simclr import SIMCLR_RUN_CONFIGS
+from ptacl.config import ConfigError, from_dict, to_dict
+from ptacl.training.mae import MaeRunConfig
+from ptacl.training.simclr import SimclrRunConfig
 
 SAVED = yaml.safe_load(
     (Path(__file__).parents[1] / "golden" / "run_configs.yaml").read_text(encoding="utf-8")
@@ -19,14 +19,13 @@ SAVED = yaml.safe_load(
 CASES = [(stage, m) for stage in ("mae", "simclr") for m in ("ecg", "cmr")]
 
 
-def run_config(stage: str, modality: str) -> type:
-    return {"mae": MAE_RUN_CONFIGS, "simclr": SIMCLR_RUN_CONFIGS}[stage][modality]
+RUN_CONFIGS = {"mae": MaeRunConfig, "simclr": SimclrRunConfig}
 
 
 @pytest.mark.parametrize(("stage", "modality"), CASES)
 def test_each_modality_defaults_to_what_run_folders_saved(stage, modality):
     saved = SAVED[f"{stage}_{modality}"]
-    resolved = to_dict(run_config(stage, modality)())
+    resolved = to_dict(RUN_CONFIGS[stage](modality=modality))
     assert list(resolved) == list(saved)
     for section, value in saved.items():  # field by field, so a failure names the field
         assert resolved[section] == value, section
@@ -35,4 +34,47 @@ def test_each_modality_defaults_to_what_run_folders_saved(stage, modality):
 @pytest.mark.parametrize(("stage", "modality"), CASES)
 def test_a_saved_config_loads_as_the_defaults(stage, modality):
     saved = SAVED[f"{stage}_{modality}"]
-    assert from_dict(run_config(stage, modality), saved) == run_config(stage, modality)()
+    assert from_dict(RUN_CONFIGS[stage], saved) == RUN_CONFIGS[stage](modality=modality)
+
+
+@pytest.mark.parametrize(("stage", "modality"), CASES)
+def test_an_old_run_folder_loads_and_resumes(stage, modality, tmp_path):
+    """A run folder as the per-modality classes wrote it: its config.yaml resolves on --resume
+    to a config with no conflicts, and its checkpoint's hyperparameters build the module."""
+    import argparse
+
+    import torch
+
+    from ptacl.cli.common import add_run_arguments, resolve_config
+    from ptacl.run_write import prepare_run_dir
+    from ptacl.training.mae import MaePretraining
+    from ptacl.training.simclr import SimclrPretraining
+
+    saved = SAVED[f"{stage}_{modality}"]
+    small = {"ecg": {"samples": 100, "patch": 50}, "cmr": {"frames": 4, "size": 24}}[modality]
+    saved = {**saved, "encoder": {**saved["encoder"], **small, "width": 16, "depth": 1,
+                                  "heads": 2},
+             "data": {**saved["data"], "store": str(tmp_path / "store")}}  # fmt: skip
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False), encoding="utf-8")
+    module = {"mae": MaePretraining, "simclr": SimclrPretraining}[stage]
+    torch.save({"state_dict": {}, "hyper_parameters": {"config": saved}},
+               run / "checkpoints" / "last.ckpt")  # fmt: skip
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("modality")
+    parser.add_argument("--data")
+    add_run_arguments(parser)
+    argv = [modality, "--out", str(run), "--resume", "--data", saved["data"]["store"]]
+    args = parser.parse_intermixed_args(argv)
+    cfg = resolve_config(RUN_CONFIGS[stage], args, [f"modality={modality}"])
+    assert to_dict(cfg) == saved
+    assert prepare_run_dir(run, cfg, resume=True) == run / "checkpoints" / "last.ckpt"
+    hparams = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    built = module(**hparams)
+    assert built.modality == modality
+    assert built.hparams["config"] == saved
+    other = {"ecg": "cmr", "cmr": "ecg"}[modality]  # the command of the other modality: refused
+    with pytest.raises(ConfigError, match=f"'modality={other}' contradicts the file's modality"):
+        resolve_config(RUN_CONFIGS[stage], args, [f"modality={other}"])

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from ptacl.config import ConfigError, from_dict, to_dict
+from ptacl.models import MaeConfig
 from ptacl.training.mae import MaeRunConfig
 from ptacl.training.simclr import SimclrRunConfig
 
@@ -78,3 +79,14 @@ def test_an_old_run_folder_loads_and_resumes(stage, modality, tmp_path):
     other = {"ecg": "cmr", "cmr": "ecg"}[modality]  # the command of the other modality: refused
     with pytest.raises(ConfigError, match=f"'modality={other}' contradicts the file's modality"):
         resolve_config(RUN_CONFIGS[stage], args, [f"modality={other}"])
+
+
+def test_a_key_newer_than_a_cmr_run_is_taken_at_the_cmr_default():
+    """config_conflicts lets a key the run's config.yaml lacks (added to ptacl after the run)
+    pass at its default: the CMR default for a CMR run, not the ECG one of MaeRunConfig()."""
+    from ptacl.run_write import config_conflicts
+
+    saved = yaml.safe_load(yaml.safe_dump(SAVED["mae_cmr"]))
+    del saved["mae"]["mask_ratio"]  # as if the run predated the field
+    assert config_conflicts(saved, MaeRunConfig(modality="cmr")) == []
+    assert config_conflicts(saved, MaeRunConfig(modality="cmr", mae=MaeConfig(mask_ratio=0.5)))

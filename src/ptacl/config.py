@@ -84,8 +84,7 @@ def fill_dependent(obj: Any) -> None:
         elif not _fits(value, tp):
             raise ConfigError(
                 f"{type(obj).__name__}.{name}: {sibling}={key!r} takes a "
-                f"{getattr(tp, '__name__', tp)}, "
-                f"not a {type(value).__name__}"
+                f"{getattr(tp, '__name__', tp)}, not a {type(value).__name__}"
             )
 
 

@@ -27,15 +27,15 @@ def run_one(modality: str, attention: str, batch: int, steps: int, threads: int)
 
     from ptacl.config import to_dict
     from ptacl.models import CmrEncoderConfig, EcgEncoderConfig
-    from ptacl.training.mae import CmrMaeRunConfig, EcgMaeRunConfig, MaePretraining
+    from ptacl.training.mae import MaePretraining, MaeRunConfig
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     if modality == "ecg":
-        cfg = EcgMaeRunConfig(encoder=EcgEncoderConfig(attention=attention))
+        cfg = MaeRunConfig(encoder=EcgEncoderConfig(attention=attention))
         x = torch.randn(batch, 12, 2500)
     else:
-        cfg = CmrMaeRunConfig(encoder=CmrEncoderConfig(attention=attention))
+        cfg = MaeRunConfig(modality="cmr", encoder=CmrEncoderConfig(attention=attention))
         x = torch.rand(batch, 1, 26, 84, 84)
     mae = MaePretraining(to_dict(cfg)).mae
     optimizer = torch.optim.AdamW(mae.parameters(), lr=1e-4)

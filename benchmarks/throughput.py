@@ -71,9 +71,9 @@ def build(stage: str, size: str, batch: int | None, device: str, overrides: Sequ
     path, overrides = config_path(stage, size), list(overrides)
     g = torch.Generator().manual_seed(0)
     if stage in ("ecg_mae", "cmr_mae"):
-        from ptacl.training.mae import MAE_RUN_CONFIGS, MaePretraining
+        from ptacl.training.mae import MaePretraining, MaeRunConfig
 
-        cfg = load_config(MAE_RUN_CONFIGS[stage[:3]], path, overrides)
+        cfg = load_config(MaeRunConfig, path, [f"modality={stage[:3]}", *overrides])
         module = MaePretraining(to_dict(cfg))
         shape = encoder_input_shape(cfg.encoder, stage[:3])
         b = batch or default_batch(cfg, size, device)

@@ -8,6 +8,9 @@ alone. Unknown keys are errors (a typo must not silently fall back to a default)
 A config path that is not a file is looked up among the shipped configs (`ptacl.configs`:
 "ecg_mae.yaml", "tiny/ptacl", ...), so `--config tiny/ptacl` works from an installed wheel.
     save_config(cfg, run_dir / "config.yaml")
+
+A field may take its type and default from a sibling field (`depends_on`): one run config
+serves both modalities, its `encoder` section an ECG or a CMR encoder's as `modality` says.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,9 +33,85 @@ class ConfigError(PtaclError, ValueError):
     """A config file or override that does not fit its dataclass."""
 
 
-def _field_types(cls: type) -> dict[str, Any]:
+_DEPENDS = "ptacl.config.depends_on"  # the metadata key of a `depends_on` field
+
+
+def depends_on(
+    sibling: str,
+    *,
+    type_of: Callable[[Any], Any] | None = None,
+    default_of: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """The metadata of a dataclass field whose type and default follow the value of field
+    `sibling`, a field left None until `fill_dependent` fills it:
+
+        modality: Literal["ecg", "cmr"] = "ecg"
+        encoder: EncoderConfig = field(
+            default=None, metadata=depends_on("modality", type_of=encoder_config_class)
+        )
+
+    `type_of(value)` is the type `from_dict` reads the field as (without it, the annotation);
+    `default_of(value)` the field's default (without it, `type_of(value)()`). The dataclass
+    calls `fill_dependent(self)` in its `__post_init__`; `load_config` starts from the
+    defaults of the sibling's value that the file or the overrides give.
+    """
+    if type_of is None and default_of is None:
+        raise TypeError("depends_on needs type_of, default_of or both")
+    return {_DEPENDS: (sibling, type_of, default_of)}
+
+
+def _dependents(cls: Any) -> dict[str, tuple[str, Any, Any]]:
+    """{field: (sibling, type_of, default_of)} of the `depends_on` fields of dataclass `cls`."""
+    return {f.name: f.metadata[_DEPENDS] for f in dataclasses.fields(cls) if _DEPENDS in f.metadata}
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    if hasattr(tp, "config_class") and dataclasses.is_dataclass(value):
+        tp = tp.config_class(to_dict(value), type(value).__name__)  # the class value names
+    return not isinstance(tp, type) or isinstance(value, tp)
+
+
+def fill_dependent(obj: Any) -> None:
+    """For a dataclass's `__post_init__`: give each `depends_on` field left None the default
+    of its sibling's value; a ConfigError for a value of another type than that value takes
+    (`MaeRunConfig(modality="cmr", encoder=EcgEncoderConfig())`)."""
+    hints = _field_types(type(obj))
+    for name, (sibling, type_of, default_of) in _dependents(type(obj)).items():
+        key, value = getattr(obj, sibling), getattr(obj, name)
+        tp = type_of(key) if type_of is not None else hints[name]
+        if value is None:
+            object.__setattr__(obj, name, default_of(key) if default_of is not None else tp())
+        elif not _fits(value, tp):
+            raise ConfigError(
+                f"{type(obj).__name__}.{name}: {sibling}={key!r} takes a "
+                f"{getattr(tp, '__name__', tp)}, not a {type(value).__name__}"
+            )
+
+
+def default_like(cfg: Any) -> Any:
+    """The defaults of `cfg`'s dataclass for `cfg`'s values of the fields others depend on
+    (`depends_on`): a CMR run config's defaults, not the ECG ones of `type(cfg)()`."""
+    keys = {sibling for sibling, _, _ in _dependents(type(cfg)).values()}
+    return type(cfg)(**{k: getattr(cfg, k) for k in keys})
+
+
+def _field_types(cls: type, data: Mapping[str, Any] | None = None, where: str = "") -> dict:
+    """{field: type} of dataclass `cls`; given its `data`, a `depends_on` field's type is the
+    one its sibling's value in `data` (else the sibling's default) picks."""
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    out = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name, (sibling, type_of, _) in _dependents(cls).items():
+        if data is None or type_of is None:
+            continue
+        if sibling in data:
+            key = _coerce(data[sibling], out[sibling], f"{where}.{sibling}")
+        elif fields[sibling].default is not dataclasses.MISSING:
+            key = fields[sibling].default
+        else:
+            continue  # no sibling: from_dict's call of cls says what is missing
+        out[name] = type_of(key)
+    return out
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -110,7 +189,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
     """
     if hasattr(cls, "config_class"):
         cls = cls.config_class(data, where)
-    types_ = _field_types(cls)
+    types_ = _field_types(cls, data, where)
     unknown = set(data) - set(types_)
     if unknown:
         raise ConfigError(
@@ -195,12 +274,37 @@ def load_config(
     overrides: Sequence[str] = (),
     base: Mapping[str, Any] | None = None,
 ) -> T:
-    """Defaults of `cls` <- `base` <- YAML file `path` <- dotted overrides."""
-    data: dict[str, Any] = to_dict(cls()) if base is None else dict(base)
-    if path is not None:
-        data = _merge(data, load_yaml(path))
-    data = apply_overrides(data, overrides)
-    return from_dict(cls, data, where=str(path) if path else cls.__name__)
+    """Defaults of `cls` <- `base` <- YAML file `path` <- dotted overrides.
+
+    The defaults are those of the values the file and the overrides give the fields that
+    others depend on (`depends_on`); an override may not change such a value the file
+    states, as the file's sections are written for it.
+    """
+    where = str(path) if path else cls.__name__
+    given = load_yaml(path) if path is not None else {}
+    data = to_dict(cls(**_keys(cls, given, overrides, where))) if base is None else dict(base)
+    data = apply_overrides(_merge(data, given), overrides)
+    return from_dict(cls, data, where=where)
+
+
+def _keys(
+    cls: type, given: Mapping[str, Any], overrides: Sequence[str], where: str
+) -> dict[str, Any]:
+    """The values of `cls`'s fields that others depend on, from the file's data `given` and
+    the overrides (a ConfigError where an override contradicts the file)."""
+    names = {sibling for sibling, _, _ in _dependents(cls).values()}
+    keys = {k: given[k] for k in names if k in given}
+    for text in overrides:
+        path, value = parse_override(text)
+        if len(path) == 1 and path[0] in names:
+            if path[0] in given and given[path[0]] != value:
+                raise ConfigError(
+                    f"{where}: {text!r} contradicts the file's {path[0]}: {given[path[0]]!r}, "
+                    "for which its sections are written"
+                )
+            keys[path[0]] = value
+    types_ = _field_types(cls)
+    return {k: _coerce(v, types_[k], f"{where}.{k}") for k, v in keys.items()}
 
 
 def _merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:

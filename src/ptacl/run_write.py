@@ -57,14 +57,14 @@ def config_conflicts(
 ) -> list[str]:
     """Keys (dotted) outside `allowed` whose values differ between a run's saved config.yaml
     and `config`, each as "key: run A, now B"."""
-    from ptacl.config import to_dict
+    from ptacl.config import default_like, to_dict
 
     def flat(cfg: Any) -> dict[str, Any]:
         return _flat(yaml.safe_load(yaml.safe_dump(to_dict(cfg), sort_keys=False)))
 
     now, before = flat(config), _flat(saved)
     try:  # a setting added to ptacl after the run was made: the run had its default
-        defaults = flat(type(config)())
+        defaults = flat(default_like(config))
     except TypeError:
         defaults = {}
     out = []

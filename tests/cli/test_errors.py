@@ -35,11 +35,11 @@ def one_line(capsys, *argv: str) -> tuple[int, str]:
 def pickled_run(root: Path, store: Path) -> Path:
     """An ECG MAE run folder whose last.ckpt carries a pickled object besides its weights."""
     from ptacl.training.loaders import DataConfig
-    from ptacl.training.mae import EcgMaeRunConfig
+    from ptacl.training.mae import MaeRunConfig
 
     encoder = tiny_encoder(seed=3)
     save_config(
-        EcgMaeRunConfig(encoder=encoder.config, data=DataConfig(store=str(store))),
+        MaeRunConfig(encoder=encoder.config, data=DataConfig(store=str(store))),
         root / "config.yaml",
     )
     state = {f"mae.encoder.{k}": v for k, v in encoder.state_dict().items()}

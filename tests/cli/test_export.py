@@ -23,12 +23,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def mae_run(root: Path, store: Path) -> Path:
-    """An ECG MAE run: config.yaml (EcgMaeRunConfig) and the encoder under `mae.encoder.`."""
+    """An ECG MAE run: config.yaml (MaeRunConfig) and the encoder under `mae.encoder.`."""
     from ptacl.training.loaders import DataConfig
-    from ptacl.training.mae import EcgMaeRunConfig
+    from ptacl.training.mae import MaeRunConfig
 
     encoder = tiny_encoder(seed=3)
-    cfg = EcgMaeRunConfig(encoder=encoder.config, data=DataConfig(store=str(store)))
+    cfg = MaeRunConfig(encoder=encoder.config, data=DataConfig(store=str(store)))
     save_config(cfg, root / "config.yaml")
     state = {f"mae.encoder.{k}": v for k, v in encoder.state_dict().items()}
     state["mae.decoder.weight"] = torch.zeros(3)

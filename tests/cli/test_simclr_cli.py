@@ -9,8 +9,8 @@ from ptacl.cli.embed import main as embed_main
 from ptacl.cli.simclr import main
 from ptacl.config import load_config
 from ptacl.runs import load_encoder, load_encoder_weights
-from ptacl.training.mae import MAE_RUN_CONFIGS
-from ptacl.training.simclr import SIMCLR_RUN_CONFIGS
+from ptacl.training.mae import MaeRunConfig
+from ptacl.training.simclr import SimclrRunConfig
 
 CONFIGS = configs.root()
 
@@ -82,7 +82,7 @@ def test_clear_errors(tiny_store, tmp_path, capsys):
 )
 def test_every_shipped_simclr_config_loads_with_the_mae_encoder_sizes(path):
     modality = yaml.safe_load(path.read_text())["modality"]
-    cfg = load_config(SIMCLR_RUN_CONFIGS[modality], path)
+    cfg = load_config(SimclrRunConfig, path)
     assert cfg.stage == "simclr"
-    mae = load_config(MAE_RUN_CONFIGS[modality], path.parent / f"{modality}_mae.yaml")
+    mae = load_config(MaeRunConfig, path.parent / f"{modality}_mae.yaml")
     assert cfg.encoder == mae.encoder

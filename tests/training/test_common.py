@@ -13,7 +13,7 @@ from ptacl.config import ConfigError
 from ptacl.models import EcgEncoder, EcgEncoderConfig
 from ptacl.run_write import prepare_run_dir
 from ptacl.runs import RunDirError, load_encoder, load_encoder_weights
-from ptacl.training.mae import EcgMaeRunConfig
+from ptacl.training.mae import MaeRunConfig
 from ptacl.training.optim import OptimConfig, build_optimizer_and_schedule, scaled_lr, warmup_cosine
 from ptacl.training.trainer import TrainerConfig, build_trainer, resolve_precision
 
@@ -106,11 +106,11 @@ def test_trainer_on_cpu_is_deterministic_and_writes_into_the_run(tmp_path):
 
 
 def test_run_dir_is_never_reused_without_resume(tmp_path):
-    cfg = EcgMaeRunConfig()
+    cfg = MaeRunConfig()
     assert prepare_run_dir(tmp_path / "run", cfg, resume=False) is None
     written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert written["encoder"]["width"] == 512 and written["mae"]["mask_ratio"] == 0.75
-    other = EcgMaeRunConfig(optim=OptimConfig(base_lr=0.5))
+    other = MaeRunConfig(optim=OptimConfig(base_lr=0.5))
     with pytest.raises(RunDirError, match=r"holds another run.*optim\.base_lr.*--overwrite"):
         prepare_run_dir(tmp_path / "run", other, resume=False)
     with pytest.raises(RunDirError, match="nothing to resume"):
@@ -133,7 +133,7 @@ def test_the_same_command_again_restarts_a_run_that_died_before_its_first_checkp
     """Killed before checkpoints/last.ckpt existed, a run used to be stuck: "not empty; pass
     --resume", then "nothing to resume". The same config starts it afresh, without the dead
     run's logs; with a checkpoint it continues; --overwrite replaces another run."""
-    cfg = EcgMaeRunConfig()
+    cfg = MaeRunConfig()
     run = tmp_path / "run"
     prepare_run_dir(run, cfg, resume=False)
     (run / "metrics.csv").write_text("step,train/loss\n0,1.0\n")  # what the dead run logged
@@ -152,7 +152,7 @@ def test_the_same_command_again_restarts_a_run_that_died_before_its_first_checkp
     with pytest.raises(RunDirError, match=r"hpc_ckpt_1.ckpt: not a readable checkpoint"):
         prepare_run_dir(run, cfg, resume=False)
     (run / "hpc_ckpt_1.ckpt").unlink()
-    other = EcgMaeRunConfig(optim=OptimConfig(base_lr=0.5))
+    other = MaeRunConfig(optim=OptimConfig(base_lr=0.5))
     assert prepare_run_dir(run, other, resume=False, overwrite=True) is None
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
     assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["base_lr"] == 0.5
@@ -167,12 +167,12 @@ def test_command_line_overrides_in_order(tmp_path):
     args = parser.parse_intermixed_args(
         ["ecg", "--out", "r", "--config", str(yaml_path), "optim.base_lr=0.5", "--num-nodes", "3"]
     )
-    cfg = resolve_config(EcgMaeRunConfig, args)
+    cfg = resolve_config(MaeRunConfig, args)
     assert (cfg.trainer.max_steps, cfg.trainer.devices, cfg.trainer.num_nodes) == (7, 2, 3)
     assert cfg.optim.base_lr == 0.5
     args = parser.parse_intermixed_args(["ecg", "--out", "r", "--devices", "4", "optim.nope=1"])
     with pytest.raises(ConfigError, match="nope"):
-        resolve_config(EcgMaeRunConfig, args)
+        resolve_config(MaeRunConfig, args)
 
 
 class _Holder(L.LightningModule):
@@ -182,7 +182,7 @@ class _Holder(L.LightningModule):
 
 
 def test_load_encoder_weights_only_from_a_checkpoint(tmp_path):
-    cfg = EcgMaeRunConfig(encoder=EcgEncoderConfig(samples=100, width=8, depth=1, heads=2))
+    cfg = MaeRunConfig(encoder=EcgEncoderConfig(samples=100, width=8, depth=1, heads=2))
     prepare_run_dir(tmp_path, cfg, resume=False)
     torch.manual_seed(0)
     encoder = EcgEncoder(cfg.encoder)
@@ -213,7 +213,7 @@ def test_load_encoder_weights_only_from_a_checkpoint(tmp_path):
 def test_a_run_made_before_a_setting_existed_still_continues(tmp_path):
     """config.yaml of a run made before trainer.loggers / trainer.callbacks existed lacks them;
     it ran with their defaults, so neither --resume nor the same command is refused."""
-    cfg = EcgMaeRunConfig()
+    cfg = MaeRunConfig()
     run = tmp_path / "run"
     prepare_run_dir(run, cfg, resume=False)
     saved = yaml.safe_load((run / "config.yaml").read_text())
@@ -225,6 +225,6 @@ def test_a_run_made_before_a_setting_existed_still_continues(tmp_path):
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     assert prepare_run_dir(run, cfg, resume=False).name == "last.ckpt"
     # a setting the run did have is still compared
-    other = EcgMaeRunConfig(trainer=TrainerConfig(callbacks=("x.y:Z",)))
+    other = MaeRunConfig(trainer=TrainerConfig(callbacks=("x.y:Z",)))
     with pytest.raises(RunDirError, match=r"trainer\.callbacks: run \[\], now \['x\.y:Z'\]"):
         prepare_run_dir(run, other, resume=True)

@@ -18,7 +18,7 @@ from ptacl.losses.nt_xent import nt_xent_loss
 from ptacl.models import EcgEncoderConfig
 from ptacl.models.heads import HeadConfig
 from ptacl.training.feature_cache import cached_backward
-from ptacl.training.simclr import EcgSimclrRunConfig, SimclrPretraining
+from ptacl.training.simclr import SimclrPretraining, SimclrRunConfig
 
 K, B = 3, 2  # micro-batches per step, samples per micro-batch
 
@@ -115,7 +115,7 @@ def test_pass_two_replays_the_random_draws_of_pass_one():
 
 def _simclr(batch_size: int = B, **trainer) -> SimclrPretraining:
     torch.manual_seed(0)
-    cfg = EcgSimclrRunConfig(
+    cfg = SimclrRunConfig(
         encoder=EcgEncoderConfig(samples=500, width=16, depth=1, heads=2),
         head=HeadConfig(hidden=16, dim=8, norm="none"),
     )

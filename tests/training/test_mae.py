@@ -5,9 +5,8 @@ from ptacl.config import to_dict
 from ptacl.models import CmrEncoderConfig, EcgEncoderConfig, MaeConfig
 from ptacl.training.figures import plot_cmr_reconstruction, plot_ecg_reconstruction
 from ptacl.training.mae import (
-    CmrMaeRunConfig,
-    EcgMaeRunConfig,
     MaePretraining,
+    MaeRunConfig,
 )
 from ptacl.training.parts import parameter_counts
 
@@ -17,9 +16,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def _module(modality):
     torch.manual_seed(0)
     if modality == "ecg":
-        cfg = EcgMaeRunConfig(encoder=EcgEncoderConfig(samples=500, width=16, depth=1, heads=2))
+        cfg = MaeRunConfig(encoder=EcgEncoderConfig(samples=500, width=16, depth=1, heads=2))
         return MaePretraining(to_dict(cfg)), torch.randn(2, 12, 500)
-    cfg = CmrMaeRunConfig(encoder=CmrEncoderConfig(width=16, depth=1, heads=2))
+    cfg = MaeRunConfig(modality="cmr", encoder=CmrEncoderConfig(width=16, depth=1, heads=2))
     return MaePretraining(to_dict(cfg)), torch.rand(2, 1, 26, 84, 84)
 
 
@@ -39,8 +38,8 @@ def test_hyperparameters_are_plain_values():
 
 
 def test_default_parameter_counts_within_ten_percent_of_the_paper(capsys):
-    ecg = parameter_counts(MaePretraining(to_dict(EcgMaeRunConfig())))
-    cmr = parameter_counts(MaePretraining(to_dict(CmrMaeRunConfig())))
+    ecg = parameter_counts(MaePretraining(to_dict(MaeRunConfig())))
+    cmr = parameter_counts(MaePretraining(to_dict(MaeRunConfig(modality="cmr"))))
     print(f"ECG MAE {ecg}\nCMR MAE {cmr}")
     assert abs(ecg["total"] / 19e6 - 1) < 0.1
     assert abs(cmr["cmr_encoder"] / 13e6 - 1) < 0.1 and abs(cmr["total"] / 13e6 - 1) < 0.1
@@ -70,7 +69,7 @@ def test_figures_draw_from_one_validation_example(tmp_path):
 
 
 def test_norm_target_reconstruction_returns_input_units():
-    cfg = EcgMaeRunConfig(
+    cfg = MaeRunConfig(
         encoder=EcgEncoderConfig(samples=500, width=16, depth=1, heads=2),
         mae=MaeConfig(mask_ratio=0.75, decoder_width=8, decoder_heads=2, norm_target=True),
     )

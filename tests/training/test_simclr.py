@@ -7,12 +7,11 @@ from ptacl.data.datasets import CmrDataset, EcgDataset
 from ptacl.losses.nt_xent import nt_xent_loss
 from ptacl.models import CmrEncoderConfig, EcgEncoderConfig
 from ptacl.training.align import HeadConfig
-from ptacl.training.mae import CmrMaeRunConfig, EcgMaeRunConfig, MaePretraining
+from ptacl.training.mae import MaePretraining, MaeRunConfig
 from ptacl.training.parts import parameter_counts
 from ptacl.training.simclr import (
-    CmrSimclrRunConfig,
-    EcgSimclrRunConfig,
     SimclrPretraining,
+    SimclrRunConfig,
     TwoViews,
 )
 
@@ -22,12 +21,14 @@ HEAD = HeadConfig(hidden=16, dim=8)
 def _module(modality: str, batch: int = 3):
     torch.manual_seed(0)
     if modality == "ecg":
-        cfg = EcgSimclrRunConfig(
+        cfg = SimclrRunConfig(
             encoder=EcgEncoderConfig(samples=500, width=16, depth=1, heads=2), head=HEAD
         )
         shape = (batch, 12, 500)
     else:
-        cfg = CmrSimclrRunConfig(encoder=CmrEncoderConfig(width=16, depth=1, heads=2), head=HEAD)
+        cfg = SimclrRunConfig(
+            modality="cmr", encoder=CmrEncoderConfig(width=16, depth=1, heads=2), head=HEAD
+        )
         shape = (batch, 1, 26, 84, 84)
     return SimclrPretraining(to_dict(cfg)), torch.randn(*shape), torch.randn(*shape)
 
@@ -102,8 +103,8 @@ def test_a_few_steps_on_one_batch_lower_the_loss():
 
 
 def test_default_sizes_are_the_mae_encoders():
-    for simclr_cfg, mae_cfg in ((EcgSimclrRunConfig(), EcgMaeRunConfig()),
-                                (CmrSimclrRunConfig(), CmrMaeRunConfig())):  # fmt: skip
+    for modality in ("ecg", "cmr"):
+        simclr_cfg, mae_cfg = SimclrRunConfig(modality=modality), MaeRunConfig(modality=modality)
         assert simclr_cfg.encoder == mae_cfg.encoder
         counts = parameter_counts(SimclrPretraining(to_dict(simclr_cfg)))
         key = f"{mae_cfg.modality}_encoder"
@@ -116,7 +117,7 @@ def test_default_sizes_are_the_mae_encoders():
 
 
 def _ecg_views(store, split, fixed_seed=None):
-    base = EcgDataset(store, split, train=True, augment=EcgSimclrRunConfig().augment, crop=500)
+    base = EcgDataset(store, split, train=True, augment=SimclrRunConfig().augment, crop=500)
     return TwoViews(base, "ecg", fixed_seed=fixed_seed)
 
 
@@ -129,7 +130,10 @@ def test_two_views_are_two_different_augmentations_of_one_item(tiny_store):
     assert item["eid"] == views.base[0]["eid"]
     # a CMR item: two cines of (1, F, H, W)
     cmr = TwoViews(
-        CmrDataset(tiny_store, "train", train=True, augment=CmrSimclrRunConfig().augment), "cmr"
+        CmrDataset(
+            tiny_store, "train", train=True, augment=SimclrRunConfig(modality="cmr").augment
+        ),
+        "cmr",
     )[1]
     assert cmr["view1"].shape == cmr["view2"].shape == (1, 26, 84, 84)
     assert not torch.equal(cmr["view1"], cmr["view2"])

@@ -9,7 +9,7 @@ from ptacl.config import to_dict
 from ptacl.models import EcgEncoderConfig, MaeConfig
 from ptacl.models.vit import Block
 from ptacl.training import trainer as trainer_module
-from ptacl.training.mae import EcgMaeRunConfig, MaePretraining
+from ptacl.training.mae import MaePretraining, MaeRunConfig
 from ptacl.training.optim import OptimConfig, build_optimizer_and_schedule
 from ptacl.training.trainer import TrainerConfig, build_trainer, ddp_strategy, resolve_precision
 
@@ -32,7 +32,7 @@ def test_cpu_auto_precision_follows_amx_and_the_encoder_width(monkeypatch):
 
 
 def _tiny_mae(compile_: bool = False) -> MaePretraining:
-    cfg = EcgMaeRunConfig(
+    cfg = MaeRunConfig(
         encoder=EcgEncoderConfig(samples=500, width=32, depth=2, heads=2),
         mae=MaeConfig(mask_ratio=0.75, decoder_width=16, decoder_heads=2),
         trainer=TrainerConfig(compile=compile_),

@@ -21,9 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     add_run_arguments(parser)
     args = parser.parse_intermixed_args(argv)
 
-    from ptacl.training.mae import MAE_RUN_CONFIGS, fit
+    from ptacl.training.mae import MaeRunConfig, fit
 
-    return run_command("ptacl pretrain", args, MAE_RUN_CONFIGS[args.modality], fit)
+    modality = [f"modality={args.modality}"]  # a --config of the other modality is refused
+    return run_command("ptacl pretrain", args, MaeRunConfig, fit, extra=modality)
 
 
 if __name__ == "__main__":

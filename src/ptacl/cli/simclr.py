@@ -22,10 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     add_run_arguments(parser)
     args = parser.parse_intermixed_args(argv)
 
-    from ptacl.training.simclr import SIMCLR_RUN_CONFIGS, check_views, fit
+    from ptacl.training.simclr import SimclrRunConfig, check_views, fit
 
-    config = SIMCLR_RUN_CONFIGS[args.modality]
-    return run_command("ptacl simclr", args, config, fit, check=check_views)
+    modality = [f"modality={args.modality}"]  # a --config of the other modality is refused
+    return run_command(
+        "ptacl simclr", args, SimclrRunConfig, fit, extra=modality, check=check_views
+    )
 
 
 if __name__ == "__main__":

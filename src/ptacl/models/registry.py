@@ -169,6 +169,13 @@ def default_config(modality: str) -> EncoderConfig:
     return lookup(DEFAULT_ENCODERS[modality]).config()
 
 
+def encoder_config_class(modality: str) -> type[EncoderConfig]:
+    """The config class of a modality's encoder section (a run config's `encoder` when its
+    `modality` is `modality`): the default encoder's, whose `config_class` takes any
+    registered encoder of the modality the section names."""
+    return type(default_config(modality))
+
+
 def build_encoder(name: str, **kwargs: Any) -> nn.Module:
     """The registered encoder `name`, its config built from `kwargs` (unknown keys are errors)."""
     entry = lookup(name)

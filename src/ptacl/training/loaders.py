@@ -12,7 +12,15 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ptacl.data.augment_cmr import CmrAugmentConfig
+from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.training.resume import EpochSampler, ResumableLoader
+
+#: modality -> the config of its datasets' augmentations (a stage-1 run config's `augment`)
+AUGMENT_CONFIGS: dict[str, type[EcgAugmentConfig | CmrAugmentConfig]] = {
+    "ecg": EcgAugmentConfig,
+    "cmr": CmrAugmentConfig,
+}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Stage 1, `ptacl pretrain`: masked-autoencoder pretraining of one encoder, in one file.
 
-`EcgMaeRunConfig` / `CmrMaeRunConfig` (the run's config.yaml), `MaePretraining` (the
+`MaeRunConfig` (the run's config.yaml), `MaePretraining` (the
 LightningModule), `MaeData` (its DataModule) and `fit`, which the command calls. The module
 takes its config as a plain dict (the resolved config.yaml), so its checkpoints hold only
 tensors and plain values and load with `weights_only=True`. Its figures are in
@@ -18,18 +18,18 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ptacl.config import from_dict
+from ptacl.config import depends_on, fill_dependent, from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.models import (
-    CmrEncoderConfig,
-    EcgEncoderConfig,
+    EncoderConfig,
     MaeConfig,
     MaskedAutoencoder,
+    encoder_config_class,
     encoder_from_config,
 )
 from ptacl.models.mae import mean_prediction_mse
-from ptacl.training.loaders import DataConfig, StageData, modality_dataset
+from ptacl.training.loaders import AUGMENT_CONFIGS, DataConfig, StageData, modality_dataset
 from ptacl.training.optim import OptimConfig, stage_optimizers
 from ptacl.training.trainer import TrainerConfig, compile_blocks
 
@@ -37,29 +37,33 @@ if TYPE_CHECKING:
     from ptacl.data.store import Store
 
 
+#: modality -> the MAE's default mask ratio (the paper's: ECG 0.75, cine 0.9)
+MASK_RATIOS: dict[str, float] = {"ecg": 0.75, "cmr": 0.9}
+
+
 @dataclass(frozen=True)
-class EcgMaeRunConfig:
-    modality: Literal["ecg"] = "ecg"
-    encoder: EcgEncoderConfig = field(default_factory=EcgEncoderConfig)
-    mae: MaeConfig = field(default_factory=lambda: MaeConfig(mask_ratio=0.75))
-    augment: EcgAugmentConfig = field(default_factory=EcgAugmentConfig)
+class MaeRunConfig:
+    """`ptacl pretrain`'s config. `modality` picks the type and default of `encoder` (its
+    registered encoders, `ptacl.models.registry`), `augment` (`AUGMENT_CONFIGS`) and the
+    default `mae` (`MASK_RATIOS`)."""
+
+    modality: Literal["ecg", "cmr"] = "ecg"
+    encoder: EncoderConfig = field(
+        default=None, metadata=depends_on("modality", type_of=encoder_config_class)
+    )
+    mae: MaeConfig = field(
+        default=None,
+        metadata=depends_on("modality", default_of=lambda m: MaeConfig(mask_ratio=MASK_RATIOS[m])),
+    )
+    augment: EcgAugmentConfig | CmrAugmentConfig = field(
+        default=None, metadata=depends_on("modality", type_of=AUGMENT_CONFIGS.get)
+    )
     data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=128))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(warmup_steps=2000))
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
-
-@dataclass(frozen=True)
-class CmrMaeRunConfig:
-    modality: Literal["cmr"] = "cmr"
-    encoder: CmrEncoderConfig = field(default_factory=CmrEncoderConfig)
-    mae: MaeConfig = field(default_factory=lambda: MaeConfig(mask_ratio=0.9))
-    augment: CmrAugmentConfig = field(default_factory=CmrAugmentConfig)
-    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=128))
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(warmup_steps=2000))
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-
-
-MAE_RUN_CONFIGS: dict[str, type] = {"ecg": EcgMaeRunConfig, "cmr": CmrMaeRunConfig}
+    def __post_init__(self) -> None:
+        fill_dependent(self)
 
 
 class MaePretraining(L.LightningModule):
@@ -69,7 +73,7 @@ class MaePretraining(L.LightningModule):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.save_hyperparameters({"config": config})
-        cfg = from_dict(MAE_RUN_CONFIGS[config["modality"]], config)
+        cfg = from_dict(MaeRunConfig, config)
         self.modality = cfg.modality
         self.optim_config = cfg.optim
         self.batch_size = cfg.data.batch_size
@@ -114,7 +118,7 @@ class MaeData(StageData):
     """Every ECG (or cine) of the train split, and of the val split, as the encoder takes
     them (its crop, or its frames)."""
 
-    def __init__(self, cfg: EcgMaeRunConfig | CmrMaeRunConfig, store: Store) -> None:
+    def __init__(self, cfg: MaeRunConfig, store: Store) -> None:
         def dataset(split: str, train: bool) -> Dataset:
             return modality_dataset(store, cfg.modality, split, train=train, augment=cfg.augment,
                                     encoder=cfg.encoder, seed=cfg.trainer.seed)  # fmt: skip
@@ -122,9 +126,7 @@ class MaeData(StageData):
         super().__init__(dataset("train", True), dataset("val", False), cfg.data)
 
 
-def fit(
-    cfg: EcgMaeRunConfig | CmrMaeRunConfig, store: Store, out: Path, resume_from: Path | None
-) -> int:
+def fit(cfg: MaeRunConfig, store: Store, out: Path, resume_from: Path | None) -> int:
     """`ptacl pretrain`: train the MAE into run folder `out` (prepared by `ptacl.run_write`),
     continuing from `resume_from` when given. Returns the exit status (2: an empty val split)."""
     from ptacl.config import to_dict

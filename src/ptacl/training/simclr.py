@@ -1,5 +1,5 @@
 """`ptacl simclr`, in one file: the SimCLR baselines (Chen et al. 2020), one encoder, two
-augmented views, NT-Xent. `EcgSimclrRunConfig` / `CmrSimclrRunConfig`, `TwoViews`,
+augmented views, NT-Xent. `SimclrRunConfig`, `TwoViews`,
 `SimclrPretraining` (the LightningModule), `SimclrData` (its DataModule) and `fit`.
 
 Each sample is augmented twice with the modality's own augmentations (`ptacl.data.augment_ecg`,
@@ -26,19 +26,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ptacl.config import from_dict
+from ptacl.config import depends_on, fill_dependent, from_dict
 from ptacl.data.augment_cmr import CmrAugmentConfig
 from ptacl.data.augment_ecg import EcgAugmentConfig
 from ptacl.eval.metrics import retrieval_hits
 from ptacl.losses.nt_xent import nt_xent_loss
-from ptacl.models import (
-    CmrEncoderConfig,
-    EcgEncoderConfig,
-    encoder_from_config,
-)
+from ptacl.models import EncoderConfig, encoder_config_class, encoder_from_config
 from ptacl.models.heads import HeadConfig, projection_head
 from ptacl.training.feature_cache import ContrastiveModule
-from ptacl.training.loaders import DataConfig, StageData, modality_dataset
+from ptacl.training.loaders import AUGMENT_CONFIGS, DataConfig, StageData, modality_dataset
 from ptacl.training.optim import OptimConfig
 from ptacl.training.trainer import TrainerConfig, compile_blocks
 
@@ -54,32 +50,26 @@ class SimclrLossConfig:
 
 
 @dataclass(frozen=True)
-class EcgSimclrRunConfig:
-    modality: Literal["ecg"] = "ecg"
+class SimclrRunConfig:
+    """`ptacl simclr`'s config. `modality` picks the type and default of `encoder` (its
+    registered encoders, `ptacl.models.registry`) and `augment` (`AUGMENT_CONFIGS`)."""
+
+    modality: Literal["ecg", "cmr"] = "ecg"
     stage: Literal["simclr"] = "simclr"
-    encoder: EcgEncoderConfig = field(default_factory=EcgEncoderConfig)
+    encoder: EncoderConfig = field(
+        default=None, metadata=depends_on("modality", type_of=encoder_config_class)
+    )
     head: HeadConfig = field(default_factory=HeadConfig)
     loss: SimclrLossConfig = field(default_factory=SimclrLossConfig)
-    augment: EcgAugmentConfig = field(default_factory=EcgAugmentConfig)
+    augment: EcgAugmentConfig | CmrAugmentConfig = field(
+        default=None, metadata=depends_on("modality", type_of=AUGMENT_CONFIGS.get)
+    )
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
-
-@dataclass(frozen=True)
-class CmrSimclrRunConfig:
-    modality: Literal["cmr"] = "cmr"
-    stage: Literal["simclr"] = "simclr"
-    encoder: CmrEncoderConfig = field(default_factory=CmrEncoderConfig)
-    head: HeadConfig = field(default_factory=HeadConfig)
-    loss: SimclrLossConfig = field(default_factory=SimclrLossConfig)
-    augment: CmrAugmentConfig = field(default_factory=CmrAugmentConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-
-
-SIMCLR_RUN_CONFIGS: dict[str, type] = {"ecg": EcgSimclrRunConfig, "cmr": CmrSimclrRunConfig}
+    def __post_init__(self) -> None:
+        fill_dependent(self)
 
 
 class TwoViews(Dataset):
@@ -131,7 +121,7 @@ class SimclrPretraining(ContrastiveModule):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.save_hyperparameters({"config": config})
-        cfg = from_dict(SIMCLR_RUN_CONFIGS[config["modality"]], config)
+        cfg = from_dict(SimclrRunConfig, config)
         self.modality = cfg.modality
         self.temperature = cfg.loss.temperature
         self.optim_config = cfg.optim
@@ -199,7 +189,7 @@ class SimclrData(StageData):
     Validation views are augmented too (identical views would make the loss meaningless), but
     drawn from a fixed seed per item, so every validation sees the same views."""
 
-    def __init__(self, cfg: EcgSimclrRunConfig | CmrSimclrRunConfig, store: Store) -> None:
+    def __init__(self, cfg: SimclrRunConfig, store: Store) -> None:
         def dataset(split: str) -> Dataset:
             return modality_dataset(store, cfg.modality, split, train=True, augment=cfg.augment,
                                     encoder=cfg.encoder, seed=cfg.trainer.seed)  # fmt: skip
@@ -209,7 +199,7 @@ class SimclrData(StageData):
         super().__init__(train_set, val_set, cfg.data)
 
 
-def check_views(cfg: EcgSimclrRunConfig | CmrSimclrRunConfig) -> None:
+def check_views(cfg: SimclrRunConfig) -> None:
     """ConfigError when the views would be identical (no augmentation)."""
     from ptacl.config import ConfigError
 
@@ -220,7 +210,7 @@ def check_views(cfg: EcgSimclrRunConfig | CmrSimclrRunConfig) -> None:
 
 
 def fit(
-    cfg: EcgSimclrRunConfig | CmrSimclrRunConfig,
+    cfg: SimclrRunConfig,
     store: Store,
     out: Path,
     resume_from: Path | None,

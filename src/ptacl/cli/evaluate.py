@@ -172,6 +172,7 @@ def _finetune_step(args: argparse.Namespace, store: Any) -> Callable[[Path], int
     """FN+AP as `ptacl finetune` runs it, configured by --finetune-config and --finetune-set."""
 
     def step(run_dir: Path) -> int:
+        from ptacl.errors import Stopped
         from ptacl.run_write import prepare_run_dir
         from ptacl.stage_config import load_stage_config
         from ptacl.training.finetune import FinetuneConfig, fit
@@ -183,7 +184,15 @@ def _finetune_step(args: argparse.Namespace, store: Any) -> Callable[[Path], int
             print(f"ptacl evaluate: fine-tune config {why}", flush=True)
         cfg = load_stage_config(FinetuneConfig, config, overrides)  # the model's architecture
         prepare_run_dir(run_dir, cfg, resume=False)
-        return fit(cfg, store, run_dir, None, n_boot=args.n_boot)
+        try:
+            return fit(cfg, store, run_dir, None, n_boot=args.n_boot)
+        except Stopped as stop:  # its "run the same command again" is refused here: --out used
+            raise Stopped(
+                f"{stop.reason} of the fine-tune",
+                str(args.out),
+                "run the same command with --overwrite to start the evaluation again",
+                int(stop.code),
+            ) from None
 
     return step
 

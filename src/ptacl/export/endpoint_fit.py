@@ -44,7 +44,7 @@ from ptacl.eval.endpoint_eval import (
     why_not_evaluable,
 )
 from ptacl.eval.endpoint_metrics import brier, expected_calibration_error
-from ptacl.eval.endpoints import describe, endpoint_labels
+from ptacl.eval.endpoints import describe, endpoint_label, endpoint_labels
 from ptacl.inference.endpoints import column_name, endpoint_probabilities
 from ptacl.phenotypes import PHENOTYPES
 
@@ -93,7 +93,7 @@ def fit_endpoints(
         if missing:
             why = "scikit-learn is not installed (pip install 'ptacl[eval]')"
         definition = {
-            "label": rule.label or describe(rule),
+            "label": endpoint_label(rule),
             "rule": describe(rule),
             "basis": labels[key]["train"].basis,
             "source": rule.source,

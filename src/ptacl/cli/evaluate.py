@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     if args.csls_k < 1:
         parser.error(f"--csls-k must be at least 1, got {args.csls_k}")
+    for option in ("n_boot", "batch_size"):  # else a ValueError after minutes of embedding
+        if getattr(args, option) < 1:
+            flag = "--" + option.replace("_", "-")
+            parser.error(f"{flag} must be at least 1, got {getattr(args, option)}")
     from ptacl.atomic import OutputBusy, output_lock
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError

@@ -84,6 +84,8 @@ def fit_endpoints(
         "input": "the ECG embedding (space 'encoder', averaged over crops) predict computes",
         "fitted_on": {"store": Path(store.root).name, "probe": "train", "calibration": "val"},
         "min_positives": cfg.min_positives,
+        # the test metrics' percentile CIs (`ptacl export --n-boot`, as `ptacl evaluate`)
+        "bootstrap": {"n_boot": n_boot, "seed": 0, "level": 0.95},
         "endpoints": {},
         "skipped": {},
     }

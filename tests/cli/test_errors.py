@@ -124,3 +124,24 @@ def test_an_unexpected_error_keeps_its_traceback_and_asks_for_a_report(monkeypat
     assert (
         err.strip().splitlines()[-1].startswith("ptacl synth: an unexpected error, which is a bug")
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "--model", "run", "--data", "store", "--out", "o", "--n-boot", "0"],
+        ["evaluate", "--model", "run", "--data", "store", "--out", "o", "--batch-size", "0"],
+        ["finetune", "--model", "none", "--data", "store", "--out", "o", "--n-boot", "0"],
+        ["export", "--model", "run", "--out", "o", "--n-boot", "-1"],
+    ],
+    ids=["evaluate-n-boot", "evaluate-batch-size", "finetune-n-boot", "export-n-boot"],
+)
+def test_a_count_below_one_is_refused_before_any_work(argv, tmp_path, monkeypatch, capsys):
+    """--n-boot 0 reached the bootstrap's ValueError after the embedding (or the whole
+    fine-tune) and ended in "a bug in ptacl"; now argparse refuses it at once (status 2)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as refused:
+        ptacl(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and "must be at least 1" in err and "bug" not in err
+    assert not any(tmp_path.iterdir())  # nothing started

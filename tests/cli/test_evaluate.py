@@ -413,3 +413,31 @@ def test_intervals_are_skipped_with_the_reason_when_val_cannot_calibrate(tmp_pat
     assert val is None and "no val embeddings" in why and "'val' has no subjects" in why
     val, why = _calibration_embeddings(encoders, store, "val", {})
     assert val is None and "the scored split is val" in why
+
+
+def test_sigterm_during_the_fine_tune_says_how_to_rerun_the_evaluation(
+    eval_store, align_run, tmp_path, monkeypatch, capsys
+):
+    """SIGTERM stopping FN+AP inside `ptacl evaluate --finetune` said "<out>/finetune: run the
+    same command again to continue", and that command is refused (its --out is not empty).
+    Now one line naming --overwrite, exit status 143, the output unlocked."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from ptacl.cli.main import main as ptacl
+
+    def stopped(self, *args, **kwargs):
+        raise SIGTERMException  # what Lightning raises between two steps after SIGTERM
+
+    monkeypatch.setattr(pl.Trainer, "fit", stopped)
+    out = tmp_path / "eval"
+    args = ["--model", str(align_run), "--data", str(eval_store), "--out", str(out)]
+    code = ptacl(["evaluate", *args, "--n-boot", "5", "--no-progress", "--finetune", *FT])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 143
+    assert err[-1] == (
+        "ptacl evaluate: stopped by SIGTERM at step 0/2 of the fine-tune; "
+        f"{out}: run the same command with --overwrite to start the evaluation again"
+    )
+    assert "finetune: run the same command again" not in "\n".join(err)
+    assert not (tmp_path / ".eval.lock").exists()

@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from inference.builders import beats_ecg, probe_store_for, tiny_encoder
+from ptacl.cli.export import build_parser as build_export_parser
 from ptacl.cli.main import main as ptacl
 from ptacl.config import save_config, to_dict
 from ptacl.inference import Predictor, encoder_fingerprint
@@ -156,6 +157,35 @@ def test_export_fits_the_endpoints_it_is_told_and_refuses_a_bad_one(
     assert predictor.endpoint_columns == ["P(lvsd)", "P(lvh)"]
     values = predictor.predict(beats_ecg(70, 1.0), fs=ECG_FS)
     assert all(0 <= values[c] <= 1 for c in predictor.endpoint_columns)
+
+
+@pytest.mark.parametrize("kind", ["mae", "finetune"])
+def test_n_boot_sets_the_endpoints_bootstrap_as_in_evaluate(
+    store: Path, tmp_path: Path, capsys, kind: str
+) -> None:
+    """`ptacl export` computed the endpoints' test CIs from 1,000 replicates with no way to
+    ask for fewer (or more), where `ptacl evaluate --n-boot` has one. Now --n-boot, the same
+    default and meaning, said in endpoints.json and the model card; below 1 refused at once."""
+    from inference.builders import ENDPOINT_OVERRIDES
+
+    assert "--n-boot" in build_export_parser().format_help()
+    assert build_export_parser().parse_args(["--model", "r", "--out", "b"]).n_boot == 1000
+    run = (
+        mae_run(tmp_path / "run", store)
+        if kind == "mae"
+        else finetune_run(tmp_path / "run", store)[0]
+    )
+    out = tmp_path / "bundle"
+    with pytest.raises(SystemExit) as refused:
+        ptacl(["export", "--model", str(run), "--out", str(out), "--n-boot", "0"])
+    assert refused.value.code == 2 and "--n-boot must be at least 1" in capsys.readouterr().err
+    sets = [a for o in ENDPOINT_OVERRIDES for a in ("--endpoints-set", o)]
+    args = ["export", "--model", str(run), "--out", str(out), "--data", str(store), *sets]
+    assert ptacl([*args, "--n-boot", "7"]) == 0
+    doc = json.loads((out / "endpoints.json").read_text())
+    assert doc["endpoints"] and doc["bootstrap"] == {"n_boot": 7, "seed": 0, "level": 0.95}
+    assert all(e["test"]["AUROC"][1] is not None for e in doc["endpoints"].values())  # a CI
+    assert "(7 replicates)" in (out / "README.md").read_text()
 
 
 def test_align_projection_matches_the_run(store: Path, tmp_path: Path) -> None:

@@ -114,6 +114,62 @@ def test_the_same_command_after_sigterm_continues_where_it_stopped(tiny_store, t
     assert steps == list(range(30))  # every step once: continued, not restarted
 
 
+def _finetune_command(store: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "ptacl", "finetune", "--model", "none", "--data", str(store),
+            "--out", str(out), "--config", "tiny/finetune.yaml", "--n-boot", "5",
+            "trainer.max_steps=6", "trainer.val_every_n_steps=3", "data.num_workers=1"]  # fmt: skip
+
+
+def _signal_group_at_step(command: list[str], sig: int, step: int, err: Path) -> int:
+    """Run `command` in a process group of its own and send `sig` to the whole group (as SLURM
+    and a terminal's Ctrl-C do: the DataLoader workers get it too) once `step` is logged."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                env=env, start_new_session=True)  # fmt: skip
+        for line in proc.stdout:
+            if line.startswith(f"step {step}/"):
+                os.killpg(proc.pid, sig)
+                break
+        proc.stdout.read()
+        return proc.wait(timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [
+        (signal.SIGTERM, 143, "stopped by SIGTERM at step"),
+        pytest.param(
+            signal.SIGINT, 130, "ptacl finetune: interrupted", marks=pytest.mark.slow
+        ),  # the same path; SIGTERM's is the one a scheduler takes
+    ],
+    ids=["sigterm", "ctrl-c"],
+)
+def test_a_fine_tune_with_loader_workers_stops_in_one_line_and_the_rerun_continues(
+    tiny_store, tmp_path, sig, code, said
+):
+    """SIGTERM to the process group of `ptacl finetune` with DataLoader workers (a SLURM time
+    limit) killed the workers first: torch raised "DataLoader worker is killed by signal" in
+    the training process and the command printed a traceback and "a bug in ptacl" (exit 70).
+    Ctrl-C exited 1 with no word from ptacl. Now: one line, 143 (SIGTERM) or 130 (Ctrl-C), the
+    run folder unlocked, and the same command continues the run to its end."""
+    run, err = tmp_path / "run", tmp_path / "first.err"
+    assert _signal_group_at_step(_finetune_command(tiny_store, run), sig, 3, err) == code
+    text = err.read_text()
+    assert said in text
+    assert "bug in ptacl" not in text and "Traceback" not in text
+    assert not (tmp_path / ".run.lock").exists()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    again = subprocess.run(
+        _finetune_command(tiny_store, run), capture_output=True, text=True, env=env, timeout=300
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{run}: the same run again: continuing it from last.ckpt" in again.stdout
+    assert (run / "test_metrics.json").is_file()
+    steps = pd.read_csv(run / "metrics.csv").dropna(subset=["train/loss"])["step"].tolist()
+    assert steps[-1] == 5 and set(steps) == set(range(6))
+
+
 @pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])
 def umask(request):
     """The umask set for the test and restored after it. fsspec (Lightning's checkpoint writer)

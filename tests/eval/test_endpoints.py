@@ -13,6 +13,7 @@ from ptacl.eval.endpoints import (
     EndpointRule,
     bsa_mosteller,
     describe,
+    endpoint_label,
     endpoint_labels,
     load_endpoints,
     margin,
@@ -49,6 +50,35 @@ def test_overrides_and_a_bad_phenotype():
         load_endpoints(overrides=["lvsd.phenotype=LVXX"])
     with pytest.raises(ConfigError, match="unknown key"):
         load_endpoints(overrides=["lvsd.cutoff=3"])
+
+
+def test_a_label_follows_an_overridden_threshold():
+    """`lvsd.threshold=40` kept the label "LVEF < 50 %" in reports, endpoints.json and
+    predict's columns: the shipped labels are filled in from the rule."""
+    cfg = load_endpoints()
+    assert endpoint_label(cfg.lvsd) == "LV systolic dysfunction (LVEF < 50 %)"
+    assert endpoint_label(cfg.hfref) == "reduced EF (LVEF <= 40 %)"
+    cfg = load_endpoints(overrides=["lvsd.threshold=40", "hfref.op=<", "hfref.threshold=35.5"])
+    assert endpoint_label(cfg.lvsd) == "LV systolic dysfunction (LVEF < 40 %)"
+    assert endpoint_label(cfg.hfref) == "reduced EF (LVEF < 35.5 %)"
+    sexes = "LVM/BSA {op} {male_per_bsa} (men), {female_per_bsa} (women)"
+    cfg = load_endpoints(overrides=[f"lvh.label={sexes}", "lvh.male_per_bsa=72"])
+    assert endpoint_label(cfg.lvh) == "LVM/BSA > 72 (men), 55.7 (women)"
+    assert endpoint_label(EndpointRule(label="")) == "LVEF (%) < 50"  # none: the rule itself
+
+
+def test_a_label_that_states_another_threshold_is_refused():
+    """A label written out by hand cannot be filled in: one that no longer says the rule's
+    threshold or operator is refused, naming the placeholders."""
+    hand = "lvsd.label=LVSD (LVEF < 50 %)"
+    assert endpoint_label(load_endpoints(overrides=[hand]).lvsd) == "LVSD (LVEF < 50 %)"
+    with pytest.raises(ConfigError, match=r"endpoints.lvsd.label: .* says < 50, but the rule"):
+        load_endpoints(overrides=[hand, "lvsd.threshold=40"])
+    with pytest.raises(ConfigError, match=r"says <= 50.*\{threshold\}"):
+        load_endpoints(overrides=["lvsd.label=LVSD (LVEF ≤ 50 %)"])  # the rule is < 50
+    with pytest.raises(ConfigError, match=r"endpoints.lvsd.label .*cannot be filled in"):
+        load_endpoints(overrides=["lvsd.label=LVEF {cutoff} %"])
+    load_endpoints(overrides=["lvsd.label=ESC 2021 LVSD", "lvsd.threshold=40"])  # no comparison
 
 
 def test_lvef_labels_at_and_around_the_thresholds():

@@ -195,6 +195,10 @@ def test_the_card_states_each_endpoint_and_the_skipped_ones(
     assert f"{100 * lvsd['prevalence']['test']:.1f} %" in row
     assert "- `P(lvsd)`: ESC 2021" in card  # the source
     assert "- hfref (reduced EF (LVEF <= 40 %)): fewer than 3 positives" in card
+    # fitted with lvsd.threshold=60: the label says 60 (it said the shipped 50), and so do
+    # predict's column labels
+    assert lvsd["label"] == "LV systolic dysfunction (LVEF < 60 %)"
+    assert Predictor(endpoint_bundle).endpoints["P(lvsd)"] == lvsd["label"]
     # the shipped endpoints on 90 subjects: none fitted, each one named with its counts
     default = json.loads((tiny_bundle / ENDPOINTS).read_text())
     assert default["endpoints"] == {} and len(default["skipped"]) == 4

@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     if args.csls_k < 1:
         parser.error(f"--csls-k must be at least 1, got {args.csls_k}")
+    for option in ("n_boot", "batch_size"):  # else a ValueError after minutes of embedding
+        if getattr(args, option) < 1:
+            flag = "--" + option.replace("_", "-")
+            parser.error(f"{flag} must be at least 1, got {getattr(args, option)}")
     from ptacl.atomic import OutputBusy, output_lock
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError
@@ -172,6 +176,7 @@ def _finetune_step(args: argparse.Namespace, store: Any) -> Callable[[Path], int
     """FN+AP as `ptacl finetune` runs it, configured by --finetune-config and --finetune-set."""
 
     def step(run_dir: Path) -> int:
+        from ptacl.errors import Stopped
         from ptacl.run_write import prepare_run_dir
         from ptacl.stage_config import load_stage_config
         from ptacl.training.finetune import FinetuneConfig, fit
@@ -183,7 +188,15 @@ def _finetune_step(args: argparse.Namespace, store: Any) -> Callable[[Path], int
             print(f"ptacl evaluate: fine-tune config {why}", flush=True)
         cfg = load_stage_config(FinetuneConfig, config, overrides)  # the model's architecture
         prepare_run_dir(run_dir, cfg, resume=False)
-        return fit(cfg, store, run_dir, None, n_boot=args.n_boot)
+        try:
+            return fit(cfg, store, run_dir, None, n_boot=args.n_boot)
+        except Stopped as stop:  # its "run the same command again" is refused here: --out used
+            raise Stopped(
+                f"{stop.reason} of the fine-tune",
+                str(args.out),
+                "run the same command with --overwrite to start the evaluation again",
+                int(stop.code),
+            ) from None
 
     return step
 

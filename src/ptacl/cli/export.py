@@ -2,6 +2,7 @@
 
     ptacl export --model RUN --out BUNDLE [--data STORE] [--checkpoint best|last]
                  [--metrics EVAL/metrics.json] [--endpoints YAML] [--endpoints-set k=v]
+                 [--n-boot 1000]
 
 RUN is a training run folder: `ptacl pretrain` or `ptacl simclr` with the ECG modality or
 `ptacl align` get a linear probe (OLS, the paper's linear probing) fitted on the train split of
@@ -13,7 +14,8 @@ intervals.json, with the coverage it reaches on STORE's test split. Per clinical
 (the shipped endpoints.yaml, as `ptacl evaluate`: LVEF < 50 %, <= 40 %, LV hypertrophy, LV
 dilation) with enough positives and negatives in the train and val splits, a logistic probe of
 the ECG embedding is fitted on train and calibrated on val (Platt scaling) into endpoints.json,
-so `ptacl predict` writes its probability as `P(<key>)`; the others are listed as skipped
+so `ptacl predict` writes its probability as `P(<key>)`, with its test metrics and their
+bootstrap CIs (--n-boot replicates, as `ptacl evaluate`); the others are listed as skipped
 with their counts. An aligned run's ECG
 projection head is kept, so `ptacl retrieve` can compare ECGs with that run's CMR embeddings.
 
@@ -74,13 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoints-set", action="append", default=[], metavar="key=value",
         help="endpoint config override (repeatable), e.g. lvh.enabled=false, min_positives=5",
     )  # fmt: skip
+    parser.add_argument(
+        "--n-boot",
+        type=int,
+        default=1000,
+        help="bootstrap replicates for the CIs of the endpoints' test metrics in endpoints.json "
+        "and the model card (as `ptacl evaluate --n-boot`; default %(default)s)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.n_boot < 1:  # before minutes of embedding
+        parser.error(f"--n-boot must be at least 1, got {args.n_boot}")
     from ptacl.atomic import OutputBusy
     from ptacl.config import ConfigError
     from ptacl.data.store import StoreError
@@ -105,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             probe=args.probe,
             interval_level=args.interval_level,
             endpoints=endpoints,
+            n_boot=args.n_boot,
         )
     except (RunDirError, StoreError, FileExistsError, ValueError, OutputBusy, OSError) as e:
         print(f"ptacl export: {e}", file=sys.stderr)  # OSError: e.g. NoSpace, nothing left

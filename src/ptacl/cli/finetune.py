@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_intermixed_args(argv)
+    parser = build_parser()
+    args = parser.parse_intermixed_args(argv)
+    if args.n_boot < 1:  # else a ValueError when scoring, after the whole training
+        parser.error(f"--n-boot must be at least 1, got {args.n_boot}")
     import functools
 
     from ptacl.cli.common import run_command

@@ -13,6 +13,7 @@ stderr, `ptacl <command>: <file>: <reason>`, never a traceback. Exit codes (READ
     2    refused: a bad option or config, a file ptacl cannot use (`ptacl.errors.PtaclError`),
          a missing optional dependency, an output another process is writing
     130  interrupted (Ctrl-C)
+    143  a training run stopped by SIGTERM, its state saved (`ptacl.errors.Stopped`)
     70   a bug: the traceback is printed, with a request to report it
 """
 
@@ -30,7 +31,7 @@ from pathlib import Path
 import ptacl
 import ptacl.cli
 from ptacl.atomic import DIE_WITH_PARENT_ENV, die_with_parent
-from ptacl.errors import PtaclError
+from ptacl.errors import PtaclError, Stopped
 from ptacl.extras import EXTRA_OF, MissingExtra, hint
 
 _NOT_COMMANDS = {"main", "common"}
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return _say(name, _os_error(err), EXIT_FAILED)
     except KeyboardInterrupt:
         return _say(name, "interrupted", EXIT_INTERRUPTED)
+    except Stopped as stop:
+        return _say(name, stop.message, int(stop.code))
     except Exception:
         return _bug(name)
     return int(result or 0)

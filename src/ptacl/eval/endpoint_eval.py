@@ -33,7 +33,13 @@ import numpy as np
 import pandas as pd
 
 from ptacl.eval.endpoint_metrics import metrics_with_ci, reliability, youden_threshold
-from ptacl.eval.endpoints import EndpointRule, describe, endpoint_labels, margin
+from ptacl.eval.endpoints import (
+    EndpointRule,
+    describe,
+    endpoint_label,
+    endpoint_labels,
+    margin,
+)
 
 PROBE = "LP (logistic)"
 FINETUNE = "FN+AP"
@@ -202,7 +208,7 @@ def definitions(cfg: Any, store: Any, names: list[str]) -> dict[str, Any]:
     covariates = store.covariates()
     return {
         key: {
-            "label": rule.label or describe(rule),
+            "label": endpoint_label(rule),
             "rule": describe(rule),
             "basis": endpoint_labels(rule, every, names, covariates).basis,
             "source": rule.source,

@@ -21,6 +21,7 @@ score on the label's own scale (`ptacl evaluate --finetune`).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -37,7 +38,9 @@ class EndpointRule:
     """One binary endpoint: `phenotype` `op` threshold (see the module docstring)."""
 
     enabled: bool = True
-    label: str = ""  # how tables name it, e.g. "LVEF < 50 %"
+    # how tables, bundles and predict name it (`endpoint_label`), e.g. "LVEF {op} {threshold} %":
+    # {op}, {threshold}, {male_per_bsa}, {female_per_bsa} are filled in from the rule
+    label: str = ""
     phenotype: str = "LVEF (%)"  # a column of ptacl.phenotypes.PHENOTYPES
     op: Literal["<", "<=", ">", ">="] = "<"
     threshold: float = 50.0  # unindexed, both sexes: the cohort-without-covariates fallback
@@ -86,7 +89,59 @@ def load_endpoints(path: str | Path | None = None, overrides: list[str] | tuple 
             raise ConfigError(
                 f"endpoints.{key}.phenotype: {rule.phenotype!r} is not one of {PHENOTYPES}"
             )
+        try:
+            wrong = label_conflict(rule)
+        except ConfigError as err:
+            raise ConfigError(f"endpoints.{key}.{err}") from None
+        if wrong is not None:
+            raise ConfigError(
+                f"endpoints.{key}.label: {wrong}; write {{op}} and {{threshold}} (or "
+                f"{{male_per_bsa}}, {{female_per_bsa}}) in the label to have them filled in "
+                f"from the rule, or set {key}.label to match it"
+            )
     return cfg
+
+
+#: The placeholders a label may hold, filled in from its rule (`endpoint_label`).
+LABEL_FIELDS = ("op", "threshold", "male_per_bsa", "female_per_bsa")
+#: A comparison written in a label: its operator and number, checked against the rule.
+_COMPARISON = re.compile(r"(<=|>=|≤|≥|<|>)\s*(\d+(?:\.\d+)?)")
+
+
+def endpoint_label(rule: EndpointRule) -> str:
+    """How reports, metrics.json, a bundle's endpoints.json and predict's columns name the
+    endpoint: its `label` with {op}, {threshold}, {male_per_bsa} and {female_per_bsa} filled
+    in from the rule, so an overridden threshold is the one the label says (`describe(rule)`
+    when it has none). ConfigError for another placeholder."""
+    if not rule.label:
+        return describe(rule)
+    values = {name: getattr(rule, name) for name in LABEL_FIELDS}
+    values = {k: v if k == "op" else _number(v) for k, v in values.items()}
+    try:
+        return rule.label.format(**values)
+    except (KeyError, IndexError, ValueError) as err:
+        from ptacl.config import ConfigError
+
+        raise ConfigError(
+            f"label {rule.label!r} cannot be filled in ({type(err).__name__}: {err}): its "
+            f"placeholders are {', '.join('{' + name + '}' for name in LABEL_FIELDS)}, and "
+            "a literal brace is written twice"
+        ) from None
+
+
+def label_conflict(rule: EndpointRule) -> str | None:
+    """Why the rule's label (as `endpoint_label` writes it) contradicts the rule, or None: a
+    comparison in it ("< 50") whose operator is not the rule's or whose number is none of its
+    thresholds, as a label written out by hand keeps after `threshold` was overridden."""
+    text = endpoint_label(rule)
+    thresholds = [
+        t for t in (rule.threshold, rule.male_per_bsa, rule.female_per_bsa) if t is not None
+    ]
+    for op, number in _COMPARISON.findall(text):
+        op = {"≤": "<=", "≥": ">="}.get(op, op)
+        if op != rule.op or not any(math.isclose(float(number), t) for t in thresholds):
+            return f"{text!r} says {op} {number}, but the rule is {describe(rule)}"
+    return None
 
 
 def bsa_mosteller(height_cm: np.ndarray, weight_kg: np.ndarray) -> np.ndarray:

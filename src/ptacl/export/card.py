@@ -175,6 +175,12 @@ def _endpoints(doc: Mapping[str, Any] | None) -> list[str]:
         "even where the label is indexed to body size); a research estimate, not a diagnosis.",
         "",
     ]
+    if fitted and (boot := doc.get("bootstrap")):  # not said by bundles exported before
+        lines += [
+            f"Test CIs: 95 % percentile bootstrap over the test subjects "
+            f"({boot.get('n_boot', '?')} replicates).",
+            "",
+        ]
     if fitted:
         lines += [
             "| column | endpoint | basis | prevalence train / val / test | test AUROC | "

@@ -44,7 +44,7 @@ from ptacl.eval.endpoint_eval import (
     why_not_evaluable,
 )
 from ptacl.eval.endpoint_metrics import brier, expected_calibration_error
-from ptacl.eval.endpoints import describe, endpoint_labels
+from ptacl.eval.endpoints import describe, endpoint_label, endpoint_labels
 from ptacl.inference.endpoints import column_name, endpoint_probabilities
 from ptacl.phenotypes import PHENOTYPES
 
@@ -84,6 +84,8 @@ def fit_endpoints(
         "input": "the ECG embedding (space 'encoder', averaged over crops) predict computes",
         "fitted_on": {"store": Path(store.root).name, "probe": "train", "calibration": "val"},
         "min_positives": cfg.min_positives,
+        # the test metrics' percentile CIs (`ptacl export --n-boot`, as `ptacl evaluate`)
+        "bootstrap": {"n_boot": n_boot, "seed": 0, "level": 0.95},
         "endpoints": {},
         "skipped": {},
     }
@@ -93,7 +95,7 @@ def fit_endpoints(
         if missing:
             why = "scikit-learn is not installed (pip install 'ptacl[eval]')"
         definition = {
-            "label": rule.label or describe(rule),
+            "label": endpoint_label(rule),
             "rule": describe(rule),
             "basis": labels[key]["train"].basis,
             "source": rule.source,

@@ -73,6 +73,7 @@ def export_run(
     probe: str = "ols",
     interval_level: float = DEFAULT_LEVEL,
     endpoints: Any = None,
+    n_boot: int = 1000,
 ) -> Path:
     """Bundle a training run's ECG encoder: an ECG MAE or align run with a linear probe (`probe`:
     OLS or ridge, as `ptacl evaluate --probe`) fitted on the train split of `data` (default: the
@@ -82,7 +83,8 @@ def export_run(
     go into the model card. `interval_level`: the nominal coverage of the prediction
     intervals fitted on `data`'s val split (none without a store). `endpoints`: the clinical
     endpoints (an `EndpointsConfig`; None: the shipped endpoints.yaml) whose probabilities
-    are fitted on `data` (`ptacl.export.endpoint_fit`; none without a store).
+    are fitted on `data` (`ptacl.export.endpoint_fit`; none without a store), their test
+    metrics' CIs from `n_boot` bootstrap replicates (as `ptacl evaluate --n-boot`).
 
     The bundle's lock (`ptacl.atomic.output_lock`) is held throughout, so a second export into
     `out` is refused at once rather than after minutes of embedding."""
@@ -101,6 +103,7 @@ def export_run(
             probe,
             interval_level,
             endpoints,
+            n_boot,
         )
 
 
@@ -115,6 +118,7 @@ def _export_run(
     probe: str = "ols",
     interval_level: float = DEFAULT_LEVEL,
     endpoints: Any = None,
+    n_boot: int = 1000,
 ) -> Path:
     from ptacl.runs import (
         RunDirError,
@@ -151,7 +155,9 @@ def _export_run(
             spec["validation_r2"], spec["validation_subjects"], intervals = calibrate(
                 model, opened, crop=crop, level=interval_level, batch_size=batch_size
             )
-            chances, embedded = store_endpoints(encoder, opened, endpoints, batch_size=batch_size)
+            chances, embedded = store_endpoints(
+                encoder, opened, endpoints, batch_size=batch_size, n_boot=n_boot
+            )
             checks = plausibility_from_store(
                 encoder,
                 opened,
@@ -189,6 +195,7 @@ def _export_run(
         probe=probe,
         interval_level=interval_level,
         endpoints=endpoints,
+        n_boot=n_boot,
     )
 
 

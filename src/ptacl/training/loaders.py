@@ -3,6 +3,8 @@ validation (`ptacl.training.resume` says how a resumed run continues mid-epoch).
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +74,22 @@ def build_dataloader(
         num_workers=config.num_workers,
         persistent_workers=config.num_workers > 0,
         pin_memory=torch.cuda.is_available(),
+        worker_init_fn=_worker_init if config.num_workers > 0 else None,
     )
+
+
+def _worker_init(worker_id: int) -> None:
+    """A DataLoader worker ignores SIGTERM. A scheduler's `kill` (SLURM, `kill -- -PGID`)
+    reaches the whole process group: a worker killed by it made torch raise "DataLoader worker
+    is killed by signal" in the training process, mid-step, instead of the clean stop after the
+    step that SIGTERM gives (`ptacl.training.trainer.fit_stage`); the training process then
+    ends its workers itself, and a worker whose parent died exits on its own (torch's watchdog).
+    Then Lightning's own worker seeding, which it adds only to a loader without an init."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.environ.get("PL_SEED_WORKERS") == "1":  # `seed_everything(..., workers=True)`
+        from lightning.fabric.utilities.seed import pl_worker_init_function
+
+        pl_worker_init_function(worker_id)
 
 
 class StageData(L.LightningDataModule):

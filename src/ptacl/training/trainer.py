@@ -30,6 +30,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 
+from ptacl.errors import Stopped
 from ptacl.threads import THREADS_FILE_ENV
 from ptacl.training.callbacks import (
     BestCheckpoint,
@@ -238,9 +239,10 @@ def fit_stage(
     """`trainer.fit` on a stage's DataModule (`ptacl.training.loaders.StageData`), continuing
     from `resume_from` when given; the checkpoint is read with weights_only=True. A checkpoint
     whose weights do not fit the module (config.yaml edited after training) raises RunDirError.
-    Stopped by SIGTERM, it says so in one line and exits with status 143 (128 + SIGTERM), not
-    Lightning's 0, so a scheduler or a pipeline does not take the run for finished. A fit that
-    ends writes the run's weights/ (`ptacl.run_weights`)."""
+    Stopped by SIGTERM, it raises `ptacl.errors.Stopped` (one line, exit status 143, not
+    Lightning's 0, so a scheduler or a pipeline does not take the run for finished); stopped by
+    Ctrl-C, KeyboardInterrupt (exit status 130; Lightning's own is a bare exit status 1). A fit
+    that ends writes the run's weights/ (`ptacl.run_weights`)."""
     try:
         with warnings.catch_warnings():
             # Lightning itself calls torch's deprecated LeafSpec on every run: not ours to fix
@@ -251,14 +253,18 @@ def fit_stage(
                 warnings.filterwarnings("ignore", r"Checkpoint directory .* is not empty")
             trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
     except SIGTERMException:
-        if trainer.is_global_zero:
-            print(
-                f"stopped by SIGTERM at step {trainer.global_step}/{trainer.max_steps}; "
-                f"{trainer.default_root_dir}: run the same command again to continue",
-                file=sys.stderr,
-                flush=True,
-            )
-        raise SystemExit(143) from None
+        if not trainer.is_global_zero:  # rank 0 says it, once
+            raise SystemExit(143) from None
+        raise Stopped(
+            f"stopped by SIGTERM at step {trainer.global_step}/{trainer.max_steps}",
+            trainer.default_root_dir,
+            "run the same command again to continue",
+        ) from None
+    except SystemExit as stop:
+        # Lightning's answer to Ctrl-C, after its graceful shutdown: sys.exit(1)
+        if isinstance(stop.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        raise
     except RuntimeError as err:
         if resume_from is None or "Error(s) in loading state_dict" not in str(err):
             raise

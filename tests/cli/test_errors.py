@@ -131,10 +131,17 @@ def test_an_unexpected_error_keeps_its_traceback_and_asks_for_a_report(monkeypat
     [
         ["evaluate", "--model", "run", "--data", "store", "--out", "o", "--n-boot", "0"],
         ["evaluate", "--model", "run", "--data", "store", "--out", "o", "--batch-size", "0"],
+        ["evaluate", "--model", "run", "--data", "store", "--out", "o", "--csls-k", "0"],
         ["finetune", "--model", "none", "--data", "store", "--out", "o", "--n-boot", "0"],
         ["export", "--model", "run", "--out", "o", "--n-boot", "-1"],
     ],
-    ids=["evaluate-n-boot", "evaluate-batch-size", "finetune-n-boot", "export-n-boot"],
+    ids=[
+        "evaluate-n-boot",
+        "evaluate-batch-size",
+        "evaluate-csls-k",
+        "finetune-n-boot",
+        "export-n-boot",
+    ],
 )
 def test_a_count_below_one_is_refused_before_any_work(argv, tmp_path, monkeypatch, capsys):
     """--n-boot 0 reached the bootstrap's ValueError after the embedding (or the whole

@@ -357,7 +357,8 @@ def test_cli_evaluate_does_not_import_another_command():
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     }
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert not {m for m in imported if m.startswith("ptacl.cli")}, imported
+    # ptacl.cli.common is the commands' shared parsing helpers, not a command
+    assert not {m for m in imported if m.startswith("ptacl.cli") and m != "ptacl.cli.common"}
 
 
 @pytest.mark.parametrize(

@@ -178,7 +178,10 @@ def test_n_boot_sets_the_endpoints_bootstrap_as_in_evaluate(
     out = tmp_path / "bundle"
     with pytest.raises(SystemExit) as refused:
         ptacl(["export", "--model", str(run), "--out", str(out), "--n-boot", "0"])
-    assert refused.value.code == 2 and "--n-boot must be at least 1" in capsys.readouterr().err
+    assert (
+        refused.value.code == 2
+        and "argument --n-boot: must be at least 1, got 0" in capsys.readouterr().err
+    )
     sets = [a for o in ENDPOINT_OVERRIDES for a in ("--endpoints-set", o)]
     args = ["export", "--model", str(run), "--out", str(out), "--data", str(store), *sets]
     assert ptacl([*args, "--n-boot", "7"]) == 0

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type for counts (bootstrap replicates, batch sizes, neighbours): refused when
+    parsed, before any work, instead of a ValueError minutes later."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def command_parser(prog: str, doc: str, *, modality: bool = False) -> argparse.ArgumentParser:
     """A training command's parser: described by the first paragraph of `doc` (the module
     docstring), with the positional `modality` (ecg|cmr) when asked, and `--data`. Add the

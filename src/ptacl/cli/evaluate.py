@@ -37,6 +37,7 @@ from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ptacl.cli.common import at_least_one
     from ptacl.schema import INTERVAL_LEVEL
 
     parser = argparse.ArgumentParser(
@@ -89,15 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="cosine similarity (the paper's), or CSLS: cosine minus half the candidate's mean "
         "cosine to its --csls-k most similar queries (Conneau et al. 2018's hub correction)",
     )
-    parser.add_argument("--csls-k", type=int, default=10, help="CSLS neighbourhood size")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
+    parser.add_argument("--csls-k", type=at_least_one, default=10, help="CSLS neighbourhood size")
+    parser.add_argument("--n-boot", type=at_least_one, default=1000, help="bootstrap replicates")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap / random-init seed")
     parser.add_argument(
         "--like",
         help="with `none`: random encoders of the modalities and architecture of this run "
         "(else both, at the paper's sizes)",
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=at_least_one, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -112,12 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         check_level(args.interval_level)  # before minutes of embedding
     except ValueError as e:
         parser.error(str(e))
-    if args.csls_k < 1:
-        parser.error(f"--csls-k must be at least 1, got {args.csls_k}")
-    for option in ("n_boot", "batch_size"):  # else a ValueError after minutes of embedding
-        if getattr(args, option) < 1:
-            flag = "--" + option.replace("_", "-")
-            parser.error(f"{flag} must be at least 1, got {getattr(args, option)}")
     from ptacl.atomic import OutputBusy, output_lock
     from ptacl.config import ConfigError
     from ptacl.data.store import Store, StoreError

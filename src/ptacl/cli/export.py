@@ -37,6 +37,7 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ptacl.cli.common import at_least_one
     from ptacl.schema import INTERVAL_LEVEL
 
     parser = argparse.ArgumentParser(
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--n-boot",
-        type=int,
+        type=at_least_one,
         default=1000,
         help="bootstrap replicates for the CIs of the endpoints' test metrics in endpoints.json "
         "and the model card (as `ptacl evaluate --n-boot`; default %(default)s)",
@@ -91,8 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.n_boot < 1:  # before minutes of embedding
-        parser.error(f"--n-boot must be at least 1, got {args.n_boot}")
     from ptacl.atomic import OutputBusy
     from ptacl.config import ConfigError
     from ptacl.data.store import StoreError

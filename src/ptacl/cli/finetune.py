@@ -21,7 +21,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ptacl.cli.common import add_run_arguments, command_parser
+    from ptacl.cli.common import add_run_arguments, at_least_one, command_parser
 
     parser = command_parser("ptacl finetune", __doc__)
     parser.description = __doc__  # the whole of it: its usage lines say what --model takes
@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--modality", choices=["ecg", "cmr"], default="ecg", help="which encoder (default ecg)"
     )
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for CIs")
+    parser.add_argument(
+        "--n-boot", type=at_least_one, default=1000, help="bootstrap replicates for CIs"
+    )
     add_run_arguments(parser)
     return parser
 
@@ -37,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
-    if args.n_boot < 1:  # else a ValueError when scoring, after the whole training
-        parser.error(f"--n-boot must be at least 1, got {args.n_boot}")
     import functools
 
     from ptacl.cli.common import run_command

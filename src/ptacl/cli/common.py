@@ -29,7 +29,10 @@ T = TypeVar("T")
 def at_least_one(text: str) -> int:
     """An argparse type for counts (bootstrap replicates, batch sizes, neighbours): refused when
     parsed, before any work, instead of a ValueError minutes later."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value

@@ -93,8 +93,10 @@ def test_ridge_fit_solves_the_normal_equations_per_known_column():
     for p in range(2):
         known = np.isfinite(y[:, p])
         xk, yk = x[known], y[known, p]
-        xc = xk - xk.mean(axis=0)
-        w = np.linalg.inv(xc.T @ xc + 0.3 * known.sum() * np.eye(5)) @ xc.T @ (yk - yk.mean())
+        sd = xk.std(axis=0)
+        z = (xk - xk.mean(axis=0)) / sd
+        v = np.linalg.inv(z.T @ z + 0.3 * known.sum() * np.eye(5)) @ z.T @ (yk - yk.mean())
+        w = v / sd
         np.testing.assert_allclose(weight[p], w, rtol=1e-10)
         np.testing.assert_allclose(bias[p], yk.mean() - xk.mean(axis=0) @ w, rtol=1e-10)
     # alpha -> 0 is OLS with an intercept
@@ -104,6 +106,19 @@ def test_ridge_fit_solves_the_normal_equations_per_known_column():
     # no known row: the standardised mean
     w_none, b_none = ridge_fit(x, np.full((40, 1), np.nan), alpha=1.0)
     assert not w_none.any() and b_none.tolist() == [0.0]
+
+
+def test_ridge_fit_penalises_each_feature_relative_to_its_spread():
+    # the same alpha gives the same predictions whatever each feature's scale (a pretrained
+    # encoder's pooled vectors spread by ~0.08 per dimension), and a constant feature is ignored
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 4))
+    y = x @ rng.normal(size=(4, 1)) + rng.normal(size=(60, 1))
+    scaled = np.c_[x * np.array([0.05, 1.0, 30.0, 0.001]), np.full(60, 7.0)]
+    w, b = ridge_fit(x, y, alpha=0.1)
+    ws, bs = ridge_fit(scaled, y, alpha=0.1)
+    np.testing.assert_allclose(scaled @ ws[0] + bs[0], x @ w[0] + b[0], rtol=1e-9)
+    assert ws[0, 4] == 0.0
 
 
 def test_select_ridge_takes_each_columns_alpha_with_the_lowest_val_mse():

@@ -25,10 +25,14 @@ def ridge_fit(
     """Ridge regression with an intercept, one fit per target column on its known rows:
     features (N, D), targets (N, P) with NaN unknown -> weight (P, D), bias (P,), float64.
 
-    For a column with n known rows, X their features centred on their mean x̄ and y their
-    targets centred on ȳ: w = (XᵀX + alpha·n·I)⁻¹ Xᵀy, b = ȳ − x̄·w (the penalty per subject, so
-    one alpha suits any split size; the intercept unpenalised). A column with no known row
-    gets w = 0, b = 0 (the standardised mean)."""
+    For a column with n known rows, Z their features centred on their mean x̄ and divided by
+    their SD s (per feature, ddof 0; 1 where it is 0) and y their targets centred on ȳ:
+    v = (ZᵀZ + alpha·n·I)⁻¹ Zᵀy, w = v / s, b = ȳ − x̄·w. The penalty is per subject (one alpha
+    suits any split size) and per unit of each feature's spread, as the probe's `fit_ridge`:
+    a pretrained encoder's pooled vectors can spread by 0.08 per dimension (RESULTS.md, "FN+AP
+    recipe"), where a penalty on the raw scale shrinks the head to nothing. The intercept is
+    unpenalised; alpha 0 is OLS. A column with no known row gets w = 0, b = 0 (the
+    standardised mean)."""
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
@@ -41,9 +45,11 @@ def ridge_fit(
             continue
         xk, yk = x[known], y[known, p]
         x_mean, y_mean = xk.mean(axis=0), yk.mean()
-        xc = xk - x_mean
-        gram = xc.T @ xc + alpha * n * np.eye(x.shape[1])
-        weight[p] = np.linalg.solve(gram, xc.T @ (yk - y_mean))
+        scale = xk.std(axis=0)
+        scale[scale == 0] = 1.0
+        z = (xk - x_mean) / scale
+        gram = z.T @ z + alpha * n * np.eye(x.shape[1])
+        weight[p] = np.linalg.solve(gram, z.T @ (yk - y_mean)) / scale
         bias[p] = y_mean - x_mean @ weight[p]
     return weight, bias
 

@@ -9,7 +9,7 @@ of the loss), early stopping on the validation loss (`patience` validations), th
 checkpoint predicts the test split (an ECG averaged over its crops, as `ptacl predict` does):
 RUN_FT/test_predictions.npz (eids, true, predicted, in the phenotypes' units) and
 RUN_FT/test_metrics.json (R² per phenotype with bootstrap 95 % CIs). The field's recipe
-(issue 23), off by default until it measures better: head_init=ridge (the head's output layer
+(issue 23), off by default (each measured worse or equal; RESULTS.md): head_init=ridge (the head's output layer
 from the ridge probe of the frozen encoder, LP-FT), optim.layer_decay=0.75 (layer-wise lr
 decay), select=r2 (best checkpoint and early stopping by the validation R²).
 """

@@ -10,9 +10,10 @@ fine-tuning); training stops early when the validation score (`select`) has not 
 `patience` validations, and the best validation checkpoint is scored on the test split (an
 ECG's prediction averaged over its crops, as `ptacl predict` averages it).
 
-The field's recipe (issue 23), each part a config option, off by default until it measures
-better than the default (`head_init=random optim.layer_decay=1 select=loss`): on the medium
-store the ridge head made the first steps diverge (RESULTS.md, "FN+AP recipe"):
+The field's recipe (issue 23), each part a config option, off by default
+(`head_init=random optim.layer_decay=1 select=loss`): measured one at a time on 3,001 test
+subjects, the probe head and the layer decay each gave up part of FN+AP's gain over its linear
+probe and the selection changed nothing (RESULTS.md, "FN+AP against its linear probe"):
 - LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features"): `head_init: ridge`
   starts the head's output layer from the closed-form ridge regression of the standardised
   train targets on the frozen encoder's pooled vectors (`AttentionPoolHead.pooled`, the
@@ -328,8 +329,7 @@ def fit(
         module.encoder.load_state_dict(load_encoder_weights(cfg.model, cfg.modality))
     if cfg.head_init == "ridge" and resume_from is None:  # a resumed run has its head
         # the train ECGs as training sees them (random crops, augmentation if on), not one
-        # fixed crop: the head must fit what the training steps feed it. The penalty matters
-        # more (RESULTS.md, "FN+AP recipe"): near-OLS heads made the first steps diverge.
+        # fixed crop: the head must fit what the training steps feed it.
         gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         chosen, val_r2 = init_head_from_ridge(
             module,

@@ -134,6 +134,9 @@ def test_an_unexpected_error_keeps_its_traceback_and_asks_for_a_report(monkeypat
         ["evaluate", "--model", "run", "--data", "store", "--out", "o", "--csls-k", "0"],
         ["finetune", "--model", "none", "--data", "store", "--out", "o", "--n-boot", "0"],
         ["export", "--model", "run", "--out", "o", "--n-boot", "-1"],
+        ["predict", "--model", "b", "--ecg", "e.xml", "--out", "p.csv", "--batch-size", "0"],
+        ["embed", "--model", "run", "--data", "store", "--out", "e.npz", "--batch-size", "0"],
+        ["retrieve", "--model", "b", "--ecg", "e.xml", "--database", "d.npz", "--k", "0"],
     ],
     ids=[
         "evaluate-n-boot",
@@ -141,6 +144,9 @@ def test_an_unexpected_error_keeps_its_traceback_and_asks_for_a_report(monkeypat
         "evaluate-csls-k",
         "finetune-n-boot",
         "export-n-boot",
+        "predict-batch-size",
+        "embed-batch-size",
+        "retrieve-k",
     ],
 )
 def test_a_count_below_one_is_refused_before_any_work(argv, tmp_path, monkeypatch, capsys):

@@ -17,6 +17,8 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ptacl.cli.common import at_least_one
+
     parser = argparse.ArgumentParser(
         prog="ptacl embed",
         description=__doc__,
@@ -28,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help=".npz file to write")
     parser.add_argument("--seed", type=int, default=0, help="initialisation seed for `none`")
     parser.add_argument("--like", help="with `none`: the architecture of this run (else paper's)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=at_least_one, default=32)
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")

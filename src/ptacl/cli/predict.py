@@ -64,6 +64,8 @@ def for_csv(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ptacl.cli.common import at_least_one
+
     parser = argparse.ArgumentParser(
         prog="ptacl predict",
         description=__doc__,
@@ -83,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--embeddings", action="store_true", help="add the ECG embedding columns")
     parser.add_argument("--fs", type=float, help="sampling rate in Hz, for .npy/.npz arrays")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
+    parser.add_argument(
+        "--batch-size", type=at_least_one, default=32, help="crops per forward pass"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ptacl.cli.common import at_least_one
+
     parser = argparse.ArgumentParser(
         prog="ptacl retrieve",
         description=__doc__,
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, required=True, help="bundle from `ptacl export`")
     parser.add_argument("--ecg", type=Path, required=True, help="the query ECG file")
     parser.add_argument("--database", type=Path, required=True, help=".npz from `ptacl embed`")
-    parser.add_argument("--k", type=int, default=10, help="how many patients (default 10)")
+    parser.add_argument("--k", type=at_least_one, default=10, help="how many patients (default 10)")
     parser.add_argument("--against", choices=("cmr", "ecg"), default="cmr")
     parser.add_argument("--fs", type=float, help="sampling rate in Hz, for .npy/.npz arrays")
     parser.add_argument("--out", type=Path, help="also write the table to this CSV")
@@ -34,9 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.k < 1:
-        print("ptacl retrieve: --k must be at least 1", file=sys.stderr)
-        return 2
     import pandas as pd
 
     from ptacl.eval.embed import EmbedError

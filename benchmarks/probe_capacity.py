@@ -44,15 +44,16 @@ def _load(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 
 def _nonlinear(kind: str) -> GridSearchCV:
+    """A standardise-then-fit pipeline of `kind` with its hyperparameter grid, 5-fold CV."""
     if kind == "kernel":
-        model, grid = KernelRidge(kernel="rbf"), {
+        model = KernelRidge(kernel="rbf")
+        grid = {
             "kernelridge__alpha": [1e-2, 1e-1, 1.0],
             "kernelridge__gamma": [1e-3, 3e-3, 1e-2, 3e-2],
         }
     else:
-        model, grid = KNeighborsRegressor(weights="distance"), {
-            "kneighborsregressor__n_neighbors": [5, 10, 20, 40, 80]
-        }
+        model = KNeighborsRegressor(weights="distance")
+        grid = {"kneighborsregressor__n_neighbors": [5, 10, 20, 40, 80]}
     return GridSearchCV(make_pipeline(StandardScaler(), model), grid, cv=5, scoring="r2")
 
 

@@ -165,8 +165,15 @@ def test_ridge_head_init_is_the_closed_form_ridge_and_leaves_the_rest_untouched(
     chosen, val_r2 = init_head_from_ridge(module, train, val, [0.5], batch_size=7)
     assert chosen.tolist() == [0.5, 0.5, 0.5] and val_r2.shape == (3,)
     weight, bias = ridge_fit(features, targets, 0.5)  # on the features before the init
-    torch.testing.assert_close(module.head.out.weight, torch.tensor(weight, dtype=torch.float32))
-    torch.testing.assert_close(module.head.out.bias, torch.tensor(bias, dtype=torch.float32))
+    # the features here and inside the init come from batches of 5 and 7: float32 sums in
+    # another order, which the per-feature standardisation can magnify to ~1e-5 (seen on CI)
+    close = {"rtol": 1e-4, "atol": 1e-4}
+    torch.testing.assert_close(
+        module.head.out.weight, torch.tensor(weight, dtype=torch.float32), **close
+    )
+    torch.testing.assert_close(
+        module.head.out.bias, torch.tensor(bias, dtype=torch.float32), **close
+    )
     after = module.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"head.out.weight", "head.out.bias"}  # the encoder bit-identical

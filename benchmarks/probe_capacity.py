@@ -39,8 +39,9 @@ def _load(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     """(eids, embeddings (N, D), phenotypes (N, P), names) of one split's saved embeddings."""
     with np.load(folder / f"embeddings_{split}.npz", allow_pickle=False) as data:
         key = "cmr" if "cmr" in data.files else "ecg"
-        return (data["eids"].astype(str), data[key].astype(np.float64),
-                data["phenotypes"].astype(np.float64), [str(n) for n in data["phenotype_names"]])  # fmt: skip
+        names = [str(n) for n in data["phenotype_names"]]
+        eids, phenotypes = data["eids"].astype(str), data["phenotypes"].astype(np.float64)
+        return eids, data[key].astype(np.float64), phenotypes, names
 
 
 def _nonlinear(kind: str) -> GridSearchCV:
@@ -84,11 +85,11 @@ def main() -> None:
             preds = []
             for (train, test), rows in zip(loaded, (slice(None), rows_b)):
                 preds.append(predictions(train[1], train[2][:, p], test[1][rows], kind))
-            r2 = [float(r2_metric(y_test[None, ~np.isnan(y_test[:, p]), p],
-                                  q[None, ~np.isnan(y_test[:, p])])[0]) for q in preds]  # fmt: skip
+            known = ~np.isnan(y_test[:, p])
+            r2 = [float(r2_metric(y_test[None, known, p], q[None, known])[0]) for q in preds]
             d = paired_difference(r2_metric, y_test[:, p], preds[0][None], preds[1][None])
-            print(f"| {short} | {kind} | {r2[0]:.3f} | {r2[1]:.3f} | "
-                  f"{d.estimate:+.3f} [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}] |", flush=True)  # fmt: skip
+            diff = f"{d.estimate:+.3f} [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}]"
+            print(f"| {short} | {kind} | {r2[0]:.3f} | {r2[1]:.3f} | {diff} |", flush=True)
 
 
 if __name__ == "__main__":

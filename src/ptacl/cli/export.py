@@ -84,14 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap replicates for the CIs of the endpoints' test metrics in endpoints.json "
         "and the model card (as `ptacl evaluate --n-boot`; default %(default)s)",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
+    parser.add_argument(
+        "--batch-size", type=at_least_one, default=32, help="crops per forward pass"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     from ptacl.atomic import OutputBusy
     from ptacl.config import ConfigError
     from ptacl.data.store import StoreError

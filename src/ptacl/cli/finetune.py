@@ -9,9 +9,10 @@ of the loss), early stopping on the validation loss (`patience` validations), th
 checkpoint predicts the test split (an ECG averaged over its crops, as `ptacl predict` does):
 RUN_FT/test_predictions.npz (eids, true, predicted, in the phenotypes' units) and
 RUN_FT/test_metrics.json (R² per phenotype with bootstrap 95 % CIs). The field's recipe
-(issue 23), off by default (each measured worse or equal; RESULTS.md): head_init=ridge (the head's output layer
-from the ridge probe of the frozen encoder, LP-FT), optim.layer_decay=0.75 (layer-wise lr
-decay), select=r2 (best checkpoint and early stopping by the validation R²).
+(issue 23), off by default (each part measured worse or equal, RESULTS.md): head_init=ridge
+(the head's output layer from the ridge probe of the frozen encoder, LP-FT),
+optim.layer_decay=0.75 (layer-wise lr decay), select=r2 (best checkpoint and early stopping by
+the validation R²).
 """
 
 from __future__ import annotations
@@ -37,8 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_intermixed_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
     import functools
 
     from ptacl.cli.common import run_command

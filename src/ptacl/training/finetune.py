@@ -79,8 +79,8 @@ class FinetuneConfig:
     # LP-FT: the head's output layer from a ridge fit on the frozen pooled vectors ("ridge"),
     # or left at its random initialisation ("random", the old recipe)
     head_init: Literal["random", "ridge"] = "random"
-    # penalties of the ridge init on standardised features (alpha × n_known × I, `lp_ft.ridge_fit`),
-    # chosen per phenotype on validation
+    # penalties of the ridge init on standardised features (alpha × n_known × I,
+    # `lp_ft.ridge_fit`), chosen per phenotype on validation
     ridge_alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
     # what picks the best checkpoint and stops early: the validation R² (mean over phenotypes,
     # higher is better) or the validation loss (lower is better, the old recipe)
